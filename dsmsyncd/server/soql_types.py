@@ -1,0 +1,134 @@
+"""SoQL types as the local server stores and serves them.
+
+One table decides, for every SoQL type, the DuckDB type its values are stored in and
+how a stored value is written on the wire (JSON cells, SODA rows, CSV). The transform
+compiler, the row store and the HTTP layer all read this table, so that a value has
+one representation from the expression that makes it to the reader who reads it.
+
+Wire formats follow the protocol digest (§1.9): numbers are strings, checkboxes are
+JSON booleans, floating timestamps are ``YYYY-MM-DDTHH:MM:SS[.fff]``, fixed timestamps
+end in ``Z``, geometries are GeoJSON objects, url is ``{url, description}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from enum import StrEnum
+from typing import Any
+
+
+class SoqlType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    CHECKBOX = "checkbox"
+    CALENDAR_DATE = "calendar_date"  # floating timestamp
+    DATE = "date"  # fixed timestamp, timezone-aware
+    POINT = "point"
+    MULTIPOINT = "multipoint"
+    LINE = "line"
+    MULTILINE = "multiline"
+    POLYGON = "polygon"
+    MULTIPOLYGON = "multipolygon"
+    LOCATION = "location"
+    URL = "url"
+    JSON = "json"
+    NULL = "null"  # the type of a bare `null` literal before unification
+
+
+GEOMETRY_TYPES = frozenset(
+    {
+        SoqlType.POINT,
+        SoqlType.MULTIPOINT,
+        SoqlType.LINE,
+        SoqlType.MULTILINE,
+        SoqlType.POLYGON,
+        SoqlType.MULTIPOLYGON,
+    }
+)
+
+# Values held as JSON text in a VARCHAR column, parsed back into JSON on the wire.
+JSON_TEXT_TYPES = GEOMETRY_TYPES | {SoqlType.LOCATION, SoqlType.URL, SoqlType.JSON}
+
+DUCKDB_TYPES: dict[SoqlType, str] = {
+    SoqlType.TEXT: "VARCHAR",
+    SoqlType.NUMBER: "DOUBLE",
+    SoqlType.CHECKBOX: "BOOLEAN",
+    SoqlType.CALENDAR_DATE: "TIMESTAMP",
+    SoqlType.DATE: "TIMESTAMPTZ",
+    SoqlType.NULL: "VARCHAR",
+    **{t: "VARCHAR" for t in JSON_TEXT_TYPES},
+}
+
+# The public SODA datatype names, as `GET /api/views/{ff}` reports them.
+SODA_DATATYPES: dict[SoqlType, str] = {
+    SoqlType.TEXT: "text",
+    SoqlType.NUMBER: "number",
+    SoqlType.CHECKBOX: "checkbox",
+    SoqlType.CALENDAR_DATE: "calendar_date",
+    SoqlType.DATE: "date",
+    SoqlType.POINT: "point",
+    SoqlType.MULTIPOINT: "multipoint",
+    SoqlType.LINE: "line",
+    SoqlType.MULTILINE: "multiline",
+    SoqlType.POLYGON: "polygon",
+    SoqlType.MULTIPOLYGON: "multipolygon",
+    SoqlType.LOCATION: "location",
+    SoqlType.URL: "url",
+    SoqlType.JSON: "json",
+    SoqlType.NULL: "text",
+}
+
+
+def duckdb_type(soql_type: SoqlType) -> str:
+    return DUCKDB_TYPES[soql_type]
+
+
+def format_number(value: float) -> str:
+    """Shortest text for a number, without a trailing ``.0`` (SODA writes ``"2"``, not ``"2.0"``)."""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value == int(value) and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
+
+
+def format_floating(value: dt.datetime) -> str:
+    text = value.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    return text[:-4] if text.endswith(".000") else text
+
+
+def format_fixed(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return format_floating(value) + "Z"
+
+
+def to_wire(soql_type: SoqlType, value: Any) -> Any:
+    """A stored DuckDB value as the JSON value a client reads (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if soql_type is SoqlType.NUMBER:
+        return format_number(float(value))
+    if soql_type is SoqlType.CHECKBOX:
+        return bool(value)
+    if soql_type is SoqlType.CALENDAR_DATE:
+        return format_floating(value)
+    if soql_type is SoqlType.DATE:
+        return format_fixed(value)
+    if soql_type in JSON_TEXT_TYPES:
+        return json.loads(value) if isinstance(value, str) else value
+    return str(value)
+
+
+def to_csv_text(soql_type: SoqlType, value: Any) -> str:
+    """A stored value as one CSV cell: JSON-valued types are written as compact JSON."""
+    wire = to_wire(soql_type, value)
+    if wire is None:
+        return ""
+    if isinstance(wire, bool):
+        return "true" if wire else "false"
+    if isinstance(wire, str):
+        return wire
+    return json.dumps(wire, separators=(",", ":"))
