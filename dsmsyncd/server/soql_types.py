@@ -86,7 +86,7 @@ def duckdb_type(soql_type: SoqlType) -> str:
 
 
 def format_number(value: float) -> str:
-    """Shortest text for a number, without a trailing ``.0`` (SODA writes ``"2"``, not ``"2.0"``)."""
+    """Shortest text for a number: SODA writes ``"2"``, not ``"2.0"``."""
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if value == int(value) and abs(value) < 1e16:

@@ -1,0 +1,152 @@
+"""Metadata of the local server: revisions, sources, schemas, configs, views, users.
+
+Each resource is stored as the JSON document the API serves (its ``resource`` part,
+without links), keyed by kind and id, with a few indexed columns for lookups. Keeping
+the wire shape as the stored shape means a field added to a resource needs no
+migration, and what a client reads is what was written.
+
+Calls are synchronous on purpose: every operation is a sub-millisecond SQLite
+statement on a WAL database, and running them on the event loop thread makes each
+read-modify-write atomic with respect to other requests (no ``await`` can interleave
+inside one). Row data lives elsewhere (DuckDB, ``rowstore.py``); bulk work never
+touches this file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+Doc = dict[str, Any]
+
+
+class Kind(StrEnum):
+    VIEW = "view"
+    REVISION = "revision"
+    SOURCE = "source"
+    INPUT_SCHEMA = "input_schema"
+    OUTPUT_SCHEMA = "output_schema"
+    TRANSFORM = "transform"
+    TASK_SET = "task_set"
+    CONFIG = "config"
+    USER = "user"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent TEXT,            -- fourfour for revisions/views, source id for input schemas, ...
+    owner TEXT,             -- user id of the creator
+    doc TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS docs_parent ON docs (kind, parent);
+CREATE TABLE IF NOT EXISTS counters (kind TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def utcnow_iso() -> str:
+    """Timestamps as the protocol shows them: naive ISO 8601 in UTC, microseconds."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+class MetaStore:
+    """A small document store over one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes so that a crash leaves all or none of them."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def next_id(self, kind: Kind) -> int:
+        row = self._db.execute(
+            "INSERT INTO counters (kind, value) VALUES (?, 1) "
+            "ON CONFLICT (kind) DO UPDATE SET value = value + 1 RETURNING value",
+            (kind.value,),
+        ).fetchone()
+        return int(row[0])
+
+    def put(
+        self,
+        kind: Kind,
+        key: str | int,
+        doc: Doc,
+        *,
+        parent: str | int | None = None,
+        owner: str | None = None,
+    ) -> Doc:
+        """Insert or replace a document; a None ``parent``/``owner`` keeps the old value."""
+        self._db.execute(
+            "INSERT INTO docs (kind, id, parent, owner, doc) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, "
+            "parent = COALESCE(excluded.parent, docs.parent), "
+            "owner = COALESCE(excluded.owner, docs.owner)",
+            (
+                kind.value,
+                str(key),
+                None if parent is None else str(parent),
+                owner,
+                json.dumps(doc, separators=(",", ":")),
+            ),
+        )
+        return doc
+
+    def get(self, kind: Kind, key: str | int) -> Doc | None:
+        row = self._db.execute(
+            "SELECT doc FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key))
+        ).fetchone()
+        return None if row is None else _load(row[0])
+
+    def owner(self, kind: Kind, key: str | int) -> str | None:
+        row = self._db.execute(
+            "SELECT owner FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key))
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def children(self, kind: Kind, parent: str | int) -> list[Doc]:
+        """Documents of ``kind`` under ``parent``, oldest first (by insertion)."""
+        rows = self._db.execute(
+            "SELECT doc FROM docs WHERE kind = ? AND parent = ? ORDER BY rowid",
+            (kind.value, str(parent)),
+        ).fetchall()
+        return [_load(r[0]) for r in rows]
+
+    def all(self, kind: Kind) -> list[Doc]:
+        rows = self._db.execute(
+            "SELECT doc FROM docs WHERE kind = ? ORDER BY rowid", (kind.value,)
+        ).fetchall()
+        return [_load(r[0]) for r in rows]
+
+    def delete(self, kind: Kind, key: str | int) -> bool:
+        cur = self._db.execute("DELETE FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key)))
+        return cur.rowcount > 0
+
+
+def _load(text: str) -> Doc:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise TypeError("metastore document is not a JSON object")
+    return value
