@@ -1,0 +1,33 @@
+"""Async client for the Dataset Management API (publishing API v1)."""
+
+from dsmsyncd.dsmapi.client import API, Credentials, DsmapiClient
+from dsmsyncd.dsmapi.errors import (
+    AuthError,
+    DsmapiError,
+    RejectedError,
+    ResourceFailed,
+    RetryableServerError,
+    ServerError,
+    TransportError,
+)
+from dsmsyncd.dsmapi.models import OutputSchema, Revision, Source, TaskSet, UploadPreferences
+from dsmsyncd.dsmapi.retry import RetryPolicy
+
+__all__ = [
+    "API",
+    "AuthError",
+    "Credentials",
+    "DsmapiClient",
+    "DsmapiError",
+    "OutputSchema",
+    "RejectedError",
+    "ResourceFailed",
+    "RetryPolicy",
+    "RetryableServerError",
+    "Revision",
+    "ServerError",
+    "Source",
+    "TaskSet",
+    "TransportError",
+    "UploadPreferences",
+]
