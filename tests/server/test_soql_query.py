@@ -1,0 +1,109 @@
+"""SODA query parameters translated to SQL and run over a typed dataset table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from dsmsyncd.server.soql_query import QueryError, TranslatedQuery, translate_query
+from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.transforms import ColumnInput
+
+COLUMNS = {
+    "name": ColumnInput('"name"', SoqlType.TEXT),
+    "n": ColumnInput('"n"', SoqlType.NUMBER),
+    "raw": ColumnInput('"raw"', SoqlType.TEXT),
+}
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute('CREATE TABLE t (rowid_ BIGINT, "name" VARCHAR, "n" DOUBLE, "raw" VARCHAR)')
+    con.execute(
+        "INSERT INTO t VALUES (1, 'a', 1, '1'), (2, 'b', 2, 'x'), (3, 'c', 3, '3'),"
+        " (4, NULL, NULL, '4')"
+    )
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, q: TranslatedQuery) -> list[tuple[Any, ...]]:
+    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in q.select)
+    sql = f"SELECT {select} FROM t"
+    if q.where_sql:
+        sql += f" WHERE {q.where_sql}"
+    sql += " ORDER BY " + ", ".join([*q.order_sql, "rowid_"])
+    sql += f" LIMIT {q.limit} OFFSET {q.offset}"
+    return con.execute(sql).fetchall()
+
+
+def test_translate_query_star_defaults(con: duckdb.DuckDBPyConnection) -> None:
+    q = translate_query({}, COLUMNS)
+    assert [c.name for c in q.select] == ["name", "n", "raw"]
+    assert (q.where_sql, q.order_sql, q.limit, q.offset) == (None, [], 1000, 0)
+    assert len(run(con, q)) == 4
+
+
+def test_translate_query_select_expressions_and_aliases(con: duckdb.DuckDBPyConnection) -> None:
+    q = translate_query({"$select": "name, n * 2 AS twice, upper(name)", "$limit": "2"}, COLUMNS)
+    assert [(c.name, c.soql_type) for c in q.select] == [
+        ("name", SoqlType.TEXT),
+        ("twice", SoqlType.NUMBER),
+        ("upper_name", SoqlType.TEXT),
+    ]
+    assert run(con, q) == [("a", 2.0, "A"), ("b", 4.0, "B")]
+
+
+def test_translate_query_where_order_offset(con: duckdb.DuckDBPyConnection) -> None:
+    params = {
+        "$select": "name",
+        "$where": "n >= 2 or name is null",
+        "$order": "n DESC",
+        "$offset": "1",
+    }
+    assert run(con, translate_query(params, COLUMNS)) == [("c",), ("b",)]
+
+
+def test_translate_query_where_rows_in_error_are_excluded(con: duckdb.DuckDBPyConnection) -> None:
+    q = translate_query({"$select": "name", "$where": "to_number(raw) > 0"}, COLUMNS)
+    assert run(con, q) == [("a",), ("c",), (None,)]
+
+
+def test_translate_query_simple_equality_filter(con: duckdb.DuckDBPyConnection) -> None:
+    assert run(con, translate_query({"$select": "n", "name": "b"}, COLUMNS)) == [(2.0,)]
+
+
+def test_translate_query_injection_attempt_stays_a_literal(con: duckdb.DuckDBPyConnection) -> None:
+    evil = "name = 'x'' OR 1=1; DROP TABLE t; --'"
+    assert run(con, translate_query({"$where": evil}, COLUMNS)) == []
+    assert run(con, translate_query({"name": "' OR ''='"}, COLUMNS)) == []
+    with pytest.raises(QueryError):
+        translate_query({"$select": 'name AS "x; DROP TABLE t"'}, COLUMNS)
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(4,)]
+
+
+def test_translate_query_unknown_parameter() -> None:
+    with pytest.raises(QueryError) as info:
+        translate_query({"$group": "name"}, COLUMNS)
+    assert info.value.parameter == "$group"
+
+
+def test_translate_query_unknown_column_names_parameter() -> None:
+    with pytest.raises(QueryError) as info:
+        translate_query({"$order": "nope"}, COLUMNS)
+    assert info.value.parameter == "$order"
+
+
+def test_translate_query_where_must_be_boolean() -> None:
+    with pytest.raises(QueryError) as info:
+        translate_query({"$where": "n + 1"}, COLUMNS)
+    assert info.value.parameter == "$where"
+
+
+def test_translate_query_limit_bounds() -> None:
+    with pytest.raises(QueryError):
+        translate_query({"$limit": "50001"}, COLUMNS)
+    with pytest.raises(QueryError):
+        translate_query({"$offset": "-1"}, COLUMNS)
