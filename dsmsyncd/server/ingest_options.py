@@ -1,0 +1,149 @@
+"""Parse options (digest §1.2.1) and field names derived from headers (digest §1.3).
+
+Kept apart from the parser so that request handlers and import configs can validate
+and default options without pulling in DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+# Accepted spellings of `encoding` → (DuckDB encoding, Python codec for the head).
+ENCODINGS: dict[str, tuple[str, str]] = {
+    "utf8": ("utf-8", "utf-8-sig"),
+    "utf-8": ("utf-8", "utf-8-sig"),
+    # DuckDB has no windows-1252; latin-1 differs only in 0x80-0x9F (curly quotes, €).
+    "latin1": ("latin-1", "latin-1"),
+    "latin-1": ("latin-1", "latin-1"),
+    "iso-8859-1": ("latin-1", "latin-1"),
+    "iso8859-1": ("latin-1", "latin-1"),
+    "windows-1252": ("latin-1", "latin-1"),
+    "cp1252": ("latin-1", "latin-1"),
+    "utf16": ("utf-16", "utf-16"),
+    "utf-16": ("utf-16", "utf-16"),
+}
+
+_TSV_CONTENT_TYPES = ("text/tab-separated-values", "text/tsv")
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """The eight parse options of digest §1.2.1, with the server's defaults.
+
+    ``column_separator`` may stay ``None`` until the file is known: then it is ``"\\t"``
+    for a TSV content type or ``.tsv`` name, else sniffed from the first line (``","``
+    unless that line has tabs and no commas). ``to_json`` always reports a separator.
+    """
+
+    header_count: int = 1
+    column_header: int = 1
+    encoding: str | None = None
+    column_separator: str | None = None
+    quote_char: str = '"'
+    parse_source: bool = True
+    trim_whitespace: bool = True
+    remove_empty_rows: bool = True
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any] | None) -> ParseOptions:
+        """Options from a request body; missing keys take defaults, unknown keys are ignored.
+
+        Raises ``ValueError`` naming the offending key.
+        """
+        body = body or {}
+        opts = cls(
+            header_count=_int_key(body, "header_count", 1, minimum=0),
+            column_header=_int_key(body, "column_header", 1, minimum=1),
+            encoding=_opt_str_key(body, "encoding"),
+            column_separator=_opt_str_key(body, "column_separator"),
+            quote_char=_opt_str_key(body, "quote_char") or '"',
+            parse_source=_bool_key(body, "parse_source", True),
+            trim_whitespace=_bool_key(body, "trim_whitespace", True),
+            remove_empty_rows=_bool_key(body, "remove_empty_rows", True),
+        )
+        if opts.header_count > 0 and opts.column_header > opts.header_count:
+            raise ValueError(
+                f"column_header ({opts.column_header}) must be between 1 and "
+                f"header_count ({opts.header_count})"
+            )
+        if opts.column_separator is not None and len(opts.column_separator) != 1:
+            raise ValueError("column_separator must be a single character")
+        if len(opts.quote_char) != 1:
+            raise ValueError("quote_char must be a single character")
+        if opts.encoding is not None and opts.encoding.lower() not in ENCODINGS:
+            raise ValueError(f"encoding must be null (guess) or one of {sorted(ENCODINGS)}")
+        return opts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "header_count": self.header_count,
+            "column_header": self.column_header,
+            "encoding": self.encoding,
+            "column_separator": self.column_separator or ",",
+            "quote_char": self.quote_char,
+            "parse_source": self.parse_source,
+            "trim_whitespace": self.trim_whitespace,
+            "remove_empty_rows": self.remove_empty_rows,
+        }
+
+    def resolved(self, *, content_type: str | None, filename: str | None) -> ParseOptions:
+        """These options with the separator fixed by content type or file name, if open."""
+        if self.column_separator is not None:
+            return self
+        ctype = (content_type or "").split(";")[0].strip().lower()
+        name = (filename or "").lower()
+        if ctype in _TSV_CONTENT_TYPES or name.endswith((".tsv", ".tab")):
+            return replace(self, column_separator="\t")
+        return self
+
+
+def field_names(headers: list[str]) -> list[str]:
+    """API field names for headers (digest §1.3): ``"Case Number"`` → ``case_number``.
+
+    Empty headers become ``_``; a repeated name gets ``__1``, ``__2``… (so a second
+    empty header is ``__1``); a name starting with a digit gets a leading ``_``.
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    for header in headers:
+        base = re.sub(r"_+", "_", re.sub(r"\W", "_", header.strip().lower())).strip("_")
+        if not base:
+            base = "_"
+        elif base[0].isdigit():
+            base = "_" + base
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = f"{base.rstrip('_')}__{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _int_key(body: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum}, got {json.dumps(value)}")
+    return value
+
+
+def _opt_str_key(body: Mapping[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{key} must be a string or null, got {json.dumps(value)}")
+
+
+def _bool_key(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {json.dumps(value)}")
+    return value

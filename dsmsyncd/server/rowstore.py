@@ -1,0 +1,261 @@
+"""The row store: every row the local server holds, in one DuckDB database file.
+
+It holds input tables (parsed uploads), output tables (an output schema evaluated over
+an input table) and dataset tables (published rows). The SQL lives in ``ingest``,
+``rowstore_output`` and ``rowstore_apply``; this class gives it an async face.
+
+Every public method runs its DuckDB work in a worker thread (``asyncio.to_thread``) on a
+cursor of its own, so the event loop never blocks and work on different tables runs in
+parallel. DuckDB serialises conflicting writes to the same table; callers keep one
+writer per dataset (the server's apply job does).
+
+Memory stays bounded for large files: DuckDB gets ``memory_limit`` and spills to
+``<db>.tmp/`` beside the database file, and rows only ever reach Python one page or one
+``fetchmany`` batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import duckdb
+
+from dsmsyncd.server import ingest as _ingest
+from dsmsyncd.server import rowstore_apply as _apply
+from dsmsyncd.server import rowstore_output as _output
+from dsmsyncd.server.ingest import ParsedInput, ParseOptions
+from dsmsyncd.server.rowstore_apply import (
+    AppliedColumn,
+    ApplyAction,
+    ApplyRefused,
+    ApplyStats,
+    SelectItem,
+)
+from dsmsyncd.server.rowstore_output import InputRef, OutputColumnPlan, OutputStats
+from dsmsyncd.server.rowstore_sql import table as qtable
+
+__all__ = [
+    "AppliedColumn",
+    "ApplyRefused",
+    "ApplyStats",
+    "InputRef",
+    "OutputColumnPlan",
+    "OutputStats",
+    "RowStore",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EXPORT_BATCH_ROWS = 2000
+
+
+class RowStore:
+    """One DuckDB database file holding input, output and dataset tables."""
+
+    def __init__(
+        self, path: Path, *, memory_limit: str = "256MB", threads: int | None = None
+    ) -> None:
+        temp_dir = path.parent / (path.name + ".tmp")
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "memory_limit": memory_limit,
+            "temp_directory": str(temp_dir),
+            # Ingest relies on rows keeping file order (see ingest's module docstring).
+            "preserve_insertion_order": True,
+        }
+        if threads is not None:
+            config["threads"] = threads
+        self.path = path
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(path), config=config)
+        # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the database; call once no method is running any more."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    async def ingest(
+        self,
+        source_path: Path,
+        table: str,
+        options: ParseOptions,
+        *,
+        content_type: str | None,
+        filename: str | None,
+    ) -> ParsedInput:
+        """Parse a CSV/TSV file into input table ``table``; raises ``UnparsableFile``."""
+        return await self._run(
+            _ingest.ingest_file,
+            source_path,
+            table,
+            options,
+            content_type=content_type,
+            filename=filename,
+        )
+
+    async def row_errors(self, table: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """A page of the parse errors of input table ``table`` (digest §3(f))."""
+        return await self._run(_ingest.read_row_errors, table, offset, limit)
+
+    async def materialize(
+        self, input_table: str, output_table: str, columns: Sequence[OutputColumnPlan]
+    ) -> OutputStats:
+        """Evaluate an output schema over an input table into ``output_table``."""
+        return await self._run(_output.materialize, input_table, output_table, columns)
+
+    async def drop_tables(self, *names: str) -> None:
+        """Drop tables if they exist (an input table takes its row errors with it)."""
+
+        def drop(cur: duckdb.DuckDBPyConnection) -> None:
+            for name in names:
+                cur.execute(f"DROP TABLE IF EXISTS {qtable(name)}")
+                cur.execute(f"DROP TABLE IF EXISTS {qtable(name + '__row_errors')}")
+
+        await self._run(drop)
+
+    async def rows_page(
+        self,
+        output_table: str,
+        columns: Sequence[OutputColumnPlan],
+        offset: int,
+        limit: int,
+        *,
+        inputs: InputRef,
+        errors_only: bool,
+        column_index: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``[{"offset", "row": [cell…]}]`` for rows (or error rows) of an output table."""
+        sql, refs = _output.page_query(
+            output_table,
+            columns,
+            inputs,
+            errors_only=errors_only,
+            column_index=column_index,
+            paged=True,
+        )
+
+        def page(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            rows = cur.execute(sql, [limit, offset]).fetchall()
+            return _output.to_items(rows, columns, refs)
+
+        return await self._run(page)
+
+    async def export_csv(
+        self,
+        output_table: str,
+        columns: Sequence[OutputColumnPlan],
+        *,
+        inputs: InputRef,
+        errors_only: bool,
+        column_index: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Stream an output table as CSV; error rows get a last ``errors`` column."""
+        sql, refs = _output.page_query(
+            output_table,
+            columns,
+            inputs,
+            errors_only=errors_only,
+            column_index=column_index,
+            paged=False,
+        )
+        with_errors = errors_only or column_index is not None
+        yield _output.csv_header(columns, with_errors=with_errors)
+        async for rows in self._stream(sql, []):
+            yield _output.to_csv(rows, columns, refs, with_errors=with_errors)
+
+    async def validate_row_identifier(self, output_table: str, column_index: int) -> dict[str, Any]:
+        """``{"valid": True}`` or why column ``column_index`` cannot identify rows."""
+        return await self._run(_output.validate_row_identifier, output_table, column_index)
+
+    async def apply(
+        self,
+        dataset_table: str,
+        output_table: str,
+        columns: Sequence[AppliedColumn],
+        action: ApplyAction,
+        row_identifier: str | None,
+    ) -> ApplyStats:
+        """Publish an output table's error-free rows into a dataset, atomically."""
+        return await self._run(
+            _apply.apply, dataset_table, output_table, columns, action, row_identifier
+        )
+
+    async def dataset_rows(
+        self,
+        dataset_table: str,
+        select_sql: list[SelectItem],
+        where_sql: str | None,
+        order_sql: list[str],
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        """Rows as ``{key: wire value}``; ``select_sql`` items are (SQL, key, SoQL type)."""
+        return await self._run(
+            _apply.dataset_rows, dataset_table, select_sql, where_sql, order_sql, limit, offset
+        )
+
+    async def dataset_csv(
+        self,
+        dataset_table: str,
+        select_sql: list[SelectItem],
+        where_sql: str | None,
+        order_sql: list[str],
+    ) -> AsyncIterator[bytes]:
+        """Stream a dataset read as CSV; the header row holds the select keys."""
+        yield _output.csv_header_names([key for _, key, _ in select_sql])
+        if not await self._run(_apply.table_exists, dataset_table):
+            return
+        sql = _apply.dataset_query(dataset_table, select_sql, where_sql, order_sql, paged=False)
+        async for rows in self._stream(sql, []):
+            yield _apply.dataset_csv(rows, select_sql)
+
+    async def dataset_count(self, table: str) -> int:
+        return await self._run(_apply.dataset_count, table)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                raise RuntimeError(f"row store {self.path} is closed")
+            return self._con.cursor()
+
+    async def _run(
+        self,
+        fn: Callable[Concatenate[duckdb.DuckDBPyConnection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        def work() -> T:
+            cur = self._cursor()
+            try:
+                return fn(cur, *args, **kwargs)
+            finally:
+                cur.close()
+
+        return await asyncio.to_thread(work)
+
+    async def _stream(self, sql: str, params: list[Any]) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Batches of a query's rows, fetched in a worker thread, cursor closed at the end."""
+
+        def start() -> duckdb.DuckDBPyConnection:
+            cur = self._cursor()
+            try:
+                cur.execute(sql, params)
+            except BaseException:
+                cur.close()
+                raise
+            return cur
+
+        cur = await asyncio.to_thread(start)
+        try:
+            while rows := await asyncio.to_thread(cur.fetchmany, EXPORT_BATCH_ROWS):
+                yield rows
+        finally:
+            cur.close()
