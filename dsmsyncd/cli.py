@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dsmsyncd import __version__
@@ -26,7 +26,7 @@ def _listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def _pair(what: str) -> object:
+def _pair(what: str) -> Callable[[str], tuple[str, str]]:
     def parse(value: str) -> tuple[str, str]:
         name, sep, secret = value.partition(":")
         if not sep or not name or not secret:

@@ -57,10 +57,11 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
         "--tls-key",
         str(key_path),
     ]
+    log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
-        stderr=open(root / "server.log", "wb"),  # noqa: SIM115 - closed with the process
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -68,8 +69,9 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
         assert process.stdout is not None
         line = process.stdout.readline()
         if "listening on" not in line:
-            log = (root / "server.log").read_text(errors="replace")
-            pytest.fail(f"dsmsyncd serve did not start: {line!r}\n{log}")
+            log.flush()
+            text = (root / "server.log").read_text(errors="replace")
+            pytest.fail(f"dsmsyncd serve did not start: {line!r}\n{text}")
         url = line.rsplit(" ", 1)[-1].strip()
         yield ServedHttps(url=url, domain=url.removeprefix("https://"), ca_path=ca_path)
     finally:
@@ -81,3 +83,4 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        log.close()

@@ -1,0 +1,117 @@
+"""Reading request bodies and writing JSON replies, the same way in every route module.
+
+Stored documents are the wire ``resource`` dicts; by convention their top-level keys
+that start with ``_`` are internal bookkeeping (``_config`` on a revision, ``_table`` on
+an output schema) and :func:`public` drops them before anything is serialised. Only
+the top level is stripped: nested objects such as a dataset's custom ``metadata`` are
+user data and are returned exactly as sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from dsmsyncd.server.errors import ApiError, bad_field
+
+REQUEST_ID_HEADER = "X-Socrata-RequestId"
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
+
+
+def request_id(request: web.Request) -> str:
+    """The id the request-id middleware gave this request (or the client's own)."""
+    value: str = request.get(REQUEST_ID_KEY, "")
+    return value
+
+
+def public(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document without its internal (``_``-prefixed) top-level keys."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def envelope(resource: Any, links: dict[str, Any]) -> dict[str, Any]:
+    """The DSMAPI ``{"resource", "links"}`` envelope (digest §1.0)."""
+    return {"resource": resource, "links": links}
+
+
+def json_reply(data: Any, status: int = 200) -> web.Response:
+    """A JSON reply; success statuses are only ever 200, 201 or 202 (digest §2.8)."""
+    return web.Response(
+        text=json.dumps(data, separators=(",", ":"), default=str),
+        status=status,
+        content_type="application/json",
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    """The parsed JSON body; an empty body reads as ``{}``.
+
+    The SDK sends ``content-type: application/json`` with no body on several POSTs
+    (commit, config ``create_revision``), so an empty body is not an error.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"request body is not UTF-8 text: {exc}", key="malformed_json") from exc
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            key="malformed_json",
+        ) from exc
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(
+            400,
+            f"request body must be a JSON object, not {_json_type(body)}",
+            key="malformed_json",
+        )
+    return body
+
+
+def optional_str(body: dict[str, Any], key: str, *, where: str = "") -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise bad_field(where + key, f"expected a string or null, got {_json_type(value)}")
+
+
+def optional_dict(body: dict[str, Any], key: str, *, where: str = "") -> dict[str, Any] | None:
+    value = body.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise bad_field(where + key, f"expected an object or null, got {_json_type(value)}")
+
+
+def optional_int(body: dict[str, Any], key: str, *, where: str = "") -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        raise bad_field(where + key, f"expected an integer or null, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -1,0 +1,163 @@
+"""Starting and stopping the local server: ``dsmsyncd serve`` and the test fixtures.
+
+Lifecycle, in order: open the stores → make sure the users exist → bind → print the
+readiness line → serve until SIGTERM/SIGINT → stop accepting → drain background work
+(parsing, apply jobs) → close the stores in reverse order.
+
+The readiness line ``dsmsyncd serve: listening on {url}`` is printed once, only after
+the socket is bound (the port may be 0, so the line is the only way to learn it): the
+tests and the demo wait for that line instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+import signal
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from dsmsyncd.server import auth
+from dsmsyncd.server.app import create_app
+from dsmsyncd.server.metastore import Kind, MetaStore
+from dsmsyncd.server.rowstore import RowStore
+from dsmsyncd.server.state import ServerState
+
+STARTUP_FAILURE = 3
+
+
+@dataclass
+class ServeOptions:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    data_dir: Path = Path("dsmsyncd-data")
+    users: list[tuple[str, str]] = field(default_factory=list)
+    tokens: list[tuple[str, str]] = field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
+
+
+@dataclass
+class RunningServer:
+    """A bound server: its base URL, the CA to trust (self-signed TLS), and ``stop``."""
+
+    url: str
+    state: ServerState
+    ca_path: Path | None
+    _stop: Callable[[], Awaitable[None]]
+
+    async def stop(self) -> None:
+        await self._stop()
+
+
+def _provision_users(meta: MetaStore, options: ServeOptions) -> None:
+    for name, password in options.users:
+        auth.ensure_user(meta, name, password)
+    for name, token in options.tokens:
+        auth.add_token(meta, name, token)
+    if not meta.all(Kind.USER):
+        password = secrets.token_urlsafe(18)
+        auth.ensure_user(meta, "admin", password)
+        # Printed once, on first start only, so the operator can sign in; never logged.
+        print(
+            f"dsmsyncd serve: created user 'admin' with password '{password}'",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _tls_context(options: ServeOptions) -> tuple[ssl.SSLContext | None, Path | None]:
+    if options.tls_self_signed:
+        import trustme
+
+        ca = trustme.CA()
+        hosts = sorted({"localhost", "127.0.0.1", "::1", options.listen_host} - {"", "0.0.0.0"})
+        cert = ca.issue_cert(*hosts)
+        tls_dir = options.data_dir / "tls"
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        ca_path = tls_dir / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_path))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        return context, ca_path
+    if options.tls_cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+        return context, None
+    return None, None
+
+
+def _format_url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+async def start_server(options: ServeOptions) -> RunningServer:
+    """Open the stores, bind, and return once the socket accepts connections."""
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore(options.data_dir / "meta.sqlite3")
+    rows = RowStore(options.data_dir / "rows.duckdb")
+    state = ServerState(data_dir=options.data_dir, meta=meta, rows=rows)
+    try:
+        _provision_users(meta, options)
+        context, ca_path = _tls_context(options)
+        runner = web.AppRunner(create_app(state), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, options.listen_host, options.listen_port, ssl_context=context)
+        await site.start()
+    except BaseException:
+        await _close_stores(state)
+        raise
+    bound = runner.addresses[0]
+    url = _format_url("https" if context else "http", options.listen_host, int(bound[1]))
+
+    async def stop() -> None:
+        await site.stop()
+        await state.drain()
+        await runner.cleanup()
+        await _close_stores(state)
+
+    return RunningServer(url=url, state=state, ca_path=ca_path, _stop=stop)
+
+
+async def _close_stores(state: ServerState) -> None:
+    close = getattr(state.rows, "close", None)
+    if close is not None:
+        result = close()
+        if inspect.isawaitable(result):
+            await result
+    state.meta.close()
+
+
+async def _serve(options: ServeOptions) -> int:
+    try:
+        server = await start_server(options)
+    except (OSError, ssl.SSLError, KeyError) as exc:
+        print(f"dsmsyncd serve: cannot start: {exc}", file=sys.stderr, flush=True)
+        return STARTUP_FAILURE
+    if server.ca_path is not None:
+        print(f"dsmsyncd serve: TLS CA certificate at {server.ca_path}", file=sys.stderr)
+    print(f"dsmsyncd serve: listening on {server.url}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await server.stop()
+    print("dsmsyncd serve: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def run_server(options: ServeOptions) -> int:
+    """Serve until SIGTERM or SIGINT; the process exit code."""
+    return asyncio.run(_serve(options))

@@ -1,0 +1,143 @@
+"""Core-API endpoints the SDK and readers touch: views and SODA row reads (§1.8, §2.6).
+
+``GET /api/views/{ff}`` answers the raw view JSON (no envelope); ``DELETE`` removes the
+whole dataset: its view, its rows and its revisions. Row reads (``/resource/{ff}.json``,
+``.csv``, ``/id/{ff}``) take the SODA parameters ``$select $where $order $limit
+$offset``, translated to SQL by ``soql_query``; a query the translator refuses is a 400
+that names the parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import hdrs, web
+
+from dsmsyncd.server import auth, revisions, views
+from dsmsyncd.server.errors import ApiError
+from dsmsyncd.server.httpio import json_reply
+from dsmsyncd.server.metastore import Doc, Kind
+from dsmsyncd.server.rowstore_apply import SelectItem
+from dsmsyncd.server.rowstore_sql import ident
+from dsmsyncd.server.soql_query import QueryError, TranslatedQuery, translate_query
+from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.state import STATE
+from dsmsyncd.server.transforms import ColumnInput
+
+# Query parameters that are not part of the query: the app token is a throttling hint.
+_IGNORED_PARAMS = frozenset({"$$app_token"})
+
+
+def _is_owner(request: web.Request, view: Doc) -> bool:
+    user = auth.caller(request)
+    return user is not None and user["id"] == view.get("owner", {}).get("id")
+
+
+async def show_view(request: web.Request) -> web.Response:
+    fourfour = request.match_info["fourfour"]
+    view = auth.view_for_read(request, fourfour)
+    return json_reply(views.view_wire(view, for_owner=_is_owner(request, view)))
+
+
+async def delete_view(request: web.Request) -> web.Response:
+    """Remove the dataset; running apply jobs fail when they find it gone."""
+    fourfour = request.match_info["fourfour"]
+    auth.view_for_write(request, fourfour)
+    state = request.app[STATE]
+    with state.meta.transaction():
+        revisions.delete_all(state.meta, fourfour)
+        state.meta.delete(Kind.VIEW, fourfour)
+    await state.rows.drop_tables(views.dataset_table(fourfour))
+    return json_reply({"id": fourfour, "deleted": True})
+
+
+def _columns(view: Doc) -> dict[str, ColumnInput]:
+    out = {}
+    for column in view.get("columns", []):
+        try:
+            soql_type = SoqlType(column.get("dataTypeName") or "text")
+        except ValueError:
+            soql_type = SoqlType.TEXT
+        out[column["fieldName"]] = ColumnInput(ident(column["fieldName"]), soql_type)
+    return out
+
+
+def _translate(request: web.Request, view: Doc) -> TranslatedQuery:
+    params: Mapping[str, str] = {k: v for k, v in request.query.items() if k not in _IGNORED_PARAMS}
+    try:
+        return translate_query(params, _columns(view))
+    except QueryError as exc:
+        raise ApiError(
+            400,
+            f"invalid {exc.parameter}: {exc.message}",
+            key="query.compiler.malformed",
+            data={"parameter": exc.parameter},
+        ) from exc
+
+
+def _select(query: TranslatedQuery) -> list[SelectItem]:
+    return [(c.sql, c.name, c.soql_type) for c in query.select]
+
+
+async def _rows_json(request: web.Request, fourfour: str) -> web.Response:
+    view = auth.view_for_read(request, fourfour)
+    query = _translate(request, view)
+    rows = await request.app[STATE].rows.dataset_rows(
+        views.dataset_table(fourfour),
+        _select(query),
+        query.where_sql,
+        list(query.order_sql),
+        query.limit,
+        query.offset,
+    )
+    return json_reply(rows)
+
+
+async def _rows_csv(request: web.Request, fourfour: str) -> web.StreamResponse:
+    view = auth.view_for_read(request, fourfour)
+    query = _translate(request, view)
+    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"})
+    await response.prepare(request)
+    chunks = request.app[STATE].rows.dataset_csv(
+        views.dataset_table(fourfour), _select(query), query.where_sql, list(query.order_sql)
+    )
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def _wants_csv(request: web.Request) -> bool:
+    accept = request.headers.get(hdrs.ACCEPT, "")
+    return "text/csv" in accept and "application/json" not in accept
+
+
+async def resource_rows(request: web.Request) -> web.StreamResponse:
+    """``/resource/{ff}.json``, ``/resource/{ff}.csv`` or ``/resource/{ff}`` + Accept."""
+    name = request.match_info["name"]
+    stem, _, extension = name.partition(".")
+    if extension == "csv" or (not extension and _wants_csv(request)):
+        return await _rows_csv(request, stem)
+    if extension in ("", "json"):
+        return await _rows_json(request, stem)
+    raise ApiError(400, f"unsupported format '.{extension}'; use .json or .csv")
+
+
+async def id_rows(request: web.Request) -> web.StreamResponse:
+    """``/id/{ff}``: the row reads the SDK's tests use; same as ``.json``."""
+    stem = request.match_info["name"].removesuffix(".json")
+    return await _rows_json(request, stem)
+
+
+async def rows_csv(request: web.Request) -> web.StreamResponse:
+    return await _rows_csv(request, request.match_info["fourfour"])
+
+
+def register(app: web.Application) -> None:
+    view = "/api/views/{fourfour:[^/.]+}"
+    app.router.add_get(view, show_view)
+    app.router.add_get(view + ".json", show_view)
+    app.router.add_delete(view, delete_view)
+    app.router.add_get(view + "/rows.csv", rows_csv)
+    app.router.add_get("/resource/{name}", resource_rows)
+    app.router.add_get("/id/{name}", id_rows)

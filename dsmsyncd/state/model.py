@@ -1,0 +1,124 @@
+"""What the state store records: one SyncJob per dropped file, and its history.
+
+A job's state is written *before* each side effect and what the server returned is
+written right after (DESIGN.md, "Recovery: how never twice is kept"), so after a
+crash the row alone says which step may have happened and what to look up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypedDict
+
+
+class JobState(StrEnum):
+    """The SyncJob state machine; values are what the database and the status page show."""
+
+    # The file was seen, passed the stability gate, matched a mapping, and is queued.
+    DISCOVERED = "discovered"
+    # About to create the revision: a crash here may leave an orphan revision to find.
+    OPENING = "opening"
+    # Revision and upload source recorded; chunks are being sent.
+    UPLOADING = "uploading"
+    # Upload committed; waiting for the output schema and its row-error count.
+    PROCESSING = "processing"
+    # Apply is about to be, or was, sent: the one step that changes the dataset.
+    APPLYING = "applying"
+    # The task set succeeded: the file is on the dataset.
+    PUBLISHED = "published"
+    # Applied, but the dataset needs a human's approval; nothing more for us to do.
+    AWAITING_APPROVAL = "awaiting_approval"
+    # Rejected (bad file, too many row errors, refused): moved aside with a report.
+    QUARANTINED = "quarantined"
+    # Same content as the dataset's last published file: nothing to send.
+    SKIPPED = "skipped"
+    # The job's revision was discarded so that the job can start over.
+    DISCARDED = "discarded"
+    # A transient failure; the job runs again once ``next_attempt_at`` has passed.
+    FAILED_RETRYABLE = "failed_retryable"
+
+
+TERMINAL_STATES: frozenset[JobState] = frozenset(
+    {
+        JobState.PUBLISHED,
+        JobState.AWAITING_APPROVAL,
+        JobState.QUARANTINED,
+        JobState.SKIPPED,
+    }
+)
+"""States the daemon never leaves on its own; every other state is resumed after a restart."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file's journey to its dataset, as last committed to the store."""
+
+    id: int
+    source: str
+    relative_path: str
+    # Changes whenever the content may have changed: path + size + mtime, or key + ETag.
+    identity: str
+    content_sha256: str | None
+    size: int
+    # The file's mtime (or object's LastModified): with the path, it orders a dataset's lane.
+    mtime: datetime
+    dataset: str
+    mapping_index: int
+    state: JobState
+    attempts: int
+    revision_seq: int | None
+    revision_id: int | None
+    source_id: int | None
+    output_schema_id: int | None
+    task_set_id: int | None
+    error: str | None
+    # Rows the output schema reported in error: compared with the mapping's threshold.
+    error_count: int
+    discovered_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    # Retry backoff: the job is not runnable before this time.
+    next_attempt_at: datetime | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class JobUpdate(TypedDict, total=False):
+    """The fields a transition may write alongside the new state."""
+
+    content_sha256: str | None
+    attempts: int
+    revision_seq: int | None
+    revision_id: int | None
+    source_id: int | None
+    output_schema_id: int | None
+    task_set_id: int | None
+    error: str | None
+    error_count: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+UPDATABLE_FIELDS: frozenset[str] = frozenset(JobUpdate.__annotations__)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One transition in a job's history: what it became, from what, and what was written."""
+
+    id: int
+    job_id: int
+    at: datetime
+    state: JobState
+    previous_state: JobState | None
+    details: dict[str, Any]

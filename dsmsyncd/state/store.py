@@ -1,0 +1,158 @@
+"""The state store interface: what the pipeline, scheduler and admin page need of it.
+
+Errors, branching on how the caller reacts::
+
+    StateStoreError          the store cannot be used (not open, unreadable, too new)
+    ├── SchemaTooNew         the database was written by a newer dsmsyncd: upgrade
+    ├── UnknownJob           no job with that id
+    └── StaleTransition      the job was not in the expected state: re-read, do not act
+
+Every write is committed before the call returns and is not torn by cancellation,
+because the pipeline performs its next side effect (create a revision, apply) only
+after the step is on disk (DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from datetime import datetime
+from enum import Enum
+from typing import Protocol, Self, Unpack
+
+from dsmsyncd.state.model import Job, JobEvent, JobState, JobUpdate
+
+
+class StoreStatus(Enum):
+    UNOPENED = 1  # Built, no connection yet: ``open()`` is allowed once.
+    OPENED = 2  # Connected and migrated: every method may be called.
+    CLOSED = 3  # Closed: refuses further use and cannot be reopened (build a new one).
+
+
+class StateStoreError(Exception):
+    """The state store cannot do what was asked."""
+
+
+class SchemaTooNew(StateStoreError):
+    def __init__(self, location: str, found: int, known: int) -> None:
+        super().__init__(
+            f"state database {location} has schema version {found}, but this dsmsyncd knows "
+            f"versions up to {known}: upgrade dsmsyncd, or point [state] url at another database"
+        )
+        self.found = found
+        self.known = known
+
+
+class UnknownJob(StateStoreError, LookupError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class StaleTransition(StateStoreError):
+    """Compare-and-set failed: someone else moved the job first, so this caller must not act."""
+
+    def __init__(
+        self, job_id: int, target: JobState, expected: AbstractSet[JobState], actual: JobState
+    ) -> None:
+        wanted = ", ".join(sorted(expected))
+        super().__init__(
+            f"job {job_id}: cannot move to {target}: expected state in {{{wanted}}}, found {actual}"
+        )
+        self.job_id = job_id
+        self.target = target
+        self.expected = expected
+        self.actual = actual
+
+    def __repr__(self) -> str:
+        return f"StaleTransition(job_id={self.job_id}, target={self.target}, actual={self.actual})"
+
+
+class StateStore(Protocol):
+    """Durable record of every file and every step of its job.
+
+    Times are timezone-aware; a naive datetime is refused with ``ValueError``.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None:
+        """Wait for writes in flight to commit, then release the database."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def add_job(
+        self,
+        *,
+        source: str,
+        relative_path: str,
+        identity: str,
+        size: int,
+        mtime: datetime,
+        dataset: str,
+        mapping_index: int,
+        content_sha256: str | None = None,
+    ) -> Job | None:
+        """Record a newly discovered file as a DISCOVERED job.
+
+        Returns None when ``(source, identity)`` is already known: a file seen again by a
+        rescan, or by a second replica, must not become a second job.
+        """
+        ...
+
+    async def get_job(self, job_id: int) -> Job:
+        """Raises UnknownJob."""
+        ...
+
+    async def transition(
+        self,
+        job_id: int,
+        new_state: JobState,
+        *,
+        expect: JobState | AbstractSet[JobState],
+        details: Mapping[str, object] | None = None,
+        **fields: Unpack[JobUpdate],
+    ) -> Job:
+        """Move a job to ``new_state`` if it is in ``expect``, write ``fields``, log an event.
+
+        Committed before it returns. Raises StaleTransition when the job is elsewhere,
+        UnknownJob when there is no such job.
+        """
+        ...
+
+    async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
+        """The head of the dataset's lane, if it may run at ``now``; else None."""
+        ...
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Every job not in a terminal state, in lane order: what a restart must resume."""
+        ...
+
+    async def datasets_with_work(self, now: datetime) -> list[str]:
+        """Datasets whose ``next_runnable`` would return a job at ``now``, oldest head first."""
+        ...
+
+    async def recent_jobs(self, limit: int, dataset: str | None = None) -> list[Job]:
+        """Most recently updated first (for the status page)."""
+        ...
+
+    async def events(self, job_id: int) -> list[JobEvent]:
+        """The job's history, oldest first."""
+        ...
+
+    async def find_published_hash(self, dataset: str, sha256: str) -> Job | None:
+        """The dataset's latest PUBLISHED job, if its content has this hash; else None."""
+        ...
+
+    async def is_known(self, source: str, identity: str) -> bool: ...
+
+    async def counts_by_state(self) -> dict[JobState, int]:
+        """Every state, with 0 where there are no jobs (so gauges do not go stale)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query (for /readyz)."""
+        ...
