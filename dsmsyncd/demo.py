@@ -62,6 +62,7 @@ async def _demo(data_dir: Path, listen: tuple[str, int], keep_serving: bool) -> 
         fourfour = await _publish(server.url, str(server.ca_path) if server.ca_path else None)
         if fourfour is None:
             return 1
+        _farewell(keep_serving)
         if keep_serving:
             print("serving until Ctrl-C ...")
             await asyncio.Event().wait()
@@ -112,3 +113,11 @@ async def _publish(url: str, ca_path: str | None) -> str | None:
     where = f"{url}/resource/{revision.fourfour}.json"
     print(f"read them yourself: curl --cacert {ca_path} -u {DEMO_USER}:{DEMO_PASSWORD} {where}")
     return revision.fourfour
+
+
+def _farewell(keep_serving: bool) -> None:
+    if not keep_serving:
+        print(
+            "the server stops now; `.venv/bin/dsmsyncd demo --keep-serving` keeps it up "
+            "so that the URL above answers"
+        )
