@@ -1,0 +1,503 @@
+"""The default state store: one SQLite file, for a single daemon on one machine.
+
+Durability is the point of this module. The file is in WAL mode with
+``synchronous=FULL``, so a transition that has returned is on disk even if the
+machine loses power right after (WAL with ``NORMAL`` may lose the last commits);
+the pipeline acts on the dataset only after that. Every write is one
+``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so a kill -9 leaves it whole or absent.
+
+Cancellation (SIGTERM drains by cancelling jobs) must not tear a write either. A
+write runs as its own task, awaited through ``asyncio.shield``, as arq's
+``run_job`` shields ``finish_job``: a cancelled caller stops waiting, but the
+transaction still commits (or rolls back) whole, and ``close()`` waits for it.
+A caller cancelled during a write therefore cannot know which it was; it re-reads
+the job before acting, which is what restart recovery does anyway.
+
+One connection serves all coroutines, behind one lock: transactions on a shared
+connection would otherwise interleave, and a reader could see another coroutine's
+uncommitted step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Self, TypeVar, Unpack
+
+import aiosqlite
+
+from dsmsyncd.state.model import (
+    TERMINAL_STATES,
+    UPDATABLE_FIELDS,
+    Job,
+    JobEvent,
+    JobState,
+    JobUpdate,
+    utc_now,
+)
+from dsmsyncd.state.store import (
+    SchemaTooNew,
+    StaleTransition,
+    StateStoreError,
+    StoreStatus,
+    UnknownJob,
+)
+
+logger = logging.getLogger("dsmsyncd.state.sqlite")
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+Trace = Callable[[str], None]
+
+MEMORY = ":memory:"
+
+# Non-terminal jobs, spelled exactly as in the partial indexes of migration 1 so that
+# SQLite uses them. Changing the terminal set needs a migration that rebuilds them.
+ACTIVE_SQL = "state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')"
+
+# Forward-only; each entry is applied once, in order, and recorded in schema_version.
+# Never edit a released migration: append one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: jobs and their history
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            relative_path TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            content_sha256 TEXT,
+            size INTEGER NOT NULL,
+            mtime_us INTEGER NOT NULL,
+            dataset TEXT NOT NULL,
+            mapping_index INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            revision_seq INTEGER,
+            revision_id INTEGER,
+            source_id INTEGER,
+            output_schema_id INTEGER,
+            task_set_id INTEGER,
+            error TEXT,
+            error_count INTEGER NOT NULL DEFAULT 0,
+            discovered_at_us INTEGER NOT NULL,
+            updated_at_us INTEGER NOT NULL,
+            started_at_us INTEGER,
+            finished_at_us INTEGER,
+            next_attempt_at_us INTEGER,
+            UNIQUE (source, identity)
+        )""",
+        """CREATE INDEX jobs_lane ON jobs (dataset, mtime_us, relative_path, id)
+            WHERE state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')""",
+        """CREATE INDEX jobs_published ON jobs (dataset, finished_at_us)
+            WHERE state = 'published'""",
+        "CREATE INDEX jobs_updated ON jobs (updated_at_us)",
+        "CREATE INDEX jobs_dataset_updated ON jobs (dataset, updated_at_us)",
+        "CREATE INDEX jobs_state ON jobs (state)",
+        """CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES jobs (id),
+            at_us INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            previous_state TEXT,
+            details TEXT NOT NULL
+        )""",
+        "CREATE INDEX job_events_job ON job_events (job_id, id)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_LANE_ORDER = "mtime_us, relative_path, id"
+_TIME_FIELDS = frozenset(
+    {"mtime", "discovered_at", "updated_at", "started_at", "finished_at", "next_attempt_at"}
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _column(field: str) -> str:
+    # Times are stored as integer microseconds since the epoch, in columns named *_us:
+    # exact round trips, and plain integer order in the indexes.
+    return f"{field}_us" if field in _TIME_FIELDS else field
+
+
+_JOB_COLUMNS = ", ".join(_column(field.name) for field in dataclasses.fields(Job))
+
+
+class SqliteStateStore:
+    """StateStore on one SQLite file (or ``:memory:`` for tests).
+
+    ``clock`` stamps discovered/updated/event times; ``trace`` receives every SQL
+    statement in the database thread (debug logging, and tests that interrupt a write).
+    """
+
+    def __init__(
+        self, path: str | Path, *, clock: Clock = utc_now, trace: Trace | None = None
+    ) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._trace = trace
+        self._status = StoreStatus.UNOPENED
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"SqliteStateStore({self.path!r}, {self._status.name.lower()})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._status is not StoreStatus.UNOPENED:
+            raise StateStoreError(f"{self!r} can be opened only once; build a new store")
+        if sqlite3.sqlite_version_info < (3, 25):
+            raise StateStoreError(f"SQLite {sqlite3.sqlite_version} is too old: 3.25+ needed")
+        if self.path != MEMORY:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn: aiosqlite.Connection | None = None
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn.row_factory = aiosqlite.Row
+            if self._trace is not None:
+                await conn.set_trace_callback(self._trace)
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=10000")
+            await self._migrate(conn)
+        except BaseException as exc:
+            if conn is not None:
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StateStoreError(f"cannot open state database {self.path}: {exc}") from exc
+            raise
+        self._conn = conn
+        self._status = StoreStatus.OPENED
+
+    async def close(self) -> None:
+        if self._status is StoreStatus.CLOSED:
+            return
+        self._status = StoreStatus.CLOSED
+        if self._writes:
+            # asyncio.wait, not gather: being cancelled here must not cancel the writes.
+            await asyncio.wait(set(self._writes))
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at_us INTEGER NOT NULL)"
+            )
+            rows = await conn.execute_fetchall(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+            )
+            current = int(next(iter(rows))[0])
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(self.path, current, SCHEMA_VERSION)
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)",
+                    (version, _to_us(self._clock())),
+                )
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+        if current < SCHEMA_VERSION:
+            logger.info(
+                "state database %s migrated from schema %d to %d",
+                self.path,
+                current,
+                SCHEMA_VERSION,
+            )
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _require_open(self) -> aiosqlite.Connection:
+        if self._status is not StoreStatus.OPENED or self._conn is None:
+            raise StateStoreError(f"{self!r} is not open: use it as `async with store:`")
+        return self._conn
+
+    async def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        conn = self._require_open()
+        async with self._lock:
+            return list(await conn.execute_fetchall(sql, tuple(params)))
+
+    async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        conn = self._require_open()
+        task = asyncio.get_running_loop().create_task(self._transaction(conn, work))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        # Retrieve the outcome even when the caller was cancelled and is no longer waiting,
+        # so asyncio does not report it as "never retrieved".
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("state write failed: %r", task.exception())
+
+    async def _transaction(
+        self, conn: aiosqlite.Connection, work: Callable[[aiosqlite.Connection], Awaitable[T]]
+    ) -> T:
+        async with self._lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = await work(conn)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+            return result
+
+    async def _fetch(self, conn: aiosqlite.Connection, job_id: int) -> Job:
+        rows = await conn.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        )
+        for row in rows:
+            return _job(row)
+        raise UnknownJob(job_id)
+
+    async def _jobs(self, where: str, params: Iterable[object] = (), tail: str = "") -> list[Job]:
+        rows = await self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} {tail}", params)
+        return [_job(row) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def add_job(
+        self,
+        *,
+        source: str,
+        relative_path: str,
+        identity: str,
+        size: int,
+        mtime: datetime,
+        dataset: str,
+        mapping_index: int,
+        content_sha256: str | None = None,
+    ) -> Job | None:
+        now = _to_us(self._clock())
+        params = (
+            *(source, relative_path, identity, content_sha256, size, _to_us(mtime), dataset),
+            *(mapping_index, JobState.DISCOVERED.value, now, now),
+        )
+
+        async def work(conn: aiosqlite.Connection) -> Job | None:
+            cursor = await conn.execute(
+                "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
+                " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (source, identity) DO NOTHING",
+                params,
+            )
+            inserted, job_id = cursor.rowcount, cursor.lastrowid
+            await cursor.close()
+            if inserted == 0 or job_id is None:
+                return None
+            details = {"source": source, "path": relative_path, "dataset": dataset, "size": size}
+            await _append_event(conn, job_id, now, JobState.DISCOVERED, None, details)
+            return await self._fetch(conn, job_id)
+
+        return await self._write(work)
+
+    async def transition(
+        self,
+        job_id: int,
+        new_state: JobState,
+        *,
+        expect: JobState | AbstractSet[JobState],
+        details: Mapping[str, object] | None = None,
+        **fields: Unpack[JobUpdate],
+    ) -> Job:
+        expected = frozenset({expect}) if isinstance(expect, JobState) else frozenset(expect)
+        unknown = set(fields) - UPDATABLE_FIELDS
+        if unknown:
+            raise TypeError(f"transition() got fields it cannot write: {sorted(unknown)}")
+        now = self._clock()
+        values: dict[str, object] = dict(fields)
+        if new_state in TERMINAL_STATES and values.get("finished_at") is None:
+            values["finished_at"] = now  # so the status page and find_published_hash can order
+        columns = {_column(name): _db_value(name, value) for name, value in values.items()}
+        event_details = {**values, **(details or {})}
+
+        async def work(conn: aiosqlite.Connection) -> Job:
+            rows = await conn.execute_fetchall("SELECT state FROM jobs WHERE id = ?", (job_id,))
+            actual = next((JobState(row[0]) for row in rows), None)
+            if actual is None:
+                raise UnknownJob(job_id)
+            if actual not in expected:
+                raise StaleTransition(job_id, new_state, expected, actual)
+            assignments = "".join(f", {column} = ?" for column in columns)
+            await conn.execute(
+                f"UPDATE jobs SET state = ?, updated_at_us = ?{assignments} WHERE id = ?",
+                (new_state.value, _to_us(now), *columns.values(), job_id),
+            )
+            await _append_event(conn, job_id, _to_us(now), new_state, actual, event_details)
+            return await self._fetch(conn, job_id)
+
+        return await self._write(work)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get_job(self, job_id: int) -> Job:
+        jobs = await self._jobs("id = ?", (job_id,))
+        if not jobs:
+            raise UnknownJob(job_id)
+        return jobs[0]
+
+    async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
+        # Only the head of the lane may run: skipping a job that is backing off would
+        # publish a newer file before an older one (invariant 4, arrival order).
+        _checked(now)
+        jobs = await self._jobs(
+            f"dataset = ? AND {ACTIVE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
+        )
+        if not jobs or not _due(jobs[0], now):
+            return None
+        return jobs[0]
+
+    async def unfinished_jobs(self) -> list[Job]:
+        return await self._jobs(ACTIVE_SQL, (), f"ORDER BY dataset, {_LANE_ORDER}")
+
+    async def datasets_with_work(self, now: datetime) -> list[str]:
+        rows = await self._read(
+            "SELECT dataset FROM ("
+            " SELECT dataset, next_attempt_at_us, mtime_us, relative_path, id,"
+            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {_LANE_ORDER}) AS place"
+            f" FROM jobs WHERE {ACTIVE_SQL})"
+            " WHERE place = 1 AND (next_attempt_at_us IS NULL OR next_attempt_at_us <= ?)"
+            f" ORDER BY {_LANE_ORDER}",
+            (_to_us(now),),
+        )
+        return [str(row[0]) for row in rows]
+
+    async def recent_jobs(self, limit: int, dataset: str | None = None) -> list[Job]:
+        where, params = ("dataset = ?", (dataset,)) if dataset is not None else ("1", ())
+        return await self._jobs(
+            where, (*params, limit), "ORDER BY updated_at_us DESC, id DESC LIMIT ?"
+        )
+
+    async def events(self, job_id: int) -> list[JobEvent]:
+        rows = await self._read(
+            "SELECT id, job_id, at_us, state, previous_state, details"
+            " FROM job_events WHERE job_id = ? ORDER BY id",
+            (job_id,),
+        )
+        return [
+            JobEvent(
+                id=row["id"],
+                job_id=row["job_id"],
+                at=_from_us(row["at_us"]),
+                state=JobState(row["state"]),
+                previous_state=JobState(row["previous_state"]) if row["previous_state"] else None,
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]
+
+    async def find_published_hash(self, dataset: str, sha256: str) -> Job | None:
+        # Only the latest publication counts: content published before something else
+        # is a legitimate revert when it comes back, not a duplicate.
+        jobs = await self._jobs(
+            "dataset = ? AND state = 'published'",
+            (dataset,),
+            "ORDER BY finished_at_us DESC, id DESC LIMIT 1",
+        )
+        if jobs and jobs[0].content_sha256 == sha256:
+            return jobs[0]
+        return None
+
+    async def is_known(self, source: str, identity: str) -> bool:
+        rows = await self._read(
+            "SELECT 1 FROM jobs WHERE source = ? AND identity = ? LIMIT 1", (source, identity)
+        )
+        return bool(rows)
+
+    async def counts_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for row in await self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[JobState(row[0])] = int(row[1])
+        return counts
+
+    async def ping(self) -> None:
+        await self._read("SELECT 1")
+
+
+async def _append_event(
+    conn: aiosqlite.Connection,
+    job_id: int,
+    at_us: int,
+    state: JobState,
+    previous: JobState | None,
+    details: Mapping[str, object],
+) -> None:
+    await conn.execute(
+        "INSERT INTO job_events (job_id, at_us, state, previous_state, details)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (job_id, at_us, state.value, previous.value if previous else None, _json(details)),
+    )
+
+
+def _job(row: sqlite3.Row) -> Job:
+    values: dict[str, Any] = {}
+    for column in row.keys():  # noqa: SIM118 (sqlite3.Row iterates values, not keys)
+        value = row[column]
+        if column.endswith("_us"):
+            values[column.removesuffix("_us")] = None if value is None else _from_us(value)
+        else:
+            values[column] = value
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+def _due(job: Job, now: datetime) -> bool:
+    return job.next_attempt_at is None or job.next_attempt_at <= now
+
+
+def _db_value(field: str, value: object) -> object:
+    if field in _TIME_FIELDS and value is not None:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
+        return _to_us(value)
+    return value
+
+
+def _checked(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: give a timezone (UTC)")
+    return value
+
+
+def _to_us(value: datetime) -> int:
+    return (_checked(value) - _EPOCH) // _MICROSECOND
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _json(details: Mapping[str, object]) -> str:
+    def fallback(value: object) -> str:
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    return json.dumps(dict(details), default=fallback, sort_keys=True)
