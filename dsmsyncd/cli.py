@@ -26,6 +26,22 @@ def _listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def _byte_count(value: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of bytes > 0, got {value!r}")
+    return int(value)
+
+
 def _pair(what: str) -> Callable[[str], tuple[str, str]]:
     def parse(value: str) -> tuple[str, str]:
         name, sep, secret = value.partition(":")
@@ -76,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve HTTPS with a certificate made for this data dir (its CA path is printed)",
     )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long requests and background work may take to finish "
+        "before they are cancelled (default 30); a second signal exits at once",
+    )
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=_byte_count,
+        default=None,
+        metavar="BYTES",
+        help="refuse (413) uploads larger than this many bytes (default: no limit)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -122,6 +153,8 @@ def _serve(args: argparse.Namespace) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_self_signed=args.tls_self_signed,
+        shutdown_timeout=args.shutdown_timeout,
+        max_upload_bytes=args.max_upload_bytes,
     )
     return run_server(options)
 

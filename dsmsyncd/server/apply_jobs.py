@@ -74,6 +74,11 @@ async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> N
         revision = job.revision()
         async with _dataset_lock(state.meta, revision["fourfour"]):
             await job.run(state)
+    except asyncio.CancelledError:
+        # Shutdown ran out of time: say so, or the revision would look "being applied"
+        # forever and could neither be applied again nor discarded.
+        job.fail("the server shut down before this apply finished; apply the revision again")
+        raise
     except ApplyRefused as exc:
         job.fail(str(exc))
     except ApplyFailed as exc:

@@ -12,11 +12,26 @@ A parsed file becomes two tables:
 * ``{table}__row_errors``: rows with the wrong number of cells (digest §1.9, §3(f)),
   with their raw text, parsed back into cells only when a page of them is served.
 
+Speed: the file is read and written exactly once. One ``CREATE TABLE … AS SELECT`` over
+``read_csv`` trims the cells on the way in (the ``trim`` call only runs on cells that
+start or end with a blank, since trimming every cell costs more than the parse) and
+keeps file order (``preserve_insertion_order`` is switched on for this cursor only), so
+the new table's ``rowid`` is each good row's position among the good rows. ``__offset``
+is then filled by an ``UPDATE`` that touches that one column, and empty rows are deleted
+afterwards, so they keep their ordinals free as before.
+
 Offsets: DuckDB reports a rejected row by its line number (quoted newlines count as
 one row) and keeps good rows in file order. Good rows take the ordinals the rejected
-rows leave free, in order, which an ASOF join computes in one pass. Blank lines that
-DuckDB skips can therefore shift later good rows down by one; offsets stay unique,
+rows leave free, in order: without rejects that is the ``rowid``; with them, an ASOF join
+of the row ids alone (not the cells) against the rejects adds the shift. Blank lines
+that DuckDB skips can therefore shift later good rows down by one; offsets stay unique,
 ordered and stable for a given file and options.
+
+Type guesses only shape the first output schema, so they look at the first
+``GUESS_SAMPLE_ROWS`` rows, in one aggregate scan. A column whose later rows do not fit
+the guess shows those cells as errors in the output, which is how the hosted service
+behaves too. Callers that already know the columns (an import config) pass
+``guess_types=False`` and every column is reported as ``text``.
 """
 
 from __future__ import annotations
@@ -46,6 +61,8 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
+# Rows that type guessing looks at; see the module docstring.
+GUESS_SAMPLE_ROWS = 50_000
 # Cells equal to this are read as NULL; nothing real contains it, so an empty cell
 # stays "" and every cell of a parsed row is non-NULL.
 _NULL_SENTINEL = "\x00\x01dsmsyncd-null\x01\x00"
@@ -92,22 +109,30 @@ def ingest_file(
     *,
     content_type: str | None,
     filename: str | None,
+    guess_types: bool = True,
 ) -> ParsedInput:
-    """Parse ``source_path`` into ``table`` and ``{table}__row_errors`` (blocking)."""
+    """Parse ``source_path`` into ``table`` and ``{table}__row_errors`` (blocking).
+
+    ``guess_types=False`` skips the type-guessing scan and reports every column as
+    ``text``; the server passes it when an import config already names the columns.
+    """
     check_table(table)
     options = options.resolved(content_type=content_type, filename=filename)
+    # Offsets come from rowid, so this cursor's writes must keep file order even when
+    # the database default (see RowStore) lets other statements reorder rows.
+    cur.execute("SET SESSION preserve_insertion_order = true")
     head = _sniff(source_path)
     duck_encoding, py_codec, guessed = _choose_encoding(options.encoding, head)
     separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
     headers = _header_cells(source_path, py_codec, separator, options)
     width = len(headers)
-    rejects = _load_stage(cur, source_path, table, width, separator, options, duck_encoding)
+    rejects = _load(cur, source_path, table, width, separator, options, duck_encoding)
     if guessed and duck_encoding == "utf-8" and _has_invalid_encoding(cur, rejects):
         # The bounded sniff saw valid UTF-8 but a later part of the file is not.
-        cur.execute(f"DROP TABLE IF EXISTS {rejects}")
-        rejects = _load_stage(cur, source_path, table, width, separator, options, "latin-1")
-    _build_tables(cur, table, rejects, width, separator, options)
-    guessed_types = _guess_types(cur, table, width)
+        _drop_rejects(cur, rejects)
+        rejects = _load(cur, source_path, table, width, separator, options, "latin-1")
+    _finish_tables(cur, table, rejects, width, separator, options)
+    guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
     names = field_names(headers) if options.header_count else _numbered(width)
     displays = headers if options.header_count else names
     columns = [
@@ -216,7 +241,7 @@ def _numbered(width: int) -> list[str]:
     return [f"column_{i + 1}" for i in range(width)]
 
 
-def _load_stage(
+def _load(
     cur: duckdb.DuckDBPyConnection,
     path: Path,
     table: str,
@@ -225,14 +250,19 @@ def _load_stage(
     options: ParseOptions,
     encoding: str,
 ) -> str:
-    """Read the data rows into ``{table}__stage`` in file order; returns the rejects table."""
-    stage = qtable(table + "__stage")
+    """Read the data rows, trimmed, into ``table`` in file order; returns the rejects table.
+
+    ``table`` has no ``__offset`` yet: ``_finish_tables`` adds it once the rejects are
+    known. An existing ``table`` is replaced (the latin-1 retry reuses the name).
+    """
     rejects = f"{table}__rejects"
     cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(width))
-    cur.execute(f"DROP TABLE IF EXISTS {stage}")
+    cells = ", ".join(
+        f"{_trimmed(f'c{i}')} AS c{i}" if options.trim_whitespace else f"c{i}" for i in range(width)
+    )
     try:
         cur.execute(
-            f"CREATE TABLE {stage} AS SELECT * FROM read_csv("
+            f"CREATE OR REPLACE TABLE {qtable(table)} AS SELECT {cells} FROM read_csv("
             f"{literal(str(path))}, columns={{{cols}}}, header=false, "
             f"skip={options.header_count}, delim={literal(separator)}, "
             f"quote={literal(options.quote_char)}, escape={literal(options.quote_char)}, "
@@ -241,13 +271,28 @@ def _load_stage(
             f"nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
         )
     except duckdb.Error as exc:
-        cur.execute(f"DROP TABLE IF EXISTS {stage}")
+        cur.execute(f"DROP TABLE IF EXISTS {qtable(table)}")
+        _drop_rejects(cur, rejects)
         first_line = str(exc).strip().splitlines()[0]
         raise UnparsableFile(
             f"The file cannot be parsed as delimited text ({first_line}). Check "
             "column_separator, quote_char and encoding in the parse options."
         ) from exc
     return rejects
+
+
+def _trimmed(column: str) -> str:
+    """``column`` trimmed of blanks, calling ``trim`` only when an end is a blank.
+
+    ``trim`` with a character list costs about as much as parsing the cell; the guard is
+    two cheap byte tests: ``c < '!'`` holds exactly when the first byte is at most a space
+    (or the cell is empty), and ``suffix`` checks the last byte for each blank.
+    """
+    ends = " OR ".join(f"suffix({column}, chr({ord(ch)}))" for ch in _TRIM_CHARS)
+    return (
+        f"CASE WHEN {column} < '!' OR {ends} "
+        f"THEN trim({column}, {literal(_TRIM_CHARS)}) ELSE {column} END"
+    )
 
 
 def _has_invalid_encoding(cur: duckdb.DuckDBPyConnection, rejects: str) -> bool:
@@ -257,7 +302,12 @@ def _has_invalid_encoding(cur: duckdb.DuckDBPyConnection, rejects: str) -> bool:
     return bool(found and found[0])
 
 
-def _build_tables(
+def _drop_rejects(cur: duckdb.DuckDBPyConnection, rejects: str) -> None:
+    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects)}")
+    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects + '_scan')}")
+
+
+def _finish_tables(
     cur: duckdb.DuckDBPyConnection,
     table: str,
     rejects: str,
@@ -265,8 +315,9 @@ def _build_tables(
     separator: str,
     options: ParseOptions,
 ) -> None:
+    """Build the row errors, number the good rows, then drop empty rows."""
     errors = qtable(table + "__row_errors")
-    stage = qtable(table + "__stage")
+    data = qtable(table)
     kinds = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in _REJECT_TYPES.items())
     cur.execute(f"DROP TABLE IF EXISTS {errors}")
     cur.execute(
@@ -279,35 +330,37 @@ def _build_tables(
         "FROM (SELECT line, min(error_type) AS etype, any_value(csv_line) AS raw, "
         f"any_value(error_message) AS message FROM {qtable(rejects)} GROUP BY line)"
     )
-    cells = [f"c{i}" for i in range(width)]
-    trimmed = [
-        f"trim(s.{c}, {literal(_TRIM_CHARS)})" if options.trim_whitespace else f"s.{c}"
-        for c in cells
-    ]
-    where = ""
-    if options.remove_empty_rows:
-        where = "WHERE NOT (" + " AND ".join(f"{t} = ''" for t in trimmed) + ")"
-    select_cells = ", ".join(f"{t} AS {c}" for t, c in zip(trimmed, cells, strict=True))
-    # Good row k (0-based, file order) takes the k-th ordinal not used by a rejected row.
-    cur.execute(
-        f"CREATE TABLE {qtable(table)} AS "
-        "WITH numbered AS (SELECT ordinal, __offset - (ordinal - 1) AS threshold "
-        f"  FROM (SELECT __offset, row_number() OVER (ORDER BY __offset) AS ordinal "
-        f"        FROM {errors})), "
-        "thresholds AS (SELECT threshold, max(ordinal) AS shift FROM numbered "
-        "  GROUP BY threshold), "
-        f"staged AS (SELECT rowid AS k, * FROM {stage}) "
-        f"SELECT CAST(s.k + coalesce(t.shift, 0) AS BIGINT) AS __offset, {select_cells} "
-        f"FROM staged s ASOF LEFT JOIN thresholds t ON s.k >= t.threshold {where}"
-    )
-    cur.execute(f"DROP TABLE {stage}")
-    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects)}")
-    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects + '_scan')}")
+    _drop_rejects(cur, rejects)
+    cur.execute(f"ALTER TABLE {data} ADD COLUMN __offset BIGINT")
+    if _scalar(cur, f"SELECT count(*) FROM {errors}") == 0:
+        cur.execute(f"UPDATE {data} SET __offset = rowid")
+    else:
+        # Good row k (0-based, file order) takes the k-th ordinal not used by a rejected
+        # row. Only the row ids go through the ASOF join (it sorts), never the cells.
+        cur.execute(
+            f"UPDATE {data} SET __offset = m.__offset FROM ("
+            "WITH numbered AS (SELECT ordinal, __offset - (ordinal - 1) AS threshold "
+            "  FROM (SELECT __offset, row_number() OVER (ORDER BY __offset) AS ordinal "
+            f"        FROM {errors})), "
+            "thresholds AS (SELECT threshold, max(ordinal) AS shift FROM numbered "
+            "  GROUP BY threshold) "
+            "SELECT s.k, CAST(s.k + coalesce(t.shift, 0) AS BIGINT) AS __offset "
+            f"FROM (SELECT rowid AS k FROM {data}) s "
+            f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.rowid = m.k"
+        )
+    if options.remove_empty_rows and width:
+        empty = " AND ".join(f"c{i} = ''" for i in range(width))
+        cur.execute(f"DELETE FROM {data} WHERE {empty}")
 
 
 def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
-    """One scan over all rows: a type fits a column when every non-empty cell fits it."""
+    """One scan over the first rows: a type fits when every non-empty cell there fits it.
+
+    Bounded by ``GUESS_SAMPLE_ROWS`` (see the module docstring): the regular expressions
+    and casts cost more than the parse itself when run over every row of a large file.
+    """
     date_re = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+    number_start = r"^\s*[-+]?\.?[0-9]"
     point_re = r"(?i)^\s*point\s*\(\s*[-+]?[0-9.]+\s+[-+]?[0-9.]+\s*\)\s*$"
     aggregates = []
     for i in range(width):
@@ -315,12 +368,16 @@ def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list
         aggregates += [
             f"count(*) FILTER (WHERE {c} <> '')",
             f"count(*) FILTER (WHERE lower({c}) IN ('true', 'false'))",
-            f"count(*) FILTER (WHERE isfinite(TRY_CAST({c} AS DOUBLE)))",
-            f"count(*) FILTER (WHERE regexp_matches({c}, {literal(date_re)}) "
-            f"AND TRY_CAST({c} AS TIMESTAMP) IS NOT NULL)",
+            # A failing TRY_CAST is slow (several times a regexp test), and AND does not
+            # short-circuit in a vectorised filter; CASE only casts the likely cells.
+            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(number_start)}) "
+            f"THEN isfinite(TRY_CAST({c} AS DOUBLE)) ELSE false END)",
+            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(date_re)}) "
+            f"THEN TRY_CAST({c} AS TIMESTAMP) IS NOT NULL ELSE false END)",
             f"count(*) FILTER (WHERE regexp_matches({c}, {literal(point_re)}))",
         ]
-    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {qtable(table)}").fetchone()
+    sample = f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
+    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone()
     assert counts is not None
     order = (SoqlType.CHECKBOX, SoqlType.NUMBER, SoqlType.CALENDAR_DATE, SoqlType.POINT)
     guessed = []

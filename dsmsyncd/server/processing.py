@@ -53,10 +53,13 @@ def mark_blob(meta: MetaStore, source: Doc) -> None:
 async def parse_source(state: ServerState, source_id: int) -> None:
     meta = state.meta
     source = meta.get(Kind.SOURCE, source_id)
-    if source is None or source.get("_path") is None:
+    if source is None or source.get("_path") is None or _stopped(meta, source_id):
         return
     table = f"in_{source_id}"
     options = ParseOptions.from_json(source["parse_options"])
+    config = source_config(meta, source)
+    # An import config with columns decides the output schema: guessed types go unused.
+    guess_types = not (config and config.get("columns"))
     try:
         await state.rows.drop_tables(table)  # a parse resumed after a restart starts clean
         parsed = await state.rows.ingest(
@@ -65,13 +68,21 @@ async def parse_source(state: ServerState, source_id: int) -> None:
             options,
             content_type=source.get("content_type"),
             filename=source["source_type"].get("filename"),
+            guess_types=guess_types,
         )
     except UnparsableFile as exc:
         _fail_source(meta, source_id, exc.message)
         return
     except Exception as exc:
+        if _stopped(meta, source_id):
+            return  # cleanup removed what it read from; nobody waits for this parse
         logger.exception("parsing source %s failed", source_id)
         _fail_source(meta, source_id, f"internal error while parsing: {exc}", key="internal_error")
+        return
+    if _stopped(meta, source_id):
+        # Cancelled (or its revision discarded) while DuckDB was parsing: the thread
+        # could not be interrupted, so its table is dropped now instead.
+        await state.rows.drop_tables(table)
         return
     input_columns = []
     sql_names: dict[str, str] = {}
@@ -295,12 +306,22 @@ def _finish_output_schema(
     meta.put(Kind.OUTPUT_SCHEMA, osid, doc)
 
 
+def _stopped(meta: MetaStore, source_id: int) -> bool:
+    """Whether a source was cancelled, failed or cleaned up while work on it ran."""
+    source = meta.get(Kind.SOURCE, source_id)
+    return (
+        source is None
+        or source.get("failed_at") is not None
+        or source.get("_removed_at") is not None
+    )
+
+
 def _fail_source(
     meta: MetaStore, source_id: int, message: str, key: str = "unparsable_file"
 ) -> None:
     source = meta.get(Kind.SOURCE, source_id)
-    if source is None:
-        return
+    if source is None or source.get("failed_at") is not None:
+        return  # the first failure (a cancel, say) is the one to report
     source["failed_at"] = utcnow_iso()
     source["failure_details"] = source_store.failure(key, message)
     source_store.save(meta, source)

@@ -139,6 +139,8 @@ def update(meta: MetaStore, revision: Doc, body: dict[str, Any]) -> Doc:
         osid = optional_int(body, "output_schema_id")
         if osid is not None and meta.get(Kind.OUTPUT_SCHEMA, osid) is None:
             raise bad_field("output_schema_id", f"output schema {osid} does not exist")
+        if osid is not None and output_schema_removed(meta, osid):
+            raise bad_field("output_schema_id", f"output schema {osid}'s rows were removed")
         revision["output_schema_id"] = osid
     if "notes" in body:
         revision["notes"] = optional_str(body, "notes")
@@ -153,6 +155,16 @@ def update(meta: MetaStore, revision: Doc, body: dict[str, Any]) -> Doc:
         revision["action"] = merged_action
     revision["updated_at"] = utcnow_iso()
     return meta.put(Kind.REVISION, revision["id"], revision)
+
+
+def output_schema_removed(meta: MetaStore, output_schema_id: int) -> bool:
+    """Whether cleanup removed the rows behind an output schema (``cleanup.py``).
+
+    Such an output schema can no longer be applied, so it is refused when named.
+    """
+    doc = meta.get(Kind.OUTPUT_SCHEMA, output_schema_id)
+    source = meta.get(Kind.SOURCE, doc["_source_id"]) if doc else None
+    return source is not None and source.get("_removed_at") is not None
 
 
 def running_task_set(meta: MetaStore, revision: Doc) -> Doc | None:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dsmsyncd.server import apply_jobs, auth, revisions, views
+from dsmsyncd.server import (
+    apply_jobs,
+    auth,
+    cleanup,
+    revisions,
+    routes_sources,
+    source_store,
+    views,
+)
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
 from dsmsyncd.server.httpio import (
     json_reply,
@@ -154,7 +162,18 @@ async def discard_revision(request: web.Request) -> web.Response:
             key="apply_in_progress",
         )
     if revision.get("closed_at") is None:
-        revision = revisions.close(meta, revision)
+        with meta.transaction():
+            revision = revisions.close(meta, revision)
+            sources = source_store.revision_sources(
+                meta, revision["fourfour"], int(revision["revision_seq"])
+            )
+            claimed = cleanup.claim(meta, sources, f"revision {ref} was discarded")
+        if claimed:
+            state = request.app[STATE]
+            state.spawn(
+                cleanup.remove_sources(state, claimed, request.app[routes_sources.LOCKS]),
+                name=f"cleanup-{ref}",
+            )
     return json_reply(revision_envelope(meta, revision), status=201)
 
 
@@ -172,6 +191,8 @@ async def apply_revision(request: web.Request) -> web.Response:
     if osid is not None:
         if meta.get(Kind.OUTPUT_SCHEMA, osid) is None:
             raise bad_field("output_schema_id", f"output schema {osid} does not exist")
+        if revisions.output_schema_removed(meta, osid):
+            raise bad_field("output_schema_id", f"output schema {osid}'s rows were removed")
         revision["output_schema_id"] = osid
         meta.put(Kind.REVISION, revision["id"], revision)
     osid = revision.get("output_schema_id")

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from dsmsyncd.server import (
     auth,
+    cleanup,
     output_columns,
     processing,
     routes_configs,
@@ -48,18 +49,26 @@ def _ids(request: web.Request, *names: str) -> list[int]:
     return [source_store.parse_id(request.match_info[n], n) for n in names]
 
 
-def input_schema_of(request: web.Request, *, write: bool = False) -> tuple[Doc, Doc]:
-    """The source and input schema named by the URL, if the caller may use them."""
+def input_schema_of(
+    request: web.Request, *, write: bool = False, rows: bool = False
+) -> tuple[Doc, Doc]:
+    """The source and input schema named by the URL, if the caller may use them.
+
+    ``rows``: the caller is about to read the source's tables, which cleanup may
+    have removed (a 410 then, rather than a DuckDB error).
+    """
     sid, isid = _ids(request, "sid", "isid")
     source = source_store.source_for(request, sid, write=write)
+    if rows:
+        cleanup.refuse_if_removed(source)
     schema = _state(request).meta.get(Kind.INPUT_SCHEMA, isid)
     if schema is None or int(schema["_source_id"]) != sid:
         raise not_found("input schema", f"{isid} of source {sid}")
     return source, schema
 
 
-def output_schema_of(request: web.Request) -> tuple[Doc, Doc]:
-    _source, schema = input_schema_of(request)
+def output_schema_of(request: web.Request, *, rows: bool = False) -> tuple[Doc, Doc]:
+    _source, schema = input_schema_of(request, rows=rows)
     (osid,) = _ids(request, "osid")
     doc = _state(request).meta.get(Kind.OUTPUT_SCHEMA, osid)
     if doc is None or int(doc["input_schema_id"]) != int(schema["id"]):
@@ -134,7 +143,7 @@ async def latest_output(request: web.Request) -> web.Response:
 
 async def input_row_errors(request: web.Request) -> web.Response:
     """I4: rows the parser could not split into the right number of cells."""
-    _source, schema = input_schema_of(request)
+    _source, schema = input_schema_of(request, rows=True)
     offset, limit = _page(request)
     page = await _state(request).rows.row_errors(schema["_table"], offset, limit)
     return json_reply(page)
@@ -159,7 +168,7 @@ async def _finished(state: ServerState, doc: Doc) -> Doc:
 async def rows(request: web.Request) -> web.Response:
     """O2: ``[output schema, {"offset", "row"}, …]``."""
     state = _state(request)
-    schema, doc = output_schema_of(request)
+    schema, doc = output_schema_of(request, rows=True)
     doc = await _finished(state, doc)
     offset, limit = _page(request)
     plans, inputs = output_columns.read_plans(doc, schema)
@@ -172,7 +181,7 @@ async def rows(request: web.Request) -> web.Response:
 async def schema_errors(request: web.Request) -> web.StreamResponse:
     """O3/O4: the rows with errors, as JSON or (``Accept: text/csv``) a CSV download."""
     state = _state(request)
-    schema, doc = output_schema_of(request)
+    schema, doc = output_schema_of(request, rows=True)
     doc = await _finished(state, doc)
     column = _error_column(request, doc)
     plans, inputs = output_columns.read_plans(doc, schema)
@@ -220,10 +229,12 @@ async def _errors_csv(
     return reply
 
 
-def _transform_of(request: web.Request) -> tuple[Doc, dict[str, Any], int]:
+def _transform_of(request: web.Request, *, rows: bool = False) -> tuple[Doc, dict[str, Any], int]:
     """The output schema, the transform and its column's index, for a transform id."""
     sid, tid = _ids(request, "sid", "tid")
-    source_store.source_for(request, sid)
+    source = source_store.source_for(request, sid)
+    if rows:
+        cleanup.refuse_if_removed(source)
     meta = _state(request).meta
     pointer = meta.get(Kind.TRANSFORM, tid)
     doc = meta.get(Kind.OUTPUT_SCHEMA, pointer["_output_schema_id"]) if pointer else None
@@ -239,7 +250,7 @@ def _transform_of(request: web.Request) -> tuple[Doc, dict[str, Any], int]:
 async def validate_row_identifier(request: web.Request) -> web.Response:
     """O5: could this column be the row identifier? A bare ``{"valid": …}``."""
     state = _state(request)
-    doc, _transform, index = _transform_of(request)
+    doc, _transform, index = _transform_of(request, rows=True)
     doc = await _finished(state, doc)
     result = await state.rows.validate_row_identifier(doc["_table"], index)
     return json_reply(result)

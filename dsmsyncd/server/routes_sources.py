@@ -8,6 +8,7 @@ done once bytes are complete lives in ``processing.py``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from dsmsyncd.server import (
     auth,
+    cleanup,
     processing,
     processing_resume,
     revisions,
@@ -121,6 +123,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     if not with_bytes:
         raise ApiError(404, f"revision {fourfour}/{seq} has no uploaded file", key="not_found")
     doc = _active(revision, with_bytes)
+    cleanup.refuse_if_removed(doc)
     filename = doc["source_type"].get("filename") or f"source-{doc['id']}"
     return web.FileResponse(
         doc["_path"],
@@ -184,6 +187,73 @@ def _refuse_if_has_bytes(doc: Doc) -> None:
             f"source {doc['id']} already has its bytes; create a new source to upload again",
             key="already_uploaded",
         )
+    _refuse_if_stopped(doc, int(doc["id"]))
+
+
+def _refuse_if_stopped(doc: Doc | None, sid: int) -> None:
+    """Bytes for a cancelled (or otherwise failed), removed or deleted source are not taken."""
+    if doc is None:
+        raise not_found("source", sid)
+    cleanup.refuse_if_removed(doc)
+    if doc.get("failed_at") is not None:
+        details = doc.get("failure_details") or {}
+        raise ApiError(
+            409,
+            f"source {doc['id']} has stopped ({details.get('message', 'failed')}); "
+            "create a new source to upload again",
+            key=str(details.get("key") or "source_failed"),
+        )
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"the upload is larger than this server's limit of {limit} bytes "
+        "(dsmsyncd serve --max-upload-bytes)",
+        key="payload_too_large",
+        data={"max_upload_bytes": limit},
+    )
+
+
+def _check_size(state: ServerState, end: int) -> None:
+    """413 if a file reaching byte ``end`` would be over the configured limit."""
+    limit = state.max_upload_bytes
+    if limit is not None and end > limit:
+        raise _too_large(limit)
+
+
+async def _guarded(
+    state: ServerState, sid: int, body: AsyncIterable[bytes], start: int
+) -> AsyncIterator[bytes]:
+    """The request body, stopped as soon as it passes the size limit or the source stops.
+
+    Checked per piece as it arrives, so an oversized or cancelled upload is cut off
+    mid-stream instead of being written out first (``uploads`` then removes the
+    partial file). ``start`` is where in the file the body begins (a chunk's offset).
+    """
+    end = start
+    async for piece in body:
+        end += len(piece)
+        _check_size(state, end)
+        _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
+        yield piece
+
+
+async def _refused_after_write(state: ServerState, sid: int) -> None:
+    """Raise, after removing what a write left, if the source stopped while it ran.
+
+    A cancel or a cleanup can land between the last piece and the rename into place;
+    the bytes written then belong to nobody.
+    """
+    doc = state.meta.get(Kind.SOURCE, sid)
+    try:
+        _refuse_if_stopped(doc, sid)
+    except ApiError:
+        if doc is None or cleanup.is_removed(doc) or not doc.get("_path"):
+            await uploads.remove(state.uploads_dir, sid)
+        else:
+            await uploads.remove_partial(state.uploads_dir, sid)
+        raise
 
 
 async def upload_whole(request: web.Request) -> web.Response:
@@ -191,12 +261,18 @@ async def upload_whole(request: web.Request) -> web.Response:
     state = _state(request)
     sid = _sid(request)
     doc = source_store.source_for(request, sid, write=True)
+    if request.content_length is not None:
+        _check_size(state, request.content_length)
     async with request.app[LOCKS].for_source(sid):
         doc = state.meta.get(Kind.SOURCE, sid) or doc
         _refuse_if_has_bytes(doc)
-        size = await uploads.write_whole(
-            state.uploads_dir, sid, request.content.iter_chunked(_READ_SIZE)
-        )
+        body = _guarded(state, sid, request.content.iter_chunked(_READ_SIZE), 0)
+        try:
+            size = await uploads.write_whole(state.uploads_dir, sid, body)
+        except OSError:
+            await _refused_after_write(state, sid)
+            raise
+        await _refused_after_write(state, sid)
         doc = state.meta.get(Kind.SOURCE, sid) or doc
         name = source_store.basename(request.headers.get("X-File-Name"))
         if name and doc["source_type"].get("type") == "upload":
@@ -270,13 +346,17 @@ async def chunk(request: web.Request) -> web.Response:
     sid = _sid(request)
     doc = source_store.source_for(request, sid, write=True)
     _refuse_if_has_bytes(doc)
-    info = await uploads.write_chunk(
-        state.uploads_dir,
-        sid,
-        _int_param(request, "seq_num"),
-        _int_param(request, "byte_offset"),
-        request.content.iter_chunked(_READ_SIZE),
-    )
+    offset = _int_param(request, "byte_offset")
+    _check_size(state, offset + (request.content_length or 0))
+    body = _guarded(state, sid, request.content.iter_chunked(_READ_SIZE), offset)
+    try:
+        info = await uploads.write_chunk(
+            state.uploads_dir, sid, _int_param(request, "seq_num"), offset, body
+        )
+    except OSError:
+        await _refused_after_write(state, sid)
+        raise
+    await _refused_after_write(state, sid)
     resource = {
         "seq_num": info.seq_num,
         "byte_offset": info.byte_offset,
@@ -299,9 +379,55 @@ async def commit(request: web.Request) -> web.Response:
         if doc.get("_path") and doc.get("filesize") == total:
             return _reply(state, doc)
         _refuse_if_has_bytes(doc)
+        _check_size(state, total)
         size = await uploads.commit(state.uploads_dir, sid, last_seq, total)
+        await _refused_after_write(state, sid)
+        # Re-read: a cancel may have marked the source while the chunks were joined.
+        doc = state.meta.get(Kind.SOURCE, sid) or doc
         _bytes_complete(state, doc, size)
     return _reply(state, doc)
+
+
+def _finished_ok(state: ServerState, doc: Doc) -> bool:
+    """Whether nothing is left to stop: bytes in and, if it is parsed, the parse done."""
+    if doc.get("failed_at") is not None or doc.get("finished_at") is None:
+        return False
+    if doc["source_type"].get("type") == "view":
+        return True  # loaded while its create request waited
+    if not doc.get("_path"):
+        return False
+    if not doc["parse_options"].get("parse_source", True):
+        return True  # a blob: stored as it is, never parsed
+    return bool(state.meta.children(Kind.INPUT_SCHEMA, doc["id"]))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """S10 (the ``cancel`` link): stop an upload or parse that is still going on.
+
+    The source is marked failed with ``failure_details.key == "cancelled"`` before
+    anything else, so every in-flight chunk or body stops at its next piece and a
+    running parse drops its table when it returns (``processing.parse_source``). Its
+    chunks are then removed under the upload lock (after a commit that is joining
+    them). A source already failed is answered as it is; one that finished is a 409.
+    """
+    state = _state(request)
+    sid = _sid(request)
+    doc = source_store.source_for(request, sid, write=True)
+    if _finished_ok(state, doc):
+        raise ApiError(
+            409,
+            f"source {sid} has already finished; there is nothing to cancel",
+            key="already_finished",
+        )
+    if doc.get("failed_at") is None:
+        doc["failed_at"] = utcnow_iso()
+        doc["failure_details"] = source_store.failure(
+            "cancelled", f"source {sid} was cancelled by its owner"
+        )
+        source_store.save(state.meta, doc)
+    async with request.app[LOCKS].for_source(sid):
+        await uploads.remove_partial(state.uploads_dir, sid)
+    return _reply(state, state.meta.get(Kind.SOURCE, sid) or doc)
 
 
 def register(app: web.Application) -> None:
@@ -324,4 +450,5 @@ def register(app: web.Application) -> None:
     router.add_post(f"{src}/initiate", initiate)
     router.add_post(f"{src}/chunk/{{seq_num}}/{{byte_offset}}", chunk)
     router.add_post(f"{src}/chunk/{{seq_num}}/{{byte_offset}}/commit", commit)
+    router.add_post(f"{src}/cancel", cancel)
     routes_schemas.register(app)

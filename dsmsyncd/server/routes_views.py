@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
-from dsmsyncd.server import auth, revisions, views
+from dsmsyncd.server import auth, cleanup, revisions, routes_sources, source_store, views
 from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.httpio import json_reply
 from dsmsyncd.server.metastore import Doc, Kind
@@ -40,14 +40,30 @@ async def show_view(request: web.Request) -> web.Response:
 
 
 async def delete_view(request: web.Request) -> web.Response:
-    """Remove the dataset; running apply jobs fail when they find it gone."""
+    """Remove the dataset; running apply jobs fail when they find it gone.
+
+    The documents go at once; rows and uploaded files go in the background once the
+    applies already running on the dataset have ended (``cleanup.remove_dataset``).
+    """
     fourfour = request.match_info["fourfour"]
     auth.view_for_write(request, fourfour)
     state = request.app[STATE]
-    with state.meta.transaction():
-        revisions.delete_all(state.meta, fourfour)
-        state.meta.delete(Kind.VIEW, fourfour)
-    await state.rows.drop_tables(views.dataset_table(fourfour))
+    meta = state.meta
+    with meta.transaction():
+        sources = [
+            source
+            for revision in meta.children(Kind.REVISION, fourfour)
+            for source in source_store.revision_sources(
+                meta, fourfour, int(revision["revision_seq"])
+            )
+        ]
+        revisions.delete_all(meta, fourfour)
+        meta.delete(Kind.VIEW, fourfour)
+        claimed = cleanup.claim(meta, sources, f"dataset {fourfour} was deleted")
+    state.spawn(
+        cleanup.remove_dataset(state, fourfour, claimed, request.app[routes_sources.LOCKS]),
+        name=f"cleanup-dataset-{fourfour}",
+    )
     return json_reply({"id": fourfour, "deleted": True})
 
 

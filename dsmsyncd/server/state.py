@@ -30,6 +30,8 @@ class ServerState:
     rows: RowStore
     preferred_chunk_size: int = PREFERRED_CHUNK_SIZE
     preferred_upload_parallelism: int = PREFERRED_UPLOAD_PARALLELISM
+    # None: no limit. Checked while bytes stream in, so a too-large upload never lands.
+    max_upload_bytes: int | None = None
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -53,9 +55,37 @@ class ServerState:
             logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     async def drain(self) -> None:
-        """Wait for background work at shutdown, so nothing is cut mid-write."""
+        """Wait for background work, so nothing is cut mid-write.
+
+        Work spawned while waiting (a parse's transform, a cleanup) is waited for too.
+        Cancelling the wait (shutdown's time limit) leaves the tasks running:
+        ``asyncio.wait`` does not cancel what it waits for, unlike ``gather``.
+        """
         while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+            await asyncio.wait(list(self._background))
+
+    async def cancel_background(self) -> None:
+        """Cancel what is still running (shutdown after the drain's time limit).
+
+        Parsing and transforms pick up again at the next start (``processing_resume``)
+        and an apply cut short leaves its revision open, so cancelling loses no data;
+        a row-store statement already running in a worker thread still runs to its end.
+        """
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def running(self, name: str) -> list[asyncio.Task[Any]]:
+        """Background tasks spawned under ``name`` that have not ended yet.
+
+        Cleanup waits for these (a parse still writing ``in_{id}`` would otherwise
+        recreate the table it just dropped).
+        """
+        return [t for t in self._background if t.get_name() == name and not t.done()]
+
+    def running_with_prefix(self, prefix: str) -> list[asyncio.Task[Any]]:
+        return [t for t in self._background if t.get_name().startswith(prefix) and not t.done()]
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("dsmsyncd_state", ServerState)

@@ -245,3 +245,24 @@ async def copy_bytes(src: Path, dst: Path) -> None:
 async def remove(uploads_dir: Path, source_id: int) -> None:
     """Delete everything a source uploaded."""
     await asyncio.to_thread(shutil.rmtree, source_dir(uploads_dir, source_id), True)
+
+
+async def remove_partial(uploads_dir: Path, source_id: int) -> None:
+    """Delete a source's chunks and half-written files, keeping complete bytes if any.
+
+    A cancelled source keeps ``source.bin`` when it has one (it can still be downloaded
+    or re-parsed with new options); with nothing complete left the directory goes too.
+    """
+
+    def _remove() -> None:
+        directory = source_dir(uploads_dir, source_id)
+        if not directory.is_dir():
+            return
+        for entry in os.scandir(directory):
+            if entry.name != FINAL_NAME:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        with contextlib.suppress(OSError):  # not empty: the complete bytes stay
+            directory.rmdir()
+
+    await asyncio.to_thread(_remove)

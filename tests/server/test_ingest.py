@@ -278,3 +278,39 @@ async def test_ingest_rejects_unsafe_table_name(store: RowStore, tmp_path: Path)
     path.write_bytes(b"a\n1\n")
     with pytest.raises(ValueError, match="table name"):
         await store.ingest(path, 'x"; drop', ParseOptions(), content_type=None, filename=None)
+
+
+async def test_ingest_without_type_guessing_reports_text(store: RowStore, tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"n,flag\n1,true\n2,false\n")
+    parsed = await store.ingest(
+        path, "in1", ParseOptions(), content_type=None, filename=None, guess_types=False
+    )
+    assert [c.guessed_type for c in parsed.columns] == [SoqlType.TEXT, SoqlType.TEXT]
+    assert await cells(store, 2) == [(0, "1", "true"), (1, "2", "false")]
+
+
+async def test_ingest_guesses_from_first_rows_only(
+    store: RowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later cell that does not fit the guess becomes a cell error downstream."""
+    monkeypatch.setattr("dsmsyncd.server.ingest.GUESS_SAMPLE_ROWS", 2)
+    parsed = await parse(store, tmp_path, b"n\n1\n2\nnot a number\n")
+    assert parsed.columns[0].guessed_type == SoqlType.NUMBER
+    assert parsed.total_rows == 3
+
+
+async def test_ingest_trims_every_blank_at_both_ends(store: RowStore, tmp_path: Path) -> None:
+    data = b'a,b,c\n"\tx \r\n",\x0by\x0c,"in  side"\n'
+    await parse(store, tmp_path, data)
+    assert await cells(store, 3) == [(0, "x", "y", "in  side")]
+
+
+async def test_ingest_row_errors_empty_rows_and_offsets_together(
+    store: RowStore, tmp_path: Path
+) -> None:
+    data = b"a,b\n1,2\n3\n,\n4,5\n6,7,8\n9,10\n"
+    parsed = await parse(store, tmp_path, data)
+    assert (parsed.total_rows, parsed.row_error_count) == (3, 2)
+    assert [r[0] for r in await cells(store, 2)] == [0, 3, 5]
+    assert [e["offset"] for e in await store.row_errors("in1", 0, 10)] == [1, 4]

@@ -298,3 +298,33 @@ async def test_drop_tables_removes_input_and_row_errors(store: RowStore, tmp_pat
     await store.drop_tables("in1")
     assert await store.row_errors("in1", 0, 10) == []
     assert await store.dataset_count("in1") == 0
+
+
+async def test_apply_upsert_keeps_row_ids_of_updated_rows(store: RowStore, tmp_path: Path) -> None:
+    """Updated rows keep their place in the default (row id) order; new rows go last."""
+    await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n3,c\n", "1")
+    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await prepared(store, tmp_path, b"id,name\n4,d\n1,A\n", "2")
+    stats = await store.apply("ds", "out2", ID_NAME, "update", "id")
+    assert (stats.created, stats.updated, stats.total_rows_after) == (1, 1, 4)
+    assert await all_rows(store) == [
+        {"id": "1", "name": "A"},
+        {"id": "2", "name": "b"},
+        {"id": "3", "name": "c"},
+        {"id": "4", "name": "d"},
+    ]
+
+
+async def test_apply_upsert_updates_every_row_sharing_the_identifier(
+    store: RowStore, tmp_path: Path
+) -> None:
+    await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n1,c\n", "1")
+    await store.apply("ds", "out1", ID_NAME, "update", None)  # appended: id 1 twice
+    await prepared(store, tmp_path, b"id,name\n1,z\n", "2")
+    stats = await store.apply("ds", "out2", ID_NAME, "update", "id")
+    assert (stats.created, stats.updated, stats.total_rows_after) == (0, 1, 3)
+    assert await all_rows(store) == [
+        {"id": "1", "name": "z"},
+        {"id": "2", "name": "b"},
+        {"id": "1", "name": "z"},
+    ]
