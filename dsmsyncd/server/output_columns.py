@@ -260,6 +260,7 @@ class StoredTransform:
     referenced_columns: tuple[str, ...]
     value_sql: str = "NULL"
     error_sql: str = "NULL"
+    parsed_expr: dict[str, Any] = field(default_factory=dict)
 
 
 def read_plans(doc: Doc, input_schema: Doc) -> tuple[list[OutputColumnPlan], InputRef]:

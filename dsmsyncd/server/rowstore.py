@@ -36,7 +36,7 @@ from dsmsyncd.server.rowstore_apply import (
     SelectItem,
 )
 from dsmsyncd.server.rowstore_output import InputRef, OutputColumnPlan, OutputStats
-from dsmsyncd.server.rowstore_sql import table as qtable
+from dsmsyncd.server.rowstore_sql import drop_relation_sql
 
 __all__ = [
     "AppliedColumn",
@@ -125,12 +125,12 @@ class RowStore:
         return await self._run(_output.materialize, input_table, output_table, columns)
 
     async def drop_tables(self, *names: str) -> None:
-        """Drop tables if they exist (an input table takes its row errors with it)."""
+        """Drop tables or views if they exist (an input table takes its row errors with it)."""
 
         def drop(cur: duckdb.DuckDBPyConnection) -> None:
             for name in names:
-                cur.execute(f"DROP TABLE IF EXISTS {qtable(name)}")
-                cur.execute(f"DROP TABLE IF EXISTS {qtable(name + '__row_errors')}")
+                drop_relation_sql(cur, name)
+                drop_relation_sql(cur, name + "__row_errors")
 
         await self._run(drop)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from dsmsyncd.server.rowstore_sql import ident
+from dsmsyncd.server.rowstore_sql import drop_relation_sql, ident
 from dsmsyncd.server.rowstore_sql import table as qtable
 from dsmsyncd.server.soql_types import (
     SoqlType,
@@ -48,6 +48,9 @@ class CompiledLike(Protocol):
 
     @property
     def referenced_columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def parsed_expr(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -77,15 +80,22 @@ def materialize(
     output_table: str,
     columns: Sequence[OutputColumnPlan],
 ) -> OutputStats:
+    """Define the output schema's cells over its input table, and count its errors.
+
+    The output is a VIEW, not a copy: every transform is vectorised SQL, so evaluating
+    it again where it is read (a page, an export, the apply) costs less than writing
+    1M rows twice (measured in bench/RESULTS.md). Expressions that are not
+    deterministic (``random_*``) are written out once, so that every read agrees.
+    """
     out = qtable(output_table)
+    kind = "TABLE" if any(_volatile(c.compiled.parsed_expr) for c in columns) else "VIEW"
+    drop_relation_sql(cur, output_table)
     cells = "".join(
         f", CAST(({c.compiled.value_sql}) AS {duckdb_type(c.compiled.output_type)}) AS v{i}"
         f", CAST(({c.compiled.error_sql}) AS VARCHAR) AS e{i}"
         for i, c in enumerate(columns)
     )
-    cur.execute(
-        f"CREATE OR REPLACE TABLE {out} AS SELECT __offset{cells} FROM {qtable(input_table)}"
-    )
+    cur.execute(f"CREATE {kind} {out} AS SELECT __offset{cells} FROM {qtable(input_table)}")
     counts = [f"count(e{i})" for i in range(len(columns))]
     select = ", ".join(["count(*)", f"count(*) FILTER (WHERE {any_error(len(columns))})", *counts])
     row = cur.execute(f"SELECT {select} FROM {out}").fetchone()
@@ -93,6 +103,17 @@ def materialize(
     return OutputStats(
         total_rows=int(row[0]), error_rows=int(row[1]), column_error_counts=list(row[2:])
     )
+
+
+def _volatile(node: Any) -> bool:
+    if isinstance(node, dict):
+        name = node.get("function_name")
+        if isinstance(name, str) and name.startswith("random_"):
+            return True
+        return any(_volatile(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_volatile(v) for v in node)
+    return False
 
 
 def any_error(count: int, prefix: str = "") -> str:

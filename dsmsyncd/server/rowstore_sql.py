@@ -9,6 +9,7 @@ functions, so injection is ruled out in one place: identifiers are double-quoted
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _TABLE_NAME = re.compile(r"[a-z0-9_]+")
 
@@ -33,3 +34,24 @@ def table(name: str) -> str:
 def literal(text: str) -> str:
     """A quoted SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def drop_relation_sql(cur: Any, name: str) -> None:
+    """Drop ``name`` whether it is a table or a view (output schemas may be either)."""
+    row = cur.execute(
+        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND NOT internal "
+        "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ?",
+        [check_table(name), name],
+    ).fetchone()
+    if row is not None:
+        cur.execute(f"DROP {row[0]} IF EXISTS {table(name)}")
+
+
+def relation_exists(cur: Any, name: str) -> bool:
+    """A table or a view of that name exists."""
+    row = cur.execute(
+        "SELECT (SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal)"
+        " + (SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary)",
+        [name, name],
+    ).fetchone()
+    return bool(row and row[0])

@@ -15,7 +15,7 @@ import aiohttp
 from dsmsyncd.server import uploads
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.metastore import Kind
-from dsmsyncd.server.rowstore_apply import table_exists
+from dsmsyncd.server.rowstore_sql import relation_exists
 from dsmsyncd.server.views import dataset_table
 from tests.server.sources_flow import (
     API,
@@ -31,7 +31,7 @@ CSV = b"id,name\n1,a\n2,b\nbroken\n"
 
 
 async def _exists(server: RunningServer, table: str) -> bool:
-    return await server.state.rows._run(table_exists, table)
+    return await server.state.rows._run(relation_exists, table)
 
 
 async def _tables(server: RunningServer, source: dict[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 from dsmsyncd.server import uploads
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.metastore import Kind
-from dsmsyncd.server.rowstore_apply import table_exists
+from dsmsyncd.server.rowstore_sql import relation_exists
 from tests.server.conftest import ALICE, basic_auth
 from tests.server.sources_flow import (
     commit,
@@ -87,7 +87,7 @@ async def test_cancel_during_parse_drops_its_table_and_never_finishes(
     assert shown["resource"]["schemas"] == []
     assert shown["resource"]["failure_details"]["key"] == "cancelled"
     sid = source["resource"]["id"]
-    assert not await server.state.rows._run(table_exists, f"in_{sid}")
+    assert not await server.state.rows._run(relation_exists, f"in_{sid}")
     assert server.state.meta.children(Kind.INPUT_SCHEMA, sid) == []
 
 
