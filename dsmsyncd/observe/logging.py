@@ -1,0 +1,222 @@
+"""One log format for the whole process: structlog in front of stdlib logging.
+
+Modules log through ``logging.getLogger("dsmsyncd.<module>")`` (or ``structlog``);
+both go through one root handler whose ``ProcessorFormatter`` renders JSON lines
+when the stream is not a terminal (journald, Kubernetes, a log shipper) and a
+readable console line when it is. Lines logged inside a job carry the job's keys
+(``bind_job``), so one ``grep job_id=42`` or one Loki query shows a file's story.
+
+Redaction is the last step before rendering, after tracebacks become text, so that
+no line leaves the process with a secret in it (DESIGN.md invariant 5): values of
+keys that name a secret, ``user:password@`` in URLs, and ``token=…`` /
+``Authorization: Basic …`` inside free text (exception messages quote requests).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, TextIO
+
+import structlog
+from structlog.contextvars import (
+    bind_contextvars,
+    get_contextvars,
+    merge_contextvars,
+    unbind_contextvars,
+)
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.types import EventDict, Processor, WrappedLogger
+
+__all__ = [
+    "REDACTED",
+    "JobBinding",
+    "bind_job",
+    "configure_logging",
+    "redact_text",
+    "redact_value",
+]
+
+REDACTED = "********"
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+# Keys whose values are secrets, wherever they appear (event keys, nested dicts, extra=).
+_SECRET_KEY = re.compile(
+    r"passw(or)?d|secret|token|authorization|api[_-]?key|credential|cookie", re.IGNORECASE
+)
+# Userinfo in a URL: everything between "scheme://" and the last "@" before the path.
+# Greedy up to the last "@", so that an unencoded "@" in a password is covered too.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s/\"'<>]+@")
+# "app_token=abc", "password: abc", "Authorization: Basic abc" in free text; the
+# Socrata app token often travels as a query parameter ($$app_token=...).
+_INLINE_SECRET = re.compile(
+    r"(?P<key>(?:passw(?:or)?d|secret|token|authorization|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<scheme>(?:basic|bearer|token)\s+)?"
+    r"[^\s\"'&,;}]+",
+    re.IGNORECASE,
+)
+
+# The keys bind_job puts on every line of a job.
+JOB_KEYS = ("job_id", "file", "dataset", "revision")
+
+_HANDLER_MARK = "_dsmsyncd_handler"
+
+
+def redact_text(text: str) -> str:
+    """Mask credentials inside free text: URL userinfo and ``key=value`` secrets."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    return _INLINE_SECRET.sub(lambda m: f"{m['key']}{m['scheme'] or ''}{REDACTED}", text)
+
+
+def redact_value(value: Any, key: str = "") -> Any:
+    """A copy of ``value`` with secrets masked, recursing through dicts, lists and tuples."""
+    if key and value is not None and _SECRET_KEY.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
+
+
+def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    return {k: redact_value(v, k) for k, v in event_dict.items()}
+
+
+class JobBinding:
+    """Job keys bound by ``bind_job``; leaving its ``with`` block restores the keys before it.
+
+    Restores all four keys, not only those it bound, so that a ``bind_job(revision=…)``
+    made inside the block does not outlive it.
+    """
+
+    def __init__(self, previous: Mapping[str, Any]) -> None:
+        self._previous = dict(previous)
+
+    def __enter__(self) -> JobBinding:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        unbind_contextvars(*JOB_KEYS)
+        bind_contextvars(**self._previous)
+
+
+def bind_job(
+    *,
+    job_id: int | None = None,
+    file: str | None = None,
+    dataset: str | None = None,
+    revision: int | None = None,
+) -> JobBinding:
+    """Put the job's keys on every line logged from this context (task) on.
+
+    Binds at once; ``None`` keys are left as they are, so a job binds its id, file and
+    dataset when it starts and calls ``bind_job(revision=seq)`` once the revision is
+    known. Used as ``with bind_job(...):`` it restores the previous keys on exit. Each
+    asyncio task has its own copy of the context, so parallel jobs never mix keys.
+    """
+    previous = {k: v for k, v in get_contextvars().items() if k in JOB_KEYS}
+    given = {"job_id": job_id, "file": file, "dataset": dataset, "revision": revision}
+    bind_contextvars(**{k: v for k, v in given.items() if v is not None})
+    return JobBinding(previous)
+
+
+# Attributes every LogRecord has, plus those that formatters add ("message", "asctime"):
+# whatever else is on a record came from ``extra=`` and belongs on the line.
+_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def _add_extra(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if record is not None:
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_KEYS and not key.startswith("_"):
+                event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    # Run on every line, structlog's or stdlib's, before the formatter renders it.
+    return [
+        merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _renderers(json: bool, colors: bool) -> list[Processor]:
+    if json:
+        # No locals in tracebacks: a frame's locals may hold a password or a token.
+        tracebacks = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False)
+        )
+        return [tracebacks, _redact, structlog.processors.JSONRenderer()]
+    # Tracebacks become text before redaction, so the exception message is masked too.
+    return [
+        structlog.processors.format_exc_info,
+        _redact,
+        structlog.dev.ConsoleRenderer(colors=colors),
+    ]
+
+
+def configure_logging(
+    *, level: str = "info", json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """Route all logging through one root handler on ``stream`` (default stderr).
+
+    ``json=None`` picks JSON lines unless ``stream`` is a terminal. Calling it again
+    replaces the handler it installed before (and keeps anyone else's, such as pytest's).
+    """
+    name = level.lower()
+    if name not in LEVELS:
+        raise ValueError(f"unknown log level {level!r}: use one of {', '.join(LEVELS)}")
+    numeric = logging.getLevelNamesMapping()[name.upper()]
+    out = stream if stream is not None else sys.stderr
+    tty = out.isatty()
+    as_json = (not tty) if json is None else json
+
+    shared = _shared_processors()
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a logger used before configure_logging (at import time) must still
+        # pick up this configuration rather than keep structlog's default printer.
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, _add_extra],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_renderers(as_json, colors=tty),
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
