@@ -1,0 +1,82 @@
+"""What every source gives the daemon: stable candidates, and their bytes as a ``Blob``.
+
+A source yields a ``Candidate`` once per identity (path + size + mtime for a file),
+only after the stability gate has passed it, and in arrival order (mtime, then name).
+It never decides where a file goes (that is routing) and never moves it (that is the
+finalizer): sources know nothing of datasets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from dsmsyncd.blob import Blob
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One stable file, found by one source; small enough to keep one per pending file.
+
+    Attributes:
+        source: the name of the ``[[source]]`` that found it.
+        relative_path: POSIX path relative to the source root (what mappings match).
+        size: bytes, as seen when the file passed the stability gate.
+        mtime_ns: modification time in nanoseconds since the epoch.
+        identity: changes whenever the content may have changed; the state store
+            keys "seen this file" on it, so a rewritten file is a new job.
+    """
+
+    source: str
+    relative_path: str
+    size: int
+    mtime_ns: int
+    identity: str
+
+    @property
+    def mtime(self) -> datetime:
+        """The modification time as an aware UTC datetime (microsecond precision)."""
+        return _EPOCH + timedelta(microseconds=self.mtime_ns // 1000)
+
+
+def file_identity(relative_path: str, size: int, mtime_ns: int) -> str:
+    """The identity of a local file: any change of size or mtime makes a new one."""
+    return f"file:{relative_path}:{size}:{mtime_ns}"
+
+
+class SourceError(Exception):
+    """A source cannot do what was asked; the message says what, where and how to fix it."""
+
+    def __init__(self, what: str, *, where: str, fix: str) -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(f"{where}: {what}; {fix}")
+
+
+class Source(Protocol):
+    """A place files arrive in.
+
+    ``candidates`` is declared with a plain ``def``: an ``async def`` generator is
+    called without ``await`` and returns an ``AsyncIterator``, which is what this says.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def candidates(self, stop: asyncio.Event) -> AsyncIterator[Candidate]:
+        """Yield each stable file once per identity, oldest first, until ``stop`` is set."""
+        ...
+
+    def open_blob(self, relative_path: str) -> Blob:
+        """The file's bytes; raises ``SourceError`` if it vanished or escapes the root."""
+        ...
+
+    async def check(self) -> list[str]:
+        """Problems an operator must fix (root missing, not readable or writable)."""
+        ...

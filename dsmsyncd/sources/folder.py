@@ -1,0 +1,367 @@
+"""A local drop folder: files present at start, filesystem events, and a periodic rescan.
+
+Events (watchfiles) only say *when* to look: every batch triggers a full scan, so a
+lost event (network mounts, an overflowing inotify queue) costs latency, never a
+file, and the ``poll_interval`` rescan is the safety net. Files still settling are
+re-checked on their own when they are due, so a file becomes a candidate ``min_age``
+after it stops changing even if no further event arrives.
+
+A scan refuses what must never be uploaded: names matching an ``ignore`` pattern
+(in-progress ``*.part`` files, dotfiles), anything under an excluded directory (the
+archive and quarantine folders may live inside the root), symlinks whose target lies
+outside the root (a drop folder must not become a way to publish ``/etc/shadow``),
+and anything that is not a regular file. Each refusal that deserves an operator's
+attention is logged once, for as long as it lasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import stat
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from pathlib import Path
+
+from watchfiles import awatch
+
+from dsmsyncd.blob import LocalFileBlob
+from dsmsyncd.config import SourceConfig
+from dsmsyncd.sources.base import Candidate, SourceError, file_identity
+from dsmsyncd.sources.stability import Clock, StabilityGate
+
+logger = logging.getLogger("dsmsyncd.sources.folder")
+
+# watchfiles groups changes for at most this long; the gate waits min_age anyway.
+WATCH_DEBOUNCE_MS = 500
+WATCH_STEP_MS = 50
+# How often the watch thread wakes without events, to notice a replaced root.
+WATCH_TIMEOUT_MS = 5_000
+# Between attempts to (re)start watching a missing or unwatchable root.
+WATCH_RETRY_S = 5.0
+# Never spin: the shortest wait between two looks at the folder.
+MIN_WAIT_S = 0.05
+
+
+class FolderSource:
+    """Yields the stable files of one ``file://`` source, oldest first.
+
+    ``scan`` and ``recheck_pending`` are synchronous (``os.scandir``) and meant to run
+    in a worker thread, one at a time; ``candidates`` does exactly that.
+    """
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        *,
+        exclude_dirs: Sequence[Path] = (),
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.root = config.path
+        # Relative excluded dirs are taken relative to the root (absolute ones stay).
+        self.exclude_dirs = tuple(self.root / path for path in exclude_dirs)
+        self._ignore = tuple(config.ignore)
+        self._poll_s = config.poll_interval
+        self._gate = StabilityGate(config.min_age, clock)
+        self._warned: set[str] = set()
+        self._root_missing = False
+
+    # -- scanning (synchronous; run in a thread) ---------------------------------------
+
+    def scan(self) -> list[Candidate]:
+        """Walk the whole folder; return the files that just became stable, oldest first."""
+        root_real = self._root_real()
+        if root_real is None:
+            return []
+        excluded = self._excluded_real()
+        problems: dict[str, str] = {}
+        ready: list[Candidate] = []
+        for rel, size, mtime_ns in self._walk(root_real, excluded, problems):
+            if self._gate.observe(rel, size, mtime_ns):
+                ready.append(self._candidate(rel, size, mtime_ns))
+        self._gate.sweep()
+        self._report(problems)
+        return _in_arrival_order(ready)
+
+    def recheck_pending(self) -> list[Candidate]:
+        """Look again at the files still settling only (cheaper than a full scan)."""
+        root_real = self._root_real()
+        if root_real is None:
+            return []
+        excluded = self._excluded_real()
+        ready: list[Candidate] = []
+        for rel in self._gate.pending():
+            found = self._stat_one(root_real, excluded, rel)
+            if found is None:
+                self._gate.forget(rel)
+            elif self._gate.observe(rel, *found):
+                ready.append(self._candidate(rel, *found))
+        return _in_arrival_order(ready)
+
+    @property
+    def pending_count(self) -> int:
+        """Files seen and remembered (settling, or yielded and still present)."""
+        return len(self._gate)
+
+    def _candidate(self, rel: str, size: int, mtime_ns: int) -> Candidate:
+        return Candidate(self.name, rel, size, mtime_ns, file_identity(rel, size, mtime_ns))
+
+    def _root_real(self) -> str | None:
+        real = os.path.realpath(self.root)
+        if os.path.isdir(real):
+            if self._root_missing:
+                logger.info("source %s: root %s is back", self.name, self.root)
+                self._root_missing = False
+            return real
+        if not self._root_missing:
+            logger.warning(
+                "source %s: root %s is missing or not a directory; will keep looking "
+                "(create it, mount it, or fix url in [[source]])",
+                self.name,
+                self.root,
+            )
+            self._root_missing = True
+        return None
+
+    def _excluded_real(self) -> tuple[str, ...]:
+        return tuple(os.path.realpath(path) for path in self.exclude_dirs)
+
+    def _ignored(self, name: str, rel: str) -> bool:
+        return any(
+            fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(rel, pattern)
+            for pattern in self._ignore
+        )
+
+    def _walk(
+        self, root_real: str, excluded: tuple[str, ...], problems: dict[str, str]
+    ) -> Iterator[tuple[str, int, int]]:
+        """(relative path, size, mtime_ns) of every acceptable regular file under the root.
+
+        Symlinked directories are never descended into: one outside the root is refused,
+        one inside leads to files the walk reaches by their real path anyway, and
+        following it would offer each of them twice, under two names (and risk loops).
+        """
+        stack: list[tuple[str, str]] = [(root_real, "")]
+        while stack:
+            dir_path, rel_dir = stack.pop()
+            try:
+                with os.scandir(dir_path) as it:
+                    entries = list(it)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                problems[rel_dir or "."] = f"cannot list the directory: {exc.strerror}"
+                continue
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if self._ignored(entry.name, rel):
+                    continue
+                try:
+                    if entry.is_symlink():
+                        real = os.path.realpath(entry.path)
+                        if not _inside(real, root_real):
+                            problems[rel] = f"symlink to {real}, outside the source root: refused"
+                            continue
+                        if entry.is_dir() or any(_inside(real, ex) for ex in excluded):
+                            continue
+                    elif entry.is_dir(follow_symlinks=False):
+                        if not any(_inside(entry.path, ex) for ex in excluded):
+                            stack.append((entry.path, rel))
+                        continue
+                    if not entry.is_file():  # fifo, socket, device, dangling link
+                        continue
+                    st = entry.stat()
+                except FileNotFoundError:  # vanished between listing and stat
+                    continue
+                except OSError as exc:
+                    problems[rel] = f"cannot stat: {exc.strerror}"
+                    continue
+                yield rel, st.st_size, st.st_mtime_ns
+
+    def _stat_one(
+        self, root_real: str, excluded: tuple[str, ...], rel: str
+    ) -> tuple[int, int] | None:
+        path = os.path.join(root_real, rel)
+        real = os.path.realpath(path)
+        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _report(self, problems: dict[str, str]) -> None:
+        """Log each problem the first scan it appears; forget those that went away."""
+        for rel, message in problems.items():
+            if rel not in self._warned:
+                logger.warning("source %s: %s: %s", self.name, rel, message)
+        self._warned = set(problems)
+
+    # -- async discovery -----------------------------------------------------------------
+
+    async def candidates(self, stop: asyncio.Event) -> AsyncGenerator[Candidate, None]:
+        """Initial scan, then rescan on each event batch or poll tick until ``stop``."""
+        wake = asyncio.Event()
+        halt = asyncio.Event()  # ours alone: watchfiles sets it if its task is cancelled
+        relay = asyncio.create_task(_relay(stop, halt, wake), name=f"stop-{self.name}")
+        watcher = asyncio.create_task(self._watch(halt, wake), name=f"watch-{self.name}")
+        loop = asyncio.get_running_loop()
+        batch: list[Candidate] = []
+        handed = 0
+        try:
+            full, next_full = True, loop.time()
+            while not stop.is_set():
+                batch = await asyncio.to_thread(self.scan if full else self.recheck_pending)
+                handed = 0
+                if full:
+                    next_full = loop.time() + self._poll_s
+                for candidate in batch:
+                    if stop.is_set():
+                        break
+                    handed += 1  # counted before the yield: once yielded, it is delivered
+                    yield candidate
+                # Wake for the next full rescan, or sooner when a settling file is due.
+                timeout = next_full - loop.time()
+                due = self._gate.seconds_until_due()
+                if due is not None:
+                    timeout = min(timeout, due)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(timeout, MIN_WAIT_S)):
+                        await wake.wait()
+                full = wake.is_set() or loop.time() >= next_full
+                wake.clear()
+        finally:
+            # Not handed over: forget them so that a later run of this source finds them.
+            for candidate in batch[handed:]:
+                self._gate.forget(candidate.relative_path)
+            halt.set()
+            relay.cancel()
+            await asyncio.gather(relay, watcher, return_exceptions=True)
+
+    async def _watch(self, halt: asyncio.Event, wake: asyncio.Event) -> None:
+        """Set ``wake`` on every event batch; re-arm when the root is replaced or returns."""
+        reported = False
+        while not halt.is_set():
+            armed = _dir_id(self.root)
+            if armed is not None:
+                try:
+                    async with contextlib.aclosing(
+                        awatch(
+                            self.root,
+                            watch_filter=None,
+                            debounce=WATCH_DEBOUNCE_MS,
+                            step=WATCH_STEP_MS,
+                            stop_event=halt,
+                            rust_timeout=WATCH_TIMEOUT_MS,
+                            yield_on_timeout=True,
+                            recursive=True,
+                        )
+                    ) as batches:
+                        async for batch in batches:
+                            reported = False
+                            if batch:
+                                wake.set()
+                            if _dir_id(self.root) != armed:
+                                wake.set()
+                                break
+                        else:
+                            return  # halted
+                    continue  # the root was replaced: watch the new one at once
+                except (OSError, RuntimeError) as exc:
+                    if not reported:
+                        logger.warning(
+                            "source %s: cannot watch %s for events (%s); relying on the "
+                            "rescan every %.0fs",
+                            self.name,
+                            self.root,
+                            exc,
+                            self._poll_s,
+                        )
+                        reported = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_RETRY_S):
+                    await halt.wait()
+
+    # -- reading and health ----------------------------------------------------------------
+
+    def open_blob(self, relative_path: str) -> LocalFileBlob:
+        """The file's bytes by range; refuses a path that leaves the root or is gone."""
+        where = f"source {self.name}: {relative_path!r}"
+        root_real = os.path.realpath(self.root)
+        path = self.root / relative_path
+        real = os.path.realpath(path)
+        if Path(relative_path).is_absolute() or not _inside(real, root_real) or real == root_real:
+            raise SourceError(
+                f"resolves to {real}, outside the source root {self.root}",
+                where=where,
+                fix="only files (or symlinks to files) inside the root are published",
+            )
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise SourceError(
+                "the file vanished before it could be read",
+                where=where,
+                fix="leave files in the drop folder until dsmsyncd archives them",
+            ) from None
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read the file: {exc.strerror}",
+                where=where,
+                fix="make it readable by the dsmsyncd user",
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(
+                "not a regular file", where=where, fix="only regular files are published"
+            )
+        return LocalFileBlob(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+    async def check(self) -> list[str]:
+        """Problems with the root an operator must fix before files can flow."""
+        return await asyncio.to_thread(self._check)
+
+    def _check(self) -> list[str]:
+        where = f"source {self.name}: {self.root}"
+        if not self.root.exists():
+            return [f"{where} does not exist; create it or fix url in [[source]]"]
+        if not self.root.is_dir():
+            return [f"{where} is not a directory; point url at the drop folder"]
+        problems = []
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            problems.append(f"{where} is not readable; grant the dsmsyncd user read access")
+        if not os.access(self.root, os.W_OK):
+            problems.append(
+                f"{where} is not writable; dsmsyncd moves published files out of it "
+                "(grant write access)"
+            )
+        return problems
+
+
+async def _relay(stop: asyncio.Event, halt: asyncio.Event, wake: asyncio.Event) -> None:
+    await stop.wait()
+    halt.set()
+    wake.set()
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _dir_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _in_arrival_order(candidates: list[Candidate]) -> list[Candidate]:
+    return sorted(candidates, key=lambda c: (c.mtime_ns, c.relative_path))
