@@ -108,6 +108,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse (413) uploads larger than this many bytes (default: no limit)",
     )
 
+    run = commands.add_parser(
+        "run",
+        help="run the sync daemon",
+        description="Watch the configured sources and publish every stable file to its dataset.",
+    )
+    _config_arg(run)
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate a configuration (and, unless --offline, the target and folders)",
+    )
+    _config_arg(check)
+    check.add_argument("--offline", action="store_true", help="only validate the file itself")
+
+    status = commands.add_parser("status", help="recent jobs per dataset, from the state store")
+    _config_arg(status)
+    status.add_argument("--limit", type=int, default=50)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    push = commands.add_parser(
+        "push",
+        help="publish one file now, through the daemon's pipeline",
+        description=(
+            "Publish one file to a dataset through the same pipeline as the daemon, with a "
+            "progress bar and a summary. Exit codes: 0 published, 4 rejected input, "
+            "5 retryable failure, 2 configuration error."
+        ),
+    )
+    push.add_argument("file", type=Path, metavar="FILE")
+    push.add_argument("--dataset", required=True, metavar="ID")
+    how = push.add_mutually_exclusive_group()
+    how.add_argument("--import-config", metavar="NAME")
+    how.add_argument("--action", choices=["update", "replace", "delete"])
+    push.add_argument("--max-error-rows", type=int, default=0)
+    push.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="upload and transform, report the error count and sample errors, then discard",
+    )
+    push.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _config_arg(push)
+
     demo = commands.add_parser(
         "demo",
         help="run the main job on the embedded default and print where to read the result",
@@ -126,15 +169,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", type=Path, required=True, metavar="FILE", help="the TOML configuration"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("run", "check-config", "status", "push"):
+        return _daemon_command(args)
     if args.command == "demo":
         from dsmsyncd.demo import run_demo
 
         return run_demo(args.data_dir, args.listen, keep_serving=args.keep_serving)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _daemon_command(args: argparse.Namespace) -> int:
+    from dsmsyncd import cli_daemon
+
+    if args.command == "run":
+        return cli_daemon.run_command(args.config, args.log_level)
+    if args.command == "check-config":
+        return cli_daemon.check_config_command(args.config, offline=args.offline)
+    if args.command == "status":
+        return cli_daemon.status_command(args.config, limit=args.limit, as_json=args.json)
+    from dsmsyncd.push import PushRequest, push_command
+
+    request = PushRequest(
+        file=args.file,
+        dataset=args.dataset,
+        import_config=args.import_config,
+        action=args.action,
+        max_error_rows=args.max_error_rows,
+        dry_run=args.dry_run,
+        progress=not args.no_progress,
+    )
+    return push_command(args.config, request)
 
 
 def _serve(args: argparse.Namespace) -> int:

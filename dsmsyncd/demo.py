@@ -1,35 +1,76 @@
 """``dsmsyncd demo``: the main job on the embedded default, on a machine with no account.
 
-Starts the local DSMAPI server over HTTPS (with a certificate made for the demo's
-data dir), publishes the bundled sample CSV through a revision whose transform joins
-``street_number`` and ``street_name`` into ``address``, reads the rows back over SODA
-and prints where to read them. Everything goes through the same client and chunked
-uploader the daemon uses, over real HTTP.
+It starts the local DSMAPI server over HTTPS (a certificate made for the demo's data
+dir), creates a dataset and an import config whose transform joins ``street_number``
+and ``street_name`` into ``address``, writes a daemon configuration, starts the
+daemon on a drop folder and drops the bundled sample CSV into it, the way a user or
+a system would (written as ``.part``, then renamed). When the daemon has published
+it, the demo reads the rows back over SODA and prints where to read them. Everything
+goes over real HTTP, through the same code the daemon runs in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
 
-from dsmsyncd.blob import LocalFileBlob
+from dsmsyncd.config import load_config
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
-from dsmsyncd.upload import upload_blob
+from dsmsyncd.state import Job
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo-password"
+CONFIG_NAME = "demo-permits"
+PUBLISH_TIMEOUT_S = 120.0
 
-# Output columns of the demo dataset: each is a transform over the CSV's input columns.
+# The import config: each output column is a transform over the CSV's input columns.
 DEMO_COLUMNS = [
-    ("permit_id", "Permit", "`permit_id`"),
-    ("address", "Address", "`street_number` || ' ' || `street_name`"),
-    ("issued", "Issued", "to_floating_timestamp(`issued`)"),
-    ("fee", "Fee", "to_number(`fee`)"),
-    ("residential", "Residential", "to_boolean(`residential`)"),
+    ("permit_id", "Permit", "`permit_id`", True),
+    ("address", "Address", "`street_number` || ' ' || `street_name`", False),
+    ("issued", "Issued", "to_floating_timestamp(`issued`)", False),
+    ("fee", "Fee", "to_number(`fee`)", False),
+    ("residential", "Residential", "to_boolean(`residential`)", False),
 ]
+
+DAEMON_CONFIG = """\
+# Written by `dsmsyncd demo`: the daemon against the local server it started.
+[target]
+url = "{url}"
+username = "{user}"
+password_file = "secrets/dsm_password"
+ca_bundle = "{ca}"
+
+[state]
+url = "sqlite:///{root}/state.db"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[limits]
+max_concurrent_jobs = 2
+drain_timeout = "10s"
+
+[[source]]
+name = "drop"
+url = "file://{root}/drop"
+min_age = "300ms"
+poll_interval = "5s"
+
+[[mapping]]
+source = "drop"
+match = "permits/*.csv"
+dataset = "{fourfour}"
+import_config = "{config}"
+max_error_rows = 0
+on_success = "archive"
+archive_dir = "{root}/archive"
+quarantine_dir = "{root}/quarantine"
+"""
 
 
 def sample_csv() -> Path:
@@ -43,81 +84,135 @@ def run_demo(data_dir: Path, listen: tuple[str, int], *, keep_serving: bool = Fa
         return 0
 
 
-async def _demo(data_dir: Path, listen: tuple[str, int], keep_serving: bool) -> int:
+async def _demo(root: Path, listen: tuple[str, int], keep_serving: bool) -> int:
     from dsmsyncd.server.main import ServeOptions, start_server
 
-    options = ServeOptions(
-        listen_host=listen[0],
-        listen_port=listen[1],
-        data_dir=data_dir / "server",
-        users=[(DEMO_USER, DEMO_PASSWORD)],
-        tokens=[],
-        tls_cert=None,
-        tls_key=None,
-        tls_self_signed=True,
+    server = await start_server(
+        ServeOptions(
+            listen_host=listen[0],
+            listen_port=listen[1],
+            data_dir=root / "server",
+            users=[(DEMO_USER, DEMO_PASSWORD)],
+            tokens=[],
+            tls_cert=None,
+            tls_key=None,
+            tls_self_signed=True,
+        )
     )
-    server = await start_server(options)
     try:
         print(f"local DSMAPI server: {server.url} (CA certificate: {server.ca_path})")
-        fourfour = await _publish(server.url, str(server.ca_path) if server.ca_path else None)
+        ca = str(server.ca_path)
+        fourfour = await _prepare_dataset(server.url, ca)
         if fourfour is None:
             return 1
-        _farewell(keep_serving)
-        if keep_serving:
-            print("serving until Ctrl-C ...")
-            await asyncio.Event().wait()
+        config_path = _write_daemon_config(root, server.url, ca, fourfour)
+        print(f"daemon configuration: {config_path}")
+        return await _run_daemon(root, config_path, server.url, ca, fourfour, keep_serving)
     finally:
         await server.stop()
-    return 0
 
 
-async def _publish(url: str, ca_path: str | None) -> str | None:
-    creds = Credentials(username=DEMO_USER, password=DEMO_PASSWORD)
-    csv_path = sample_csv()
-    async with DsmapiClient(url, creds, ca_bundle=ca_path) as client:
+async def _prepare_dataset(url: str, ca: str) -> str | None:
+    """A new, empty dataset and the import config its files will be published with."""
+    async with DsmapiClient(
+        url, Credentials(username=DEMO_USER, password=DEMO_PASSWORD), ca_bundle=ca
+    ) as client:
         try:
             revision = await client.create_dataset(
                 {"name": "Building permits (dsmsyncd demo)", "description": "Sample data"}
             )
-            print(f"opened revision {revision.seq} on new dataset {revision.fourfour}")
-            source = await client.create_upload_source(revision, csv_path.name)
-            uploaded = await upload_blob(client, source, LocalFileBlob.open(csv_path))
-            sent, chunks = uploaded.bytes_sent, uploaded.chunks
-            print(f"uploaded {csv_path.name}: {sent} bytes in {chunks} chunk(s)")
-            guessed = await client.wait_for_output_schema(source)
-            columns = [
-                {
-                    "field_name": field,
-                    "display_name": display,
-                    "position": position,
-                    "description": "",
-                    "is_primary_key": field == "permit_id",
-                    "transform": {"transform_expr": expr},
-                }
-                for position, (field, display, expr) in enumerate(DEMO_COLUMNS)
-            ]
-            schema = await client.transform(source, guessed.input_schema_id, columns)
-            schema = await client.wait_for_schema_completion(source, schema)
-            print(f"transformed: {schema.total_rows} rows, {schema.error_count} with errors")
-            job = await client.wait_for_task_set(revision, await client.apply(revision, schema.id))
-            if job.status != "successful":
-                print(f"apply ended in {job.status}: {json.dumps(job.log)}", file=sys.stderr)
-                return None
-            rows = await client.read_rows(revision.fourfour, {"$order": "permit_id"})
+            await client.wait_for_task_set(revision, await client.apply(revision, None))
+            try:
+                await client.get_config(CONFIG_NAME)
+            except DsmapiError:
+                await client.create_config(
+                    {
+                        "name": CONFIG_NAME,
+                        "data_action": "update",
+                        "parse_options": {"header_count": 1, "column_header": 1},
+                        "columns": [
+                            {
+                                "field_name": field,
+                                "display_name": display,
+                                "transform_expr": expr,
+                                "is_primary_key": key,
+                            }
+                            for field, display, expr, key in DEMO_COLUMNS
+                        ],
+                    }
+                )
         except DsmapiError as exc:
-            print(f"demo failed: {exc}", file=sys.stderr)
+            print(f"demo failed preparing the dataset: {exc}", file=sys.stderr)
             return None
-    print(f"published {len(rows)} rows; read back over SODA:")
-    for row in rows:
-        print("  " + json.dumps(row, sort_keys=True))
-    where = f"{url}/resource/{revision.fourfour}.json"
-    print(f"read them yourself: curl --cacert {ca_path} -u {DEMO_USER}:{DEMO_PASSWORD} {where}")
+    print(f"created dataset {revision.fourfour} and import config {CONFIG_NAME!r}")
     return revision.fourfour
 
 
-def _farewell(keep_serving: bool) -> None:
-    if not keep_serving:
-        print(
-            "the server stops now; `.venv/bin/dsmsyncd demo --keep-serving` keeps it up "
-            "so that the URL above answers"
-        )
+def _write_daemon_config(root: Path, url: str, ca: str, fourfour: str) -> Path:
+    for folder in ("drop/permits", "archive", "quarantine", "secrets"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    secret = root / "secrets" / "dsm_password"
+    secret.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
+    os.chmod(secret, 0o600)
+    path = root / "dsmsyncd.toml"
+    path.write_text(
+        DAEMON_CONFIG.format(
+            url=url, user=DEMO_USER, ca=ca, root=root, fourfour=fourfour, config=CONFIG_NAME
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _run_daemon(
+    root: Path, config_path: Path, url: str, ca: str, fourfour: str, keep_serving: bool
+) -> int:
+    from dsmsyncd.daemon import Daemon
+
+    daemon = Daemon(config_path, load_config(config_path))
+    finished: asyncio.Queue[Job] = asyncio.Queue()
+    daemon.add_listener(finished.put_nowait)
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await daemon.started.wait()
+        print(f"daemon admin: {daemon.admin_url}/status")
+        dropped = _drop(sample_csv(), root / "drop" / "permits")
+        print(f"dropped {dropped.relative_to(root)}; waiting for the daemon to publish it ...")
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            job = await finished.get()
+        print(f"job #{job.id}: {job.state.value}" + (f" ({job.error})" if job.error else ""))
+        if job.state.value != "published":
+            return 1
+        await _show(url, ca, fourfour)
+        if keep_serving:
+            print(f"serving until Ctrl-C; drop more files into {root / 'drop' / 'permits'}")
+            await asyncio.Event().wait()
+        else:
+            print(
+                "the server and daemon stop now; `.venv/bin/dsmsyncd demo --keep-serving` "
+                "keeps them up so that the URL above answers"
+            )
+        return 0
+    finally:
+        daemon.stop.set()
+        await runner
+
+
+def _drop(sample: Path, folder: Path) -> Path:
+    """Write as ``.part`` and rename: a drop that is never seen half-written."""
+    target = folder / sample.name
+    partial = folder / (sample.name + ".part")
+    shutil.copyfile(sample, partial)
+    os.replace(partial, target)
+    return target
+
+
+async def _show(url: str, ca: str, fourfour: str) -> None:
+    creds = Credentials(username=DEMO_USER, password=DEMO_PASSWORD)
+    async with DsmapiClient(url, creds, ca_bundle=ca) as client:
+        rows = await client.read_rows(fourfour, {"$order": "permit_id"})
+    print(f"published {len(rows)} rows; read back over SODA:")
+    for row in rows:
+        print("  " + json.dumps(row, sort_keys=True))
+    where = f"{url}/resource/{fourfour}.json"
+    print(f"read them yourself: curl --cacert {ca} -u {DEMO_USER}:{DEMO_PASSWORD} {where}")

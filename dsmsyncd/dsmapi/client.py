@@ -9,6 +9,7 @@ see the hierarchy of ``errors.py``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import secrets
@@ -50,14 +51,15 @@ class Credentials:
         token: str | None = None,
         app_token: str | None = None,
     ) -> None:
-        self._basic = aiohttp.BasicAuth(username, password or "") if username else None
+        # The header value only: aiohttp.BasicAuth is deprecated (warns) in aiohttp 3.14.
+        self._basic = _basic_header(username, password or "") if username else None
         self._token = token
         self.app_token = app_token
 
     def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         if self._basic is not None:
-            headers["Authorization"] = self._basic.encode()
+            headers["Authorization"] = self._basic
         elif self._token:
             headers["Authorization"] = f"OAuth {self._token}"
         if self.app_token:
@@ -67,6 +69,10 @@ class Credentials:
     def __repr__(self) -> str:
         kind = "basic" if self._basic else "token" if self._token else "anonymous"
         return f"Credentials({kind}, ********)"
+
+
+def _basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
@@ -198,6 +204,11 @@ class DsmapiClient:
         params = {"open": "true"} if open_only else None
         body = await self.call("GET", f"{API}/revision/{fourfour}", params=params)
         return [Revision.from_envelope(item) for item in body]
+
+    async def list_sources(self, revision: Revision) -> list[Source]:
+        """The sources attached to a revision (R10); used to recognise an orphan as ours."""
+        path = revision.links.get("list_sources") or f"{revision.path}/source"
+        return [Source.from_envelope(item) for item in await self.call("GET", path)]
 
     async def discard_revision(self, revision: Revision) -> None:
         await self.call("DELETE", revision.links.get("discard") or revision.path)
@@ -341,6 +352,10 @@ class DsmapiClient:
     async def create_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         body = await self.call("POST", f"{API}/config", body=dict(config), retry=False)
         return dict(body["resource"])
+
+    async def current_user(self) -> dict[str, Any]:
+        """The signed-in user (core API); its ``id`` is what ``created_by.user_id`` shows."""
+        return dict(await self.call("GET", "/api/users/current.json"))
 
     async def get_view(self, fourfour: str) -> dict[str, Any]:
         return dict(await self.call("GET", f"/api/views/{fourfour}"))

@@ -10,6 +10,7 @@ that names the parameter.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -95,9 +96,7 @@ def _select(query: TranslatedQuery) -> list[SelectItem]:
     return [(c.sql, c.name, c.soql_type) for c in query.select]
 
 
-async def _rows_json(request: web.Request, fourfour: str) -> web.Response:
-    view = auth.view_for_read(request, fourfour)
-    query = _translate(request, view)
+async def _read_rows(request: web.Request, fourfour: str, query: TranslatedQuery) -> list[Any]:
     rows = await request.app[STATE].rows.dataset_rows(
         views.dataset_table(fourfour),
         _select(query),
@@ -106,12 +105,27 @@ async def _rows_json(request: web.Request, fourfour: str) -> web.Response:
         query.limit,
         query.offset,
     )
-    return json_reply(rows)
+    if query.aggregate and not rows:
+        # A window count yields no row over no rows; SODA answers a count of "0".
+        return [{query.select[0].name: "0"}]
+    return rows
+
+
+async def _rows_json(request: web.Request, fourfour: str) -> web.Response:
+    view = auth.view_for_read(request, fourfour)
+    return json_reply(await _read_rows(request, fourfour, _translate(request, view)))
 
 
 async def _rows_csv(request: web.Request, fourfour: str) -> web.StreamResponse:
     view = auth.view_for_read(request, fourfour)
     query = _translate(request, view)
+    if query.aggregate:
+        (row,) = await _read_rows(request, fourfour, query)
+        name = query.select[0].name
+        return web.Response(
+            body=f"{name}\n{row[name]}\n".encode(),
+            headers={hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"},
+        )
     response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"})
     await response.prepare(request)
     chunks = request.app[STATE].rows.dataset_csv(

@@ -27,6 +27,11 @@ from dsmsyncd.server.transforms.sqlgen import sql_text
 
 _KNOWN = frozenset({"$select", "$where", "$order", "$limit", "$offset"})
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The one aggregate served so far: ``count(*)`` alone, optionally aliased, as a client
+# asks "how many rows" (the daemon's replace guard). Group-by queries are not supported.
+_COUNT_ALL = re.compile(
+    r"^\s*count\s*\(\s*\*\s*\)\s*(?:as\s+([A-Za-z_][A-Za-z0-9_]*)\s*)?$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class TranslatedQuery:
     order_sql: list[str]
     limit: int
     offset: int
+    # True for ``$select=count(*)``: one row whatever the table holds; a read that finds
+    # no row answers ``[{"count": "0"}]`` (the select expression is a window count).
+    aggregate: bool = False
 
 
 class QueryError(ValueError):
@@ -65,18 +73,27 @@ def translate_query(
     for key in params:
         if key.startswith("$") and not key.startswith("$$") and key not in _KNOWN:
             raise QueryError(f"unknown parameter; use one of {', '.join(sorted(_KNOWN))}", key)
-    select = _select(params.get("$select", "*"), columns)
+    text = params.get("$select", "*")
+    count_all = _COUNT_ALL.match(text)
+    select = (
+        [SelectedColumn(count_all.group(1) or "count", "count(*) OVER ()", SoqlType.NUMBER)]
+        if count_all
+        else _select(text, columns)
+    )
     conditions = [_where(params["$where"], columns)] if params.get("$where") else []
     for key, value in params.items():
         if not key.startswith("$"):
             conditions.append(_equality(key, value, columns))
     order = _order(params["$order"], columns) if params.get("$order") else []
+    limit = _integer(params, "$limit", default_limit, max_limit)
+    offset = _integer(params, "$offset", 0, None)
     return TranslatedQuery(
         select=select,
         where_sql=" AND ".join(conditions) if conditions else None,
-        order_sql=order,
-        limit=_integer(params, "$limit", default_limit, max_limit),
-        offset=_integer(params, "$offset", 0, None),
+        order_sql=[] if count_all else order,
+        limit=1 if count_all else limit,
+        offset=0 if count_all else offset,
+        aggregate=count_all is not None,
     )
 
 

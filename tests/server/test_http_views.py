@@ -123,6 +123,27 @@ async def test_soda_query_parameters(api: aiohttp.ClientSession) -> None:
     assert same == rows
 
 
+async def test_soda_count_all_answers_as_soda(api: aiohttp.ClientSession) -> None:
+    ff, _ = await publish(api, CSV)
+    status, rows = await call(api, "GET", f"/resource/{ff}.json?$select=count(*)")
+    assert (status, rows) == (200, [{"count": "3"}])
+    status, rows = await call(api, "GET", f"/resource/{ff}.json?$select=count(*)&$where=id>1")
+    assert rows == [{"count": "2"}]
+    status, rows = await call(
+        api, "GET", f"/resource/{ff}.json?$select=count(*)&$where=name='nobody'"
+    )
+    assert rows == [{"count": "0"}]
+    async with api.get(f"/resource/{ff}.csv?$select=count(*) AS n") as resp:
+        assert (await resp.text()) == "n\n3\n"
+
+
+async def test_soda_count_all_of_unpublished_dataset_is_zero(api: aiohttp.ClientSession) -> None:
+    _, env = await call(api, "POST", f"{API}/revision", {"metadata": {"name": "Empty"}})
+    ff = env["resource"]["fourfour"]
+    status, rows = await call(api, "GET", f"/resource/{ff}.json?$select=count(*)")
+    assert (status, rows) == (200, [{"count": "0"}])
+
+
 async def test_soda_bad_query_is_400_naming_parameter(api: aiohttp.ClientSession) -> None:
     ff, _ = await publish(api, CSV)
     status, body = await call(api, "GET", f"/resource/{ff}.json?$where=nosuchcolumn = 1")

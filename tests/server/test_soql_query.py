@@ -107,3 +107,17 @@ def test_translate_query_limit_bounds() -> None:
         translate_query({"$limit": "50001"}, COLUMNS)
     with pytest.raises(QueryError):
         translate_query({"$offset": "-1"}, COLUMNS)
+
+
+def test_translate_query_count_all_is_one_row(con: duckdb.DuckDBPyConnection) -> None:
+    q = translate_query({"$select": "count(*)", "$where": "n >= 2", "$limit": "5"}, COLUMNS)
+    assert q.aggregate
+    assert [(c.name, c.soql_type) for c in q.select] == [("count", SoqlType.NUMBER)]
+    assert (q.limit, q.offset, q.order_sql) == (1, 0, [])
+    assert run(con, q) == [(2,)]
+
+
+def test_translate_query_count_all_alias(con: duckdb.DuckDBPyConnection) -> None:
+    q = translate_query({"$select": "COUNT( * ) AS total"}, COLUMNS)
+    assert [c.name for c in q.select] == ["total"]
+    assert run(con, q) == [(4,)]

@@ -1,0 +1,366 @@
+"""The daemon's lifecycle: startup → main loop → drain → shutdown, as named phases.
+
+``startup`` opens the state store, the DSMAPI client and the admin server and checks
+the target; only then is the daemon ready (``/readyz`` green, ``READY=1`` to systemd).
+The main loop runs one discovery task per source and the scheduler. SIGTERM/SIGINT
+only set an event; the drain then stops discovery, lets running jobs finish within
+``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in
+reverse order. A second signal cancels at once; an interrupted job resumes at the
+next start. SIGHUP reloads the configuration, keeping the old one if the new is bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsmsyncd import __version__
+from dsmsyncd.config import Config, ConfigError, MappingConfig, load_config
+from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
+from dsmsyncd.finalize import Finalizer, FolderFinalizer
+from dsmsyncd.observe import sdnotify
+from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.pipeline import Pipeline, PipelineContext
+from dsmsyncd.routing import UnmatchedLog, route
+from dsmsyncd.scheduler import Scheduler
+from dsmsyncd.sources.base import Candidate, Source
+from dsmsyncd.sources.folder import FolderSource
+from dsmsyncd.state import Job, StateStore, open_state_store
+
+logger = logging.getLogger("dsmsyncd.daemon")
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILURE = 3
+TARGET_CHECK_INTERVAL_S = 15.0
+
+
+def client_for(config: Config, *, on_retry: Any = None) -> DsmapiClient:
+    target = config.target
+    credentials = Credentials(
+        username=target.username.get_secret_value() if target.username else None,
+        password=target.password.get_secret_value() if target.password else None,
+        token=target.token.get_secret_value() if target.token else None,
+        app_token=target.app_token.get_secret_value() if target.app_token else None,
+    )
+    ca = str(target.ca_bundle) if target.ca_bundle else None
+    return DsmapiClient(target.url, credentials, ca_bundle=ca, on_retry=on_retry)
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    """Sources by name; archive and quarantine folders inside a root are never scanned."""
+    sources: dict[str, Source] = {}
+    for source_config in config.source:
+        if not source_config.url.startswith("file://"):
+            raise ValueError(
+                f"source {source_config.name}: {source_config.url} is not supported yet; "
+                "use a file:/// drop folder"
+            )
+        excluded = [
+            path
+            for m in config.mapping
+            if m.source == source_config.name
+            for path in (m.archive_dir, m.quarantine_dir)
+            if path is not None
+        ]
+        sources[source_config.name] = FolderSource(source_config, exclude_dirs=excluded)
+    return sources
+
+
+@dataclass
+class DaemonState:
+    """What the admin server reads: kept current by the daemon, never by the handlers."""
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    draining: bool = False
+    target_ok: bool = False
+    target_message: str = "not checked yet"
+    target_checked: float = 0.0
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.metrics = Metrics()
+        self.state = DaemonState()
+        self.stop = asyncio.Event()
+        self._store: StateStore | None = None
+        self._client: DsmapiClient | None = None
+        self._admin: AdminServer | None = None
+        self._scheduler: Scheduler | None = None
+        self._sources: dict[str, Source] = {}
+        self._discovery: dict[str, asyncio.Task[None]] = {}
+        self._unmatched = UnmatchedLog()
+        self._signals = 0
+        self._listeners: list[Callable[[Job], object]] = []
+        self.started = asyncio.Event()
+
+    def add_listener(self, listener: Callable[[Job], object]) -> None:
+        """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
+        self._listeners.append(listener)
+
+    @property
+    def admin_url(self) -> str | None:
+        return self._admin.url if self._admin is not None else None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        try:
+            await self.startup()
+        except (DsmapiError, OSError, ValueError) as exc:
+            logger.error("startup failed: %s", exc)
+            await self.shutdown()
+            return EXIT_STARTUP_FAILURE
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+        return EXIT_OK
+
+    async def startup(self) -> None:
+        self._install_signals()
+        self._store = open_state_store(self.config.state.url)
+        await self._store.open()
+        self._client = client_for(self.config, on_retry=self._on_retry)
+        await self._client.__aenter__()
+        from dsmsyncd.observe.admin import SimpleStatus  # the status provider of the daemon
+
+        status = SimpleStatus(
+            self._store, ready_checks=self._ready_checks, extra=self._status_extra
+        )
+        host, _, port = self.config.admin.listen.rpartition(":")
+        self._admin = await start_admin(create_admin_app(status, self.metrics), host, int(port))
+        await self._check_target(force=True)
+        if not self.state.target_ok:
+            logger.warning(
+                "target not reachable yet: %s (will keep trying)", self.state.target_message
+            )
+        self._sources = build_sources(self.config)
+        self._scheduler = Scheduler(
+            self._store,
+            self._job_runner(),
+            self.metrics,
+            max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
+        )
+        logger.info(
+            "dsmsyncd %s started: %d source(s), %d mapping(s), admin on %s",
+            __version__,
+            len(self._sources),
+            len(self.config.mapping),
+            self._admin.url,
+        )
+        sdnotify.ready()
+        self.started.set()
+
+    async def main_loop(self) -> None:
+        assert self._scheduler is not None
+        for name, source in self._sources.items():
+            self._discovery[name] = asyncio.create_task(
+                self._discover(source), name=f"discover-{name}"
+            )
+        scheduler = asyncio.create_task(self._scheduler.run(self.stop), name="scheduler")
+        await self.stop.wait()
+        self.state.draining = True
+        sdnotify.stopping()
+        logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
+        await self._stop_discovery()
+        finished = await self._scheduler.drain(self.config.limits.drain_timeout)
+        await scheduler
+        logger.info("drained", extra={"all_jobs_finished": finished})
+
+    async def shutdown(self) -> None:
+        """Release resources in reverse order of acquisition."""
+        await self._stop_discovery()
+        if self._admin is not None:
+            await self._admin.stop()
+            self._admin = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def _discover(self, source: Source) -> None:
+        source_stop = asyncio.Event()
+        watcher = asyncio.create_task(self._mirror_stop(source_stop))
+        try:
+            async for candidate in source.candidates(source_stop):
+                await self.accept(candidate)
+        finally:
+            watcher.cancel()
+
+    async def _mirror_stop(self, event: asyncio.Event) -> None:
+        await self.stop.wait()
+        event.set()
+
+    async def accept(self, candidate: Candidate) -> Job | None:
+        """Record a stable file as a job of its mapping's dataset, or log that nothing maps it."""
+        assert self._store is not None
+        assert self._scheduler is not None
+        routed = route(candidate.source, candidate.relative_path, self.config.mapping)
+        if routed is None:
+            if self._unmatched.first_time(candidate):
+                self.metrics.unmatched(candidate.source)
+            return None
+        index, mapping = routed
+        job = await self._store.add_job(
+            source=candidate.source,
+            relative_path=candidate.relative_path,
+            identity=candidate.identity,
+            size=candidate.size,
+            mtime=candidate.mtime,
+            dataset=mapping.dataset,
+            mapping_index=index,
+        )
+        if job is not None:
+            self.metrics.discovered(candidate.source)
+            logger.info(
+                "discovered %s for %s",
+                candidate.relative_path,
+                mapping.dataset,
+                extra={"job": job.id},
+            )
+            self._scheduler.wake()
+        return job
+
+    async def _stop_discovery(self) -> None:
+        tasks = list(self._discovery.values())
+        self._discovery.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- pipeline wiring ---------------------------------------------------------------
+
+    def _job_runner(self) -> Callable[[Job], Awaitable[Job]]:
+        pipeline = Pipeline(self._pipeline_context())
+
+        async def run(job: Job) -> Job:
+            finished = await pipeline.run(job)
+            for listener in self._listeners:
+                listener(finished)
+            return finished
+
+        return run
+
+    def _pipeline_context(self) -> PipelineContext:
+        assert self._client is not None
+        assert self._store is not None
+        return PipelineContext(
+            client=self._client,
+            store=self._store,
+            metrics=self.metrics,
+            mappings=self.config.mapping,
+            open_blob=self._open_blob,
+            finalizer_for=self._finalizer_for,
+            chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
+        )
+
+    def _open_blob(self, job: Job) -> Any:
+        return self._sources[job.source].open_blob(job.relative_path)
+
+    def _finalizer_for(self, job: Job) -> Finalizer:
+        source = self._sources[job.source]
+        assert isinstance(source, FolderSource)
+        return FolderFinalizer(source.root)
+
+    def mapping_of(self, job: Job) -> MappingConfig:
+        return self.config.mapping[job.mapping_index]
+
+    def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
+        self.metrics.retried(reason)
+
+    # -- readiness and status --------------------------------------------------------
+
+    async def _check_target(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.state.target_checked < TARGET_CHECK_INTERVAL_S:
+            return
+        self.state.target_checked = now
+        assert self._client is not None
+        try:
+            await self._client.call("GET", "/api/users/current.json", retry=False)
+        except DsmapiError as exc:
+            self.state.target_ok, self.state.target_message = False, str(exc)
+        else:
+            self.state.target_ok, self.state.target_message = True, "ok"
+
+    async def _ready_checks(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if self.state.draining:
+            problems["draining"] = "the daemon is stopping"
+        await self._check_target()
+        if not self.state.target_ok:
+            problems["target"] = self.state.target_message
+        return problems
+
+    async def _status_extra(self) -> dict[str, Any]:
+        current = self._scheduler.current if self._scheduler else {}
+        return {
+            "version": __version__,
+            "started_at": self.state.started_at.isoformat(),
+            "draining": self.state.draining,
+            "target": {"url": self.config.target.url, "ok": self.state.target_ok},
+            "sources": [{"name": s.name, "url": s.url} for s in self.config.source],
+            "running": {ds: job.relative_path for ds, job in current.items()},
+        }
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._handle_exit, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._handle_reload)
+
+    def _handle_exit(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning("second %s: cancelling running jobs now", sig.name)
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task() and task.get_name().startswith("lane-"):
+                    task.cancel(msg="forced stop")
+            return
+        logger.info("%s received: draining", sig.name)
+        self.stop.set()
+
+    def _handle_reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            logger.error("reload refused, keeping the running configuration:\n%s", exc)
+            return
+        self.apply_config(new)
+
+    def apply_config(self, new: Config) -> None:
+        """Take a new configuration: mappings and limits at once, sources restart."""
+        self.config = new
+        if self._scheduler is not None:
+            self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
+            self._scheduler.run_job = self._job_runner()
+        logger.info("configuration reloaded from %s", self.config_path)
+        if self._store is not None and not self.state.draining:
+            asyncio.get_running_loop().create_task(self._restart_discovery())
+
+    async def _restart_discovery(self) -> None:
+        await self._stop_discovery()
+        self._sources = build_sources(self.config)
+        for name, source in self._sources.items():
+            self._discovery[name] = asyncio.create_task(
+                self._discover(source), name=f"discover-{name}"
+            )

@@ -1,0 +1,456 @@
+"""The SyncJob state machine: one dropped file, from whatever state it is in to an outcome.
+
+The forward path (DESIGN.md, "The DSMAPI flow")::
+
+    DISCOVERED ─hash─> SKIPPED (same content as the last publication)
+        │ schema drift check (import configs): refuse before any revision exists
+        v
+    OPENING ─ open revision ─ record seq/id ─ create source ─> UPLOADING (source id)
+        ─ chunks, commit ─> PROCESSING ─ output schema, error count recorded
+        ─ row-error threshold, replace guards ─> APPLYING ─ PUT apply ─ task set id
+        ─> PUBLISHED | AWAITING_APPROVAL | QUARANTINED (apply failed)
+
+Each state is written *before* its side effect and what the server returned right
+*after* it (the store commits before ``transition`` returns), so after a crash the
+row says which step may have happened; ``recovery.py`` turns that into "follow",
+"continue" or "discard and start over" — never a second apply (invariant 1).
+
+Failures branch on how they heal: transport faults and 5xx/429 leave the job
+FAILED_RETRYABLE with its ids kept and a jittered, capped backoff; everything the
+file or the server refuses goes to quarantine with a report, after the job's open
+revision is discarded so that no draft lingers (invariant 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any, Unpack
+
+from dsmsyncd import recovery
+from dsmsyncd.blob import Blob
+from dsmsyncd.config import MappingConfig
+from dsmsyncd.dsmapi import (
+    DsmapiClient,
+    DsmapiError,
+    OutputSchema,
+    RejectedError,
+    Revision,
+    Source,
+    TaskSet,
+)
+from dsmsyncd.finalize import (
+    MAX_REPORTED_ERROR_ROWS,
+    Finalizer,
+    QuarantineReason,
+)
+from dsmsyncd.guards import (
+    header_field_names,
+    missing_columns,
+    referenced_columns,
+    replace_guard,
+)
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
+from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
+from dsmsyncd.upload import upload_blob
+
+logger = logging.getLogger("dsmsyncd.pipeline")
+
+HEAD_BYTES = 64 * 1024  # enough for any sane header row
+HASH_READ_BYTES = 1024 * 1024
+_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".xls": "application/vnd.ms-excel",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".zip": "application/zip",
+    ".geojson": "application/vnd.geo+json",
+    ".json": "application/vnd.geo+json",
+    ".kml": "application/vnd.google-earth.kml+xml",
+}
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """The shared resources every job uses, built once by the daemon."""
+
+    client: DsmapiClient
+    store: StateStore
+    metrics: Metrics
+    mappings: Sequence[MappingConfig]
+    open_blob: Callable[[Job], Blob]
+    finalizer_for: Callable[[Job], Finalizer]
+    chunk_limit: asyncio.Semaphore
+    retry_base_s: float = 5.0
+    retry_max_s: float = 900.0
+    # How far before a job's start a revision may have been stamped by the server's
+    # clock and still count as possibly this job's orphan.
+    orphan_skew_s: float = 120.0
+    clock: Callable[[], datetime] = utc_now
+
+
+class Pipeline:
+    """Drives jobs; one instance serves every job of the daemon concurrently."""
+
+    def __init__(self, ctx: PipelineContext) -> None:
+        self.ctx = ctx
+        self._user_id: str | None = None
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Job:
+        """Take ``job`` to a terminal state or FAILED_RETRYABLE; returns the final Job.
+
+        With ``dry_run`` nothing is applied and no file is moved: the revision is
+        discarded after the checks and the job ends DISCARDED, its last event's
+        details saying what would have happened. StaleTransition propagates: another
+        worker moved the job, and this one must not act on it.
+        """
+        if job.terminal:
+            return job
+        return await JobRun(self, job, dry_run, on_progress).execute()
+
+    async def user_id(self) -> str:
+        """Our user's id on the server, as revisions show it in ``created_by``."""
+        if self._user_id is None:
+            self._user_id = str((await self.ctx.client.current_user())["id"])
+        return self._user_id
+
+
+class JobRun:
+    """One attempt at one job; ``job`` is always the row as last committed."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        job: Job,
+        dry_run: bool,
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.ctx = pipeline.ctx
+        self.client = pipeline.ctx.client
+        self.job = job
+        self.mapping = pipeline.ctx.mappings[job.mapping_index]
+        self.dry_run = dry_run
+        self.revision: Revision | None = None
+        self.source: Source | None = None
+        self._on_progress = on_progress
+        self._blob: Blob | None = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def extra(self) -> dict[str, object]:
+        job = self.job
+        return {
+            "job": job.id,
+            "file": job.relative_path,
+            "dataset": job.dataset,
+            "revision": job.revision_seq,
+        }
+
+    def blob(self) -> Blob:
+        if self._blob is None:
+            self._blob = self.ctx.open_blob(self.job)
+        return self._blob
+
+    async def content_sha(self) -> str | None:
+        """The file's SHA-256 for a report, or None if the file is gone."""
+        try:
+            return await sha256_of(self.blob())
+        except OSError:
+            return None
+
+    async def to(
+        self,
+        state: JobState,
+        details: dict[str, object] | None = None,
+        **fields: Unpack[JobUpdate],
+    ) -> Job:
+        """Record a step (compare-and-set from the state last seen), durable on return."""
+        self.job = await self.ctx.store.transition(
+            self.job.id, state, expect=self.job.state, details=details, **fields
+        )
+        return self.job
+
+    async def start_over(self, why: str, *, discard: bool) -> None:
+        """Discard the recorded revision (if asked) and forget its ids: DISCARDED."""
+        seq = self.job.revision_seq
+        if discard and self.revision is not None and self.revision.closed_at is None:
+            await self.client.discard_revision(self.revision)
+        logger.info("starting over: %s", why, extra=self.extra)
+        await self.to(JobState.DISCARDED, details={"why": why, "revision_seq": seq}, **CLEARED_IDS)
+        self.revision = None
+        self.source = None
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def execute(self) -> Job:
+        try:
+            try:
+                return await self._drive()
+            except (Quarantine, DsmapiError, FileNotFoundError) as exc:
+                refusal = recovery.as_quarantine(exc, self.job)
+                if refusal is None:
+                    raise
+            return await recovery.quarantine(self, refusal)
+        except (DsmapiError, OSError) as exc:
+            return await recovery.retry_later(self, exc)
+
+    async def _drive(self) -> Job:
+        if self.job.revision_seq is not None:
+            resumed = await recovery.resume_recorded(self)
+            if resumed is not None:
+                return resumed
+        elif self.job.started_at is not None:
+            await recovery.discard_orphans(self)
+        return await self._fresh()
+
+    async def _fresh(self) -> Job:
+        if self.mapping.skip_duplicates and not self.dry_run:
+            skipped = await self._skip_if_duplicate()
+            if skipped is not None:
+                return skipped
+        if self.mapping.import_config is not None:
+            await self._check_schema_drift(self.mapping.import_config)
+        await self._open()
+        await self._upload()
+        return await self.check_and_apply(await self._process())
+
+    async def _skip_if_duplicate(self) -> Job | None:
+        sha = self.job.content_sha256 or await sha256_of(self.blob())
+        duplicate = await self.ctx.store.find_published_hash(self.job.dataset, sha)
+        if duplicate is None:
+            if self.job.content_sha256 is None:
+                await self.to(self.job.state, content_sha256=sha)
+            return None
+        logger.info("same content as job %s: skipped", duplicate.id, extra=self.extra)
+        await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
+        return await self._finalize_success("skipped")
+
+    async def _check_schema_drift(self, name: str) -> None:
+        try:
+            config = await self.client.get_config(name)
+        except RejectedError as exc:
+            if exc.status != 404:
+                raise
+            raise Quarantine(
+                "unknown_dataset",
+                f"import config {name!r} does not exist on {self.client.base_url}: create it "
+                f"there, or fix import_config in the mapping for dataset {self.job.dataset}",
+                request_id=exc.request_id,
+            ) from exc
+        options = config.get("parse_options") or {}
+        blob = self.blob()
+        head = await blob.read_range(0, min(HEAD_BYTES, blob.size))
+        header_count = options.get("header_count")
+        names = header_field_names(
+            head,
+            options.get("column_separator") or ",",
+            options.get("quote_char", '"'),
+            1 if header_count is None else int(header_count),
+            int(options.get("column_header") or 1),
+            options.get("encoding"),
+        )
+        if not names:
+            return  # no header to compare (no header row, or none in the first 64 KiB)
+        referenced: set[str] = set()
+        for column in config.get("columns") or []:
+            expr = column.get("transform_expr") or f"`{column.get('field_name')}`"
+            referenced |= referenced_columns(str(expr))
+        missing = missing_columns(referenced, names)
+        if missing:
+            raise Quarantine(
+                "schema_drift",
+                f"{blob.name} lacks the column(s) {', '.join(missing)} that import config "
+                f"{name!r} reads; its header has {', '.join(names)}. Fix the export, or "
+                "update the config's columns to the new header",
+            )
+
+    async def _open(self) -> None:
+        fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
+        await self.to(JobState.OPENING, **fields)
+        began = time.monotonic()
+        try:
+            if self.mapping.import_config is not None:
+                revision = await self.client.open_revision_with_config(
+                    self.job.dataset, self.mapping.import_config
+                )
+            else:
+                assert self.mapping.action is not None  # the config requires one of the two
+                revision = await self.client.open_revision(self.job.dataset, self.mapping.action)
+        except RejectedError as exc:
+            if exc.status != 404:
+                raise
+            raise Quarantine(
+                "unknown_dataset",
+                f"dataset {self.job.dataset} (or its import config) was not found on "
+                f"{self.client.base_url}: {exc.server_message}; check the mapping's dataset",
+                request_id=exc.request_id,
+            ) from exc
+        self.revision = revision
+        await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
+        self.source = await self.client.create_upload_source(
+            revision, recovery.upload_filename(self.job)
+        )
+        await self.to(JobState.UPLOADING, source_id=self.source.id)
+        self.ctx.metrics.phase("open", time.monotonic() - began)
+
+    async def _upload(self) -> None:
+        assert self.source is not None
+        began = time.monotonic()
+        blob = self.blob()
+
+        def progress(count: int) -> None:
+            self.ctx.metrics.uploaded(self.job.dataset, count)
+            if self._on_progress is not None:
+                self._on_progress(count)
+
+        suffix = PurePosixPath(blob.name).suffix.lower()
+        result = await upload_blob(
+            self.client,
+            self.source,
+            blob,
+            content_type=_CONTENT_TYPES.get(suffix, "text/csv"),
+            global_limit=self.ctx.chunk_limit,
+            on_progress=progress,
+        )
+        await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
+        self.ctx.metrics.phase("upload", time.monotonic() - began)
+
+    async def _process(self) -> OutputSchema:
+        assert self.source is not None
+        began = time.monotonic()
+        schema = await self.client.wait_for_output_schema(self.source)
+        await self.to(
+            JobState.PROCESSING,
+            {"total_rows": schema.total_rows},
+            output_schema_id=schema.id,
+            error_count=schema.error_count,
+        )
+        self.ctx.metrics.phase("processing", time.monotonic() - began)
+        return schema
+
+    async def check_and_apply(self, schema: OutputSchema) -> Job:
+        """Row-error threshold, replace guards, then apply (or, in a dry run, stop)."""
+        assert self.revision is not None
+        assert self.source is not None
+        rows: list[Any] = []
+        if schema.error_count > self.mapping.max_error_rows:
+            rows = await self._error_rows(schema)
+            raise Quarantine(
+                "too_many_row_errors",
+                f"{schema.error_count} row(s) have errors, more than the mapping's "
+                f"max_error_rows of {self.mapping.max_error_rows}; the report lists up to "
+                f"{MAX_REPORTED_ERROR_ROWS} of them. Fix those rows and drop the file again, "
+                "or raise max_error_rows to publish without them",
+                error_rows=rows,
+            )
+        await self._replace_guard(schema)
+        if self.dry_run:
+            if schema.error_count:
+                rows = await self._error_rows(schema)
+            await recovery.discard_open_revision(self)
+            details: dict[str, object] = {
+                "dry_run": True,
+                "outcome": "would_apply",
+                "total_rows": schema.total_rows,
+                "error_count": schema.error_count,
+                "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
+            }
+            return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+        await self.to(JobState.APPLYING)
+        task_set = await self.client.apply(self.revision, schema.id)
+        if task_set.id is not None:
+            await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
+        return await self.follow(task_set)
+
+    async def _replace_guard(self, schema: OutputSchema) -> None:
+        assert self.revision is not None
+        if self.revision.action != "replace":
+            return
+        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
+        current = int(float(next(iter(found[0].values())))) if found and found[0] else 0
+        new_rows = max(0, int(schema.total_rows or 0) - schema.error_count)
+        refusal = replace_guard(
+            current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
+        )
+        if refusal is not None:
+            reason: QuarantineReason = "empty_replace" if new_rows == 0 else "row_drop_guard"
+            raise Quarantine(reason, f"{refusal} (dataset {self.job.dataset})")
+
+    async def follow(self, task_set: TaskSet) -> Job:
+        """Wait for the apply job; its outcome is the job's outcome."""
+        assert self.revision is not None
+        began = time.monotonic()
+        final = await self.client.wait_for_task_set(self.revision, task_set)
+        self.ctx.metrics.phase("apply", time.monotonic() - began)
+        if final.status == "successful":
+            await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
+            return await self._finalize_success("published")
+        if final.status == "submitted_for_approval":
+            await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
+            return await self._finalize_success("awaiting_approval")
+        message = next(
+            (
+                str(entry["details"]["message"])
+                for entry in final.log
+                if isinstance(entry.get("details"), dict) and entry["details"].get("message")
+            ),
+            f"the apply job ended with status {final.status!r}",
+        )
+        raise Quarantine(
+            "apply_failed",
+            f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
+        )
+
+    async def _error_rows(self, schema: OutputSchema) -> list[Any]:
+        assert self.source is not None
+        raw = await self.client.error_rows(schema, self.source.id, MAX_REPORTED_ERROR_ROWS)
+        names = [
+            str(c.get("field_name"))
+            for c in sorted(schema.columns, key=lambda c: int(c.get("position") or 0))
+        ]
+        return [
+            {"offset": r.get("offset"), "row": dict(zip(names, r["row"], strict=False))}
+            if isinstance(r, dict) and isinstance(r.get("row"), list)
+            else r
+            for r in raw
+        ]
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    async def _finalize_success(self, outcome: str) -> Job:
+        """The job is terminal already; move the file, then record where it went."""
+        began = time.monotonic()
+        try:
+            where = await self.ctx.finalizer_for(self.job).succeeded(self.job, self.mapping)
+        except OSError as exc:
+            logger.error("could not finalize the file: %s", exc, extra=self.extra)
+            where = f"left in place: {exc}"
+        await self.to(self.job.state, {"file": where}, finished_at=self.job.finished_at)
+        self.ctx.metrics.phase("finalize", time.monotonic() - began)
+        self.ctx.metrics.finished(self.job.dataset, outcome)
+        logger.info("%s (%s)", outcome, where, extra=self.extra)
+        return self.job
+
+
+async def sha256_of(blob: Blob) -> str:
+    """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
+    digest = hashlib.sha256()
+    for offset in range(0, blob.size, HASH_READ_BYTES):
+        data = await blob.read_range(offset, min(HASH_READ_BYTES, blob.size - offset))
+        await asyncio.to_thread(digest.update, data)
+    return digest.hexdigest()

@@ -1,0 +1,302 @@
+"""After a crash or a failure: resume, clean up, quarantine, or retry later.
+
+Resuming a job that an earlier attempt left half-way is how "never twice" is kept.
+
+Only apply changes the dataset, so everything here is about apply (DESIGN.md,
+"Recovery"):
+
+* A revision is recorded → read it. If it has task sets, an apply was sent: follow
+  the newest one and never apply again. If it is closed without one, it was
+  discarded: start over. If the job had its output schema recorded, the upload is
+  complete: continue to the checks and apply. Otherwise the upload may be partial:
+  discard the revision and start over.
+* No revision is recorded but the job had started → a crash (or a lost reply)
+  between "create revision" and "record seq" may have left an orphan. It is
+  recognised on the dataset's open revisions as created by our user, inside the
+  job's time window, never applied, with no source or only sources carrying our
+  file name — and only then discarded. A revision we cannot prove is ours (people
+  stage revisions by hand and publish them later) is left alone.
+
+A failure ends the attempt one of two ways. What the file or the server refuses is
+quarantined with a report, after the job's open revision is discarded (no draft
+lingers); a transport fault or a 5xx/429 leaves the job FAILED_RETRYABLE with its
+recorded ids kept (the next attempt resumes from them) and a jittered, capped backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from dsmsyncd.dsmapi import (
+    AuthError,
+    RejectedError,
+    ResourceFailed,
+    RetryableServerError,
+    Revision,
+    TaskSet,
+    TransportError,
+)
+from dsmsyncd.finalize import QuarantineReason, QuarantineReport, ReportedFile
+from dsmsyncd.state import Job, JobState, JobUpdate
+
+if TYPE_CHECKING:
+    from dsmsyncd.pipeline import JobRun
+
+logger = logging.getLogger("dsmsyncd.pipeline")
+
+DRY_RUN_SAMPLE_ROWS = 10
+CLEARED_IDS: JobUpdate = {
+    "revision_seq": None,
+    "revision_id": None,
+    "source_id": None,
+    "output_schema_id": None,
+    "task_set_id": None,
+    "error_count": 0,
+}
+
+
+class Quarantine(Exception):
+    """Control flow: the file cannot be published; carries what goes into its report."""
+
+    def __init__(
+        self,
+        reason: QuarantineReason,
+        message: str,
+        *,
+        error_rows: Sequence[Any] = (),
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason: QuarantineReason = reason
+        self.message = message
+        self.error_rows = list(error_rows)
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return f"Quarantine({self.reason!r}, {self.message!r})"
+
+
+def upload_filename(job: Job) -> str:
+    """The file name sent with the upload source; orphans are recognised by it."""
+    return PurePosixPath(job.relative_path).name
+
+
+async def resume_recorded(run: JobRun) -> Job | None:
+    """Continue from the job's recorded revision; None means "start over" (now DISCARDED)."""
+    job = run.job
+    assert job.revision_seq is not None
+    try:
+        revision = await run.client.get_revision(job.dataset, job.revision_seq)
+    except RejectedError as exc:
+        if exc.status != 404:
+            raise
+        await run.start_over(f"revision {job.revision_seq} no longer exists", discard=False)
+        return None
+    run.revision = revision
+    if revision.task_sets:
+        task_set = newest_task_set(revision)
+        if job.state is not JobState.APPLYING or job.task_set_id != task_set.id:
+            fields: JobUpdate = {} if task_set.id is None else {"task_set_id": int(task_set.id)}
+            await run.to(JobState.APPLYING, {"recovered": "following the apply job"}, **fields)
+        logger.info("recovery: following apply job %s", task_set.id, extra=run.extra)
+        return await run.follow(task_set)
+    if revision.closed_at is not None:
+        await run.start_over("its revision was closed without an apply", discard=False)
+        return None
+    if job.output_schema_id is not None and job.source_id is not None:
+        logger.info("recovery: upload complete; continuing to apply", extra=run.extra)
+        run.source = await run.client.get_source(job.source_id)
+        schema = await run.client.wait_for_output_schema(run.source)
+        if schema.id != job.output_schema_id or schema.error_count != job.error_count:
+            await run.to(
+                job.state,
+                {"recovered": "output schema re-read"},
+                output_schema_id=schema.id,
+                error_count=schema.error_count,
+            )
+        return await run.check_and_apply(schema)
+    await run.start_over(f"interrupted while {job.state.value}", discard=True)
+    return None
+
+
+def newest_task_set(revision: Revision) -> TaskSet:
+    newest = max(revision.task_sets, key=lambda t: int(t.get("id") or 0))
+    return TaskSet.from_envelope({"resource": newest, "links": {}})
+
+
+async def discard_orphans(run: JobRun) -> list[int]:
+    """Discard the open revisions provably left by this job; their seqs."""
+    job = run.job
+    assert job.started_at is not None
+    since = job.started_at - timedelta(seconds=run.ctx.orphan_skew_s)
+    user_id = await run.pipeline.user_id()
+    filename = upload_filename(job)
+    discarded: list[int] = []
+    for revision in await run.client.list_revisions(job.dataset, open_only=True):
+        if not await _is_our_orphan(run, revision, user_id, since, filename):
+            continue
+        await run.client.discard_revision(revision)
+        discarded.append(revision.seq)
+        logger.warning("recovery: discarded orphan revision %s", revision.seq, extra=run.extra)
+    if discarded:
+        await run.to(job.state, {"discarded_orphans": discarded})
+    return discarded
+
+
+async def _is_our_orphan(
+    run: JobRun, revision: Revision, user_id: str, since: datetime, filename: str
+) -> bool:
+    if revision.closed_at is not None or revision.task_sets:
+        return False
+    creator = revision.raw.get("created_by") or {}
+    if str(creator.get("user_id")) != user_id:
+        return False
+    created = parse_server_time(revision.raw.get("created_at"))
+    if created is None or created < since:
+        return False
+    sources = await run.client.list_sources(revision)
+    return all(
+        (source.raw.get("source_type") or {}).get("filename") == filename for source in sources
+    )
+
+
+def parse_server_time(value: object) -> datetime | None:
+    """DSMAPI timestamps are ISO 8601, naive ones in UTC (digest §1.1)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- failures ---------------------------------------------------------------------------
+
+
+def as_quarantine(exc: BaseException, job: Job) -> Quarantine | None:
+    """The quarantine a failure calls for; None when it may heal (retry later instead)."""
+    if isinstance(exc, Quarantine):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return Quarantine(
+            "file_vanished",
+            f"{job.relative_path} disappeared before it was sent ({exc.strerror}); nothing "
+            "was published; drop the file again to publish it",
+        )
+    if isinstance(exc, AuthError):
+        return Quarantine(
+            "auth_refused",
+            f"the server refused our credentials or permission for dataset {job.dataset}: "
+            f"{exc.server_message} (HTTP {exc.status}); check the target's user and its "
+            "rights to the dataset, then drop the file again",
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, RejectedError):
+        return Quarantine(
+            "rejected_by_server",
+            f"the server rejected {exc.method} {exc.url}: {exc.server_message} (HTTP {exc.status})",
+            request_id=exc.request_id,
+        )
+    if isinstance(exc, ResourceFailed):
+        if exc.what.startswith("source"):
+            return Quarantine(
+                "unparsable_file",
+                f"the server could not parse the file: {exc.reason}; fix the file and drop "
+                "it again",
+            )
+        return Quarantine(
+            "transform_failed",
+            f"{exc}; fix the file or the import config's transform and drop the file again",
+        )
+    return None
+
+
+async def discard_open_revision(run: JobRun) -> None:
+    """Best effort: a refused discard is logged; a transport fault retries the job."""
+    revision = run.revision
+    if revision is None and run.job.revision_seq is not None:
+        try:
+            revision = await run.client.get_revision(run.job.dataset, run.job.revision_seq)
+        except (AuthError, RejectedError):
+            return
+    if revision is None or revision.closed_at is not None:
+        return
+    try:
+        await run.client.discard_revision(revision)
+    except (AuthError, RejectedError) as exc:
+        logger.warning("could not discard revision %s: %s", revision.seq, exc, extra=run.extra)
+
+
+async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
+    """Discard the open revision, record QUARANTINED, move the file, record where to."""
+    await discard_open_revision(run)
+    if run.dry_run:
+        details: dict[str, object] = {
+            "dry_run": True,
+            "outcome": "would_quarantine",
+            "reason": refusal.reason,
+            "message": refusal.message,
+            "error_count": run.job.error_count,
+            "error_rows": refusal.error_rows[:DRY_RUN_SAMPLE_ROWS],
+        }
+        return await run.to(JobState.DISCARDED, details, **CLEARED_IDS)
+    sha = run.job.content_sha256 or await run.content_sha()
+    logger.warning("quarantined: %s", refusal, extra=run.extra)
+    job = await run.to(JobState.QUARANTINED, error=str(refusal), content_sha256=sha)
+    report = QuarantineReport(
+        reason=refusal.reason,
+        message=refusal.message,
+        dataset=job.dataset,
+        file=ReportedFile(job.relative_path, job.size, sha, job.source),
+        revision_seq=job.revision_seq,
+        revision_id=job.revision_id,
+        error_count=job.error_count,
+        error_rows=refusal.error_rows,
+        server_request_id=refusal.request_id,
+        discovered_at=job.discovered_at,
+        started_at=job.started_at,
+        quarantined_at=run.ctx.clock(),
+    )
+    try:
+        where = await run.ctx.finalizer_for(job).quarantine(job, run.mapping, report)
+    except OSError as exc:
+        logger.error("could not quarantine the file: %s", exc, extra=run.extra)
+        where = f"left in place, report not written: {exc}"
+    details = {"reason": refusal.reason, "file": where}
+    await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
+    run.ctx.metrics.quarantined(job.dataset, refusal.reason)
+    return run.job
+
+
+async def retry_later(run: JobRun, exc: BaseException) -> Job:
+    """FAILED_RETRYABLE, ids kept, next attempt after a jittered exponential backoff."""
+    attempts = run.job.attempts + 1
+    ceiling = min(run.ctx.retry_max_s, run.ctx.retry_base_s * 2 ** (attempts - 1))
+    delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps many jobs' retries apart
+    kind = _failure_kind(exc)
+    logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
+    await run.to(
+        JobState.FAILED_RETRYABLE,
+        {"kind": kind},
+        attempts=attempts,
+        error=str(exc)[:2000],
+        next_attempt_at=run.ctx.clock() + timedelta(seconds=delay),
+    )
+    run.ctx.metrics.retried(f"job_{kind}")
+    run.ctx.metrics.finished(run.job.dataset, "failed_retryable")
+    return run.job
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """A bounded label for the retry metric and the job's event."""
+    if isinstance(exc, TransportError):
+        return "transport"
+    if isinstance(exc, RetryableServerError):
+        return "server"
+    return "file" if isinstance(exc, OSError) else "other"

@@ -1,0 +1,173 @@
+"""Where files go: archive layout, never overwrite, quarantine with an atomic report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dsmsyncd.config import MappingConfig
+from dsmsyncd.finalize import FolderFinalizer, QuarantineReport, ReportedFile
+from dsmsyncd.state import Job, JobState
+
+NOW = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)
+
+
+def make_job(name: str) -> Job:
+    return Job(
+        id=1,
+        source="drop",
+        relative_path=name,
+        identity=f"file:{name}",
+        content_sha256=None,
+        size=3,
+        mtime=NOW,
+        dataset="abcd-1234",
+        mapping_index=0,
+        state=JobState.PUBLISHED,
+        attempts=0,
+        revision_seq=None,
+        revision_id=None,
+        source_id=None,
+        output_schema_id=None,
+        task_set_id=None,
+        error=None,
+        error_count=0,
+        discovered_at=NOW,
+        updated_at=NOW,
+        started_at=None,
+        finished_at=None,
+        next_attempt_at=None,
+    )
+
+
+def make_mapping(tmp_path: Path, **kw: Any) -> MappingConfig:
+    return MappingConfig(
+        source="drop",
+        match="*.csv",
+        dataset="abcd-1234",
+        action="update",
+        archive_dir=kw.pop("archive_dir", tmp_path / "archive"),
+        quarantine_dir=tmp_path / "quarantine",
+        **kw,
+    )
+
+
+def drop(tmp_path: Path, name: str, data: bytes = b"a\n1") -> Path:
+    path = tmp_path / "drop" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def finalizer(tmp_path: Path) -> FolderFinalizer:
+    return FolderFinalizer(tmp_path / "drop", clock=lambda: NOW)
+
+
+async def test_archive_goes_under_utc_date_and_never_overwrites(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    mapping = make_mapping(tmp_path)
+    day = tmp_path / "archive" / "2026" / "03" / "07"
+    for n, content in enumerate([b"one", b"two", b"three"]):
+        drop(tmp_path, "data.csv", content)
+        where = await finalizer.succeeded(make_job("data.csv"), mapping)
+        expected = day / ("data.csv" if n == 0 else f"data ({n}).csv")
+        assert where == f"archived: {expected}"
+    assert (day / "data.csv").read_bytes() == b"one"
+    assert (day / "data (1).csv").read_bytes() == b"two"
+    assert (day / "data (2).csv").read_bytes() == b"three"
+    assert not (tmp_path / "drop" / "data.csv").exists()
+
+
+async def test_relative_archive_dir_is_under_the_source_root(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    mapping = make_mapping(tmp_path, archive_dir=Path("done"))
+    drop(tmp_path, "sub/x.csv")
+    await finalizer.succeeded(make_job("sub/x.csv"), mapping)
+    assert (tmp_path / "drop" / "done" / "2026" / "03" / "07" / "x.csv").exists()
+
+
+async def test_delete_and_keep(tmp_path: Path, finalizer: FolderFinalizer) -> None:
+    path = drop(tmp_path, "d.csv")
+    where = await finalizer.succeeded(
+        make_job("d.csv"), make_mapping(tmp_path, on_success="delete")
+    )
+    assert where.startswith("deleted")
+    assert not path.exists()
+    path = drop(tmp_path, "k.csv")
+    where = await finalizer.succeeded(make_job("k.csv"), make_mapping(tmp_path, on_success="keep"))
+    assert where.startswith("kept")
+    assert path.exists()
+
+
+async def test_vanished_file_is_reported_not_raised(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    where = await finalizer.succeeded(make_job("gone.csv"), make_mapping(tmp_path))
+    assert where.startswith("vanished")
+
+
+def report(name: str) -> QuarantineReport:
+    return QuarantineReport(
+        reason="too_many_row_errors",
+        message="2 rows have errors; fix them",
+        dataset="abcd-1234",
+        file=ReportedFile(name, 3, "ab" * 32, "drop"),
+        revision_seq=4,
+        revision_id=44,
+        error_count=2,
+        error_rows=[{"offset": n, "row": {"x": {"error": "bad"}}} for n in range(150)],
+        server_request_id="req-1",
+        discovered_at=NOW,
+        started_at=NOW,
+        quarantined_at=NOW,
+    )
+
+
+async def test_quarantine_moves_file_and_writes_report_beside_it(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    mapping = make_mapping(tmp_path)
+    quarantine = tmp_path / "quarantine"
+    for _ in range(2):
+        drop(tmp_path, "bad.csv")
+        await finalizer.quarantine(make_job("bad.csv"), mapping, report("bad.csv"))
+    assert sorted(p.name for p in quarantine.iterdir()) == [
+        "bad (1).csv",
+        "bad (1).csv.report.json",
+        "bad.csv",
+        "bad.csv.report.json",
+    ]
+    data = json.loads((quarantine / "bad.csv.report.json").read_text())
+    assert set(data) == {
+        "reason",
+        "message",
+        "dataset",
+        "revision_seq",
+        "revision_id",
+        "error_count",
+        "error_rows",
+        "server_request_id",
+        "file",
+        "discovered_at",
+        "started_at",
+        "quarantined_at",
+        "dsmsyncd_version",
+    }
+    assert data["file"] == {"path": "bad.csv", "size": 3, "sha256": "ab" * 32, "source": "drop"}
+    assert len(data["error_rows"]) == 100
+    assert data["quarantined_at"] == NOW.isoformat()
+
+
+async def test_quarantine_of_vanished_file_still_writes_report(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    where = await finalizer.quarantine(make_job("gone.csv"), make_mapping(tmp_path), report("x"))
+    assert where.startswith("vanished")
+    assert (tmp_path / "quarantine" / "gone.csv.report.json").exists()
