@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +34,7 @@ from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.routing import UnmatchedLog, route
 from dsmsyncd.scheduler import Scheduler
-from dsmsyncd.sources.base import Candidate, Source
+from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job, StateStore, open_state_store
 
@@ -270,7 +272,18 @@ class Daemon:
         )
 
     def _open_blob(self, job: Job) -> Any:
-        return self._sources[job.source].open_blob(job.relative_path)
+        """The job's bytes. A refusal is an OSError the pipeline handles, never a lane crash:
+        a file that is gone is FileNotFoundError (quarantined as ``file_vanished``), any
+        other refusal a plain OSError (retried with backoff)."""
+        source = self._sources[job.source]
+        try:
+            return source.open_blob(job.relative_path)
+        except SourceError as exc:
+            if isinstance(source, FolderSource) and not os.path.lexists(
+                source.root / job.relative_path
+            ):
+                raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
+            raise OSError(str(exc)) from exc
 
     def _finalizer_for(self, job: Job) -> Finalizer:
         source = self._sources[job.source]

@@ -162,17 +162,22 @@ async def _summarise(
     print(
         f"{head}: {job.state.value} in {elapsed:.1f}s, {job.size / 1e6:.1f} MB at {rate:.1f} MB/s"
     )
-    if job.error_count is not None:
-        print(f"rows with errors: {job.error_count}")
-    if job.state is JobState.DISCARDED and request.dry_run:
+    dry_run = job.state is JobState.DISCARDED and request.dry_run
+    details: dict[str, Any] = {}
+    if dry_run:
+        # The discard cleared the job's ids and error count; its last event keeps them.
         events = await store.events(job.id)
-        details = events[-1].details if events else {}
+        details = (events[-1].details if events else {}) or {}
+    error_count = details.get("error_count", job.error_count)
+    if error_count is not None:
+        print(f"rows with errors: {error_count}")
+    if dry_run:
         print("dry run: nothing was applied; the revision was discarded")
-        outcome = (details or {}).get("outcome", "unknown")
-        print(f"dry run outcome: {outcome}; {(details or {}).get('message') or ''}".rstrip("; "))
-        for row in (details or {}).get("error_rows", [])[:10]:
+        outcome = details.get("outcome", "unknown")
+        print(f"dry run outcome: {outcome}; {details.get('message') or ''}".rstrip("; "))
+        for row in details.get("error_rows", [])[:10]:
             print("  " + json.dumps(row, default=str))
-        return EXIT_REJECTED if (job.error_count or 0) > request.max_error_rows else EXIT_OK
+        return EXIT_REJECTED if outcome == "would_quarantine" else EXIT_OK
     if job.state in (JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.SKIPPED):
         if job.state is JobState.AWAITING_APPROVAL:
             print("applied and submitted for approval: it is published once someone approves it")

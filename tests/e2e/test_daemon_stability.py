@@ -1,0 +1,99 @@
+"""A file is taken only once it is complete: ``*.part`` is ignored, a growing file waits."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.sources.base import Candidate, file_identity
+from dsmsyncd.sources.folder import FolderSource
+from dsmsyncd.state import JobState
+
+from .conftest import Http, Site, publish_dataset, running_daemon, wait_until
+
+HEADER = b"id,name,score\n"
+
+
+def rows(first: int, count: int) -> bytes:
+    return b"".join(b"%d,row-%d,%d\n" % (i, i, i) for i in range(first, first + count))
+
+
+async def test_daemon_part_file_ignored_until_renamed(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update")
+    partial = site.drop / "late.csv.part"
+    async with running_daemon(site) as daemon:
+        partial.write_bytes(HEADER + rows(100, 3))
+        # Dropped after the .part file: had the .part been taken, it would be first.
+        site.drop_file("other.csv", HEADER + rows(200, 2))
+        (other,) = await daemon.finished_jobs(1)
+        assert other.relative_path == "other.csv"
+        assert other.state is JobState.PUBLISHED, other.error
+        assert partial.exists()
+        assert [row["relative_path"] for row in site.jobs()] == ["other.csv"]
+        assert await http.count(ff) == 3
+
+        os.replace(partial, site.drop / "late.csv")
+        (late,) = await daemon.finished_jobs(1)
+    assert (late.relative_path, late.state) == ("late.csv", JobState.PUBLISHED)
+    assert await http.count(ff) == 6
+    assert sorted(r["id"] for r in await http.rows(ff, **{"$where": "id >= 100"})) == [
+        "100",
+        "101",
+        "102",
+        "200",
+        "201",
+    ]
+
+
+async def test_daemon_growing_file_published_with_both_parts(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update")
+    site.min_age = "1s"
+    target = site.drop / "growing.csv"
+    async with running_daemon(site) as daemon:
+        source = daemon.daemon._sources["drop"]
+        assert isinstance(source, FolderSource)
+
+        async def first_part_seen() -> bool:
+            return source.pending_count >= 1
+
+        with target.open("wb") as out:
+            out.write(HEADER + rows(1, 5))
+            out.flush()
+            # The daemon has now seen the first part (a scan recorded it in its gate);
+            # the second part lands well before min_age can elapse.
+            await wait_until(first_part_seen, within=10, what="the first part seen")
+            out.write(rows(6, 5))
+        (job,) = await daemon.finished_jobs(1)
+    assert job.state is JobState.PUBLISHED, job.error
+    assert job.size == len(HEADER + rows(1, 10))
+    assert await http.count(ff) == 11
+    assert [row["relative_path"] for row in site.jobs()] == ["growing.csv"]
+
+
+async def test_daemon_file_vanished_before_its_job_is_quarantined_and_lane_goes_on(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update")
+    async with running_daemon(site) as daemon:
+        # What the source reports when a file is removed between discovery and its job.
+        identity = file_identity("ghost.csv", 20, 1)
+        await daemon.daemon.accept(Candidate("drop", "ghost.csv", 20, 1, identity))
+        (ghost,) = await daemon.finished_jobs(1, within=10)
+        site.drop_file("after.csv", HEADER + rows(1, 2))
+        (after,) = await daemon.finished_jobs(1, within=10)
+    assert ghost.state is JobState.QUARANTINED
+    assert ghost.error is not None
+    assert ghost.error.startswith("file_vanished")
+    report = json.loads((site.quarantine / "ghost.csv.report.json").read_text())
+    assert report["reason"] == "file_vanished"
+    assert (after.relative_path, after.state) == ("after.csv", JobState.PUBLISHED)
+    assert await http.count(ff) == 3
+    assert await http.open_revisions(ff) == []
