@@ -182,6 +182,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Release resources in reverse order of acquisition."""
+        self._remove_signals()
         await self._stop_discovery()
         if self._admin is not None:
             await self._admin.stop()
@@ -340,6 +341,13 @@ class Daemon:
                 loop.add_signal_handler(sig, self._handle_exit, sig)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self._handle_reload)
+
+    def _remove_signals(self) -> None:
+        """Give the signals back: an in-process daemon (demo, tests) must not keep them."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
 
     def _handle_exit(self, sig: signal.Signals) -> None:
         self._signals += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -23,6 +24,7 @@ RunJob = Callable[[Job], Awaitable[Job]]
 
 # How often lanes are looked for without a wake-up: retries come due on their own.
 IDLE_RECHECK_S = 1.0
+LANE_CRASH_MAX_PAUSE_S = 300.0
 
 
 class Scheduler:
@@ -44,6 +46,10 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._accepting = True
         self.current: dict[str, Job] = {}
+        # A lane that crashed (a bug, not a job outcome) waits before it runs again,
+        # so one bad job cannot spin the loop; the wait doubles per crash, capped.
+        self._crashes: dict[str, int] = {}
+        self._cooldown_until: dict[str, float] = {}
 
     def wake(self) -> None:
         """A job was added or became runnable: look for work now rather than at the next tick."""
@@ -75,7 +81,7 @@ class Scheduler:
         for dataset in await self._store.datasets_with_work(self._clock()):
             if len(self._lanes) >= self.max_concurrent_jobs:
                 break
-            if dataset in self._lanes:
+            if dataset in self._lanes or self._cooldown_until.get(dataset, 0) > time.monotonic():
                 continue
             task = asyncio.create_task(self._lane(dataset), name=f"lane-{dataset}")
             self._lanes[dataset] = task
@@ -85,7 +91,19 @@ class Scheduler:
         task = self._lanes.pop(dataset, None)
         self.current.pop(dataset, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
-            logger.error("lane %s crashed", dataset, exc_info=task.exception())
+            crashes = self._crashes.get(dataset, 0) + 1
+            self._crashes[dataset] = crashes
+            pause = min(LANE_CRASH_MAX_PAUSE_S, 2.0**crashes)
+            self._cooldown_until[dataset] = time.monotonic() + pause
+            logger.error(
+                "lane %s crashed (%d time(s)); it pauses %.0fs",
+                dataset,
+                crashes,
+                pause,
+                exc_info=task.exception(),
+            )
+        elif task is not None and not task.cancelled():
+            self._crashes.pop(dataset, None)
         self._wake.set()  # a slot is free: another dataset may go
 
     async def _lane(self, dataset: str) -> None:
