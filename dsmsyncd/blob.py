@@ -3,6 +3,15 @@
 The pipeline knows nothing of how a file was found; it reads ranges through this
 interface, which a local file and a bucket object both provide. Ranged reads keep
 memory bounded by (chunk size x chunks in flight), whatever the file size.
+
+A blob is the content of one *identity* (size + mtime, or ETag + size). A read that
+finds other content raises ``BlobChanged`` and one that finds nothing raises
+``BlobVanished``, rather than mixing bytes of two versions into one upload::
+
+    BlobGone             the identity can no longer be read; do not retry it
+     ├── BlobChanged     overwritten: the new content is a new identity, a new job
+     └── BlobVanished    deleted (a bucket object; a local file that vanished raises
+                         FileNotFoundError, which the pipeline quarantines with a report)
 """
 
 from __future__ import annotations
@@ -12,6 +21,26 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+
+class BlobGone(Exception):
+    """The content this blob stands for can no longer be read; ``reason`` says why."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where!r}, {self.reason!r})"
+
+
+class BlobChanged(BlobGone):
+    """The file or object was rewritten since its identity was taken."""
+
+
+class BlobVanished(BlobGone):
+    """The object was deleted since its identity was taken."""
 
 
 class Blob(Protocol):
@@ -51,20 +80,29 @@ class LocalFileBlob:
         return f"file:{self.path}:{self.size}:{self.mtime_ns}"
 
     async def read_range(self, offset: int, length: int) -> bytes:
-        return await asyncio.to_thread(_pread, self.path, offset, length)
+        """``length`` bytes at ``offset``; ``BlobChanged`` if size or mtime moved since open."""
+        return await asyncio.to_thread(self._pread, offset, length)
 
-
-def _pread(path: Path, offset: int, length: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        parts: list[bytes] = []
-        remaining = length
-        while remaining > 0:
-            piece = os.pread(fd, remaining, offset + (length - remaining))
-            if not piece:
-                raise OSError(f"{path} is shorter than expected: the file changed while uploading")
-            parts.append(piece)
-            remaining -= len(piece)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
+    def _pread(self, offset: int, length: int) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            # Checked on the descriptor read from: its size and mtime are those of the
+            # bytes returned, whether the file was rewritten in place or renamed over.
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns) != (self.size, self.mtime_ns):
+                raise BlobChanged(
+                    str(self.path),
+                    f"rewritten while being read (size {self.size} -> {st.st_size}, "
+                    f"mtime_ns {self.mtime_ns} -> {st.st_mtime_ns})",
+                )
+            parts: list[bytes] = []
+            remaining = length
+            while remaining > 0:
+                piece = os.pread(fd, remaining, offset + (length - remaining))
+                if not piece:
+                    raise BlobChanged(str(self.path), "shorter than when it was opened")
+                parts.append(piece)
+                remaining -= len(piece)
+            return b"".join(parts)
+        finally:
+            os.close(fd)

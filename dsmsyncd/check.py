@@ -29,7 +29,10 @@ def check_folders(config: Config) -> list[Finding]:
         if not source.url.startswith("file://"):
             continue
         findings.append(_folder(f"source {source.name}", source.path, need_write=True))
+    buckets = {s.name for s in config.source if s.url.startswith("s3://")}
     for index, mapping in enumerate(config.mapping):
+        if mapping.source in buckets:
+            continue  # archive and quarantine are prefixes in a bucket: checked with it
         for key in ("archive_dir", "quarantine_dir"):
             path = getattr(mapping, key)
             if path is not None:
@@ -103,4 +106,26 @@ async def check_target(config: Config, client: DsmapiClient) -> list[Finding]:
                         "create it (e.g. build it from an output schema) or fix the name",
                     )
                 )
+    return findings
+
+
+async def check_buckets(config: Config) -> list[Finding]:
+    """Each bucket source answers a listing with these credentials (what, where, fix)."""
+    from dsmsyncd.sources.base import SourceError
+    from dsmsyncd.sources.bucket import BucketSource
+
+    findings: list[Finding] = []
+    for source_config in config.source:
+        if not source_config.url.startswith("s3://"):
+            continue
+        subject = f"source {source_config.name}"
+        try:
+            async with BucketSource(source_config) as source:
+                problems = await source.check()
+        except SourceError as exc:
+            problems = [str(exc)]
+        if problems:
+            findings += [Finding(False, subject, problem) for problem in problems]
+        else:
+            findings.append(Finding(True, subject, f"{source_config.url} can be listed"))
     return findings

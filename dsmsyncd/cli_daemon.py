@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from dsmsyncd.check import Finding, check_folders, check_target
+from dsmsyncd.check import Finding, check_buckets, check_folders, check_target
 from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.observe.logging import configure_logging
 
@@ -62,7 +62,8 @@ async def _online(config: Config) -> list[Finding]:
     from dsmsyncd.daemon import client_for
 
     async with client_for(config) as client:
-        return await check_target(config, client)
+        findings = await check_target(config, client)
+    return findings + await check_buckets(config)
 
 
 def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:

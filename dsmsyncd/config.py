@@ -32,7 +32,18 @@ from pydantic import (
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_KEYS = frozenset({"username", "password", "token", "app_token"})
+_SECRET_KEYS = frozenset(
+    {
+        "username",
+        "password",
+        "token",
+        "app_token",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+    }
+)
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
 FOURFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 
 
@@ -102,22 +113,91 @@ class LimitsConfig(_Section):
 
 
 class SourceConfig(_Section):
+    """One ``[[source]]``: a drop folder (``file:///PATH``) or a bucket prefix (``s3://``).
+
+    The bucket keys apply to ``s3://`` sources only. Credentials are optional: without
+    them the standard chain is used (environment, shared credentials file, web-identity
+    token of a Kubernetes service account, instance metadata).
+    """
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     url: str
     min_age: Duration = 2.0
     poll_interval: Duration = 30.0
     ignore: list[str] = Field(default_factory=lambda: ["*.part", "*.tmp", ".*"])
+    # -- s3:// only ------------------------------------------------------------------
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    list_page_size: int = Field(default=1000, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod
     def _supported_scheme(cls, value: str) -> str:
-        if not value.startswith(("file://", "s3://")):
+        if value.startswith("s3://"):
+            if not _S3_URL.match(value):
+                raise ValueError(
+                    "expected s3://bucket/prefix/ with a bucket name of 3-63 lowercase "
+                    f"letters, digits, dots or hyphens, found {value!r}"
+                )
+            return value
+        if not value.startswith("file://"):
             raise ValueError(f"expected file:///PATH or s3://bucket/prefix/, found {value!r}")
         return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                f"expected an http(s) URL like https://minio.example:9000, found {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_keys(self) -> SourceConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "access_key_id and secret_access_key go together (set both, or neither "
+                "to use the standard credential chain)"
+            )
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("session_token needs access_key_id and secret_access_key")
+        if self.url.startswith("file://"):
+            bucket_only = sorted(
+                key
+                for key in ("endpoint_url", "region", "access_key_id", "session_token")
+                if getattr(self, key) is not None
+            )
+            if bucket_only:
+                raise ValueError(
+                    f"{', '.join(bucket_only)} only apply to s3:// sources; remove them"
+                )
+        return self
 
     @property
     def path(self) -> Path:
         return Path(self.url.removeprefix("file://"))
+
+    @property
+    def bucket(self) -> str:
+        """The bucket of an ``s3://`` source."""
+        match = _S3_URL.match(self.url)
+        if match is None:
+            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
+        return match.group(1)
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix of an ``s3://`` source: empty, or ending in ``/``."""
+        match = _S3_URL.match(self.url)
+        if match is None:
+            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
+        prefix = (match.group(2) or "").lstrip("/")
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 class MappingConfig(_Section):

@@ -27,7 +27,7 @@ from typing import Any
 from dsmsyncd import __version__
 from dsmsyncd.config import Config, ConfigError, MappingConfig, load_config
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
-from dsmsyncd.finalize import Finalizer, FolderFinalizer
+from dsmsyncd.finalize import BucketFinalizer, Finalizer, FolderFinalizer
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
@@ -35,6 +35,7 @@ from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.routing import UnmatchedLog, route
 from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.sources.base import Candidate, Source, SourceError
+from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job, StateStore, open_state_store
 
@@ -61,11 +62,6 @@ def build_sources(config: Config) -> dict[str, Source]:
     """Sources by name; archive and quarantine folders inside a root are never scanned."""
     sources: dict[str, Source] = {}
     for source_config in config.source:
-        if not source_config.url.startswith("file://"):
-            raise ValueError(
-                f"source {source_config.name}: {source_config.url} is not supported yet; "
-                "use a file:/// drop folder"
-            )
         excluded = [
             path
             for m in config.mapping
@@ -73,8 +69,23 @@ def build_sources(config: Config) -> dict[str, Source]:
             for path in (m.archive_dir, m.quarantine_dir)
             if path is not None
         ]
-        sources[source_config.name] = FolderSource(source_config, exclude_dirs=excluded)
+        if source_config.url.startswith("s3://"):
+            sources[source_config.name] = BucketSource(source_config, exclude_dirs=excluded)
+        else:
+            sources[source_config.name] = FolderSource(source_config, exclude_dirs=excluded)
     return sources
+
+
+async def start_sources(sources: dict[str, Source]) -> None:
+    for source in sources.values():
+        if isinstance(source, BucketSource):
+            await source.start()
+
+
+async def close_sources(sources: dict[str, Source]) -> None:
+    for source in sources.values():
+        if isinstance(source, BucketSource):
+            await source.aclose()
 
 
 @dataclass
@@ -86,6 +97,8 @@ class DaemonState:
     target_ok: bool = False
     target_message: str = "not checked yet"
     target_checked: float = 0.0
+    sources_checked: float = float("-inf")
+    source_problems: dict[str, str] = field(default_factory=dict)
 
 
 class Daemon:
@@ -119,7 +132,7 @@ class Daemon:
     async def run(self) -> int:
         try:
             await self.startup()
-        except (DsmapiError, OSError, ValueError) as exc:
+        except (DsmapiError, SourceError, OSError, ValueError) as exc:
             logger.error("startup failed: %s", exc)
             await self.shutdown()
             return EXIT_STARTUP_FAILURE
@@ -148,6 +161,7 @@ class Daemon:
                 "target not reachable yet: %s (will keep trying)", self.state.target_message
             )
         self._sources = build_sources(self.config)
+        await start_sources(self._sources)
         self._scheduler = Scheduler(
             self._store,
             self._job_runner(),
@@ -184,6 +198,7 @@ class Daemon:
         """Release resources in reverse order of acquisition."""
         self._remove_signals()
         await self._stop_discovery()
+        await close_sources(self._sources)
         if self._admin is not None:
             await self._admin.stop()
             self._admin = None
@@ -278,6 +293,8 @@ class Daemon:
         other refusal a plain OSError (retried with backoff)."""
         source = self._sources[job.source]
         try:
+            if isinstance(source, BucketSource):
+                return source.open_blob(job.relative_path, job.identity)
             return source.open_blob(job.relative_path)
         except SourceError as exc:
             if isinstance(source, FolderSource) and not os.path.lexists(
@@ -288,6 +305,8 @@ class Daemon:
 
     def _finalizer_for(self, job: Job) -> Finalizer:
         source = self._sources[job.source]
+        if isinstance(source, BucketSource):
+            return BucketFinalizer(source)
         assert isinstance(source, FolderSource)
         return FolderFinalizer(source.root)
 
@@ -319,7 +338,20 @@ class Daemon:
         await self._check_target()
         if not self.state.target_ok:
             problems["target"] = self.state.target_message
+        problems.update(await self._source_problems())
         return problems
+
+    async def _source_problems(self) -> dict[str, str]:
+        """Source checks send requests (a bucket probe), so they run at most every 15 s."""
+        now = time.monotonic()
+        if now - self.state.sources_checked >= TARGET_CHECK_INTERVAL_S:
+            self.state.sources_checked = now
+            found: dict[str, str] = {}
+            for name, source in self._sources.items():
+                for problem in await source.check():
+                    found[f"source {name}"] = problem
+            self.state.source_problems = found
+        return dict(self.state.source_problems)
 
     async def _status_extra(self) -> dict[str, Any]:
         current = self._scheduler.current if self._scheduler else {}
@@ -380,7 +412,9 @@ class Daemon:
 
     async def _restart_discovery(self) -> None:
         await self._stop_discovery()
+        await close_sources(self._sources)
         self._sources = build_sources(self.config)
+        await start_sources(self._sources)
         for name, source in self._sources.items():
             self._discovery[name] = asyncio.create_task(
                 self._discover(source), name=f"discover-{name}"

@@ -18,7 +18,9 @@ row says which step may have happened; ``recovery.py`` turns that into "follow",
 Failures branch on how they heal: transport faults and 5xx/429 leave the job
 FAILED_RETRYABLE with its ids kept and a jittered, capped backoff; everything the
 file or the server refuses goes to quarantine with a report, after the job's open
-revision is discarded so that no draft lingers (invariant 2).
+revision is discarded so that no draft lingers (invariant 2). A file or object that
+changes or vanishes while the job reads it (``BlobGone``) ends the job SKIPPED, its
+revision discarded: the new version is a new identity and runs as its own job.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import PurePosixPath
 from typing import Any, Unpack
 
 from dsmsyncd import recovery
-from dsmsyncd.blob import Blob
+from dsmsyncd.blob import Blob, BlobGone
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
     DsmapiClient,
@@ -170,7 +172,7 @@ class JobRun:
         """The file's SHA-256 for a report, or None if the file is gone."""
         try:
             return await sha256_of(self.blob())
-        except OSError:
+        except (OSError, BlobGone):
             return None
 
     async def to(
@@ -205,6 +207,8 @@ class JobRun:
                 refusal = recovery.as_quarantine(exc, self.job)
                 if refusal is None:
                     raise
+            except BlobGone as gone:
+                return await recovery.skip_gone(self, gone)
             return await recovery.quarantine(self, refusal)
         except (DsmapiError, OSError) as exc:
             return await recovery.retry_later(self, exc)
@@ -319,14 +323,22 @@ class JobRun:
                 self._on_progress(count)
 
         suffix = PurePosixPath(blob.name).suffix.lower()
-        result = await upload_blob(
-            self.client,
-            self.source,
-            blob,
-            content_type=_CONTENT_TYPES.get(suffix, "text/csv"),
-            global_limit=self.ctx.chunk_limit,
-            on_progress=progress,
-        )
+        try:
+            result = await upload_blob(
+                self.client,
+                self.source,
+                blob,
+                content_type=_CONTENT_TYPES.get(suffix, "text/csv"),
+                global_limit=self.ctx.chunk_limit,
+                on_progress=progress,
+            )
+        except BaseExceptionGroup as group:
+            # The chunk workers run in a TaskGroup: a changed or vanished file stops them
+            # all, and is what the job records (not the group around it).
+            gone = _first_gone(group)
+            if gone is None:
+                raise
+            raise gone from group
         await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
@@ -445,6 +457,17 @@ class JobRun:
         self.ctx.metrics.finished(self.job.dataset, outcome)
         logger.info("%s (%s)", outcome, where, extra=self.extra)
         return self.job
+
+
+def _first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BlobGone):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_gone(exc)
+            if found is not None:
+                return found
+    return None
 
 
 async def sha256_of(blob: Blob) -> str:

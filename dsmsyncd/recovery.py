@@ -17,10 +17,12 @@ Only apply changes the dataset, so everything here is about apply (DESIGN.md,
   file name — and only then discarded. A revision we cannot prove is ours (people
   stage revisions by hand and publish them later) is left alone.
 
-A failure ends the attempt one of two ways. What the file or the server refuses is
+A failure ends the attempt one of three ways. What the file or the server refuses is
 quarantined with a report, after the job's open revision is discarded (no draft
 lingers); a transport fault or a 5xx/429 leaves the job FAILED_RETRYABLE with its
-recorded ids kept (the next attempt resumes from them) and a jittered, capped backoff.
+recorded ids kept (the next attempt resumes from them) and a jittered, capped backoff;
+a file that changed or vanished while being read ends SKIPPED with the reason
+recorded, its revision discarded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from dsmsyncd.blob import BlobChanged, BlobGone
 from dsmsyncd.dsmapi import (
     AuthError,
     RejectedError,
@@ -272,6 +275,30 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
     await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
     run.ctx.metrics.quarantined(job.dataset, refusal.reason)
     return run.job
+
+
+async def skip_gone(run: JobRun, gone: BlobGone) -> Job:
+    """The file changed or vanished under the job: discard its revision, end SKIPPED.
+
+    Reads all happen before apply, so nothing reached the dataset. An overwritten file
+    is a new identity that discovery turns into a job of its own; a deleted one has
+    nothing left to publish. The file is not finalized: what is there now is not what
+    this job read, and its own job will archive it.
+    """
+    await discard_open_revision(run)
+    reason = "file_changed" if isinstance(gone, BlobChanged) else "file_vanished"
+    details: dict[str, object] = {
+        "reason": reason,
+        "message": str(gone),
+        "revision_seq": run.job.revision_seq,
+    }
+    if run.dry_run:
+        details |= {"dry_run": True, "outcome": "would_skip"}
+        return await run.to(JobState.DISCARDED, details, **CLEARED_IDS)
+    logger.warning("skipped, %s: %s", reason, gone, extra=run.extra)
+    job = await run.to(JobState.SKIPPED, details, error=str(gone))
+    run.ctx.metrics.finished(job.dataset, "skipped")
+    return job
 
 
 async def retry_later(run: JobRun, exc: BaseException) -> Job:

@@ -71,10 +71,20 @@ async def upload_blob(
             if on_progress is not None:
                 on_progress(length)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(parallelism, max(1, len(chunks)))):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(parallelism, max(1, len(chunks)))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failed:
+        # The first chunk that failed says why; the other workers were cancelled by
+        # the group. Callers branch on our error types, never on exception groups.
+        raise _first_cause(failed) from failed
 
     last_seq = chunks[-1][0] if chunks else 0
     committed = await client.commit_upload(source, last_seq, blob.size)
     return UploadResult(chunks=len(chunks), bytes_sent=sent, source=committed)
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_cause(first) if isinstance(first, BaseExceptionGroup) else first

@@ -92,3 +92,6 @@ class StabilityGate:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, relative_path: object) -> bool:
+        return relative_path in self._entries
