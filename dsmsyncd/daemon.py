@@ -348,7 +348,9 @@ class Daemon:
             self.state.sources_checked = now
             found: dict[str, str] = {}
             for name, source in self._sources.items():
-                for problem in await source.check():
+                problems = await source.check()
+                self.metrics.source_up.labels(name).set(0 if problems else 1)
+                for problem in problems:
                     found[f"source {name}"] = problem
             self.state.source_problems = found
         return dict(self.state.source_problems)

@@ -72,6 +72,12 @@ class Metrics:
             ["dataset"],
             registry=r,
         )
+        self.source_up = Gauge(
+            f"{PREFIX}_source_up",
+            "1 when the source answered its last check (listing, folder access)",
+            ["source"],
+            registry=r,
+        )
         self.up = Gauge(
             f"{PREFIX}_ready",
             "1 when the daemon is ready (state store and target reachable)",

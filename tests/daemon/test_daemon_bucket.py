@@ -123,3 +123,40 @@ async def test_daemon_publishes_bucket_objects_and_archives_them(
     keys = [item["Key"] for item in listing.get("Contents", [])]
     assert not any(key.startswith("drop/") for key in keys)  # moved, not copied
     assert any(key.startswith("archive/") and key.endswith("more people.csv") for key in keys)
+
+
+async def test_daemon_readyz_names_a_missing_bucket(
+    server: RunningServer, moto: MotoServer, tmp_path: Path
+) -> None:
+    import aiohttp
+
+    path = tmp_path / "dsmsyncd.toml"
+    path.write_text(
+        CONFIG.format(
+            url=server.url,
+            user=ROBOT[0],
+            password=ROBOT[1],
+            root=tmp_path,
+            bucket=new_bucket_name(),  # never created
+            endpoint=moto.url,
+            region=REGION,
+            key=FAKE_KEY_ID,
+            secret=FAKE_SECRET,
+            fourfour="abcd-1234",
+        ),
+        encoding="utf-8",
+    )
+    daemon = Daemon(path, load_config(path))
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.started.wait(), 20)
+        async with aiohttp.ClientSession() as http, http.get(f"{daemon.admin_url}/readyz") as reply:
+            body = await reply.json()
+        assert reply.status == 503
+        assert "source exports" in body["failing"]
+        assert "bucket" in body["failing"]["source exports"].lower()
+        metrics = daemon.metrics.exposition()[0].decode()
+        assert 'dsmsyncd_source_up{source="exports"} 0.0' in metrics
+    finally:
+        daemon.stop.set()
+        assert await asyncio.wait_for(runner, 30) == 0
