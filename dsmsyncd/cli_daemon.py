@@ -59,7 +59,7 @@ def check_config_command(config_path: Path, *, offline: bool) -> int:
 
 
 async def _online(config: Config) -> list[Finding]:
-    from dsmsyncd.daemon import client_for
+    from dsmsyncd.target import client_for
 
     async with client_for(config) as client:
         findings = await check_target(config, client)

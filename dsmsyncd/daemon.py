@@ -26,8 +26,9 @@ from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.config import Config, ConfigError, MappingConfig, load_config
-from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
-from dsmsyncd.finalize import BucketFinalizer, Finalizer, FolderFinalizer
+from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
+from dsmsyncd.finalize import Finalizer, FolderFinalizer
+from dsmsyncd.finalize_bucket import BucketFinalizer
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
@@ -38,24 +39,13 @@ from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job, StateStore, open_state_store
+from dsmsyncd.target import client_for
 
 logger = logging.getLogger("dsmsyncd.daemon")
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 3
 TARGET_CHECK_INTERVAL_S = 15.0
-
-
-def client_for(config: Config, *, on_retry: Any = None) -> DsmapiClient:
-    target = config.target
-    credentials = Credentials(
-        username=target.username.get_secret_value() if target.username else None,
-        password=target.password.get_secret_value() if target.password else None,
-        token=target.token.get_secret_value() if target.token else None,
-        app_token=target.app_token.get_secret_value() if target.app_token else None,
-    )
-    ca = str(target.ca_bundle) if target.ca_bundle else None
-    return DsmapiClient(target.url, credentials, ca_bundle=ca, on_retry=on_retry)
 
 
 def build_sources(config: Config) -> dict[str, Source]:

@@ -115,7 +115,7 @@ def push_command(config_path: Path, request: PushRequest) -> int:
 
 
 async def push(config: Config, mapping: MappingConfig, request: PushRequest) -> int:
-    from dsmsyncd.daemon import client_for
+    from dsmsyncd.target import client_for
 
     blob = LocalFileBlob.open(request.file.resolve())
     finalizer = PushFinalizer()

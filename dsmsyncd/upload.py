@@ -58,11 +58,19 @@ async def upload_blob(
 
     async def worker() -> None:
         nonlocal sent
+        # A blob that can read into a buffer gets one per worker, reused for every chunk.
+        reader = getattr(blob, "read_into", None)
+        buffer = bytearray(chunk_size) if reader is not None and chunks else None
         for seq, offset, length in pending:
             if global_limit is not None:
                 await global_limit.acquire()
             try:
-                data = await blob.read_range(offset, length)
+                data: bytes | memoryview
+                if reader is not None and buffer is not None:
+                    data = memoryview(buffer)[:length]
+                    await reader(offset, data)
+                else:
+                    data = await blob.read_range(offset, length)
                 await client.upload_chunk(source, seq, offset, data)
             finally:
                 if global_limit is not None:

@@ -131,7 +131,7 @@ class DsmapiClient:
         path: str,
         *,
         body: Any = None,
-        data: bytes | None = None,
+        data: bytes | memoryview | None = None,
         content_type: str = "application/json",
         accept: str = "application/json",
         params: Mapping[str, str] | None = None,
@@ -141,7 +141,7 @@ class DsmapiClient:
         url = self.url(path)
         request_id = secrets.token_hex(16)
         headers = {"Accept": accept, "X-Socrata-RequestId": request_id}
-        payload: bytes | None = data
+        payload: bytes | memoryview | None = data
         if body is not None:
             payload = json.dumps(body).encode()
         if payload is not None:
@@ -262,7 +262,9 @@ class DsmapiClient:
         )
         return str(template).format(seq_num=seq, byte_offset=offset)
 
-    async def upload_chunk(self, source: Source, seq: int, offset: int, data: bytes) -> None:
+    async def upload_chunk(
+        self, source: Source, seq: int, offset: int, data: bytes | memoryview
+    ) -> None:
         """One chunk, retried on its own: the server treats a resent chunk as idempotent."""
         await self.call(
             "POST",

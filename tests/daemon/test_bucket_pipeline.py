@@ -18,7 +18,7 @@ import pytest
 from dsmsyncd.blob import Blob
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.finalize import BucketFinalizer
+from dsmsyncd.finalize_bucket import BucketFinalizer
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer

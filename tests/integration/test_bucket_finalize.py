@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dsmsyncd.config import MappingConfig
-from dsmsyncd.finalize import BucketFinalizer, QuarantineReport, ReportedFile
+from dsmsyncd.finalize import QuarantineReport, ReportedFile
+from dsmsyncd.finalize_bucket import BucketFinalizer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState
 from tests import moto_server
