@@ -39,6 +39,7 @@ from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job, StateStore, open_state_store
+from dsmsyncd.sweep import finalize_leftovers
 from dsmsyncd.target import client_for
 
 logger = logging.getLogger("dsmsyncd.daemon")
@@ -152,6 +153,12 @@ class Daemon:
             )
         self._sources = build_sources(self.config)
         await start_sources(self._sources)
+        await finalize_leftovers(
+            self._store,
+            self.config.mapping,
+            self._finalizer_for,
+            known_sources=set(self._sources),
+        )
         self._scheduler = Scheduler(
             self._store,
             self._job_runner(),

@@ -1,0 +1,53 @@
+"""After a crash between "published" and moving the file, the next start moves it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dsmsyncd.config import MappingConfig
+from dsmsyncd.finalize import FolderFinalizer
+from dsmsyncd.state import JobState, SqliteStateStore
+from dsmsyncd.sweep import finalize_leftovers
+
+
+async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path) -> None:
+    root = tmp_path / "drop"
+    root.mkdir()
+    (root / "a.csv").write_text("id\n1\n", encoding="utf-8")
+    mapping = MappingConfig(
+        source="drop",
+        match="*.csv",
+        dataset="abcd-1234",
+        action="update",
+        on_success="archive",
+        archive_dir=tmp_path / "archive",
+        quarantine_dir=tmp_path / "quarantine",
+    )
+    async with SqliteStateStore(str(tmp_path / "state.db")) as store:
+        job = await store.add_job(
+            source="drop",
+            relative_path="a.csv",
+            identity="file:a.csv:5:1",
+            size=5,
+            mtime=datetime(2026, 1, 1, tzinfo=UTC),
+            dataset="abcd-1234",
+            mapping_index=0,
+        )
+        assert job is not None
+        # The crash: the outcome was recorded, the file never moved.
+        await store.transition(job.id, JobState.PUBLISHED, expect=JobState.DISCOVERED)
+
+        def finalizer(_job: object) -> FolderFinalizer:
+            return FolderFinalizer(root)
+
+        swept = await finalize_leftovers(store, [mapping], finalizer, known_sources={"drop"})
+        again = await finalize_leftovers(store, [mapping], finalizer, known_sources={"drop"})
+        events = await store.events(job.id)
+
+    assert (swept, again) == (1, 0)
+    assert not (root / "a.csv").exists()
+    archived = list((tmp_path / "archive").rglob("a.csv"))
+    assert len(archived) == 1
+    assert events[-1].details["after_restart"] is True
+    assert events[-1].state is JobState.PUBLISHED
