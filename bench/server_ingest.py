@@ -128,8 +128,9 @@ def main() -> int:
 
         server = subprocess.Popen(
             [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0",
-             "--data-dir", str(root / "data"), "--user", f"{USER}:{PASSWORD}"],
+             "--data-dir", str(root / "data")],
             stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "DSMSYNCD_SERVE_USERS": f"{USER}:{PASSWORD}"},
         )  # fmt: skip
         try:
             assert server.stdout is not None

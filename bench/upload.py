@@ -183,10 +183,10 @@ def start_server(root: Path) -> Served:
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0",
-         "--data-dir", str(root / "data"), "--user", f"{USER}:{PASSWORD}",
+         "--data-dir", str(root / "data"),
          "--tls-cert", str(cert_path), "--tls-key", str(key_path)],
         stdout=subprocess.PIPE, stderr=log, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "DSMSYNCD_SERVE_USERS": f"{USER}:{PASSWORD}"},
     )  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -74,7 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=_pair("PASSWORD"),
         metavar="NAME:PASSWORD",
-        help="create or update a user (repeatable); API key id:secret works the same way",
+        help="create or update a user (repeatable); API key id:secret works the same way. "
+        "Other local users can read it in ps and /proc: prefer --users-file or "
+        "$DSMSYNCD_SERVE_USERS",
+    )
+    serve.add_argument(
+        "--users-file",
+        type=Path,
+        metavar="FILE",
+        help="users to create or update, one NAME:PASSWORD per line ('#' comments); "
+        "keep it chmod 600. $DSMSYNCD_SERVE_USERS takes the same lines",
     )
     serve.add_argument(
         "--token",
@@ -83,7 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=_pair("TOKEN"),
         metavar="NAME:TOKEN",
-        help="an OAuth/Bearer token for an existing user (repeatable)",
+        help="an OAuth/Bearer token for an existing user (repeatable); visible in ps like "
+        "--user: prefer --tokens-file or $DSMSYNCD_SERVE_TOKENS",
+    )
+    serve.add_argument(
+        "--tokens-file",
+        type=Path,
+        metavar="FILE",
+        help="tokens, one NAME:TOKEN per line ('#' comments); "
+        "$DSMSYNCD_SERVE_TOKENS takes the same lines",
     )
     serve.add_argument("--tls-cert", type=Path, metavar="FILE")
     serve.add_argument("--tls-key", type=Path, metavar="FILE")
@@ -212,18 +229,26 @@ def _daemon_command(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dsmsyncd.server.credentials import CredentialsError, serve_credentials
     from dsmsyncd.server.main import ServeOptions, run_server
 
     if (args.tls_cert is None) != (args.tls_key is None):
         print("dsmsyncd serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        users, tokens = serve_credentials(
+            args.users, args.users_file, args.tokens, args.tokens_file
+        )
+    except CredentialsError as exc:
+        print(f"dsmsyncd serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     host, port = args.listen
     options = ServeOptions(
         listen_host=host,
         listen_port=port,
         data_dir=args.data_dir,
-        users=list(args.users),
-        tokens=list(args.tokens),
+        users=users,
+        tokens=tokens,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_self_signed=args.tls_self_signed,

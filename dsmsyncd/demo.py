@@ -85,14 +85,17 @@ def run_demo(data_dir: Path, listen: tuple[str, int], *, keep_serving: bool = Fa
 
 
 async def _demo(root: Path, listen: tuple[str, int], keep_serving: bool) -> int:
+    from dsmsyncd.server.credentials import serve_credentials
     from dsmsyncd.server.main import ServeOptions, start_server
 
+    users_file = _write_secrets(root)
+    users, _tokens = serve_credentials([], users_file, [], None, env={})
     server = await start_server(
         ServeOptions(
             listen_host=listen[0],
             listen_port=listen[1],
             data_dir=root / "server",
-            users=[(DEMO_USER, DEMO_PASSWORD)],
+            users=users,
             tokens=[],
             tls_cert=None,
             tls_key=None,
@@ -101,6 +104,7 @@ async def _demo(root: Path, listen: tuple[str, int], keep_serving: bool) -> int:
     )
     try:
         print(f"local DSMAPI server: {server.url} (CA certificate: {server.ca_path})")
+        print(f"server users: {users_file} (the same as `dsmsyncd serve --users-file`)")
         ca = str(server.ca_path)
         fourfour = await _prepare_dataset(server.url, ca)
         if fourfour is None:
@@ -148,12 +152,32 @@ async def _prepare_dataset(url: str, ca: str) -> str | None:
     return revision.fourfour
 
 
+def _write_secrets(root: Path) -> Path:
+    """The demo's secrets, each in a file only its owner reads (never on a command line).
+
+    ``server-users`` is what ``dsmsyncd serve --users-file`` reads, ``dsm_password``
+    what the daemon's ``password_file`` reads, ``netrc`` what ``curl --netrc-file``
+    reads; returns the users file.
+    """
+    secrets_dir = root / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(secrets_dir, 0o700)
+    files = {
+        "server-users": f"# NAME:PASSWORD, one per line\n{DEMO_USER}:{DEMO_PASSWORD}\n",
+        "dsm_password": DEMO_PASSWORD + "\n",
+        "netrc": f"default login {DEMO_USER} password {DEMO_PASSWORD}\n",
+    }
+    for name, text in files.items():
+        path = secrets_dir / name
+        path.touch(mode=0o600)
+        os.chmod(path, 0o600)
+        path.write_text(text, encoding="utf-8")
+    return secrets_dir / "server-users"
+
+
 def _write_daemon_config(root: Path, url: str, ca: str, fourfour: str) -> Path:
-    for folder in ("drop/permits", "archive", "quarantine", "secrets"):
+    for folder in ("drop/permits", "archive", "quarantine"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    secret = root / "secrets" / "dsm_password"
-    secret.write_text(DEMO_PASSWORD + "\n", encoding="utf-8")
-    os.chmod(secret, 0o600)
     path = root / "dsmsyncd.toml"
     path.write_text(
         DAEMON_CONFIG.format(
@@ -183,7 +207,7 @@ async def _run_daemon(
         print(f"job #{job.id}: {job.state.value}" + (f" ({job.error})" if job.error else ""))
         if job.state.value != "published":
             return 1
-        await _show(url, ca, fourfour)
+        await _show(url, ca, fourfour, root / "secrets" / "netrc")
         if keep_serving:
             print(f"serving until Ctrl-C; drop more files into {root / 'drop' / 'permits'}")
             await asyncio.Event().wait()
@@ -207,7 +231,7 @@ def _drop(sample: Path, folder: Path) -> Path:
     return target
 
 
-async def _show(url: str, ca: str, fourfour: str) -> None:
+async def _show(url: str, ca: str, fourfour: str, netrc: Path) -> None:
     creds = Credentials(username=DEMO_USER, password=DEMO_PASSWORD)
     async with DsmapiClient(url, creds, ca_bundle=ca) as client:
         rows = await client.read_rows(fourfour, {"$order": "permit_id"})
@@ -215,4 +239,4 @@ async def _show(url: str, ca: str, fourfour: str) -> None:
     for row in rows:
         print("  " + json.dumps(row, sort_keys=True))
     where = f"{url}/resource/{fourfour}.json"
-    print(f"read them yourself: curl --cacert {ca} -u {DEMO_USER}:{DEMO_PASSWORD} {where}")
+    print(f"read them yourself: curl --cacert {ca} --netrc-file {netrc} {where}")

@@ -11,7 +11,9 @@ Secrets are never stored or logged in clear: passwords are hashed with scrypt an
 per-user salt, tokens (random, high-entropy) with SHA-256. Verifying scrypt costs tens
 of milliseconds, and the SDK polls once a second with Basic credentials, so a verified
 credential is remembered (by its SHA-256, next to the stored hash it matched, so that
-changing the password invalidates it).
+changing the password invalidates it). An unknown name is checked against a dummy
+hash with the same parameters, so both refusals cost the same hash work and the
+timing of a 401 does not tell which names exist.
 
 Access rules, applied by the helpers below:
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -66,6 +69,12 @@ def _verify_password(password: str, stored: dict[str, Any]) -> bool:
         p=int(stored["p"]),
     )
     return hmac.compare_digest(digest.hex(), stored["hash"])
+
+
+@functools.cache
+def _dummy_hash() -> dict[str, Any]:
+    """A hash no password matches, with the real parameters (made once per process)."""
+    return hash_password(secrets.token_urlsafe(18))
 
 
 def _token_hash(token: str) -> str:
@@ -133,6 +142,7 @@ class Authenticator:
         self._meta = meta
         # sha256(name \0 password) -> the stored scrypt hash it was verified against
         self._verified: dict[str, str] = {}
+        _dummy_hash()  # at start, so that the first unknown name is not faster or slower
 
     async def authenticate(self, header: str | None) -> Doc | None:
         if not header:
@@ -156,6 +166,9 @@ class Authenticator:
             raise _unauthorized("malformed Basic credentials: expected name:password")
         user = find_user(self._meta, name)
         if user is None or "_password" not in user:
+            # Same scrypt work as a wrong password, so that the answer's timing does not
+            # tell which names exist.
+            await asyncio.to_thread(_verify_password, password, _dummy_hash())
             raise _unauthorized("invalid username or password")
         stored = user["_password"]
         key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()

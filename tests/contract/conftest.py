@@ -1,7 +1,7 @@
 """A real `dsmsyncd serve` process over HTTPS, for the official SDK (which only speaks HTTPS).
 
 The server is started as the user would start it (the console script, a TLS
-certificate, a user) on a free loopback port. Readiness is the server's own
+certificate, a users file) on a free loopback port. Readiness is the server's own
 "listening on" line, printed only after the socket is bound: no sleeps.
 """
 
@@ -41,6 +41,9 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
     for extra in cert.cert_chain_pems[1:]:
         extra.write_to_path(str(cert_path), append=True)
     cert.private_key_pem.write_to_path(str(key_path))
+    users_file = root / "users"  # never --user: a password there shows in ps
+    users_file.touch(mode=0o600)
+    users_file.write_text(f"{USER}:{PASSWORD}\n", encoding="utf-8")
     command = [
         sys.executable,
         "-m",
@@ -50,8 +53,8 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
         "127.0.0.1:0",
         "--data-dir",
         str(root / "data"),
-        "--user",
-        f"{USER}:{PASSWORD}",
+        "--users-file",
+        str(users_file),
         "--tls-cert",
         str(cert_path),
         "--tls-key",

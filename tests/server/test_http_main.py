@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import signal
 import ssl
 import sys
@@ -14,9 +15,13 @@ import pytest
 
 from dsmsyncd import cli
 from dsmsyncd.server import main as server_main
+from dsmsyncd.server.credentials import USERS_ENV
 from dsmsyncd.server.main import ServeOptions, start_server
 from dsmsyncd.server.metastore import Kind
 from tests.server.sources_flow import new_dataset, new_source, upload
+
+# Subprocess servers take their user from the environment, never from the command line.
+_ENV_USERS = {**os.environ, USERS_ENV: "alice:pw"}
 
 
 def _basic(name: str, password: str) -> dict[str, str]:
@@ -74,12 +79,13 @@ async def test_given_user_gets_password_updated_on_restart(tmp_path: Path) -> No
 async def test_run_server_prints_readiness_line_and_stops_on_sigterm(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; "
+        "from dsmsyncd.server.credentials import serve_credentials; "
         "from dsmsyncd.server.main import ServeOptions, run_server; "
         f"sys.exit(run_server(ServeOptions(data_dir=Path({str(tmp_path)!r}), "
-        "users=[('alice', 'pw')])))"
+        "users=serve_credentials([], None, [], None)[0])))"
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, env=_ENV_USERS
     )
     try:
         assert proc.stdout is not None
@@ -102,6 +108,7 @@ async def test_run_server_prints_readiness_line_and_stops_on_sigterm(tmp_path: P
 _STUCK_SERVER = """
 import asyncio, sys
 from pathlib import Path
+from dsmsyncd.server.credentials import serve_credentials
 from dsmsyncd.server.main import ServeOptions, run_server
 from dsmsyncd.server.rowstore import RowStore
 
@@ -111,7 +118,9 @@ async def stuck(self, *args, **kwargs):
 
 RowStore.ingest = stuck
 options = ServeOptions(
-    data_dir=Path({data_dir!r}), users=[("alice", "pw")], shutdown_timeout={timeout!r}
+    data_dir=Path({data_dir!r}),
+    users=serve_credentials([], None, [], None)[0],
+    shutdown_timeout={timeout!r},
 )
 sys.exit(run_server(options))
 """
@@ -125,6 +134,7 @@ async def _start_stuck(data_dir: Path, shutdown_s: float) -> tuple[asyncio.subpr
         code,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=_ENV_USERS,
     )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()

@@ -1,0 +1,80 @@
+"""``dsmsyncd serve`` as a real process, started the way a user starts it.
+
+Readiness is the server's own "listening on" line (printed once the socket is bound);
+later stdout lines (a test pause point's "paused at …") are read with
+:meth:`ServeProcess.line`. No step waits on time: a timeout only guards a hang.
+Credentials go in a users file, never on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+GUARD_S = 60.0
+
+
+@dataclass
+class ServeProcess:
+    proc: asyncio.subprocess.Process
+    url: str
+    log: Path
+
+    async def line(self) -> str:
+        """The next stdout line (the readiness line has been read already)."""
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout=GUARD_S)
+        assert raw, f"server stdout ended; its stderr:\n{self.stderr()}"
+        return raw.decode().rstrip("\n")
+
+    async def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or closed."""
+        self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), timeout=GUARD_S)
+
+    async def stop(self) -> int:
+        """SIGTERM and the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.proc.wait(), timeout=GUARD_S)
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def write_users(path: Path, *users: tuple[str, str]) -> Path:
+    """A users file (mode 600) with one NAME:PASSWORD line per user."""
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{name}:{password}\n" for name, password in users))
+    return path
+
+
+@asynccontextmanager
+async def serve_process(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[ServeProcess]:
+    """``python -m dsmsyncd.cli serve`` on a free loopback port; killed on exit if alive."""
+    log = data_dir.parent / f"{data_dir.name}-serve.log"
+    command = [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--data-dir", str(data_dir), *args]
+    with log.open("ab") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
+    served = ServeProcess(proc, "", log)
+    try:
+        line = await served.line()
+        assert line.startswith("dsmsyncd serve: listening on "), line + served.stderr()
+        served.url = line.rsplit(" ", 1)[1]
+        yield served
+    finally:
+        if proc.returncode is None:
+            await served.kill()
