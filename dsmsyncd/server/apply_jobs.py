@@ -13,6 +13,12 @@ permission written — in one metastore transaction together with the revision's
 ``closed_at`` and the task set's ``successful``. A failure leaves the revision open
 (``closed_at`` null) so that it can be discarded or applied again.
 
+The row write and the metadata publish are two commits in two databases, so a crash
+can fall between them. The row store's apply log closes that gap: it is written in
+the row write's own transaction, and an apply run again for the same revision finds
+it and publishes without writing the rows twice. That is what makes resuming an
+interrupted apply at the next start safe (``apply_resume``).
+
 One apply runs at a time per dataset; a second one waits for the first.
 """
 
@@ -25,10 +31,10 @@ import uuid
 import weakref
 from typing import Any
 
-from dsmsyncd.server import signals, views
+from dsmsyncd.server import pause_points, signals, views
 from dsmsyncd.server.auth import creator_ref
 from dsmsyncd.server.metastore import Doc, Kind, MetaStore, utcnow_iso
-from dsmsyncd.server.rowstore import AppliedColumn, ApplyRefused, ApplyStats
+from dsmsyncd.server.rowstore import AppliedColumn, ApplyRefused, ApplyStats, ApplyTarget
 from dsmsyncd.server.rowstore_apply import ApplyAction
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.state import ServerState
@@ -75,9 +81,10 @@ async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> N
         async with _dataset_lock(state.meta, revision["fourfour"]):
             await job.run(state)
     except asyncio.CancelledError:
-        # Shutdown ran out of time: say so, or the revision would look "being applied"
-        # forever and could neither be applied again nor discarded.
-        job.fail("the server shut down before this apply finished; apply the revision again")
+        # Shutdown ran out of time. The row write may still commit in its worker thread,
+        # so "failure" could be false: leave the task set running, for the next start to
+        # finish (``apply_resume``), as after a kill.
+        job.note("interrupted", "the server shut down during this apply; its next start resumes it")
         raise
     except ApplyRefused as exc:
         job.fail(str(exc))
@@ -86,6 +93,16 @@ async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> N
     except Exception as exc:
         logger.exception("apply of revision %s (task set %s) failed", revision_id, task_set_id)
         job.fail(f"internal error while applying: {exc}")
+
+
+def note(meta: MetaStore, revision_id: int, task_set_id: int, stage: str, message: str) -> None:
+    """Add a log entry to a task set without changing its status."""
+    _Job(meta, revision_id, task_set_id).note(stage, message)
+
+
+def fail(meta: MetaStore, revision_id: int, task_set_id: int, message: str) -> None:
+    """End a task set in ``failure`` with ``message`` in its log."""
+    _Job(meta, revision_id, task_set_id).fail(message)
 
 
 class _Job:
@@ -132,6 +149,13 @@ class _Job:
         except ApplyFailed:
             logger.warning("apply failed after its task set vanished: %s", message)
 
+    def note(self, stage: str, message: str) -> None:
+        """A log entry that leaves the status as it is."""
+        try:
+            self.step(self._task_set()["status"], stage, {"message": message})
+        except ApplyFailed:
+            logger.warning("apply note after its task set vanished: %s", message)
+
     async def run(self, state: ServerState) -> None:
         meta = self._meta
         revision = self.revision()
@@ -147,6 +171,7 @@ class _Job:
         stats: ApplyStats | None = None
         if output_schema is not None:
             stats = await self._apply_rows(state, revision, output_schema)
+            await pause_points.pause(pause_points.APPLY_AFTER_ROWS)
             self.step("upserting", "rows_upserted", _row_details(stats, output_schema))
         self.step("finishing", "upsert_complete")
         self._publish(revision, output_schema, stats)
@@ -187,13 +212,13 @@ class _Job:
             (c["field_name"] for c in output_schema["output_columns"] if c.get("is_primary_key")),
             None,
         )
-        return await state.rows.apply(
+        target = ApplyTarget(
             views.dataset_table(revision["fourfour"]),
             output_schema["_table"],
-            applied,
-            action,
-            row_identifier,
+            revision_id=int(revision["id"]),
+            task_set_id=self._task_set_id,
         )
+        return await state.rows.apply(target, applied, action, row_identifier)
 
     def _publish(self, revision: Doc, output_schema: Doc | None, stats: ApplyStats | None) -> None:
         meta = self._meta

@@ -8,7 +8,7 @@ stores in reverse order.
 Shutdown is bounded by ``shutdown_timeout`` (requests and background work share the
 one deadline): what is still running then is cancelled, which loses nothing, since
 unfinished parses and transforms are resumed at the next start
-(``processing_resume``) and a cut apply is marked failed and can be applied again. A
+(``processing_resume``), and so is a cut apply (``apply_resume``). A
 second SIGTERM/SIGINT while stopping exits at once, without closing anything (SQLite
 and DuckDB recover from their journals at the next start).
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dsmsyncd.server import (
     apply_jobs,
+    apply_resume,
     auth,
     cleanup,
     revisions,
@@ -236,6 +237,8 @@ async def restore_revision(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
+    # Applies a stopped server left running are settled before the first request.
+    app.on_startup.append(apply_resume.on_startup)
     base = f"{API}/revision"
     app.router.add_post(base, create_dataset)
     app.router.add_get(f"{base}/{{fourfour}}", list_revisions)

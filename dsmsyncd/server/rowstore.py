@@ -33,6 +33,7 @@ from dsmsyncd.server.rowstore_apply import (
     ApplyAction,
     ApplyRefused,
     ApplyStats,
+    ApplyTarget,
     SelectItem,
 )
 from dsmsyncd.server.rowstore_output import InputRef, OutputColumnPlan, OutputStats
@@ -42,6 +43,7 @@ __all__ = [
     "AppliedColumn",
     "ApplyRefused",
     "ApplyStats",
+    "ApplyTarget",
     "InputRef",
     "OutputColumnPlan",
     "OutputStats",
@@ -79,6 +81,7 @@ class RowStore:
         # text; tables grow about 3x on disk instead, which a local server affords.
         # (Set here: duckdb 2.0.1 ignores this key in the connect config.)
         self._con.execute("SET GLOBAL disabled_compression_methods = 'fsst,dict_fsst'")
+        _apply.ensure_apply_log(self._con)
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
 
@@ -190,16 +193,21 @@ class RowStore:
 
     async def apply(
         self,
-        dataset_table: str,
-        output_table: str,
+        target: ApplyTarget,
         columns: Sequence[AppliedColumn],
         action: ApplyAction,
         row_identifier: str | None,
     ) -> ApplyStats:
-        """Publish an output table's error-free rows into a dataset, atomically."""
-        return await self._run(
-            _apply.apply, dataset_table, output_table, columns, action, row_identifier
-        )
+        """Publish an output table's error-free rows into a dataset, atomically.
+
+        At most once per revision: applying a revision whose rows are already in
+        returns what that write recorded (``rowstore_apply.apply``).
+        """
+        return await self._run(_apply.apply, target, columns, action, row_identifier)
+
+    async def applied(self, revision_id: int) -> ApplyStats | None:
+        """What applying ``revision_id`` wrote, if its rows were committed."""
+        return await self._run(_apply.applied_stats, revision_id)
 
     async def dataset_rows(
         self,

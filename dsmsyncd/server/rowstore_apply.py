@@ -4,7 +4,14 @@ A dataset table has one column per dataset column, named by its field name, plus
 ``__sid``: a stable internal row id (SODA ``:id`` and the default order). An apply
 runs in one DuckDB transaction: schema change first (DuckDB refuses DDL on a table
 the same transaction has already written), then the row changes, so a reader sees the
-old rows or the new ones, never half.
+old rows or the new ones, never half. A server killed mid-write leaves the old rows
+(DuckDB's WAL replays only committed transactions).
+
+The same transaction adds the revision to the apply log (``__applied_revisions``):
+the metadata of an apply is published in the metastore (SQLite) only afterwards, so a
+crash between the two commits leaves rows that the metastore does not know about yet.
+The log tells an apply resumed after a restart that its rows are already in, so it
+publishes without writing them twice.
 
 Speed (a 1M-row apply should cost about one write of the rows):
 
@@ -29,11 +36,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal
 
 import duckdb
 
+from dsmsyncd.server import pause_points
 from dsmsyncd.server.rowstore_output import any_error, error_column_count
 from dsmsyncd.server.rowstore_sql import ident
 from dsmsyncd.server.rowstore_sql import table as qtable
@@ -44,6 +52,7 @@ SelectItem = tuple[str, str, SoqlType]  # (SQL expression, result key, SoQL type
 
 _INCOMING = "__apply_incoming"  # temporary: deduplicated incoming rows
 _MATCHED = "__apply_matched"  # temporary: (__sid, identifier) of rows an upsert replaces
+APPLY_LOG = "__applied_revisions"  # one row per revision whose rows were committed
 # duckdb_columns() spells some types differently from CREATE TABLE.
 _TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 
@@ -60,6 +69,16 @@ class AppliedColumn:
 
 
 @dataclass(frozen=True)
+class ApplyTarget:
+    """Which rows go where, and on behalf of which revision and task set."""
+
+    dataset_table: str
+    output_table: str
+    revision_id: int
+    task_set_id: int
+
+
+@dataclass(frozen=True)
 class ApplyStats:
     created: int
     updated: int
@@ -68,14 +87,38 @@ class ApplyStats:
     total_rows_after: int
 
 
+def ensure_apply_log(cur: duckdb.DuckDBPyConnection) -> None:
+    """Create the apply log (once per database; outside any apply's transaction)."""
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {APPLY_LOG} (revision_id BIGINT, task_set_id BIGINT, "
+        "created BIGINT, updated BIGINT, deleted BIGINT, errors BIGINT, "
+        "total_rows_after BIGINT, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+
+
+def applied_stats(cur: duckdb.DuckDBPyConnection, revision_id: int) -> ApplyStats | None:
+    """What applying ``revision_id`` wrote, if its rows were committed; else None."""
+    row = cur.execute(
+        f"SELECT created, updated, deleted, errors, total_rows_after FROM {APPLY_LOG} "
+        "WHERE revision_id = ?",
+        [revision_id],
+    ).fetchone()
+    return None if row is None else ApplyStats(*(int(v) for v in row))
+
+
 def apply(
     cur: duckdb.DuckDBPyConnection,
-    dataset_table: str,
-    output_table: str,
+    target: ApplyTarget,
     columns: Sequence[AppliedColumn],
     action: ApplyAction,
     row_identifier: str | None,
 ) -> ApplyStats:
+    """Write a revision's rows in one transaction, at most once per revision.
+
+    The transaction also records the revision in the apply log, so "rows committed"
+    and "revision recorded" are one fact: a revision found there is not written
+    again, and its recorded stats are returned (an apply resumed after a crash).
+    """
     if action not in ("update", "replace", "delete"):
         raise ApplyRefused(f"unknown action {action!r}: use update, replace or delete")
     if action == "delete" and row_identifier is None:
@@ -88,49 +131,69 @@ def apply(
         raise ApplyRefused(f"column field names must be unique and not __sid, got {names}")
     if row_identifier is not None and row_identifier not in names:
         raise ApplyRefused(f"row identifier {row_identifier!r} is not among the columns {names}")
-    ds = qtable(dataset_table)
-    out = qtable(output_table)
-    clean = f"NOT {any_error(error_column_count(cur, output_table))}"
-    rid = ident(row_identifier) if row_identifier is not None else None
     cur.execute("BEGIN TRANSACTION")
     try:
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {ds} (__sid BIGINT)")
-        if action != "delete":
-            _reshape(cur, dataset_table, columns)
-        values = "".join(f", v{c.source_index} AS {ident(c.field_name)}" for c in columns)
-        usable, id_value = clean, None
-        if row_identifier is not None:
-            id_value = f"v{columns[names.index(row_identifier)].source_index}"
-            usable += f" AND {id_value} IS NOT NULL"
-        total, kept, distinct_ids = _incoming_counts(cur, out, usable, id_value)
-        errors = total - kept
-        incoming = f"(SELECT __offset{values} FROM {out} WHERE {usable})"
-        if rid is not None and distinct_ids != kept:
-            incoming = _keep_last_per_identifier(cur, incoming, rid)
-        created = updated = deleted = 0
-        if action == "delete":
-            assert rid is not None
-            deleted = _changed(
-                cur, f"DELETE FROM {ds} WHERE {rid} IN (SELECT {rid} FROM {incoming})"
-            )
-        else:
-            base = _count(cur, ds, "coalesce(max(__sid), 0)")
-            if action == "replace":
-                deleted = _changed(cur, f"DELETE FROM {ds}")
-                created = _insert(cur, ds, names, incoming, base)
-            elif rid is not None:
-                assert distinct_ids is not None
-                created, updated = _upsert(cur, ds, names, incoming, distinct_ids, rid, base)
-            else:
-                created = _insert(cur, ds, names, incoming, base)
-        after = _count(cur, ds)
-        cur.execute(f"DROP TABLE IF EXISTS {_INCOMING}")
-        cur.execute(f"DROP TABLE IF EXISTS {_MATCHED}")
+        done = applied_stats(cur, target.revision_id)
+        if done is not None:
+            cur.execute("ROLLBACK")
+            return done
+        stats = _write_rows(cur, target, columns, action, row_identifier)
+        cur.execute(
+            f"INSERT INTO {APPLY_LOG} (revision_id, task_set_id, created, updated, deleted, "
+            "errors, total_rows_after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [target.revision_id, target.task_set_id, *astuple(stats)],
+        )
+        pause_points.pause_thread(pause_points.APPLY_BEFORE_COMMIT)
         cur.execute("COMMIT")
     except BaseException:
         cur.execute("ROLLBACK")
         raise
-    return ApplyStats(created, updated, deleted, errors, after)
+    return stats
+
+
+def _write_rows(
+    cur: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    columns: Sequence[AppliedColumn],
+    action: ApplyAction,
+    row_identifier: str | None,
+) -> ApplyStats:
+    """The row changes of one apply, inside the caller's transaction."""
+    names = [c.field_name for c in columns]
+    ds = qtable(target.dataset_table)
+    out = qtable(target.output_table)
+    clean = f"NOT {any_error(error_column_count(cur, target.output_table))}"
+    rid = ident(row_identifier) if row_identifier is not None else None
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {ds} (__sid BIGINT)")
+    if action != "delete":
+        _reshape(cur, target.dataset_table, columns)
+    values = "".join(f", v{c.source_index} AS {ident(c.field_name)}" for c in columns)
+    usable, id_value = clean, None
+    if row_identifier is not None:
+        id_value = f"v{columns[names.index(row_identifier)].source_index}"
+        usable += f" AND {id_value} IS NOT NULL"
+    total, kept, distinct_ids = _incoming_counts(cur, out, usable, id_value)
+    incoming = f"(SELECT __offset{values} FROM {out} WHERE {usable})"
+    if rid is not None and distinct_ids != kept:
+        incoming = _keep_last_per_identifier(cur, incoming, rid)
+    created = updated = deleted = 0
+    if action == "delete":
+        assert rid is not None
+        deleted = _changed(cur, f"DELETE FROM {ds} WHERE {rid} IN (SELECT {rid} FROM {incoming})")
+    else:
+        base = _count(cur, ds, "coalesce(max(__sid), 0)")
+        if action == "replace":
+            deleted = _changed(cur, f"DELETE FROM {ds}")
+            created = _insert(cur, ds, names, incoming, base)
+        elif rid is not None:
+            assert distinct_ids is not None
+            created, updated = _upsert(cur, ds, names, incoming, distinct_ids, rid, base)
+        else:
+            created = _insert(cur, ds, names, incoming, base)
+    after = _count(cur, ds)
+    cur.execute(f"DROP TABLE IF EXISTS {_INCOMING}")
+    cur.execute(f"DROP TABLE IF EXISTS {_MATCHED}")
+    return ApplyStats(created, updated, deleted, total - kept, after)
 
 
 def dataset_query(

@@ -67,8 +67,8 @@ class ServerState:
     async def cancel_background(self) -> None:
         """Cancel what is still running (shutdown after the drain's time limit).
 
-        Parsing and transforms pick up again at the next start (``processing_resume``)
-        and an apply cut short leaves its revision open, so cancelling loses no data;
+        Parsing and transforms pick up again at the next start (``processing_resume``),
+        and so does an apply cut short (``apply_resume``), so cancelling loses no data;
         a row-store statement already running in a worker thread still runs to its end.
         """
         tasks = list(self._background)

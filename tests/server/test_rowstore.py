@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,21 @@ from dsmsyncd.server.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.rowstore import (
     AppliedColumn,
     ApplyRefused,
+    ApplyTarget,
     InputRef,
     OutputColumnPlan,
     RowStore,
 )
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, CompiledExpression, compile_expression
+
+_REVISION_IDS = itertools.count(1)
+
+
+def target(output_table: str) -> ApplyTarget:
+    """Apply ``output_table`` to dataset table ``ds`` as a revision of its own."""
+    revision_id = next(_REVISION_IDS)
+    return ApplyTarget("ds", output_table, revision_id=revision_id, task_set_id=revision_id)
 
 
 @pytest.fixture
@@ -165,18 +175,18 @@ async def test_validate_row_identifier(store: RowStore, tmp_path: Path) -> None:
 
 async def test_apply_update_without_row_identifier_appends(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\nbad,b\n2,c\n")
-    first = await store.apply("ds", "out1", ID_NAME, "update", None)
+    first = await store.apply(target("out1"), ID_NAME, "update", None)
     assert (first.created, first.updated, first.errors, first.total_rows_after) == (2, 0, 1, 2)
-    again = await store.apply("ds", "out1", ID_NAME, "update", None)
+    again = await store.apply(target("out1"), ID_NAME, "update", None)
     assert (again.created, again.total_rows_after) == (2, 4)
     assert await all_rows(store) == [{"id": "1", "name": "a"}, {"id": "2", "name": "c"}] * 2
 
 
 async def test_apply_update_with_row_identifier_upserts(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     await prepared(store, tmp_path, b"id,name\n2,old\n3,c\n2,new\n,nobody\n", "2")
-    stats = await store.apply("ds", "out2", ID_NAME, "update", "id")
+    stats = await store.apply(target("out2"), ID_NAME, "update", "id")
     assert (stats.created, stats.updated, stats.deleted, stats.errors) == (1, 1, 0, 1)
     assert stats.total_rows_after == 3
     assert await all_rows(store) == [
@@ -188,18 +198,18 @@ async def test_apply_update_with_row_identifier_upserts(store: RowStore, tmp_pat
 
 async def test_apply_replace_makes_dataset_the_new_rows(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", None)
+    await store.apply(target("out1"), ID_NAME, "update", None)
     await prepared(store, tmp_path, b"id,name\n9,z\n", "2")
-    stats = await store.apply("ds", "out2", ID_NAME, "replace", None)
+    stats = await store.apply(target("out2"), ID_NAME, "replace", None)
     assert (stats.created, stats.deleted, stats.total_rows_after) == (1, 2, 1)
     assert await all_rows(store) == [{"id": "9", "name": "z"}]
 
 
 async def test_apply_delete_by_row_identifier(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n3,c\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     await prepared(store, tmp_path, b"id,name\n2,\n3,\n7,\n", "2")
-    stats = await store.apply("ds", "out2", ID_NAME, "delete", "id")
+    stats = await store.apply(target("out2"), ID_NAME, "delete", "id")
     assert (stats.deleted, stats.created, stats.total_rows_after) == (2, 0, 1)
     assert await all_rows(store) == [{"id": "1", "name": "a"}]
 
@@ -207,24 +217,24 @@ async def test_apply_delete_by_row_identifier(store: RowStore, tmp_path: Path) -
 async def test_apply_delete_without_row_identifier_refused(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n")
     with pytest.raises(ApplyRefused, match="row identifier"):
-        await store.apply("ds", "out1", ID_NAME, "delete", None)
+        await store.apply(target("out1"), ID_NAME, "delete", None)
 
 
 async def test_apply_unknown_row_identifier_refused(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n")
     with pytest.raises(ApplyRefused, match="nope"):
-        await store.apply("ds", "out1", ID_NAME, "update", "nope")
+        await store.apply(target("out1"), ID_NAME, "update", "nope")
 
 
 async def test_apply_schema_change_keeps_surviving_columns(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     parsed = await load(store, tmp_path, b"id,score\n2,10\n3,20\n", "in2")
     plan = [text("id", "c0"), number("score", "c1")]
     await store.materialize("in2", "out2", plan)
     assert parsed.total_rows == 2
     columns = [AppliedColumn("id", SoqlType.TEXT, 0), AppliedColumn("score", SoqlType.NUMBER, 1)]
-    stats = await store.apply("ds", "out2", columns, "update", "id")
+    stats = await store.apply(target("out2"), columns, "update", "id")
     assert (stats.created, stats.updated, stats.total_rows_after) == (1, 1, 3)
     select = [('"id"', "id", SoqlType.TEXT), ('"score"', "score", SoqlType.NUMBER)]
     rows = await store.dataset_rows("ds", select, None, [], 10, 0)
@@ -239,10 +249,10 @@ async def test_apply_schema_change_keeps_surviving_columns(store: RowStore, tmp_
 
 async def test_apply_failure_rolls_back_schema_and_rows(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     broken = [AppliedColumn("id", SoqlType.TEXT, 0), AppliedColumn("other", SoqlType.TEXT, 9)]
     with pytest.raises(Exception, match="v9"):
-        await store.apply("ds", "out1", broken, "replace", None)
+        await store.apply(target("out1"), broken, "replace", None)
     assert await all_rows(store) == [{"id": "1", "name": "a"}]
 
 
@@ -250,12 +260,12 @@ async def test_apply_duplicate_field_names_refused(store: RowStore, tmp_path: Pa
     await prepared(store, tmp_path, b"id,name\n1,a\n")
     twice = [AppliedColumn("id", SoqlType.NUMBER, 0), AppliedColumn("id", SoqlType.TEXT, 1)]
     with pytest.raises(ApplyRefused, match="unique"):
-        await store.apply("ds", "out1", twice, "update", None)
+        await store.apply(target("out1"), twice, "update", None)
 
 
 async def test_dataset_rows_where_order_paging_and_csv(store: RowStore, tmp_path: Path) -> None:
     await prepared(store, tmp_path, b"id,name\n3,c\n1,a\n2,b\n4,a\n")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     select = [('"name"', "name", SoqlType.TEXT), ('"id"', "id", SoqlType.NUMBER)]
     rows = await store.dataset_rows("ds", select, '"id" > 1', ['"name" DESC'], 2, 1)
     assert rows == [{"name": "b", "id": "2"}, {"name": "a", "id": "4"}]
@@ -274,7 +284,7 @@ async def test_dataset_reads_before_any_apply(store: RowStore) -> None:
 async def test_rowstore_reopen_keeps_data(tmp_path: Path) -> None:
     first = RowStore(tmp_path / "rows.duckdb")
     await prepared(first, tmp_path, b"id,name\n1,a\n")
-    await first.apply("ds", "out1", ID_NAME, "update", "id")
+    await first.apply(target("out1"), ID_NAME, "update", "id")
     first.close()
     with pytest.raises(RuntimeError, match="closed"):
         await first.dataset_count("ds")
@@ -284,6 +294,20 @@ async def test_rowstore_reopen_keeps_data(tmp_path: Path) -> None:
         assert len(await second.row_errors("in1", 0, 10)) == 0
     finally:
         second.close()
+
+
+async def test_apply_of_a_revision_already_written_writes_nothing(
+    store: RowStore, tmp_path: Path
+) -> None:
+    await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n")
+    once = target("out1")
+    assert await store.applied(once.revision_id) is None
+    first = await store.apply(once, ID_NAME, "update", None)
+    again = await store.apply(once, ID_NAME, "update", None)
+    assert again == first
+    assert first.created == 2
+    assert await store.applied(once.revision_id) == first
+    assert len(await all_rows(store)) == 2
 
 
 async def test_rowstore_parallel_ingests(store: RowStore, tmp_path: Path) -> None:
@@ -303,9 +327,9 @@ async def test_drop_tables_removes_input_and_row_errors(store: RowStore, tmp_pat
 async def test_apply_upsert_keeps_row_ids_of_updated_rows(store: RowStore, tmp_path: Path) -> None:
     """Updated rows keep their place in the default (row id) order; new rows go last."""
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n3,c\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", "id")
+    await store.apply(target("out1"), ID_NAME, "update", "id")
     await prepared(store, tmp_path, b"id,name\n4,d\n1,A\n", "2")
-    stats = await store.apply("ds", "out2", ID_NAME, "update", "id")
+    stats = await store.apply(target("out2"), ID_NAME, "update", "id")
     assert (stats.created, stats.updated, stats.total_rows_after) == (1, 1, 4)
     assert await all_rows(store) == [
         {"id": "1", "name": "A"},
@@ -319,9 +343,9 @@ async def test_apply_upsert_updates_every_row_sharing_the_identifier(
     store: RowStore, tmp_path: Path
 ) -> None:
     await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n1,c\n", "1")
-    await store.apply("ds", "out1", ID_NAME, "update", None)  # appended: id 1 twice
+    await store.apply(target("out1"), ID_NAME, "update", None)  # appended: id 1 twice
     await prepared(store, tmp_path, b"id,name\n1,z\n", "2")
-    stats = await store.apply("ds", "out2", ID_NAME, "update", "id")
+    stats = await store.apply(target("out2"), ID_NAME, "update", "id")
     assert (stats.created, stats.updated, stats.total_rows_after) == (0, 1, 3)
     assert await all_rows(store) == [
         {"id": "1", "name": "z"},

@@ -1,0 +1,41 @@
+"""Named points where a test can freeze the server, to kill it exactly there.
+
+Crash tests need the server stopped at a precise step (say, between the row write and
+its commit) without relying on a file being "big enough" to take long. When the
+environment variable ``DSMSYNCD_TEST_PAUSE_AT`` names a point, the server prints
+``dsmsyncd serve: paused at POINT`` on stdout when it reaches it and then waits
+forever; the test reads that line and sends SIGKILL. Without the variable (always, in
+production) a point costs one dictionary lookup.
+
+Points: ``apply-before-commit`` (rows written, DuckDB transaction not committed),
+``apply-after-rows`` (rows committed, the metadata not yet published).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+ENV = "DSMSYNCD_TEST_PAUSE_AT"
+APPLY_BEFORE_COMMIT = "apply-before-commit"
+APPLY_AFTER_ROWS = "apply-after-rows"
+
+
+def _reached(point: str) -> bool:
+    if os.environ.get(ENV) != point:
+        return False
+    print(f"dsmsyncd serve: paused at {point}", flush=True)
+    return True
+
+
+def pause_thread(point: str) -> None:
+    """In a worker thread: block it for good if ``point`` is the one asked for."""
+    if _reached(point):
+        threading.Event().wait()
+
+
+async def pause(point: str) -> None:
+    """On the event loop: never return if ``point`` is the one asked for."""
+    if _reached(point):
+        await asyncio.Event().wait()
