@@ -168,6 +168,13 @@ async def discard_revision(request: web.Request) -> web.Response:
             sources = source_store.revision_sources(
                 meta, revision["fourfour"], int(revision["revision_seq"])
             )
+            source_store.stop_unsettled(
+                meta,
+                sources,
+                "revision_discarded",
+                f"revision {ref} was discarded before this source finished uploading "
+                "and parsing; its work was stopped",
+            )
             claimed = cleanup.claim(meta, sources, f"revision {ref} was discarded")
         if claimed:
             state = request.app[STATE]

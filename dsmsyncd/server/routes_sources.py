@@ -388,19 +388,6 @@ async def commit(request: web.Request) -> web.Response:
     return _reply(state, doc)
 
 
-def _finished_ok(state: ServerState, doc: Doc) -> bool:
-    """Whether nothing is left to stop: bytes in and, if it is parsed, the parse done."""
-    if doc.get("failed_at") is not None or doc.get("finished_at") is None:
-        return False
-    if doc["source_type"].get("type") == "view":
-        return True  # loaded while its create request waited
-    if not doc.get("_path"):
-        return False
-    if not doc["parse_options"].get("parse_source", True):
-        return True  # a blob: stored as it is, never parsed
-    return bool(state.meta.children(Kind.INPUT_SCHEMA, doc["id"]))
-
-
 async def cancel(request: web.Request) -> web.Response:
     """S10 (the ``cancel`` link): stop an upload or parse that is still going on.
 
@@ -413,7 +400,7 @@ async def cancel(request: web.Request) -> web.Response:
     state = _state(request)
     sid = _sid(request)
     doc = source_store.source_for(request, sid, write=True)
-    if _finished_ok(state, doc):
+    if source_store.is_settled(state.meta, doc):
         raise ApiError(
             409,
             f"source {sid} has already finished; there is nothing to cancel",

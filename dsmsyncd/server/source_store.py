@@ -169,3 +169,34 @@ def source_for(request: web.Request, source_id: int, *, write: bool = False) -> 
 
 def failure(key: str, message: str) -> dict[str, Any]:
     return {"key": key, "message": message}
+
+
+def is_settled(meta: MetaStore, doc: Doc) -> bool:
+    """Whether nothing is left to stop: bytes in and, if it is parsed, the parse done."""
+    if doc.get("failed_at") is not None or doc.get("finished_at") is None:
+        return False
+    if doc["source_type"].get("type") == "view":
+        return True  # loaded while its create request waited
+    if not doc.get("_path"):
+        return False
+    if not doc["parse_options"].get("parse_source", True):
+        return True  # a blob: stored as it is, never parsed
+    return bool(meta.children(Kind.INPUT_SCHEMA, doc["id"]))
+
+
+def stop_unsettled(meta: MetaStore, sources: list[Doc], key: str, message: str) -> list[int]:
+    """Fail each source whose upload or parse is still going on; their ids.
+
+    Marking the source failed is what stops the work: a chunk or body still arriving
+    is refused at its next piece, and a parse drops its table when it returns
+    (``processing.parse_source``). A client polling the source sees ``failed_at``
+    and stops waiting, instead of polling a source that will never be parsed.
+    """
+    stopped = []
+    for doc in sources:
+        if doc.get("failed_at") is None and not is_settled(meta, doc):
+            doc["failed_at"] = utcnow_iso()
+            doc["failure_details"] = failure(key, message)
+            save(meta, doc)
+            stopped.append(int(doc["id"]))
+    return stopped

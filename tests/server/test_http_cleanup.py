@@ -7,10 +7,12 @@ server itself does (``view_sources``).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from dsmsyncd.server import uploads
 from dsmsyncd.server.main import RunningServer
@@ -19,10 +21,12 @@ from dsmsyncd.server.rowstore_sql import relation_exists
 from dsmsyncd.server.views import dataset_table
 from tests.server.sources_flow import (
     API,
+    commit_url,
     fill,
     latest_output_schema,
     new_dataset,
     new_source,
+    send_chunk,
     settled,
     upload,
 )
@@ -158,6 +162,72 @@ async def test_discard_during_parse_leaves_no_table_behind(
     for schema in meta.children(Kind.INPUT_SCHEMA, sid):
         for out in meta.children(Kind.OUTPUT_SCHEMA, schema["id"]):
             assert not await _exists(server, out["_table"])
+
+
+async def test_discard_during_parse_fails_the_source_as_discarded(
+    server: RunningServer, api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    original = server.state.rows.ingest
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        await release.wait()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(server.state.rows, "ingest", gated)
+    rev = await new_dataset(api)
+    source = await new_source(api, rev)
+    await upload(api, source, CSV, [])
+    await started.wait()  # the parse is running now
+    status, discarded = await _status(api, "DELETE", rev["links"]["show"])
+    assert status == 201
+    assert discarded["resource"]["closed_at"] is not None
+    ref = f"{rev['resource']['fourfour']}/{rev['resource']['revision_seq']}"
+    status, shown = await _status(api, "GET", source["links"]["show"])
+    assert status == 200
+    assert shown["resource"]["failed_at"] is not None
+    assert shown["resource"]["failure_details"] == {
+        "key": "revision_discarded",
+        "message": f"revision {ref} was discarded before this source finished uploading "
+        "and parsing; its work was stopped",
+    }
+    release.set()
+    after = await settled(server, api, source["links"]["show"])
+    assert after["resource"]["schemas"] == []
+    assert after["resource"]["failed_at"] == shown["resource"]["failed_at"]
+    assert after["resource"]["failure_details"]["key"] == "revision_discarded"
+    assert not await _exists(server, f"in_{source['resource']['id']}")
+
+
+async def test_discard_during_chunked_upload_fails_the_source_as_discarded(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    rev = await new_dataset(api)
+    source = await new_source(api, rev)
+    await send_chunk(api, source, 0, 0, CSV[:8])
+    status, _ = await _status(api, "DELETE", rev["links"]["show"])
+    assert status == 201
+    await server.state.drain()
+    status, shown = await _status(api, "GET", source["links"]["show"])
+    assert shown["resource"]["failure_details"]["key"] == "revision_discarded"
+    assert shown["resource"]["finished_at"] is None
+    async with api.post(commit_url(source, 1, len(CSV))) as resp:
+        assert resp.status == 409
+        assert (await resp.json())["key"] == "revision_closed"
+    assert not _upload_dir(server, source).exists()
+
+
+async def test_discard_leaves_a_parsed_source_as_it_was(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    rev = await new_dataset(api)
+    source = await _parsed_source(server, api, rev)
+    await _status(api, "DELETE", rev["links"]["show"])
+    status, shown = await _status(api, "GET", source["links"]["show"])
+    assert status == 200
+    assert shown["resource"]["failed_at"] is None
+    assert shown["resource"]["finished_at"] is not None
 
 
 async def test_delete_view_removes_every_revision_and_the_dataset_table(
