@@ -10,9 +10,10 @@ can come from two places only their owner reads:
   ``/proc/PID/environ`` is readable by the process owner (and root) only.
 
 Both use one format, parsed by one function: one ``NAME:SECRET`` per line; blank lines
-and lines starting with ``#`` are skipped; the name ends at the first ``:``, so a
-secret may hold any character but a newline (a comma too, which is why entries are
-separated by newlines and not commas). ``--user`` still works, and its help says that
+and lines starting with ``#`` are skipped; spaces around a line are ignored (an
+editor's stray ones would otherwise become part of a password); the name ends at the
+first ``:``, so a secret may hold any other character but a newline (a comma too,
+which is why entries are separated by newlines and not commas). ``--user`` still works, and its help says that
 other local users can read it.
 
 A malformed entry is refused with where it is (file and line, or variable and line)
