@@ -13,8 +13,8 @@ Both use one format, parsed by one function: one ``NAME:SECRET`` per line; blank
 and lines starting with ``#`` are skipped; spaces around a line are ignored (an
 editor's stray ones would otherwise become part of a password); the name ends at the
 first ``:``, so a secret may hold any other character but a newline (a comma too,
-which is why entries are separated by newlines and not commas). ``--user`` still works, and its help says that
-other local users can read it.
+which is why entries are separated by newlines and not commas). ``--user`` still
+works, and its help says that other local users can read it.
 
 A malformed entry is refused with where it is (file and line, or variable and line)
 and what is wrong, never with the secret.
