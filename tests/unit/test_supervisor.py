@@ -16,7 +16,9 @@ async def until(check: Callable[[], bool], what: str) -> None:
     """Wait for a state of the supervisor (bounded), looking at it every few ms."""
     try:
         async with asyncio.timeout(5):
-            while not check():
+            while True:
+                if check():
+                    return
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what}") from None
