@@ -3,7 +3,9 @@
 Offline it validates the file (every mistake at once, with key paths). Online it also
 asks the target: does it answer, do the credentials work, does every mapped dataset
 and import config exist; and it checks that every folder is readable and writable.
-Each finding says what is wrong, where, and how to fix it.
+Each finding says what is wrong, where, and how to fix it. A finding is ``retryable``
+when a check could not be made (the target did not answer): that is no fault of the
+configuration, and ``check-config`` exits 5 for it, as ``run`` would keep trying.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsmsyncd.config import Config
-from dsmsyncd.dsmapi import API, AuthError, DsmapiClient, DsmapiError, RejectedError
+from dsmsyncd.config_secrets import SCRUB_MIN_CHARS
+from dsmsyncd.dsmapi import (
+    API,
+    AuthError,
+    DsmapiClient,
+    DsmapiError,
+    RejectedError,
+    RetryableServerError,
+    TransportError,
+)
+from dsmsyncd.observe.logging import REDACTED, redact_text
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,18 @@ class Finding:
     ok: bool
     subject: str
     message: str
+    retryable: bool = False  # the check could not be made; the config may well be right
+
+
+def shown(config: Config, text: str) -> str:
+    """``text`` fit to print: no resolved secret of ``config``, no URL userinfo."""
+    secrets = [config.target.password, config.target.token, config.target.app_token]
+    for source in config.source:
+        secrets += [source.secret_access_key, source.session_token]
+    for secret in secrets:
+        if secret is not None and len(secret.get_secret_value()) >= SCRUB_MIN_CHARS:
+            text = text.replace(secret.get_secret_value(), REDACTED)
+    return redact_text(text)
 
 
 def check_folders(config: Config) -> list[Finding]:
@@ -71,8 +95,16 @@ async def check_target(config: Config, client: DsmapiClient) -> list[Finding]:
         user = await client.call("GET", "/api/users/current.json", retry=False)
     except AuthError as exc:
         return [Finding(False, "credentials", f"the target refused them: {exc.server_message}")]
+    except (TransportError, RetryableServerError) as exc:
+        return [Finding(False, "target", f"{config.target.url} does not answer: {exc}", True)]
     except DsmapiError as exc:
-        return [Finding(False, "target", f"{config.target.url} does not answer: {exc}")]
+        return [
+            Finding(
+                False,
+                "target",
+                f"{config.target.url} is not a working DSMAPI site: {exc}; check [target] url",
+            )
+        ]
     name = user.get("displayName") or user.get("id") if isinstance(user, dict) else None
     findings.append(Finding(True, "target", f"{config.target.url} answers; signed in as {name}"))
     seen_configs: set[str] = set()

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from dsmsyncd.check import Finding, check_buckets, check_folders, check_target
+from dsmsyncd.check import Finding, check_buckets, check_folders, check_target, shown
 from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.observe.logging import configure_logging
 
@@ -52,10 +52,20 @@ def check_config_command(config_path: Path, *, offline: bool) -> int:
         findings = check_folders(config) + asyncio.run(_online(config))
     for finding in findings:
         mark = "ok  " if finding.ok else "FAIL"
-        print(f"{mark} {finding.subject}: {finding.message}")
+        print(shown(config, f"{mark} {finding.subject}: {finding.message}"))
     failed = [f for f in findings if not f.ok]
-    print(f"{config_path}: {'valid' if not failed else f'{len(failed)} problem(s)'}")
-    return EXIT_OK if not failed else EXIT_CONFIG
+    wrong = [f for f in failed if not f.retryable]
+    if wrong:
+        print(f"{config_path}: {len(wrong)} problem(s)")
+        return EXIT_CONFIG
+    if failed:
+        print(
+            f"{config_path}: no problem found, but {len(failed)} check(s) could not be made "
+            "(the target or the network did not answer); try again later"
+        )
+        return EXIT_RETRYABLE
+    print(f"{config_path}: valid")
+    return EXIT_OK
 
 
 async def _online(config: Config) -> list[Finding]:

@@ -3,20 +3,26 @@
 Secrets never live in the file: ``${VAR}`` reads the environment and every ``*_file``
 key reads a file (a Kubernetes or systemd secret). Values are resolved at load, so a
 config that loads is a config that can run; the resolved secrets are wrapped in
-``SecretStr`` so that no repr, log line or status page can show them (invariant 5).
+``SecretStr`` so that no repr, log line or status page can show them (invariant 5),
+and ``config_secrets`` keeps them out of every error message.
 
 A config error names the file, the key path (``mapping[2].dataset``), what was
-expected and what was found, for every mistake at once (invariant 6).
+expected and, unless it may be a secret, what was found, for every mistake at once
+(invariant 6). Every command that reads a config (``run``, ``check-config``, a SIGHUP
+reload) goes through ``load_config``, so they accept and refuse the same files.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import ssl
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -29,22 +35,31 @@ from pydantic import (
     model_validator,
 )
 
+from dsmsyncd.config_secrets import ConfigError, ConfigProblem, resolve
+
+__all__ = [
+    "AdminConfig",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "LimitsConfig",
+    "MappingConfig",
+    "SourceConfig",
+    "StateConfig",
+    "TargetConfig",
+    "load_config",
+    "parse_duration",
+]
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_KEYS = frozenset(
-    {
-        "username",
-        "password",
-        "token",
-        "app_token",
-        "access_key_id",
-        "secret_access_key",
-        "session_token",
-    }
-)
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+_HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 FOURFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_NO_USERINFO = (
+    "credentials in the URL are refused (they would end up in logs and status pages); "
+    "remove 'user:password@' and set them with the credential keys of this section"
+)
 
 
 def parse_duration(value: object) -> float:
@@ -57,7 +72,7 @@ def parse_duration(value: object) -> float:
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError(f"expected a duration like '500ms', '2s' or '5m', found {value!r}")
+    raise ValueError("expected a duration like '500ms', '2s' or '5m'")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -79,10 +94,22 @@ class TargetConfig(_Section):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(
-                f"expected an http(s) URL like https://data.example.gov, found {value!r}"
-            )
+            raise ValueError("expected an http(s) URL like https://data.example.gov")
+        _refuse_userinfo(value)
         return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _loadable_ca(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:  # what the client will do with it, so that run and check-config agree
+                ssl.create_default_context().load_verify_locations(cafile=value)
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"cannot load CA certificates ({exc}); point ca_bundle at a PEM file "
+                    "of CA certificates"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _credentials_pair(self) -> TargetConfig:
@@ -96,14 +123,55 @@ class StateConfig(_Section):
 
     @field_validator("url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgres://")):
-            raise ValueError(f"expected sqlite:///PATH or postgresql://..., found {value!r}")
+    def _openable(cls, value: str) -> str:
+        from dsmsyncd.state.url import check_state_url  # the rule lives with the stores
+
+        check_state_url(value)
         return value
 
 
 class AdminConfig(_Section):
     listen: str = "127.0.0.1:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9108`` for IPv6) → (host, port); ValueError says the form."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if sep and port.isdigit() and int(port) <= 65535 and _is_host(host):
+        return host, int(port)
+    raise ValueError(
+        "expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:9108, "
+        "0.0.0.0:9108 or [::1]:9108 (port 0 picks a free port)"
+    )
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host)) and len(host) <= 253
+    return True
+
+
+def _refuse_userinfo(url: str) -> None:
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(_NO_USERINFO)
 
 
 class LimitsConfig(_Section):
@@ -141,20 +209,21 @@ class SourceConfig(_Section):
             if not _S3_URL.match(value):
                 raise ValueError(
                     "expected s3://bucket/prefix/ with a bucket name of 3-63 lowercase "
-                    f"letters, digits, dots or hyphens, found {value!r}"
+                    "letters, digits, dots or hyphens"
                 )
             return value
         if not value.startswith("file://"):
-            raise ValueError(f"expected file:///PATH or s3://bucket/prefix/, found {value!r}")
+            raise ValueError("expected file:///PATH or s3://bucket/prefix/")
+        _refuse_userinfo(value)
         return value
 
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(
-                f"expected an http(s) URL like https://minio.example:9000, found {value!r}"
-            )
+        if value is not None:
+            if not re.match(r"^https?://[^/\s]+", value):
+                raise ValueError("expected an http(s) URL like https://minio.example:9000")
+            _refuse_userinfo(value)
         return value
 
     @model_validator(mode="after")
@@ -218,7 +287,7 @@ class MappingConfig(_Section):
     @classmethod
     def _fourfour(cls, value: str) -> str:
         if not FOURFOUR.match(value):
-            raise ValueError(f"expected a dataset id like 'abcd-1234', found {value!r}")
+            raise ValueError("expected a dataset id like 'abcd-1234'")
         return value
 
     @model_validator(mode="after")
@@ -253,24 +322,8 @@ class Config(_Section):
         return self
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    key: str
-    message: str
-
-
-class ConfigError(Exception):
-    """Every mistake in one config file, each with its key path."""
-
-    def __init__(self, path: Path, problems: list[ConfigProblem]) -> None:
-        self.path = path
-        self.problems = problems
-        lines = [f"{path}: {len(problems)} problem(s) in the configuration:"]
-        lines += [f"  {p.key or '(top level)'}: {p.message}" for p in problems]
-        super().__init__("\n".join(lines))
-
-
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, resolve and validate ``path``; ConfigError lists every mistake found."""
     env = dict(os.environ if environ is None else environ)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -278,95 +331,64 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError(
             path, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from exc
-    problems: list[ConfigProblem] = []
-    resolved = _resolve(raw, (), env, path.parent, problems)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    resolved, resolution = resolve(raw, env, path.parent)
+    problems = resolution.problems
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        problems += [ConfigProblem(_key_path(err["loc"]), _explain(err)) for err in exc.errors()]
+        problems += [resolution.explain(err) for err in exc.errors()]
         raise ConfigError(path, problems) from None
+    problems += [
+        ConfigProblem(p.key, resolution.scrub(p.message)) for p in source_overlaps(config.source)
+    ]
     if problems:
         raise ConfigError(path, problems)
     return config
 
 
-def _resolve(
-    value: Any,
-    loc: tuple[str | int, ...],
-    env: dict[str, str],
-    base: Path,
-    problems: list[ConfigProblem],
-) -> Any:
-    """Expand ``${VAR}`` in strings and turn ``key_file = PATH`` into ``key = <file content>``."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key.endswith("_file") and isinstance(item, str):
-                target = key.removesuffix("_file")
-                if target in value:
-                    problems.append(
-                        ConfigProblem(_key_path((*loc, key)), f"set {target} or {key}, not both")
+def source_overlaps(sources: Sequence[SourceConfig]) -> list[ConfigProblem]:
+    """Sources that would see the same files: each file would go to two datasets at once."""
+    problems: list[ConfigProblem] = []
+    for later, second in enumerate(sources):
+        for first in sources[:later]:
+            why = _overlap(first, second)
+            if why is not None:
+                problems.append(
+                    ConfigProblem(
+                        f"source[{later}].url",
+                        f"{why}: every file there would be taken by both sources and "
+                        "published twice, racing; give each source its own folder or "
+                        "prefix (one source feeds several datasets through several "
+                        "[[mapping]] tables with different match globs)",
                     )
-                    continue
-                file = Path(_expand(item, (*loc, key), env, problems))
-                file = file if file.is_absolute() else base / file
-                try:
-                    out[target] = file.read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    problems.append(
-                        ConfigProblem(
-                            _key_path((*loc, key)),
-                            f"cannot read secret file {file}: {exc.strerror}",
-                        )
-                    )
-                continue
-            out[key] = _resolve(item, (*loc, key), env, base, problems)
-        return out
-    if isinstance(value, list):
-        return [_resolve(item, (*loc, i), env, base, problems) for i, item in enumerate(value)]
-    if isinstance(value, str):
-        return _expand(value, loc, env, problems)
-    return value
-
-
-def _expand(
-    text: str, loc: tuple[str | int, ...], env: dict[str, str], problems: list[ConfigProblem]
-) -> str:
-    def lookup(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env:
-            problems.append(
-                ConfigProblem(
-                    _key_path(loc),
-                    f"environment variable {name} is not set (referenced as ${{{name}}})",
                 )
-            )
-            return ""
-        return env[name]
-
-    return _ENV_REF.sub(lookup, text)
+    return problems
 
 
-def _key_path(loc: tuple[str | int, ...] | Any) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+def _overlap(first: SourceConfig, second: SourceConfig) -> str | None:
+    a, b = f"source {first.name!r}", f"source {second.name!r}"
+    if first.url.startswith("file://") and second.url.startswith("file://"):
+        one, two = os.path.realpath(first.path), os.path.realpath(second.path)
+        what = "folder"
+    elif first.url.startswith("s3://") and second.url.startswith("s3://"):
+        if (first.endpoint_url or "", first.bucket) != (second.endpoint_url or "", second.bucket):
+            return None
+        one, two = f"s3://{first.bucket}/{first.prefix}", f"s3://{second.bucket}/{second.prefix}"
+        what = "prefix"
+    else:
+        return None
+    if one == two:
+        return f"{b} has the same {what} as {a} ({two})"
+    if _within(two, one):
+        return f"the {what} of {b} ({two}) is inside the {what} of {a} ({one})"
+    if _within(one, two):
+        return f"the {what} of {b} ({two}) contains the {what} of {a} ({one})"
+    return None
 
 
-def _explain(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see config/example.toml)"
-    if err["type"] == "missing":
-        return "required key is missing"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    found = err.get("input")
-    secret = bool(err["loc"]) and str(err["loc"][-1]) in _SECRET_KEYS
-    if err["type"] != "value_error" and not secret and not isinstance(found, dict | list):
-        message += f", found {found!r}"
-    return message
+def _within(inner: str, outer: str) -> bool:
+    if outer.startswith("s3://"):
+        return inner.startswith(outer)
+    return inner.startswith(outer.rstrip(os.sep) + os.sep)

@@ -7,6 +7,10 @@ only set an event; the drain then stops discovery, lets running jobs finish with
 ``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in
 reverse order. A second signal cancels at once; an interrupted job resumes at the
 next start. SIGHUP reloads the configuration, keeping the old one if the new is bad.
+
+The state store is opened exclusively (a second daemon on the same file refuses to
+start), and every task the daemon starts runs under the ``Supervisor``: a failure is
+logged, counted, shown by ``/readyz`` and retried with back-off, never lost.
 """
 
 from __future__ import annotations
@@ -37,46 +41,18 @@ from dsmsyncd.routing import UnmatchedLog, route
 from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.sources.bucket import BucketSource
+from dsmsyncd.sources.build import build_sources, close_sources, start_sources
 from dsmsyncd.sources.folder import FolderSource
-from dsmsyncd.state import Job, StateStore, open_state_store
+from dsmsyncd.state import Job, StateStore, StateStoreError, open_state_store
+from dsmsyncd.supervisor import Supervisor
 from dsmsyncd.sweep import finalize_leftovers
-from dsmsyncd.target import client_for
+from dsmsyncd.target import ClientLease, client_for
 
 logger = logging.getLogger("dsmsyncd.daemon")
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILURE = 3
 TARGET_CHECK_INTERVAL_S = 15.0
-
-
-def build_sources(config: Config) -> dict[str, Source]:
-    """Sources by name; archive and quarantine folders inside a root are never scanned."""
-    sources: dict[str, Source] = {}
-    for source_config in config.source:
-        excluded = [
-            path
-            for m in config.mapping
-            if m.source == source_config.name
-            for path in (m.archive_dir, m.quarantine_dir)
-            if path is not None
-        ]
-        if source_config.url.startswith("s3://"):
-            sources[source_config.name] = BucketSource(source_config, exclude_dirs=excluded)
-        else:
-            sources[source_config.name] = FolderSource(source_config, exclude_dirs=excluded)
-    return sources
-
-
-async def start_sources(sources: dict[str, Source]) -> None:
-    for source in sources.values():
-        if isinstance(source, BucketSource):
-            await source.start()
-
-
-async def close_sources(sources: dict[str, Source]) -> None:
-    for source in sources.values():
-        if isinstance(source, BucketSource):
-            await source.aclose()
 
 
 @dataclass
@@ -101,10 +77,12 @@ class Daemon:
         self.stop = asyncio.Event()
         self._store: StateStore | None = None
         self._client: DsmapiClient | None = None
+        self._lease: ClientLease | None = None  # the client new jobs run with
         self._admin: AdminServer | None = None
         self._scheduler: Scheduler | None = None
         self._sources: dict[str, Source] = {}
-        self._discovery: dict[str, asyncio.Task[None]] = {}
+        self._tasks = Supervisor(self.metrics, self.stop)
+        self._reload_lock = asyncio.Lock()
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
@@ -123,7 +101,7 @@ class Daemon:
     async def run(self) -> int:
         try:
             await self.startup()
-        except (DsmapiError, SourceError, OSError, ValueError) as exc:
+        except (DsmapiError, SourceError, StateStoreError, OSError, ValueError) as exc:
             logger.error("startup failed: %s", exc)
             await self.shutdown()
             return EXIT_STARTUP_FAILURE
@@ -135,17 +113,20 @@ class Daemon:
 
     async def startup(self) -> None:
         self._install_signals()
-        self._store = open_state_store(self.config.state.url)
+        self._store = open_state_store(self.config.state.url, exclusive=True)
         await self._store.open()
         self._client = client_for(self.config, on_retry=self._on_retry)
         await self._client.__aenter__()
+        self._lease = ClientLease(self._client)
         from dsmsyncd.observe.admin import SimpleStatus  # the status provider of the daemon
 
         status = SimpleStatus(
             self._store, ready_checks=self._ready_checks, extra=self._status_extra
         )
-        host, _, port = self.config.admin.listen.rpartition(":")
-        self._admin = await start_admin(create_admin_app(status, self.metrics), host, int(port))
+        admin = self.config.admin
+        self._admin = await start_admin(
+            create_admin_app(status, self.metrics), admin.host, admin.port
+        )
         await self._check_target(force=True)
         if not self.state.target_ok:
             logger.warning(
@@ -176,46 +157,64 @@ class Daemon:
         self.started.set()
 
     async def main_loop(self) -> None:
-        assert self._scheduler is not None
+        scheduler = self._scheduler
+        assert scheduler is not None
         for name, source in self._sources.items():
-            self._discovery[name] = asyncio.create_task(
-                self._discover(source), name=f"discover-{name}"
-            )
-        scheduler = asyncio.create_task(self._scheduler.run(self.stop), name="scheduler")
+            self._keep_discovering(name, source)
+        self._tasks.keep("scheduler", lambda: scheduler.run(self.stop))
         await self.stop.wait()
         self.state.draining = True
         sdnotify.stopping()
         logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
         await self._stop_discovery()
-        finished = await self._scheduler.drain(self.config.limits.drain_timeout)
-        await scheduler
+        finished = await scheduler.drain(self.config.limits.drain_timeout)
+        await self._tasks.wait("scheduler")
         logger.info("drained", extra={"all_jobs_finished": finished})
 
     async def shutdown(self) -> None:
         """Release resources in reverse order of acquisition."""
         self._remove_signals()
-        await self._stop_discovery()
+        await self._tasks.finish_oneshots(self.config.limits.drain_timeout)
+        await self._tasks.cancel()
         await close_sources(self._sources)
         if self._admin is not None:
             await self._admin.stop()
             self._admin = None
         if self._client is not None:
             await self._client.aclose()
-            self._client = None
+            self._client = self._lease = None
         if self._store is not None:
             await self._store.close()
             self._store = None
 
     # -- discovery -------------------------------------------------------------------
 
+    def _keep_discovering(self, name: str, source: Source) -> None:
+        self._tasks.keep(f"discovery:{name}", lambda: self._discover(source))
+
     async def _discover(self, source: Source) -> None:
         source_stop = asyncio.Event()
         watcher = asyncio.create_task(self._mirror_stop(source_stop))
         try:
             async for candidate in source.candidates(source_stop):
-                await self.accept(candidate)
+                await self._record(candidate)
         finally:
             watcher.cancel()
+
+    async def _record(self, candidate: Candidate) -> None:
+        """``accept``, retried with back-off while it fails (a full state disk): the source
+        offers a candidate once, so giving up would lose the file until a restart."""
+        task = f"discovery:{candidate.source}"
+        while True:
+            try:
+                await self.accept(candidate)
+            except Exception as exc:
+                doing = f"cannot record {candidate.relative_path} as a job"
+                if await self._tasks.stopped_within(self._tasks.failed(task, exc, doing)):
+                    return
+                continue
+            self._tasks.recovered(task)
+            return
 
     async def _mirror_stop(self, event: asyncio.Event) -> None:
         await self.stop.wait()
@@ -252,19 +251,19 @@ class Daemon:
         return job
 
     async def _stop_discovery(self) -> None:
-        tasks = list(self._discovery.values())
-        self._discovery.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel(self._tasks.names("discovery:"))
 
     # -- pipeline wiring ---------------------------------------------------------------
 
     def _job_runner(self) -> Callable[[Job], Awaitable[Job]]:
+        """Runs jobs with today's client; a job keeps the client it started with."""
         pipeline = Pipeline(self._pipeline_context())
+        lease = self._lease
+        assert lease is not None
 
         async def run(job: Job) -> Job:
-            finished = await pipeline.run(job)
+            async with lease.use():
+                finished = await pipeline.run(job)
             for listener in self._listeners:
                 listener(finished)
             return finished
@@ -290,9 +289,7 @@ class Daemon:
         other refusal a plain OSError (retried with backoff)."""
         source = self._sources[job.source]
         try:
-            if isinstance(source, BucketSource):
-                return source.open_blob(job.relative_path, job.identity)
-            return source.open_blob(job.relative_path)
+            return source.open_blob(job.relative_path, job.identity)
         except SourceError as exc:
             if isinstance(source, FolderSource) and not os.path.lexists(
                 source.root / job.relative_path
@@ -336,6 +333,7 @@ class Daemon:
         if not self.state.target_ok:
             problems["target"] = self.state.target_message
         problems.update(await self._source_problems())
+        problems.update(self._tasks.problems())
         return problems
 
     async def _source_problems(self) -> dict[str, str]:
@@ -397,24 +395,56 @@ class Daemon:
         except ConfigError as exc:
             logger.error("reload refused, keeping the running configuration:\n%s", exc)
             return
-        self.apply_config(new)
+        self._tasks.spawn("reload", self.apply_config(new))
 
-    def apply_config(self, new: Config) -> None:
-        """Take a new configuration: mappings and limits at once, sources restart."""
-        self.config = new
-        if self._scheduler is not None:
-            self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
-            self._scheduler.run_job = self._job_runner()
-        logger.info("configuration reloaded from %s", self.config_path)
-        if self._store is not None and not self.state.draining:
-            asyncio.get_running_loop().create_task(self._restart_discovery())
+    async def apply_config(self, new: Config) -> None:
+        """Take a new configuration: mappings and limits at once, sources restart.
+
+        A changed ``[target]`` gets its client before anything else changes, so no job
+        is routed by new mappings and sent to the old target; jobs in flight finish on
+        the old one (their revisions live there), whose client closes after them.
+        """
+        async with self._reload_lock:
+            old_url, old_lease = self.config.target.url, self._lease
+            switch = old_lease is not None and new.target != self.config.target
+            if switch:
+                try:
+                    client = await client_for(new, on_retry=self._on_retry).__aenter__()
+                except (OSError, ValueError) as exc:
+                    logger.error(
+                        "reload refused, keeping the running configuration: cannot build "
+                        "a client for [target] %s: %s",
+                        new.target.url,
+                        exc,
+                    )
+                    return
+                self._client, self._lease = client, ClientLease(client)
+                self.state.target_checked = float("-inf")  # probe the new target next time
+            self.config = new
+            if self._scheduler is not None:
+                self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
+                self._scheduler.run_job = self._job_runner()
+            if old_lease is not None and switch:
+                logger.info(
+                    "[target] changed from %s to %s: jobs starting now use the new target; "
+                    "%d job(s) in flight finish on the old one, whose client closes after them",
+                    old_url,
+                    new.target.url,
+                    old_lease.users,
+                )
+                self._tasks.spawn("retire-client", old_lease.retire())
+            logger.info("configuration reloaded from %s", self.config_path)
+            if self._store is not None and not self.state.draining:
+                await self._restart_discovery()
 
     async def _restart_discovery(self) -> None:
         await self._stop_discovery()
         await close_sources(self._sources)
         self._sources = build_sources(self.config)
-        await start_sources(self._sources)
-        for name, source in self._sources.items():
-            self._discovery[name] = asyncio.create_task(
-                self._discover(source), name=f"discover-{name}"
-            )
+        try:
+            await start_sources(self._sources)
+        except SourceError as exc:  # discovery keeps trying to start it, under supervision
+            logger.error("a source did not start after the reload: %s", exc)
+        if not self.stop.is_set():
+            for name, source in self._sources.items():
+                self._keep_discovering(name, source)

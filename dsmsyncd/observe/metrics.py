@@ -78,6 +78,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.task_failures = Counter(
+            f"{PREFIX}_task_failures_total",
+            "Failures of the daemon's own tasks (discovery per source, scheduler, reload)",
+            ["task"],
+            registry=r,
+        )
         self.up = Gauge(
             f"{PREFIX}_ready",
             "1 when the daemon is ready (state store and target reachable)",
@@ -104,6 +110,9 @@ class Metrics:
 
     def retried(self, reason: str) -> None:
         self.retries.labels(reason).inc()
+
+    def task_failed(self, task: str) -> None:
+        self.task_failures.labels(task).inc()
 
     def phase(self, phase: str, seconds: float) -> None:
         self.phase_seconds.labels(phase).observe(seconds)

@@ -49,6 +49,14 @@ def file_identity(relative_path: str, size: int, mtime_ns: int) -> str:
     return f"file:{relative_path}:{size}:{mtime_ns}"
 
 
+def parse_file_identity(identity: str) -> tuple[str, int, int]:
+    """``file_identity``'s (relative path, size, mtime_ns); ValueError if it is not one."""
+    path, size, mtime_ns = identity.removeprefix("file:").rsplit(":", 2)
+    if not identity.startswith("file:") or not size.isdigit() or not mtime_ns.lstrip("-").isdigit():
+        raise ValueError(f"{identity!r} is not the identity of a local file")
+    return path, int(size), int(mtime_ns)
+
+
 class SourceError(Exception):
     """A source cannot do what was asked; the message says what, where and how to fix it."""
 
@@ -73,8 +81,12 @@ class Source(Protocol):
         """Yield each stable file once per identity, oldest first, until ``stop`` is set."""
         ...
 
-    def open_blob(self, relative_path: str) -> Blob:
-        """The file's bytes; raises ``SourceError`` if it vanished or escapes the root."""
+    def open_blob(self, relative_path: str, identity: str | None = None) -> Blob:
+        """The file's bytes; raises ``SourceError`` if it vanished or escapes the root.
+
+        With the job's ``identity``, the bytes of that version only: ``BlobChanged``
+        if the file or object has changed since it was found.
+        """
         ...
 
     async def check(self) -> list[str]:

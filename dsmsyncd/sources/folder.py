@@ -28,9 +28,9 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from dsmsyncd.blob import LocalFileBlob
+from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import SourceConfig
-from dsmsyncd.sources.base import Candidate, SourceError, file_identity
+from dsmsyncd.sources.base import Candidate, SourceError, file_identity, parse_file_identity
 from dsmsyncd.sources.stability import Clock, StabilityGate
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
@@ -238,6 +238,8 @@ class FolderSource:
                         await wake.wait()
                 full = wake.is_set() or loop.time() >= next_full
                 wake.clear()
+                if watcher.done() and not halt.is_set():
+                    watcher.result()  # the watch died: raise its error for the daemon to see
         finally:
             # Not handed over: forget them so that a later run of this source finds them.
             for candidate in batch[handed:]:
@@ -292,8 +294,13 @@ class FolderSource:
 
     # -- reading and health ----------------------------------------------------------------
 
-    def open_blob(self, relative_path: str) -> LocalFileBlob:
-        """The file's bytes by range; refuses a path that leaves the root or is gone."""
+    def open_blob(self, relative_path: str, identity: str | None = None) -> LocalFileBlob:
+        """The file's bytes by range; refuses a path that leaves the root or is gone.
+
+        Pass the job's ``identity``: a file whose size or mtime moved since it was found
+        raises ``BlobChanged`` rather than handing the job bytes it was not found with
+        (a file found empty and filled since); the new version is a job of its own.
+        """
         where = f"source {self.name}: {relative_path!r}"
         root_real = os.path.realpath(self.root)
         path = self.root / relative_path
@@ -322,6 +329,8 @@ class FolderSource:
             raise SourceError(
                 "not a regular file", where=where, fix="only regular files are published"
             )
+        if identity is not None:
+            _check_identity(path, identity, st, where)
         return LocalFileBlob(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
     async def check(self) -> list[str]:
@@ -349,6 +358,19 @@ async def _relay(stop: asyncio.Event, halt: asyncio.Event, wake: asyncio.Event) 
     await stop.wait()
     halt.set()
     wake.set()
+
+
+def _check_identity(path: Path, identity: str, st: os.stat_result, where: str) -> None:
+    try:
+        _, size, mtime_ns = parse_file_identity(identity)
+    except ValueError as exc:
+        raise SourceError(str(exc), where=where, fix="this job was not found by a folder") from None
+    if (size, mtime_ns) != (st.st_size, st.st_mtime_ns):
+        raise BlobChanged(
+            str(path),
+            f"changed since it was found (size {size} -> {st.st_size}, "
+            f"mtime_ns {mtime_ns} -> {st.st_mtime_ns})",
+        )
 
 
 def _inside(path: str, root: str) -> bool:

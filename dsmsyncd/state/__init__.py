@@ -6,8 +6,7 @@ not connected until used as ``async with store:`` (or ``await store.open()``).
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
-
+from dsmsyncd.state.lock import StateLocked
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     Job,
@@ -16,7 +15,7 @@ from dsmsyncd.state.model import (
     JobUpdate,
     utc_now,
 )
-from dsmsyncd.state.sqlite import MEMORY, SCHEMA_VERSION, Clock, SqliteStateStore
+from dsmsyncd.state.sqlite import SCHEMA_VERSION, Clock, SqliteStateStore
 from dsmsyncd.state.store import (
     SchemaTooNew,
     StaleTransition,
@@ -25,6 +24,7 @@ from dsmsyncd.state.store import (
     StoreStatus,
     UnknownJob,
 )
+from dsmsyncd.state.url import check_state_url, sqlite_path_from_url
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,44 +36,24 @@ __all__ = [
     "SchemaTooNew",
     "SqliteStateStore",
     "StaleTransition",
+    "StateLocked",
     "StateStore",
     "StateStoreError",
     "StoreStatus",
     "UnknownJob",
+    "check_state_url",
     "open_state_store",
     "sqlite_path_from_url",
     "utc_now",
 ]
 
 
-def open_state_store(url: str, *, clock: Clock = utc_now) -> StateStore:
+def open_state_store(url: str, *, clock: Clock = utc_now, exclusive: bool = False) -> StateStore:
     """Build the store for ``url``: ``sqlite:///ABSOLUTE/PATH`` or ``sqlite:///:memory:``.
 
-    Raises ValueError naming the accepted forms when the URL is not one of them.
+    ``exclusive``: the daemon's store, locked against a second daemon while open
+    (``StateLocked``); read-only users (``status``) leave it False. Raises ValueError
+    naming the accepted forms when the URL is not one of them.
     """
-    scheme = url.partition(":")[0].lower()
-    if scheme in ("postgresql", "postgres"):
-        raise ValueError(
-            "state url: PostgreSQL state stores land with the multi-replica work and are not "
-            "available yet; use sqlite:///ABSOLUTE/PATH (e.g. sqlite:///var/lib/dsmsyncd/state.db)"
-        )
-    return SqliteStateStore(sqlite_path_from_url(url), clock=clock)
-
-
-def sqlite_path_from_url(url: str) -> str:
-    """``sqlite:///var/lib/x.db`` → ``/var/lib/x.db`` (``sqlite:////var/lib/x.db`` too)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "sqlite":
-        raise ValueError(
-            f"state url {url!r}: expected sqlite:///ABSOLUTE/PATH or sqlite:///:memory:"
-        )
-    bad = parts.netloc or parts.query or parts.fragment or not parts.path.strip("/")
-    if bad or not parts.path.startswith("/"):
-        raise ValueError(
-            f"state url {url!r}: expected sqlite:///ABSOLUTE/PATH (three slashes, no host, "
-            "no query), e.g. sqlite:///var/lib/dsmsyncd/state.db"
-        )
-    path = unquote(parts.path)
-    if path == f"/{MEMORY}":
-        return MEMORY
-    return "/" + path.lstrip("/")
+    check_state_url(url)
+    return SqliteStateStore(sqlite_path_from_url(url), clock=clock, exclusive=exclusive)

@@ -33,6 +33,7 @@ from typing import Any, Self, TypeVar, Unpack
 
 import aiosqlite
 
+from dsmsyncd.state.lock import StateFileLock
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     UPDATABLE_FIELDS,
@@ -134,12 +135,19 @@ class SqliteStateStore:
 
     ``clock`` stamps discovered/updated/event times; ``trace`` receives every SQL
     statement in the database thread (debug logging, and tests that interrupt a write).
+    ``exclusive`` takes the file's lock (state/lock.py) from ``open`` to ``close``.
     """
 
     def __init__(
-        self, path: str | Path, *, clock: Clock = utc_now, trace: Trace | None = None
+        self,
+        path: str | Path,
+        *,
+        clock: Clock = utc_now,
+        trace: Trace | None = None,
+        exclusive: bool = False,
     ) -> None:
         self.path = str(path)
+        self._file_lock = StateFileLock(self.path) if exclusive and self.path != MEMORY else None
         self._clock = clock
         self._trace = trace
         self._status = StoreStatus.UNOPENED
@@ -166,6 +174,8 @@ class SqliteStateStore:
             raise StateStoreError(f"SQLite {sqlite3.sqlite_version} is too old: 3.25+ needed")
         if self.path != MEMORY:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self._file_lock is not None:
+            self._file_lock.acquire()  # before the first byte is read: a second daemon stops here
         conn: aiosqlite.Connection | None = None
         try:
             conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -180,6 +190,8 @@ class SqliteStateStore:
         except BaseException as exc:
             if conn is not None:
                 await conn.close()
+            if self._file_lock is not None:
+                self._file_lock.release()
             if isinstance(exc, sqlite3.Error):
                 raise StateStoreError(f"cannot open state database {self.path}: {exc}") from exc
             raise
@@ -196,6 +208,8 @@ class SqliteStateStore:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+        if self._file_lock is not None:
+            self._file_lock.release()
 
     async def _migrate(self, conn: aiosqlite.Connection) -> None:
         await conn.execute("BEGIN IMMEDIATE")

@@ -418,14 +418,15 @@ class CliResult:
     err: str
 
 
-async def run_cli(*args: str, within: float = 60.0) -> CliResult:
-    """``dsmsyncd ARGS`` as a process; this event loop keeps serving meanwhile."""
+async def run_cli(*args: str, within: float = 60.0, env: dict[str, str] | None = None) -> CliResult:
+    """``dsmsyncd ARGS`` as a process (``env`` added to ours); this event loop keeps serving."""
     process = await asyncio.create_subprocess_exec(
         DSMSYNCD,
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     try:
         async with asyncio.timeout(within):

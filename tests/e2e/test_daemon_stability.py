@@ -97,3 +97,49 @@ async def test_daemon_file_vanished_before_its_job_is_quarantined_and_lane_goes_
     assert (after.relative_path, after.state) == ("after.csv", JobState.PUBLISHED)
     assert await http.count(ff) == 3
     assert await http.open_revisions(ff) == []
+
+
+async def test_daemon_file_created_empty_and_filled_before_min_age_is_published_whole(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update")
+    site.min_age = "1s"
+    target = site.drop / "late.csv"
+    async with running_daemon(site) as daemon:
+        source = daemon.daemon._sources["drop"]
+        assert isinstance(source, FolderSource)
+
+        async def empty_file_seen() -> bool:
+            return source.pending_count >= 1
+
+        with target.open("wb") as out:  # created empty, as `touch` or a slow writer does
+            await wait_until(empty_file_seen, within=10, what="the empty file seen")
+            out.write(HEADER + rows(1, 4))
+        (job,) = await daemon.finished_jobs(1)
+    assert job.state is JobState.PUBLISHED, job.error
+    assert job.size == len(HEADER + rows(1, 4))
+    assert await http.count(ff) == 5
+    assert [(row["relative_path"], row["size"]) for row in site.jobs()] == [("late.csv", job.size)]
+
+
+async def test_daemon_job_of_a_file_found_empty_never_publishes_bytes_written_since(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update", skip_duplicates=False)
+    site.min_age = "2s"
+    async with running_daemon(site) as daemon:
+        filled = site.drop_file("late.csv", HEADER + rows(1, 4))
+        # What the source reported when the file was still empty (it stayed so for
+        # min_age); the writer has filled it since, before its job opened it.
+        found_at = filled.stat().st_mtime_ns - 10**9
+        empty = Candidate("drop", "late.csv", 0, found_at, file_identity("late.csv", 0, found_at))
+        await daemon.daemon.accept(empty)
+        first, second = await daemon.finished_jobs(2)
+    assert (first.size, first.state) == (0, JobState.SKIPPED)
+    assert first.error is not None
+    assert "changed since it was found (size 0 -> " in first.error
+    assert (second.size, second.state) == (len(HEADER + rows(1, 4)), JobState.PUBLISHED)
+    assert await http.count(ff) == 5  # the filled content, once
+    assert await http.open_revisions(ff) == []

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dsmsyncd.blob import BlobChanged
 from dsmsyncd.config import SourceConfig
 from dsmsyncd.sources import Candidate, FolderSource, SourceError
 
@@ -265,6 +266,43 @@ def test_folder_open_blob_refuses_symlink_outside_root(root: Path, tmp_path: Pat
     (root / "leak.csv").symlink_to(_write(tmp_path / "secret.csv"))
     with pytest.raises(SourceError, match="outside the source root"):
         _source(root).open_blob("leak.csv")
+
+
+def test_folder_file_created_empty_and_filled_before_min_age_is_one_candidate(
+    root: Path, clock: FakeClock
+) -> None:
+    source = _source(root, clock, min_age=2.0)
+    _write(root / "late.csv", b"")
+    assert source.scan() == []
+    clock.advance(1.5)
+    _write(root / "late.csv", b"a,b\n1,2\n")  # filled before min_age: the wait starts over
+    assert source.scan() == []
+    clock.advance(1.5)
+    assert source.recheck_pending() == []
+    clock.advance(0.5)
+    (found,) = source.scan()
+    assert (found.relative_path, found.size) == ("late.csv", 8)
+    clock.advance(60)
+    assert source.scan() == []
+
+
+def test_folder_open_blob_gives_a_job_only_the_version_it_was_found_as(
+    root: Path, clock: FakeClock
+) -> None:
+    source = _source(root, clock, min_age=2.0)
+    _write(root / "late.csv", b"")
+    source.scan()
+    clock.advance(2.0)
+    (empty,) = source.scan()  # empty for min_age: a candidate (the pipeline judges it)
+    assert empty.size == 0
+    _write(root / "late.csv", b"a,b\n1,2\n")
+    with pytest.raises(BlobChanged, match=r"changed since it was found \(size 0 -> 8"):
+        source.open_blob("late.csv", empty.identity)
+    source.scan()
+    clock.advance(2.0)
+    (filled,) = source.scan()  # the filled version is a candidate of its own
+    blob = source.open_blob("late.csv", filled.identity)
+    assert asyncio.run(blob.read_range(0, blob.size)) == b"a,b\n1,2\n"
 
 
 def test_folder_open_blob_vanished_file_says_so(root: Path) -> None:
