@@ -66,6 +66,10 @@ class QuarantineReport:
     ``reason`` is a machine key (see ``QuarantineReason``); ``message`` says what went
     wrong, where, and how to fix it. No credential ever goes in here (invariant 5):
     only ids, counts, the server's message and request id, and the error rows.
+
+    ``error_count`` is every row that would not be published; ``parse_error_count`` of
+    them could not be parsed at all (listed in ``parse_errors``), the rest had data
+    errors in a transform (listed in ``error_rows``).
     """
 
     reason: QuarantineReason
@@ -76,6 +80,8 @@ class QuarantineReport:
     revision_id: int | None = None
     error_count: int = 0
     error_rows: list[Any] = field(default_factory=list)
+    parse_error_count: int = 0
+    parse_errors: list[Any] = field(default_factory=list)
     server_request_id: str | None = None
     discovered_at: datetime | None = None
     started_at: datetime | None = None
@@ -85,6 +91,7 @@ class QuarantineReport:
     def to_json(self) -> str:
         data = asdict(self)
         data["error_rows"] = list(self.error_rows[:MAX_REPORTED_ERROR_ROWS])
+        data["parse_errors"] = list(self.parse_errors[:MAX_REPORTED_ERROR_ROWS])
         for key in ("discovered_at", "started_at", "quarantined_at"):
             value = data[key]
             data[key] = value.isoformat() if isinstance(value, datetime) else None

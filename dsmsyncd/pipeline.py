@@ -6,7 +6,8 @@ The forward path (DESIGN.md, "The DSMAPI flow")::
         │ schema drift check (import configs): refuse before any revision exists
         v
     OPENING ─ open revision ─ record seq/id ─ create source ─> UPLOADING (source id)
-        ─ chunks, commit ─> PROCESSING ─ output schema, error count recorded
+        ─ chunks, commit ─> PROCESSING ─ output schema, rows in error recorded
+          (parse errors of the input schema + data errors of the output schema)
         ─ row-error threshold, replace guards ─> APPLYING ─ PUT apply ─ task set id
         ─> PUBLISHED | AWAITING_APPROVAL | QUARANTINED (apply failed)
 
@@ -33,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any, Unpack
+from typing import Unpack
 
 from dsmsyncd import recovery
 from dsmsyncd.blob import Blob, BlobGone
@@ -41,17 +42,12 @@ from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
     DsmapiClient,
     DsmapiError,
-    OutputSchema,
     RejectedError,
     Revision,
     Source,
     TaskSet,
 )
-from dsmsyncd.finalize import (
-    MAX_REPORTED_ERROR_ROWS,
-    Finalizer,
-    QuarantineReason,
-)
+from dsmsyncd.finalize import Finalizer, QuarantineReason
 from dsmsyncd.guards import (
     header_field_names,
     missing_columns,
@@ -60,6 +56,13 @@ from dsmsyncd.guards import (
 )
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
+from dsmsyncd.row_errors import (
+    Processed,
+    data_error_rows,
+    parse_error_rows,
+    threshold_message,
+    wait_for_processing,
+)
 from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
 from dsmsyncd.upload import upload_blob
 
@@ -342,60 +345,72 @@ class JobRun:
         await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
-    async def _process(self) -> OutputSchema:
+    async def _process(self) -> Processed:
         assert self.source is not None
         began = time.monotonic()
-        schema = await self.client.wait_for_output_schema(self.source)
+        processed = await wait_for_processing(self.client, self.source)
+        await self.record_processed(processed)
+        self.ctx.metrics.phase("processing", time.monotonic() - began)
+        return processed
+
+    async def record_processed(self, processed: Processed) -> None:
+        """Write the output schema and the rows in error (parse and data errors, summed)."""
         await self.to(
             JobState.PROCESSING,
-            {"total_rows": schema.total_rows},
-            output_schema_id=schema.id,
-            error_count=schema.error_count,
+            {
+                "total_rows": processed.schema.total_rows,
+                "parse_error_count": processed.parse_error_count,
+                "data_error_count": processed.schema.error_count,
+            },
+            output_schema_id=processed.schema.id,
+            error_count=processed.error_count,
         )
-        self.ctx.metrics.phase("processing", time.monotonic() - began)
-        return schema
 
-    async def check_and_apply(self, schema: OutputSchema) -> Job:
+    async def check_and_apply(self, processed: Processed) -> Job:
         """Row-error threshold, replace guards, then apply (or, in a dry run, stop)."""
         assert self.revision is not None
         assert self.source is not None
-        rows: list[Any] = []
-        if schema.error_count > self.mapping.max_error_rows:
-            rows = await self._error_rows(schema)
+        schema = processed.schema
+        if processed.error_count > self.mapping.max_error_rows:
             raise Quarantine(
                 "too_many_row_errors",
-                f"{schema.error_count} row(s) have errors, more than the mapping's "
-                f"max_error_rows of {self.mapping.max_error_rows}; the report lists up to "
-                f"{MAX_REPORTED_ERROR_ROWS} of them. Fix those rows and drop the file again, "
-                "or raise max_error_rows to publish without them",
-                error_rows=rows,
+                threshold_message(processed, self.mapping.max_error_rows),
+                error_rows=await data_error_rows(self.client, processed, self.source.id),
+                parse_errors=await parse_error_rows(self.client, processed, self.source),
+                parse_error_count=processed.parse_error_count,
             )
-        await self._replace_guard(schema)
+        await self._replace_guard(processed)
         if self.dry_run:
-            if schema.error_count:
-                rows = await self._error_rows(schema)
-            await recovery.discard_open_revision(self)
-            details: dict[str, object] = {
-                "dry_run": True,
-                "outcome": "would_apply",
-                "total_rows": schema.total_rows,
-                "error_count": schema.error_count,
-                "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
-            }
-            return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+            return await self._dry_run_outcome(processed)
         await self.to(JobState.APPLYING)
         task_set = await self.client.apply(self.revision, schema.id)
         if task_set.id is not None:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
 
-    async def _replace_guard(self, schema: OutputSchema) -> None:
+    async def _dry_run_outcome(self, processed: Processed) -> Job:
+        assert self.source is not None
+        rows = await data_error_rows(self.client, processed, self.source.id)
+        parse_errors = await parse_error_rows(self.client, processed, self.source)
+        await recovery.discard_open_revision(self)
+        details: dict[str, object] = {
+            "dry_run": True,
+            "outcome": "would_apply",
+            "total_rows": processed.schema.total_rows,
+            "error_count": processed.error_count,
+            "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
+            "parse_error_count": processed.parse_error_count,
+            "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
+        }
+        return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+
+    async def _replace_guard(self, processed: Processed) -> None:
         assert self.revision is not None
         if self.revision.action != "replace":
             return
         found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
         current = int(float(next(iter(found[0].values())))) if found and found[0] else 0
-        new_rows = max(0, int(schema.total_rows or 0) - schema.error_count)
+        new_rows = processed.usable_rows
         refusal = replace_guard(
             current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
         )
@@ -427,20 +442,6 @@ class JobRun:
             "apply_failed",
             f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
         )
-
-    async def _error_rows(self, schema: OutputSchema) -> list[Any]:
-        assert self.source is not None
-        raw = await self.client.error_rows(schema, self.source.id, MAX_REPORTED_ERROR_ROWS)
-        names = [
-            str(c.get("field_name"))
-            for c in sorted(schema.columns, key=lambda c: int(c.get("position") or 0))
-        ]
-        return [
-            {"offset": r.get("offset"), "row": dict(zip(names, r["row"], strict=False))}
-            if isinstance(r, dict) and isinstance(r.get("row"), list)
-            else r
-            for r in raw
-        ]
 
     # -- outcomes -----------------------------------------------------------------------
 

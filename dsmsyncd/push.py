@@ -172,10 +172,12 @@ async def _summarise(
     if error_count is not None:
         print(f"rows with errors: {error_count}")
     if dry_run:
+        parse_errors = details.get("parse_error_count") or 0
+        print(f"of which rows the server could not parse: {parse_errors}")
         print("dry run: nothing was applied; the revision was discarded")
         outcome = details.get("outcome", "unknown")
         print(f"dry run outcome: {outcome}; {details.get('message') or ''}".rstrip("; "))
-        for row in details.get("error_rows", [])[:10]:
+        for row in [*details.get("parse_errors", []), *details.get("error_rows", [])][:10]:
             print("  " + json.dumps(row, default=str))
         return EXIT_REJECTED if outcome == "would_quarantine" else EXIT_OK
     if job.state in (JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.SKIPPED):

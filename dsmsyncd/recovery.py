@@ -45,6 +45,7 @@ from dsmsyncd.dsmapi import (
     TransportError,
 )
 from dsmsyncd.finalize import QuarantineReason, QuarantineReport, ReportedFile
+from dsmsyncd.row_errors import wait_for_processing
 from dsmsyncd.state import Job, JobState, JobUpdate
 
 if TYPE_CHECKING:
@@ -72,12 +73,16 @@ class Quarantine(Exception):
         message: str,
         *,
         error_rows: Sequence[Any] = (),
+        parse_errors: Sequence[Any] = (),
+        parse_error_count: int = 0,
         request_id: str | None = None,
     ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason: QuarantineReason = reason
         self.message = message
         self.error_rows = list(error_rows)
+        self.parse_errors = list(parse_errors)
+        self.parse_error_count = parse_error_count
         self.request_id = request_id
 
     def __repr__(self) -> str:
@@ -114,15 +119,10 @@ async def resume_recorded(run: JobRun) -> Job | None:
     if job.output_schema_id is not None and job.source_id is not None:
         logger.info("recovery: upload complete; continuing to apply", extra=run.extra)
         run.source = await run.client.get_source(job.source_id)
-        schema = await run.client.wait_for_output_schema(run.source)
-        if schema.id != job.output_schema_id or schema.error_count != job.error_count:
-            await run.to(
-                job.state,
-                {"recovered": "output schema re-read"},
-                output_schema_id=schema.id,
-                error_count=schema.error_count,
-            )
-        return await run.check_and_apply(schema)
+        processed = await wait_for_processing(run.client, run.source)
+        if processed.schema.id != job.output_schema_id or processed.error_count != job.error_count:
+            await run.record_processed(processed)
+        return await run.check_and_apply(processed)
     await run.start_over(f"interrupted while {job.state.value}", discard=True)
     return None
 
@@ -247,6 +247,8 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
             "message": refusal.message,
             "error_count": run.job.error_count,
             "error_rows": refusal.error_rows[:DRY_RUN_SAMPLE_ROWS],
+            "parse_error_count": refusal.parse_error_count,
+            "parse_errors": refusal.parse_errors[:DRY_RUN_SAMPLE_ROWS],
         }
         return await run.to(JobState.DISCARDED, details, **CLEARED_IDS)
     sha = run.job.content_sha256 or await run.content_sha()
@@ -261,6 +263,8 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
         revision_id=job.revision_id,
         error_count=job.error_count,
         error_rows=refusal.error_rows,
+        parse_error_count=refusal.parse_error_count,
+        parse_errors=refusal.parse_errors,
         server_request_id=refusal.request_id,
         discovered_at=job.discovered_at,
         started_at=job.started_at,

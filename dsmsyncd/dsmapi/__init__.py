@@ -10,7 +10,14 @@ from dsmsyncd.dsmapi.errors import (
     ServerError,
     TransportError,
 )
-from dsmsyncd.dsmapi.models import OutputSchema, Revision, Source, TaskSet, UploadPreferences
+from dsmsyncd.dsmapi.models import (
+    InputSchema,
+    OutputSchema,
+    Revision,
+    Source,
+    TaskSet,
+    UploadPreferences,
+)
 from dsmsyncd.dsmapi.retry import RetryPolicy
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "Credentials",
     "DsmapiClient",
     "DsmapiError",
+    "InputSchema",
     "OutputSchema",
     "RejectedError",
     "ResourceFailed",

@@ -28,7 +28,14 @@ from dsmsyncd.dsmapi.errors import (
     TransportError,
     classify,
 )
-from dsmsyncd.dsmapi.models import OutputSchema, Revision, Source, TaskSet, UploadPreferences
+from dsmsyncd.dsmapi.models import (
+    InputSchema,
+    OutputSchema,
+    Revision,
+    Source,
+    TaskSet,
+    UploadPreferences,
+)
 from dsmsyncd.dsmapi.retry import NO_RETRY, OnRetry, RetryPolicy, with_retries
 
 logger = logging.getLogger("dsmsyncd.dsmapi.client")
@@ -345,6 +352,31 @@ class DsmapiClient:
         body = await self.call("GET", path, params={"limit": str(limit), "offset": "0"})
         return list(body[1:]) if isinstance(body, list) else []
 
+    async def wait_for_input_schema(
+        self, source: Source, input_schema_id: int, *, timeout_s: float = 3600
+    ) -> InputSchema:
+        """The input schema (I1) once loaded: its ``num_row_errors`` is then final."""
+        path = _input_schema_link(source, "show", input_schema_id) or (
+            f"{API}/source/{source.id}/schema/{input_schema_id}"
+        )
+        return await _poll(
+            lambda: self.call("GET", path),
+            InputSchema.from_envelope,
+            lambda s: s.total_rows is not None,
+            timeout_s=timeout_s,
+            what=f"input schema {input_schema_id}",
+        )
+
+    async def input_row_errors(
+        self, source: Source, input_schema_id: int, limit: int = 100
+    ) -> list[Any]:
+        """Rows the parser could not split (I4), ``{"offset", "error"}`` each, up to ``limit``."""
+        path = _input_schema_link(source, "row_errors", input_schema_id) or (
+            f"{API}/source/{source.id}/schema/{input_schema_id}/errors"
+        )
+        body = await self.call("GET", path, params={"limit": str(limit), "offset": "0"})
+        return list(body) if isinstance(body, list) else []
+
     # -- configs and reads ---------------------------------------------------------------
 
     async def get_config(self, name: str) -> dict[str, Any]:
@@ -364,6 +396,15 @@ class DsmapiClient:
 
     async def read_rows(self, fourfour: str, params: Mapping[str, str] | None = None) -> list[Any]:
         return list(await self.call("GET", f"/resource/{fourfour}.json", params=params))
+
+
+def _input_schema_link(source: Source, name: str, input_schema_id: int) -> str | None:
+    """A link of the source's ``input_schema_links`` templates, filled in (digest §1.0)."""
+    templates = source.links.get("input_schema_links")
+    template = templates.get(name) if isinstance(templates, dict) else None
+    if not isinstance(template, str):
+        return None
+    return template.replace("{input_schema_id}", str(input_schema_id))
 
 
 def _server_error(
