@@ -153,6 +153,8 @@ async def test_quarantine_moves_file_and_writes_report_beside_it(
         "revision_id",
         "error_count",
         "error_rows",
+        "parse_error_count",
+        "parse_errors",
         "server_request_id",
         "file",
         "discovered_at",
