@@ -42,6 +42,7 @@ from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
     DsmapiClient,
     DsmapiError,
+    OutcomeUnknown,
     RejectedError,
     Revision,
     Source,
@@ -383,7 +384,10 @@ class JobRun:
         if self.dry_run:
             return await self._dry_run_outcome(processed)
         await self.to(JobState.APPLYING)
-        task_set = await self.client.apply(self.revision, schema.id)
+        try:
+            task_set = await self.client.apply(self.revision, schema.id)
+        except OutcomeUnknown as unknown:
+            task_set = await recovery.apply_outcome(self, unknown)
         if task_set.id is not None:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from dsmsyncd.blob import BlobChanged, BlobGone
 from dsmsyncd.dsmapi import (
     AuthError,
+    OutcomeUnknown,
     RejectedError,
     ResourceFailed,
     RetryableServerError,
@@ -130,6 +131,30 @@ async def resume_recorded(run: JobRun) -> Job | None:
 def newest_task_set(revision: Revision) -> TaskSet:
     newest = max(revision.task_sets, key=lambda t: int(t.get("id") or 0))
     return TaskSet.from_envelope({"resource": newest, "links": {}})
+
+
+async def apply_outcome(run: JobRun, unknown: OutcomeUnknown) -> TaskSet:
+    """The apply request's connection failed: did the server take it? Read the revision.
+
+    The request is never sent again from here: if the revision has an apply job, that
+    is the one to follow; if it has none, ``unknown`` is raised and the job retries
+    later, when ``resume_recorded`` reads the revision again before applying (a slow
+    server may still be taking the lost request now).
+    """
+    assert run.revision is not None
+    revision = await run.client.get_revision(run.job.dataset, run.revision.seq)
+    run.revision = revision
+    if not revision.task_sets:
+        logger.warning("apply not taken by the server (%s): will retry", unknown, extra=run.extra)
+        raise unknown
+    task_set = newest_task_set(revision)
+    logger.warning(
+        "the apply's connection failed after the server took it (%s): following apply job %s",
+        unknown,
+        task_set.id,
+        extra=run.extra,
+    )
+    return task_set
 
 
 async def discard_orphans(run: JobRun) -> list[int]:

@@ -4,6 +4,7 @@ from dsmsyncd.dsmapi.client import API, Credentials, DsmapiClient
 from dsmsyncd.dsmapi.errors import (
     AuthError,
     DsmapiError,
+    OutcomeUnknown,
     RejectedError,
     ResourceFailed,
     RetryableServerError,
@@ -27,6 +28,7 @@ __all__ = [
     "DsmapiClient",
     "DsmapiError",
     "InputSchema",
+    "OutcomeUnknown",
     "OutputSchema",
     "RejectedError",
     "ResourceFailed",
