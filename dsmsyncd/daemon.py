@@ -282,6 +282,8 @@ class Daemon:
             open_blob=self._open_blob,
             finalizer_for=self._finalizer_for,
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
+            retry_base_s=self.config.limits.retry_delay,
+            retry_max_s=self.config.limits.retry_max_delay,
         )
 
     def _open_blob(self, job: Job) -> Any:

@@ -40,6 +40,7 @@ from dsmsyncd import recovery
 from dsmsyncd.blob import Blob, BlobGone
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
+    AuthError,
     DsmapiClient,
     DsmapiError,
     OutcomeUnknown,
@@ -108,6 +109,7 @@ class Pipeline:
     def __init__(self, ctx: PipelineContext) -> None:
         self.ctx = ctx
         self._user_id: str | None = None
+        self._auth_refused = False
 
     async def run(
         self,
@@ -126,6 +128,26 @@ class Pipeline:
         if job.terminal:
             return job
         return await JobRun(self, job, dry_run, on_progress).execute()
+
+    def auth_refused(self, exc: AuthError) -> None:
+        """Say once per episode that the target refuses us; every job waits and retries."""
+        if self._auth_refused:
+            logger.debug("still refused: %s", exc)
+            return
+        self._auth_refused = True
+        logger.error(
+            "the target refuses our credentials or permission (HTTP %d: %s); jobs wait and "
+            "retry with backoff until it accepts them: check [target] username/password or "
+            "token, and the user's rights to the datasets",
+            exc.status,
+            exc.server_message,
+        )
+
+    def auth_accepted(self) -> None:
+        """A request that needs our credentials succeeded: end a refusal episode."""
+        if self._auth_refused:
+            self._auth_refused = False
+            logger.info("the target accepts our credentials again; waiting jobs resume")
 
     async def user_id(self) -> str:
         """Our user's id on the server, as revisions show it in ``created_by``."""
@@ -309,6 +331,7 @@ class JobRun:
                 request_id=exc.request_id,
             ) from exc
         self.revision = revision
+        self.pipeline.auth_accepted()
         await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
         self.source = await self.client.create_upload_source(
             revision, recovery.upload_filename(self.job)

@@ -19,8 +19,10 @@ Only apply changes the dataset, so everything here is about apply (DESIGN.md,
 
 A failure ends the attempt one of three ways. What the file or the server refuses is
 quarantined with a report, after the job's open revision is discarded (no draft
-lingers); a transport fault or a 5xx/429 leaves the job FAILED_RETRYABLE with its
-recorded ids kept (the next attempt resumes from them) and a jittered, capped backoff;
+lingers); a transport fault, a 5xx/429 or refused credentials (401/403: a rotated
+password is the operator's to fix, not the file's fault) leave the job
+FAILED_RETRYABLE with its recorded ids kept (the next attempt resumes from them) and
+a jittered, capped backoff;
 a file that changed or vanished while being read ends SKIPPED with the reason
 recorded, its revision discarded.
 """
@@ -107,6 +109,7 @@ async def resume_recorded(run: JobRun) -> Job | None:
         await run.start_over(f"revision {job.revision_seq} no longer exists", discard=False)
         return None
     run.revision = revision
+    run.pipeline.auth_accepted()
     if revision.task_sets:
         task_set = newest_task_set(revision)
         if job.state is not JobState.APPLYING or job.task_set_id != task_set.id:
@@ -217,14 +220,9 @@ def as_quarantine(exc: BaseException, job: Job) -> Quarantine | None:
             f"{job.relative_path} disappeared before it was sent ({exc.strerror}); nothing "
             "was published; drop the file again to publish it",
         )
-    if isinstance(exc, AuthError):
-        return Quarantine(
-            "auth_refused",
-            f"the server refused our credentials or permission for dataset {job.dataset}: "
-            f"{exc.server_message} (HTTP {exc.status}); check the target's user and its "
-            "rights to the dataset, then drop the file again",
-            request_id=exc.request_id,
-        )
+    # AuthError is not here on purpose: refused credentials (a rotated password, a
+    # revoked right) are the operator's to fix, not the file's fault; the job waits
+    # and retries (``retry_later``) until the target accepts them again.
     if isinstance(exc, RejectedError):
         return Quarantine(
             "rejected_by_server",
@@ -336,7 +334,10 @@ async def retry_later(run: JobRun, exc: BaseException) -> Job:
     ceiling = min(run.ctx.retry_max_s, run.ctx.retry_base_s * 2 ** (attempts - 1))
     delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps many jobs' retries apart
     kind = _failure_kind(exc)
-    logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
+    if isinstance(exc, AuthError):
+        run.pipeline.auth_refused(exc)
+    else:
+        logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
     await run.to(
         JobState.FAILED_RETRYABLE,
         {"kind": kind},
@@ -351,6 +352,8 @@ async def retry_later(run: JobRun, exc: BaseException) -> Job:
 
 def _failure_kind(exc: BaseException) -> str:
     """A bounded label for the retry metric and the job's event."""
+    if isinstance(exc, AuthError):
+        return "auth"
     if isinstance(exc, TransportError):
         return "transport"
     if isinstance(exc, RetryableServerError):
