@@ -17,10 +17,13 @@ finds other content raises ``BlobChanged`` and one that finds nothing raises
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+HASH_READ_BYTES = 1024 * 1024
 
 
 class BlobGone(Exception):
@@ -114,3 +117,24 @@ class LocalFileBlob:
                 done += count
         finally:
             os.close(fd)
+
+
+def first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
+    """The first ``BlobGone`` in a (nested) exception group: what a stopped upload records."""
+    for exc in group.exceptions:
+        if isinstance(exc, BlobGone):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_gone(exc)
+            if found is not None:
+                return found
+    return None
+
+
+async def sha256_of(blob: Blob) -> str:
+    """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
+    digest = hashlib.sha256()
+    for offset in range(0, blob.size, HASH_READ_BYTES):
+        data = await blob.read_range(offset, min(HASH_READ_BYTES, blob.size - offset))
+        await asyncio.to_thread(digest.update, data)
+    return digest.hexdigest()

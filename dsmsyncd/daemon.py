@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd import __version__
-from dsmsyncd.config import Config, ConfigError, MappingConfig, load_config
+from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
 from dsmsyncd.finalize import Finalizer, FolderFinalizer
 from dsmsyncd.finalize_bucket import BucketFinalizer
+from dsmsyncd.job_routing import release_held, routing_snapshot
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
@@ -108,6 +109,7 @@ class Daemon:
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         self.started = asyncio.Event()
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
@@ -159,6 +161,7 @@ class Daemon:
             self._finalizer_for,
             known_sources=set(self._sources),
         )
+        await release_held(self._store, self.config.mapping)
         self._scheduler = Scheduler(
             self._store,
             self._job_runner(),
@@ -239,6 +242,7 @@ class Daemon:
             mtime=candidate.mtime,
             dataset=mapping.dataset,
             mapping_index=index,
+            routing=routing_snapshot(mapping),
         )
         if job is not None:
             self.metrics.discovered(candidate.source)
@@ -309,9 +313,6 @@ class Daemon:
         assert isinstance(source, FolderSource)
         return FolderFinalizer(source.root)
 
-    def mapping_of(self, job: Job) -> MappingConfig:
-        return self.config.mapping[job.mapping_index]
-
     def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
         self.metrics.retried(reason)
 
@@ -338,6 +339,8 @@ class Daemon:
         if not self.state.target_ok:
             problems["target"] = self.state.target_message
         problems.update(await self._source_problems())
+        if self._scheduler is not None:
+            problems.update(self._scheduler.problems())
         return problems
 
     async def _source_problems(self) -> dict[str, str]:
@@ -410,6 +413,19 @@ class Daemon:
         logger.info("configuration reloaded from %s", self.config_path)
         if self._store is not None and not self.state.draining:
             asyncio.get_running_loop().create_task(self._restart_discovery())
+            self._background(self._release_held(), "release-held")
+
+    async def _release_held(self) -> None:
+        """Jobs held for want of a mapping go back to their lanes if the reload brought it."""
+        assert self._store is not None
+        if await release_held(self._store, self.config.mapping) and self._scheduler:
+            self._scheduler.wake()
+
+    def _background(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _restart_discovery(self) -> None:
         await self._stop_discovery()

@@ -27,17 +27,15 @@ revision discarded: the new version is a new identity and runs as its own job.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Unpack
 
 from dsmsyncd import recovery
-from dsmsyncd.blob import Blob, BlobGone
+from dsmsyncd.blob import Blob, BlobGone, first_gone, sha256_of
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
     AuthError,
@@ -50,12 +48,8 @@ from dsmsyncd.dsmapi import (
     TaskSet,
 )
 from dsmsyncd.finalize import Finalizer, QuarantineReason
-from dsmsyncd.guards import (
-    header_field_names,
-    missing_columns,
-    referenced_columns,
-    replace_guard,
-)
+from dsmsyncd.guards import replace_guard
+from dsmsyncd.job_routing import job_mapping
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
 from dsmsyncd.row_errors import (
@@ -65,23 +59,11 @@ from dsmsyncd.row_errors import (
     threshold_message,
     wait_for_processing,
 )
+from dsmsyncd.schema_drift import check_schema_drift
 from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
-from dsmsyncd.upload import upload_blob
+from dsmsyncd.upload import content_type_for, upload_blob
 
 logger = logging.getLogger("dsmsyncd.pipeline")
-
-HEAD_BYTES = 64 * 1024  # enough for any sane header row
-HASH_READ_BYTES = 1024 * 1024
-_CONTENT_TYPES = {
-    ".csv": "text/csv",
-    ".tsv": "text/tab-separated-values",
-    ".xls": "application/vnd.ms-excel",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".zip": "application/zip",
-    ".geojson": "application/vnd.geo+json",
-    ".json": "application/vnd.geo+json",
-    ".kml": "application/vnd.google-earth.kml+xml",
-}
 
 
 @dataclass(frozen=True)
@@ -170,7 +152,7 @@ class JobRun:
         self.ctx = pipeline.ctx
         self.client = pipeline.ctx.client
         self.job = job
-        self.mapping = pipeline.ctx.mappings[job.mapping_index]
+        self._mapping, self.held_because = job_mapping(job, pipeline.ctx.mappings)
         self.dry_run = dry_run
         self.revision: Revision | None = None
         self.source: Source | None = None
@@ -178,6 +160,12 @@ class JobRun:
         self._blob: Blob | None = None
 
     # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """The mapping the job runs with; a held job has none (``execute`` parks it first)."""
+        assert self._mapping is not None, "a held job has no mapping"
+        return self._mapping
 
     @property
     def extra(self) -> dict[str, object]:
@@ -228,6 +216,8 @@ class JobRun:
     async def execute(self) -> Job:
         try:
             try:
+                if self.held_because is not None:
+                    return await recovery.hold(self, self.held_because)
                 return await self._drive()
             except (Quarantine, DsmapiError, FileNotFoundError) as exc:
                 refusal = recovery.as_quarantine(exc, self.job)
@@ -254,7 +244,9 @@ class JobRun:
             if skipped is not None:
                 return skipped
         if self.mapping.import_config is not None:
-            await self._check_schema_drift(self.mapping.import_config)
+            await check_schema_drift(
+                self.client, self.blob(), self.mapping.import_config, self.job.dataset
+            )
         await self._open()
         await self._upload()
         return await self.check_and_apply(await self._process())
@@ -269,45 +261,6 @@ class JobRun:
         logger.info("same content as job %s: skipped", duplicate.id, extra=self.extra)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
         return await self._finalize_success("skipped")
-
-    async def _check_schema_drift(self, name: str) -> None:
-        try:
-            config = await self.client.get_config(name)
-        except RejectedError as exc:
-            if exc.status != 404:
-                raise
-            raise Quarantine(
-                "unknown_dataset",
-                f"import config {name!r} does not exist on {self.client.base_url}: create it "
-                f"there, or fix import_config in the mapping for dataset {self.job.dataset}",
-                request_id=exc.request_id,
-            ) from exc
-        options = config.get("parse_options") or {}
-        blob = self.blob()
-        head = await blob.read_range(0, min(HEAD_BYTES, blob.size))
-        header_count = options.get("header_count")
-        names = header_field_names(
-            head,
-            options.get("column_separator") or ",",
-            options.get("quote_char", '"'),
-            1 if header_count is None else int(header_count),
-            int(options.get("column_header") or 1),
-            options.get("encoding"),
-        )
-        if not names:
-            return  # no header to compare (no header row, or none in the first 64 KiB)
-        referenced: set[str] = set()
-        for column in config.get("columns") or []:
-            expr = column.get("transform_expr") or f"`{column.get('field_name')}`"
-            referenced |= referenced_columns(str(expr))
-        missing = missing_columns(referenced, names)
-        if missing:
-            raise Quarantine(
-                "schema_drift",
-                f"{blob.name} lacks the column(s) {', '.join(missing)} that import config "
-                f"{name!r} reads; its header has {', '.join(names)}. Fix the export, or "
-                "update the config's columns to the new header",
-            )
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
@@ -349,20 +302,19 @@ class JobRun:
             if self._on_progress is not None:
                 self._on_progress(count)
 
-        suffix = PurePosixPath(blob.name).suffix.lower()
         try:
             result = await upload_blob(
                 self.client,
                 self.source,
                 blob,
-                content_type=_CONTENT_TYPES.get(suffix, "text/csv"),
+                content_type=content_type_for(blob.name),
                 global_limit=self.ctx.chunk_limit,
                 on_progress=progress,
             )
         except BaseExceptionGroup as group:
             # The chunk workers run in a TaskGroup: a changed or vanished file stops them
             # all, and is what the job records (not the group around it).
-            gone = _first_gone(group)
+            gone = first_gone(group)
             if gone is None:
                 raise
             raise gone from group
@@ -485,23 +437,3 @@ class JobRun:
         self.ctx.metrics.finished(self.job.dataset, outcome)
         logger.info("%s (%s)", outcome, where, extra=self.extra)
         return self.job
-
-
-def _first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
-    for exc in group.exceptions:
-        if isinstance(exc, BlobGone):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_gone(exc)
-            if found is not None:
-                return found
-    return None
-
-
-async def sha256_of(blob: Blob) -> str:
-    """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
-    digest = hashlib.sha256()
-    for offset in range(0, blob.size, HASH_READ_BYTES):
-        data = await blob.read_range(offset, min(HASH_READ_BYTES, blob.size - offset))
-        await asyncio.to_thread(digest.update, data)
-    return digest.hexdigest()

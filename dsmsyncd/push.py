@@ -23,6 +23,7 @@ from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.cli_daemon import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED, EXIT_RETRYABLE, load_or_report
 from dsmsyncd.config import Config, MappingConfig
 from dsmsyncd.finalize import QuarantineReport
+from dsmsyncd.job_routing import routing_snapshot
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.state import Job, JobState, StateStore, open_state_store
@@ -129,6 +130,7 @@ async def push(config: Config, mapping: MappingConfig, request: PushRequest) -> 
             mtime=_mtime(blob),
             dataset=mapping.dataset,
             mapping_index=0,
+            routing=routing_snapshot(mapping),
         )
         assert job is not None  # a fresh identity is never known
         context = PipelineContext(

@@ -48,6 +48,7 @@ from dsmsyncd.dsmapi import (
     TransportError,
 )
 from dsmsyncd.finalize import QuarantineReason, QuarantineReport, ReportedFile
+from dsmsyncd.job_routing import HELD_REASON, held_message
 from dsmsyncd.row_errors import wait_for_processing
 from dsmsyncd.state import Job, JobState, JobUpdate
 
@@ -302,6 +303,20 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
     await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
     run.ctx.metrics.quarantined(job.dataset, refusal.reason)
     return run.job
+
+
+async def hold(run: JobRun, why: str) -> Job:
+    """No mapping takes the job any more: discard its draft, park it as HELD, say so once.
+
+    ``job_routing.release_held`` puts it back in its lane when a mapping is back.
+    """
+    await discard_open_revision(run)
+    message = held_message(why)
+    logger.warning("%s", message, extra=run.extra)
+    fields: JobUpdate = {**CLEARED_IDS, "error": message, "next_attempt_at": None}
+    job = await run.to(JobState.HELD, {"reason": HELD_REASON, "message": why}, **fields)
+    run.ctx.metrics.finished(job.dataset, "held")
+    return job
 
 
 async def skip_gone(run: JobRun, gone: BlobGone) -> Job:

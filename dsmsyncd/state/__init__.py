@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from dsmsyncd.state.migrations import SCHEMA_VERSION
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     Job,
@@ -16,7 +17,7 @@ from dsmsyncd.state.model import (
     JobUpdate,
     utc_now,
 )
-from dsmsyncd.state.sqlite import MEMORY, SCHEMA_VERSION, Clock, SqliteStateStore
+from dsmsyncd.state.sqlite import MEMORY, Clock, SqliteStateStore
 from dsmsyncd.state.store import (
     SchemaTooNew,
     StaleTransition,
