@@ -12,6 +12,8 @@ finds other content raises ``BlobChanged`` and one that finds nothing raises
      ├── BlobChanged     overwritten: the new content is a new identity, a new job
      └── BlobVanished    deleted (a bucket object; a local file that vanished raises
                          FileNotFoundError, which the pipeline quarantines with a report)
+    BlobUnreadable       (an OSError) there but cannot be opened or read: retried a few
+                         times, then quarantined
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ class BlobChanged(BlobGone):
 
 class BlobVanished(BlobGone):
     """The object was deleted since its identity was taken."""
+
+
+class BlobUnreadable(OSError):
+    """The file is there but cannot be opened or read (permissions, not a regular file,
+    an I/O error). It may heal (an operator fixes the permissions), so the job retries,
+    a limited number of times (``[limits] max_read_attempts``), then quarantines it."""
 
 
 class Blob(Protocol):
@@ -98,7 +106,13 @@ class LocalFileBlob:
         return bytes(buffer)
 
     def _preadinto(self, offset: int, buffer: memoryview) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            # O_NONBLOCK: a FIFO put in the file's place must fail the read, not hang it.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise BlobUnreadable(exc.errno, f"cannot open: {exc.strerror}", str(self.path)) from exc
         try:
             # Checked on the descriptor read from: its size and mtime are those of the
             # bytes returned, whether the file was rewritten in place or renamed over.
@@ -111,7 +125,12 @@ class LocalFileBlob:
                 )
             done = 0
             while done < len(buffer):
-                count = os.preadv(fd, [buffer[done:]], offset + done)
+                try:
+                    count = os.preadv(fd, [buffer[done:]], offset + done)
+                except OSError as exc:
+                    raise BlobUnreadable(
+                        exc.errno, f"cannot read: {exc.strerror}", str(self.path)
+                    ) from exc
                 if count == 0:
                     raise BlobChanged(str(self.path), "shorter than when it was opened")
                 done += count

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd import __version__
+from dsmsyncd.blob import BlobUnreadable
 from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
 from dsmsyncd.finalize import Finalizer, FolderFinalizer
@@ -288,12 +289,14 @@ class Daemon:
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
             retry_base_s=self.config.limits.retry_delay,
             retry_max_s=self.config.limits.retry_max_delay,
+            max_read_attempts=self.config.limits.max_read_attempts,
         )
 
     def _open_blob(self, job: Job) -> Any:
         """The job's bytes. A refusal is an OSError the pipeline handles, never a lane crash:
-        a file that is gone is FileNotFoundError (quarantined as ``file_vanished``), any
-        other refusal a plain OSError (retried with backoff)."""
+        a file that is gone is FileNotFoundError (quarantined as ``file_vanished``), one
+        that is there but cannot be read BlobUnreadable (retried ``max_read_attempts``
+        times, then quarantined as ``file_unreadable``)."""
         source = self._sources[job.source]
         try:
             if isinstance(source, BucketSource):
@@ -304,7 +307,7 @@ class Daemon:
                 source.root / job.relative_path
             ):
                 raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
-            raise OSError(str(exc)) from exc
+            raise BlobUnreadable(errno.EIO, str(exc), job.relative_path) from exc
 
     def _finalizer_for(self, job: Job) -> Finalizer:
         source = self._sources[job.source]

@@ -46,6 +46,7 @@ QuarantineReason = Literal[
     "apply_failed",
     "unknown_dataset",
     "file_vanished",
+    "file_unreadable",
 ]
 MAX_REPORTED_ERROR_ROWS = 100
 REPORT_SUFFIX = ".report.json"
@@ -156,7 +157,13 @@ class FolderFinalizer:
     def _quarantine(self, job: Job, mapping: MappingConfig, report: QuarantineReport) -> str:
         path = self._path(job)
         folder = self._dir(mapping.quarantine_dir)
-        moved = move_without_overwrite(path, folder)
+        try:
+            moved = move_without_overwrite(path, folder)
+        except OSError as exc:  # e.g. a directory in the file's place: it stays there
+            logger.warning("could not move %s into quarantine (%s); report only", path, exc)
+            target = unused_name(folder, path.name)
+            write_atomically(target.with_name(target.name + REPORT_SUFFIX), report.to_json())
+            return f"left in place ({exc.strerror or exc}); report at {target}{REPORT_SUFFIX}"
         if moved is None:
             logger.warning("file vanished before quarantine; writing its report only: %s", path)
             target = unused_name(folder, path.name)

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Unpack
 
 from dsmsyncd import recovery
-from dsmsyncd.blob import Blob, BlobGone, first_gone, sha256_of
+from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, first_gone, sha256_of
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
     AuthError,
@@ -79,6 +79,8 @@ class PipelineContext:
     chunk_limit: asyncio.Semaphore
     retry_base_s: float = 5.0
     retry_max_s: float = 900.0
+    # Attempts that may fail to read the file before it is quarantined (file_unreadable).
+    max_read_attempts: int = 5
     # How far before a job's start a revision may have been stamped by the server's
     # clock and still count as possibly this job's orphan.
     orphan_skew_s: float = 120.0
@@ -226,6 +228,8 @@ class JobRun:
             except BlobGone as gone:
                 return await recovery.skip_gone(self, gone)
             return await recovery.quarantine(self, refusal)
+        except BlobUnreadable as exc:
+            return await recovery.unreadable(self, exc)
         except (DsmapiError, OSError) as exc:
             return await recovery.retry_later(self, exc)
 

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dsmsyncd.blob import BlobChanged, BlobGone
+from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import (
     AuthError,
     OutcomeUnknown,
@@ -343,7 +343,23 @@ async def skip_gone(run: JobRun, gone: BlobGone) -> Job:
     return job
 
 
-async def retry_later(run: JobRun, exc: BaseException) -> Job:
+async def unreadable(run: JobRun, exc: BlobUnreadable) -> Job:
+    """The file cannot be read: retry with backoff, ``max_read_attempts`` times in all,
+    then quarantine it, so that one unreadable file cannot block its dataset for good."""
+    failures = run.job.read_failures + 1
+    if failures < run.ctx.max_read_attempts:
+        return await retry_later(run, exc, read_failures=failures)
+    await run.to(run.job.state, {"read_failures": failures}, read_failures=failures)
+    refusal = Quarantine(
+        "file_unreadable",
+        f"{run.job.relative_path} could not be read in {failures} attempt(s): {exc}. Make it "
+        "a regular file the dsmsyncd user can read, then drop it again as a new file (copy "
+        "it back into the drop folder: a file moved back unchanged is taken as already seen)",
+    )
+    return await quarantine(run, refusal)
+
+
+async def retry_later(run: JobRun, exc: BaseException, *, read_failures: int = 0) -> Job:
     """FAILED_RETRYABLE, ids kept, next attempt after a jittered exponential backoff."""
     attempts = run.job.attempts + 1
     ceiling = min(run.ctx.retry_max_s, run.ctx.retry_base_s * 2 ** (attempts - 1))
@@ -353,13 +369,14 @@ async def retry_later(run: JobRun, exc: BaseException) -> Job:
         run.pipeline.auth_refused(exc)
     else:
         logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
-    await run.to(
-        JobState.FAILED_RETRYABLE,
-        {"kind": kind},
-        attempts=attempts,
-        error=str(exc)[:2000],
-        next_attempt_at=run.ctx.clock() + timedelta(seconds=delay),
-    )
+    fields: JobUpdate = {
+        "attempts": attempts,
+        "error": str(exc)[:2000],
+        "next_attempt_at": run.ctx.clock() + timedelta(seconds=delay),
+    }
+    if read_failures:
+        fields["read_failures"] = read_failures
+    await run.to(JobState.FAILED_RETRYABLE, {"kind": kind}, **fields)
     run.ctx.metrics.retried(f"job_{kind}")
     run.ctx.metrics.finished(run.job.dataset, "failed_retryable")
     return run.job
@@ -373,4 +390,6 @@ def _failure_kind(exc: BaseException) -> str:
         return "transport"
     if isinstance(exc, RetryableServerError):
         return "server"
+    if isinstance(exc, BlobUnreadable):
+        return "file_unreadable"
     return "file" if isinstance(exc, OSError) else "other"

@@ -60,5 +60,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # reordered [[mapping]] tables sent queued jobs to another mapping by index)
         "ALTER TABLE jobs ADD COLUMN routing TEXT",
     ),
+    (  # 3: failed attempts to read the job's file, capped by [limits] max_read_attempts
+        "ALTER TABLE jobs ADD COLUMN read_failures INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

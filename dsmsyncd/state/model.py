@@ -95,6 +95,8 @@ class Job:
     # (dataset, action or import config, guards, where the file goes): a JSON object,
     # or None for a job recorded before schema 2.
     routing: dict[str, Any] | None = None
+    # Attempts that failed because the file could not be opened or read.
+    read_failures: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -116,6 +118,7 @@ class JobUpdate(TypedDict, total=False):
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    read_failures: int
 
 
 UPDATABLE_FIELDS: frozenset[str] = frozenset(JobUpdate.__annotations__)

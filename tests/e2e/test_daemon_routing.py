@@ -1,9 +1,8 @@
 """Queued jobs keep the routing they were discovered with across config changes (issue 11 #3).
 
-The files are discovered by a first daemon lifetime (``Daemon.accept``, what
-discovery calls for each stable file) that stops before running them, so they are
-deterministically queued; the config is then edited and the daemon started again,
-as an operator's restart does. Datasets are append datasets without a row
+The files are queued by a first daemon lifetime that stops before running them
+(``queue_files``); the config is then edited and the daemon started again, as an
+operator's restart does. Datasets are append datasets without a row
 identifier, so rows sent to the wrong place, or twice, show in the counts.
 """
 
@@ -16,13 +15,18 @@ import signal
 
 import aiohttp
 
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.sources.base import Candidate, file_identity
 from dsmsyncd.state import JobState
 
-from .conftest import Http, Site, publish_dataset, run_cli, running_daemon, wait_until
+from .conftest import (
+    Http,
+    Site,
+    publish_dataset,
+    queue_files,
+    run_cli,
+    running_daemon,
+    wait_until,
+)
 
 SEED_A = b"id,name\n1,a\n2,a\n3,a\n4,a\n5,a\n"
 SEED_B = b"id,name\n1,b\n2,b\n3,b\n4,b\n"
@@ -33,23 +37,6 @@ FILES = {
 }
 
 
-async def queue_files(site: Site, names: list[str]) -> None:
-    """Drop the files and record them as jobs with the current config; run none of them."""
-    daemon = Daemon(site.write_config(), load_config(site.config_path))
-    await daemon.startup()
-    try:
-        for index, name in enumerate(names):
-            path = site.drop_file(name, FILES[name])
-            mtime_ns = 1_700_000_000_000_000_000 + index * 1_000_000_000
-            os.utime(path, ns=(mtime_ns, mtime_ns))
-            size = path.stat().st_size
-            candidate = Candidate("drop", name, size, mtime_ns, file_identity(name, size, mtime_ns))
-            assert await daemon.accept(candidate) is not None
-    finally:
-        await daemon.shutdown()
-    assert {row["state"] for row in site.jobs()} == {"discovered"}
-
-
 async def test_reordered_mappings_send_queued_files_to_their_own_dataset_and_action(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
@@ -57,7 +44,7 @@ async def test_reordered_mappings_send_queued_files_to_their_own_dataset_and_act
     second = await publish_dataset(client, SEED_B)
     site.map(first, match="a*.csv", action="update")
     site.map(second, match="b*.csv", action="replace")
-    await queue_files(site, ["a1.csv", "a2.csv", "b1.csv"])
+    await queue_files(site, FILES)
 
     site.mappings.reverse()  # the operator reorders the [[mapping]] tables, then restarts
     async with running_daemon(site) as daemon:
@@ -82,7 +69,7 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
     second = await publish_dataset(client, SEED_B)
     site.map(first, match="a*.csv")
     site.map(second, match="b*.csv")
-    await queue_files(site, ["a1.csv", "a2.csv", "b1.csv"])
+    await queue_files(site, FILES)
     removed = site.mappings.pop(0)
     held_lines = _Lines("held (mapping_removed)")
     logging.getLogger("dsmsyncd.pipeline").addHandler(held_lines)
@@ -143,7 +130,7 @@ async def test_removed_mapping_held_job_shows_in_status_command(
 ) -> None:
     first = await publish_dataset(client, SEED_A)
     site.map(first, match="a*.csv")
-    await queue_files(site, ["a1.csv"])
+    await queue_files(site, {"a1.csv": FILES["a1.csv"]})
     site.mappings.clear()  # every mapping removed: the lane has nothing it may run
     async with running_daemon(site):
 
