@@ -49,6 +49,16 @@ def file_identity(relative_path: str, size: int, mtime_ns: int) -> str:
     return f"file:{relative_path}:{size}:{mtime_ns}"
 
 
+def parse_file_identity(identity: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a ``file_identity``; None for any other kind of identity."""
+    if not identity.startswith("file:"):
+        return None
+    parts = identity.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].lstrip("-").isdigit():
+        return None
+    return int(parts[1]), int(parts[2])
+
+
 class SourceError(Exception):
     """A source cannot do what was asked; the message says what, where and how to fix it."""
 
