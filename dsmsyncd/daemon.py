@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -25,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd import __version__
-from dsmsyncd.blob import BlobUnreadable
+from dsmsyncd.blob import Blob
 from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
-from dsmsyncd.finalize import Finalizer, FolderFinalizer
-from dsmsyncd.finalize_bucket import BucketFinalizer
+from dsmsyncd.finalize import Finalizer
+from dsmsyncd.job_files import finalizer_for, open_job_blob
 from dsmsyncd.job_routing import release_held, routing_snapshot
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
@@ -292,29 +290,11 @@ class Daemon:
             max_read_attempts=self.config.limits.max_read_attempts,
         )
 
-    def _open_blob(self, job: Job) -> Any:
-        """The job's bytes. A refusal is an OSError the pipeline handles, never a lane crash:
-        a file that is gone is FileNotFoundError (quarantined as ``file_vanished``), one
-        that is there but cannot be read BlobUnreadable (retried ``max_read_attempts``
-        times, then quarantined as ``file_unreadable``)."""
-        source = self._sources[job.source]
-        try:
-            if isinstance(source, BucketSource):
-                return source.open_blob(job.relative_path, job.identity)
-            return source.open_blob(job.relative_path)
-        except SourceError as exc:
-            if isinstance(source, FolderSource) and not os.path.lexists(
-                source.root / job.relative_path
-            ):
-                raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
-            raise BlobUnreadable(errno.EIO, str(exc), job.relative_path) from exc
+    def _open_blob(self, job: Job) -> Blob:
+        return open_job_blob(self._sources, job)
 
     def _finalizer_for(self, job: Job) -> Finalizer:
-        source = self._sources[job.source]
-        if isinstance(source, BucketSource):
-            return BucketFinalizer(source)
-        assert isinstance(source, FolderSource)
-        return FolderFinalizer(source.root)
+        return finalizer_for(self._sources, job)
 
     def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
         self.metrics.retried(reason)

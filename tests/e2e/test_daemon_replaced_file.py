@@ -20,7 +20,7 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.finalize import Finalizer, QuarantineReport
 from dsmsyncd.state import Job, JobState
 
-from .conftest import Http, Site, publish_dataset, running_daemon
+from .conftest import Http, Site, publish_dataset, queue_files, running_daemon
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 FIRST = b"id,name\n3,cy\n4,di\n"
@@ -95,3 +95,23 @@ async def test_file_replaced_between_apply_and_archive_stays_and_publishes_as_it
         ]
     assert where.startswith("left in place: ")
     assert "is not the version this job read" in where
+
+
+async def test_file_replaced_before_its_job_reads_it_is_published_once_by_its_own_job(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff, skip_duplicates=False)  # nothing else would catch a second publication
+    [path] = await queue_files(site, {"day.csv": FIRST})  # discovered as FIRST ...
+    partial = path.with_name("day.csv.part")
+    partial.write_bytes(SECOND)  # ... and replaced before its job started
+    os.replace(partial, path)
+    async with running_daemon(site) as daemon:
+        first, second = await daemon.finished_jobs(2)
+
+    assert first.state is JobState.SKIPPED
+    assert first.error is not None
+    assert "replaced since it was discovered" in first.error
+    assert second.state is JobState.PUBLISHED, second.error
+    assert await http.count(ff) == 2 + 3  # SECOND's rows, once
+    assert [p.read_bytes() for p in site.archive.rglob("day.csv")] == [SECOND]
