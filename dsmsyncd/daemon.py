@@ -38,7 +38,7 @@ from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
-from dsmsyncd.state import Job, StateStore, open_state_store
+from dsmsyncd.state import Job, JobState, StateStore, open_state_store
 from dsmsyncd.sweep import finalize_leftovers
 from dsmsyncd.target import client_for
 
@@ -268,6 +268,10 @@ class Daemon:
 
         async def run(job: Job) -> Job:
             finished = await pipeline.run(job)
+            if finished.state is JobState.HELD and pipeline.ctx.mappings is not self.config.mapping:
+                # Held by a pipeline built before a reload that may have brought the
+                # mapping back: the reload's release did not see the job yet.
+                await self._release_held()
             for listener in self._listeners:
                 listener(finished)
             return finished
@@ -408,7 +412,12 @@ class Daemon:
         task = asyncio.ensure_future(work)
         task.set_name(name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed: %r", task, task.exception())
 
     async def _restart_discovery(self) -> None:
         await self._stop_discovery()
