@@ -20,7 +20,8 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.finalize import Finalizer, QuarantineReport
 from dsmsyncd.state import Job, JobState
 
-from .conftest import Http, Site, publish_dataset, queue_files, running_daemon
+from .conftest import Http, Site, publish_dataset, running_daemon
+from .queued import queue_files
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 FIRST = b"id,name\n3,cy\n4,di\n"

@@ -22,11 +22,11 @@ from .conftest import (
     Http,
     Site,
     publish_dataset,
-    queue_files,
     run_cli,
     running_daemon,
     wait_until,
 )
+from .queued import queue_files
 
 SEED_A = b"id,name\n1,a\n2,a\n3,a\n4,a\n5,a\n"
 SEED_B = b"id,name\n1,b\n2,b\n3,b\n4,b\n"

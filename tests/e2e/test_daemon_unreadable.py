@@ -16,7 +16,8 @@ import shutil
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
 
-from .conftest import Http, Site, publish_dataset, queue_files, running_daemon
+from .conftest import Http, Site, publish_dataset, running_daemon
+from .queued import queue_files
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 
