@@ -12,15 +12,20 @@ finds other content raises ``BlobChanged`` and one that finds nothing raises
      ├── BlobChanged     overwritten: the new content is a new identity, a new job
      └── BlobVanished    deleted (a bucket object; a local file that vanished raises
                          FileNotFoundError, which the pipeline quarantines with a report)
+    BlobUnreadable       (an OSError) there but cannot be opened or read: retried a few
+                         times, then quarantined
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+HASH_READ_BYTES = 1024 * 1024
 
 
 class BlobGone(Exception):
@@ -41,6 +46,12 @@ class BlobChanged(BlobGone):
 
 class BlobVanished(BlobGone):
     """The object was deleted since its identity was taken."""
+
+
+class BlobUnreadable(OSError):
+    """The file is there but cannot be opened or read (permissions, not a regular file,
+    an I/O error). It may heal (an operator fixes the permissions), so the job retries,
+    a limited number of times (``[limits] max_read_attempts``), then quarantines it."""
 
 
 class Blob(Protocol):
@@ -95,7 +106,13 @@ class LocalFileBlob:
         return bytes(buffer)
 
     def _preadinto(self, offset: int, buffer: memoryview) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            # O_NONBLOCK: a FIFO put in the file's place must fail the read, not hang it.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise BlobUnreadable(exc.errno, f"cannot open: {exc.strerror}", str(self.path)) from exc
         try:
             # Checked on the descriptor read from: its size and mtime are those of the
             # bytes returned, whether the file was rewritten in place or renamed over.
@@ -108,9 +125,35 @@ class LocalFileBlob:
                 )
             done = 0
             while done < len(buffer):
-                count = os.preadv(fd, [buffer[done:]], offset + done)
+                try:
+                    count = os.preadv(fd, [buffer[done:]], offset + done)
+                except OSError as exc:
+                    raise BlobUnreadable(
+                        exc.errno, f"cannot read: {exc.strerror}", str(self.path)
+                    ) from exc
                 if count == 0:
                     raise BlobChanged(str(self.path), "shorter than when it was opened")
                 done += count
         finally:
             os.close(fd)
+
+
+def first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
+    """The first ``BlobGone`` in a (nested) exception group: what a stopped upload records."""
+    for exc in group.exceptions:
+        if isinstance(exc, BlobGone):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_gone(exc)
+            if found is not None:
+                return found
+    return None
+
+
+async def sha256_of(blob: Blob) -> str:
+    """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
+    digest = hashlib.sha256()
+    for offset in range(0, blob.size, HASH_READ_BYTES):
+        data = await blob.read_range(offset, min(HASH_READ_BYTES, blob.size - offset))
+        await asyncio.to_thread(digest.update, data)
+    return digest.hexdigest()

@@ -178,6 +178,13 @@ class LimitsConfig(_Section):
     max_concurrent_jobs: int = Field(default=4, ge=1, le=256)
     max_concurrent_chunks: int = Field(default=8, ge=1, le=1024)
     drain_timeout: Duration = 60.0
+    # A job that failed in a way that may heal (target down, credentials refused, the
+    # file unreadable) runs again after retry_delay, doubling per attempt, jittered,
+    # capped at retry_max_delay.
+    retry_delay: Duration = Field(default=5.0, gt=0)
+    retry_max_delay: Duration = Field(default=900.0, gt=0)
+    # Attempts to read a file that cannot be opened or read before it is quarantined.
+    max_read_attempts: int = Field(default=5, ge=1, le=100)
 
 
 class SourceConfig(_Section):

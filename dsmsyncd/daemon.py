@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -29,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd import __version__
-from dsmsyncd.config import Config, ConfigError, MappingConfig, load_config
+from dsmsyncd.blob import Blob
+from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
-from dsmsyncd.finalize import Finalizer, FolderFinalizer
-from dsmsyncd.finalize_bucket import BucketFinalizer
+from dsmsyncd.finalize import Finalizer
+from dsmsyncd.job_files import finalizer_for, open_job_blob
+from dsmsyncd.job_routing import release_held, routing_snapshot
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
@@ -40,10 +40,8 @@ from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.routing import UnmatchedLog, route
 from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.sources.base import Candidate, Source, SourceError
-from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.build import build_sources, close_sources, start_sources
-from dsmsyncd.sources.folder import FolderSource
-from dsmsyncd.state import Job, StateStore, StateStoreError, open_state_store
+from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
 from dsmsyncd.supervisor import Supervisor
 from dsmsyncd.sweep import finalize_leftovers
 from dsmsyncd.target import ClientLease, client_for
@@ -140,6 +138,7 @@ class Daemon:
             self._finalizer_for,
             known_sources=set(self._sources),
         )
+        await release_held(self._store, self.config.mapping)
         self._scheduler = Scheduler(
             self._store,
             self._job_runner(),
@@ -238,6 +237,7 @@ class Daemon:
             mtime=candidate.mtime,
             dataset=mapping.dataset,
             mapping_index=index,
+            routing=routing_snapshot(mapping),
         )
         if job is not None:
             self.metrics.discovered(candidate.source)
@@ -264,6 +264,10 @@ class Daemon:
         async def run(job: Job) -> Job:
             async with lease.use():
                 finished = await pipeline.run(job)
+            if finished.state is JobState.HELD and pipeline.ctx.mappings is not self.config.mapping:
+                # Held by a pipeline built before a reload that may have brought the
+                # mapping back: the reload's release did not see the job yet.
+                await self._release_held()
             for listener in self._listeners:
                 listener(finished)
             return finished
@@ -281,31 +285,16 @@ class Daemon:
             open_blob=self._open_blob,
             finalizer_for=self._finalizer_for,
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
+            retry_base_s=self.config.limits.retry_delay,
+            retry_max_s=self.config.limits.retry_max_delay,
+            max_read_attempts=self.config.limits.max_read_attempts,
         )
 
-    def _open_blob(self, job: Job) -> Any:
-        """The job's bytes. A refusal is an OSError the pipeline handles, never a lane crash:
-        a file that is gone is FileNotFoundError (quarantined as ``file_vanished``), any
-        other refusal a plain OSError (retried with backoff)."""
-        source = self._sources[job.source]
-        try:
-            return source.open_blob(job.relative_path, job.identity)
-        except SourceError as exc:
-            if isinstance(source, FolderSource) and not os.path.lexists(
-                source.root / job.relative_path
-            ):
-                raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
-            raise OSError(str(exc)) from exc
+    def _open_blob(self, job: Job) -> Blob:
+        return open_job_blob(self._sources, job)
 
     def _finalizer_for(self, job: Job) -> Finalizer:
-        source = self._sources[job.source]
-        if isinstance(source, BucketSource):
-            return BucketFinalizer(source)
-        assert isinstance(source, FolderSource)
-        return FolderFinalizer(source.root)
-
-    def mapping_of(self, job: Job) -> MappingConfig:
-        return self.config.mapping[job.mapping_index]
+        return finalizer_for(self._sources, job)
 
     def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
         self.metrics.retried(reason)
@@ -334,6 +323,8 @@ class Daemon:
             problems["target"] = self.state.target_message
         problems.update(await self._source_problems())
         problems.update(self._tasks.problems())
+        if self._scheduler is not None:
+            problems.update(self._scheduler.problems())
         return problems
 
     async def _source_problems(self) -> dict[str, str]:
@@ -436,6 +427,13 @@ class Daemon:
             logger.info("configuration reloaded from %s", self.config_path)
             if self._store is not None and not self.state.draining:
                 await self._restart_discovery()
+                await self._release_held()
+
+    async def _release_held(self) -> None:
+        """Jobs held for want of a mapping go back to their lanes if the reload brought it."""
+        assert self._store is not None
+        if await release_held(self._store, self.config.mapping) and self._scheduler:
+            self._scheduler.wake()
 
     async def _restart_discovery(self) -> None:
         await self._stop_discovery()

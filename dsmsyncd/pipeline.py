@@ -6,7 +6,8 @@ The forward path (DESIGN.md, "The DSMAPI flow")::
         │ schema drift check (import configs): refuse before any revision exists
         v
     OPENING ─ open revision ─ record seq/id ─ create source ─> UPLOADING (source id)
-        ─ chunks, commit ─> PROCESSING ─ output schema, error count recorded
+        ─ chunks, commit ─> PROCESSING ─ output schema, rows in error recorded
+          (parse errors of the input schema + data errors of the output schema)
         ─ row-error threshold, replace guards ─> APPLYING ─ PUT apply ─ task set id
         ─> PUBLISHED | AWAITING_APPROVAL | QUARANTINED (apply failed)
 
@@ -26,57 +27,43 @@ revision discarded: the new version is a new identity and runs as its own job.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
-from typing import Any, Unpack
+from typing import Unpack
 
 from dsmsyncd import recovery
-from dsmsyncd.blob import Blob, BlobGone
+from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, first_gone, sha256_of
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import (
+    AuthError,
     DsmapiClient,
     DsmapiError,
-    OutputSchema,
+    OutcomeUnknown,
     RejectedError,
     Revision,
     Source,
     TaskSet,
 )
-from dsmsyncd.finalize import (
-    MAX_REPORTED_ERROR_ROWS,
-    Finalizer,
-    QuarantineReason,
-)
-from dsmsyncd.guards import (
-    header_field_names,
-    missing_columns,
-    referenced_columns,
-    replace_guard,
-)
+from dsmsyncd.finalize import Finalizer, QuarantineReason
+from dsmsyncd.guards import replace_guard
+from dsmsyncd.job_routing import job_mapping
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
+from dsmsyncd.row_errors import (
+    Processed,
+    data_error_rows,
+    parse_error_rows,
+    threshold_message,
+    wait_for_processing,
+)
+from dsmsyncd.schema_drift import check_schema_drift
 from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
-from dsmsyncd.upload import upload_blob
+from dsmsyncd.upload import content_type_for, upload_blob
 
 logger = logging.getLogger("dsmsyncd.pipeline")
-
-HEAD_BYTES = 64 * 1024  # enough for any sane header row
-HASH_READ_BYTES = 1024 * 1024
-_CONTENT_TYPES = {
-    ".csv": "text/csv",
-    ".tsv": "text/tab-separated-values",
-    ".xls": "application/vnd.ms-excel",
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".zip": "application/zip",
-    ".geojson": "application/vnd.geo+json",
-    ".json": "application/vnd.geo+json",
-    ".kml": "application/vnd.google-earth.kml+xml",
-}
 
 
 @dataclass(frozen=True)
@@ -92,6 +79,8 @@ class PipelineContext:
     chunk_limit: asyncio.Semaphore
     retry_base_s: float = 5.0
     retry_max_s: float = 900.0
+    # Attempts that may fail to read the file before it is quarantined (file_unreadable).
+    max_read_attempts: int = 5
     # How far before a job's start a revision may have been stamped by the server's
     # clock and still count as possibly this job's orphan.
     orphan_skew_s: float = 120.0
@@ -104,6 +93,7 @@ class Pipeline:
     def __init__(self, ctx: PipelineContext) -> None:
         self.ctx = ctx
         self._user_id: str | None = None
+        self._auth_refused = False
 
     async def run(
         self,
@@ -122,6 +112,26 @@ class Pipeline:
         if job.terminal:
             return job
         return await JobRun(self, job, dry_run, on_progress).execute()
+
+    def auth_refused(self, exc: AuthError) -> None:
+        """Say once per episode that the target refuses us; every job waits and retries."""
+        if self._auth_refused:
+            logger.debug("still refused: %s", exc)
+            return
+        self._auth_refused = True
+        logger.error(
+            "the target refuses our credentials or permission (HTTP %d: %s); jobs wait and "
+            "retry with backoff until it accepts them: check [target] username/password or "
+            "token, and the user's rights to the datasets",
+            exc.status,
+            exc.server_message,
+        )
+
+    def auth_accepted(self) -> None:
+        """A request that needs our credentials succeeded: end a refusal episode."""
+        if self._auth_refused:
+            self._auth_refused = False
+            logger.info("the target accepts our credentials again; waiting jobs resume")
 
     async def user_id(self) -> str:
         """Our user's id on the server, as revisions show it in ``created_by``."""
@@ -144,7 +154,7 @@ class JobRun:
         self.ctx = pipeline.ctx
         self.client = pipeline.ctx.client
         self.job = job
-        self.mapping = pipeline.ctx.mappings[job.mapping_index]
+        self._mapping, self.held_because = job_mapping(job, pipeline.ctx.mappings)
         self.dry_run = dry_run
         self.revision: Revision | None = None
         self.source: Source | None = None
@@ -152,6 +162,12 @@ class JobRun:
         self._blob: Blob | None = None
 
     # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """The mapping the job runs with; a held job has none (``execute`` parks it first)."""
+        assert self._mapping is not None, "a held job has no mapping"
+        return self._mapping
 
     @property
     def extra(self) -> dict[str, object]:
@@ -202,6 +218,8 @@ class JobRun:
     async def execute(self) -> Job:
         try:
             try:
+                if self.held_because is not None:
+                    return await recovery.hold(self, self.held_because)
                 return await self._drive()
             except (Quarantine, DsmapiError, FileNotFoundError) as exc:
                 refusal = recovery.as_quarantine(exc, self.job)
@@ -210,6 +228,8 @@ class JobRun:
             except BlobGone as gone:
                 return await recovery.skip_gone(self, gone)
             return await recovery.quarantine(self, refusal)
+        except BlobUnreadable as exc:
+            return await recovery.unreadable(self, exc)
         except (DsmapiError, OSError) as exc:
             return await recovery.retry_later(self, exc)
 
@@ -228,7 +248,9 @@ class JobRun:
             if skipped is not None:
                 return skipped
         if self.mapping.import_config is not None:
-            await self._check_schema_drift(self.mapping.import_config)
+            await check_schema_drift(
+                self.client, self.blob(), self.mapping.import_config, self.job.dataset
+            )
         await self._open()
         await self._upload()
         return await self.check_and_apply(await self._process())
@@ -243,45 +265,6 @@ class JobRun:
         logger.info("same content as job %s: skipped", duplicate.id, extra=self.extra)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
         return await self._finalize_success("skipped")
-
-    async def _check_schema_drift(self, name: str) -> None:
-        try:
-            config = await self.client.get_config(name)
-        except RejectedError as exc:
-            if exc.status != 404:
-                raise
-            raise Quarantine(
-                "unknown_dataset",
-                f"import config {name!r} does not exist on {self.client.base_url}: create it "
-                f"there, or fix import_config in the mapping for dataset {self.job.dataset}",
-                request_id=exc.request_id,
-            ) from exc
-        options = config.get("parse_options") or {}
-        blob = self.blob()
-        head = await blob.read_range(0, min(HEAD_BYTES, blob.size))
-        header_count = options.get("header_count")
-        names = header_field_names(
-            head,
-            options.get("column_separator") or ",",
-            options.get("quote_char", '"'),
-            1 if header_count is None else int(header_count),
-            int(options.get("column_header") or 1),
-            options.get("encoding"),
-        )
-        if not names:
-            return  # no header to compare (no header row, or none in the first 64 KiB)
-        referenced: set[str] = set()
-        for column in config.get("columns") or []:
-            expr = column.get("transform_expr") or f"`{column.get('field_name')}`"
-            referenced |= referenced_columns(str(expr))
-        missing = missing_columns(referenced, names)
-        if missing:
-            raise Quarantine(
-                "schema_drift",
-                f"{blob.name} lacks the column(s) {', '.join(missing)} that import config "
-                f"{name!r} reads; its header has {', '.join(names)}. Fix the export, or "
-                "update the config's columns to the new header",
-            )
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
@@ -305,6 +288,7 @@ class JobRun:
                 request_id=exc.request_id,
             ) from exc
         self.revision = revision
+        self.pipeline.auth_accepted()
         await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
         self.source = await self.client.create_upload_source(
             revision, recovery.upload_filename(self.job)
@@ -322,80 +306,94 @@ class JobRun:
             if self._on_progress is not None:
                 self._on_progress(count)
 
-        suffix = PurePosixPath(blob.name).suffix.lower()
         try:
             result = await upload_blob(
                 self.client,
                 self.source,
                 blob,
-                content_type=_CONTENT_TYPES.get(suffix, "text/csv"),
+                content_type=content_type_for(blob.name),
                 global_limit=self.ctx.chunk_limit,
                 on_progress=progress,
             )
         except BaseExceptionGroup as group:
             # The chunk workers run in a TaskGroup: a changed or vanished file stops them
             # all, and is what the job records (not the group around it).
-            gone = _first_gone(group)
+            gone = first_gone(group)
             if gone is None:
                 raise
             raise gone from group
         await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
-    async def _process(self) -> OutputSchema:
+    async def _process(self) -> Processed:
         assert self.source is not None
         began = time.monotonic()
-        schema = await self.client.wait_for_output_schema(self.source)
+        processed = await wait_for_processing(self.client, self.source)
+        await self.record_processed(processed)
+        self.ctx.metrics.phase("processing", time.monotonic() - began)
+        return processed
+
+    async def record_processed(self, processed: Processed) -> None:
+        """Write the output schema and the rows in error (parse and data errors, summed)."""
         await self.to(
             JobState.PROCESSING,
-            {"total_rows": schema.total_rows},
-            output_schema_id=schema.id,
-            error_count=schema.error_count,
+            {
+                "total_rows": processed.schema.total_rows,
+                "parse_error_count": processed.parse_error_count,
+                "data_error_count": processed.schema.error_count,
+            },
+            output_schema_id=processed.schema.id,
+            error_count=processed.error_count,
         )
-        self.ctx.metrics.phase("processing", time.monotonic() - began)
-        return schema
 
-    async def check_and_apply(self, schema: OutputSchema) -> Job:
+    async def check_and_apply(self, processed: Processed) -> Job:
         """Row-error threshold, replace guards, then apply (or, in a dry run, stop)."""
         assert self.revision is not None
         assert self.source is not None
-        rows: list[Any] = []
-        if schema.error_count > self.mapping.max_error_rows:
-            rows = await self._error_rows(schema)
+        schema = processed.schema
+        if processed.error_count > self.mapping.max_error_rows:
             raise Quarantine(
                 "too_many_row_errors",
-                f"{schema.error_count} row(s) have errors, more than the mapping's "
-                f"max_error_rows of {self.mapping.max_error_rows}; the report lists up to "
-                f"{MAX_REPORTED_ERROR_ROWS} of them. Fix those rows and drop the file again, "
-                "or raise max_error_rows to publish without them",
-                error_rows=rows,
+                threshold_message(processed, self.mapping.max_error_rows),
+                error_rows=await data_error_rows(self.client, processed, self.source.id),
+                parse_errors=await parse_error_rows(self.client, processed, self.source),
+                parse_error_count=processed.parse_error_count,
             )
-        await self._replace_guard(schema)
+        await self._replace_guard(processed)
         if self.dry_run:
-            if schema.error_count:
-                rows = await self._error_rows(schema)
-            await recovery.discard_open_revision(self)
-            details: dict[str, object] = {
-                "dry_run": True,
-                "outcome": "would_apply",
-                "total_rows": schema.total_rows,
-                "error_count": schema.error_count,
-                "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
-            }
-            return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+            return await self._dry_run_outcome(processed)
         await self.to(JobState.APPLYING)
-        task_set = await self.client.apply(self.revision, schema.id)
+        try:
+            task_set = await self.client.apply(self.revision, schema.id)
+        except OutcomeUnknown as unknown:
+            task_set = await recovery.apply_outcome(self, unknown)
         if task_set.id is not None:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
 
-    async def _replace_guard(self, schema: OutputSchema) -> None:
+    async def _dry_run_outcome(self, processed: Processed) -> Job:
+        assert self.source is not None
+        rows = await data_error_rows(self.client, processed, self.source.id)
+        parse_errors = await parse_error_rows(self.client, processed, self.source)
+        await recovery.discard_open_revision(self)
+        details: dict[str, object] = {
+            "dry_run": True,
+            "outcome": "would_apply",
+            "total_rows": processed.schema.total_rows,
+            "error_count": processed.error_count,
+            "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
+            "parse_error_count": processed.parse_error_count,
+            "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
+        }
+        return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+
+    async def _replace_guard(self, processed: Processed) -> None:
         assert self.revision is not None
         if self.revision.action != "replace":
             return
         found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
         current = int(float(next(iter(found[0].values())))) if found and found[0] else 0
-        new_rows = max(0, int(schema.total_rows or 0) - schema.error_count)
+        new_rows = processed.usable_rows
         refusal = replace_guard(
             current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
         )
@@ -428,20 +426,6 @@ class JobRun:
             f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
         )
 
-    async def _error_rows(self, schema: OutputSchema) -> list[Any]:
-        assert self.source is not None
-        raw = await self.client.error_rows(schema, self.source.id, MAX_REPORTED_ERROR_ROWS)
-        names = [
-            str(c.get("field_name"))
-            for c in sorted(schema.columns, key=lambda c: int(c.get("position") or 0))
-        ]
-        return [
-            {"offset": r.get("offset"), "row": dict(zip(names, r["row"], strict=False))}
-            if isinstance(r, dict) and isinstance(r.get("row"), list)
-            else r
-            for r in raw
-        ]
-
     # -- outcomes -----------------------------------------------------------------------
 
     async def _finalize_success(self, outcome: str) -> Job:
@@ -457,23 +441,3 @@ class JobRun:
         self.ctx.metrics.finished(self.job.dataset, outcome)
         logger.info("%s (%s)", outcome, where, extra=self.extra)
         return self.job
-
-
-def _first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
-    for exc in group.exceptions:
-        if isinstance(exc, BlobGone):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first_gone(exc)
-            if found is not None:
-                return found
-    return None
-
-
-async def sha256_of(blob: Blob) -> str:
-    """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
-    digest = hashlib.sha256()
-    for offset in range(0, blob.size, HASH_READ_BYTES):
-        data = await blob.read_range(offset, min(HASH_READ_BYTES, blob.size - offset))
-        await asyncio.to_thread(digest.update, data)
-    return digest.hexdigest()

@@ -23,6 +23,7 @@ from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.cli_daemon import EXIT_CONFIG, EXIT_OK, EXIT_REJECTED, EXIT_RETRYABLE, load_or_report
 from dsmsyncd.config import Config, MappingConfig
 from dsmsyncd.finalize import QuarantineReport
+from dsmsyncd.job_routing import routing_snapshot
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.state import Job, JobState, StateStore, open_state_store
@@ -129,6 +130,7 @@ async def push(config: Config, mapping: MappingConfig, request: PushRequest) -> 
             mtime=_mtime(blob),
             dataset=mapping.dataset,
             mapping_index=0,
+            routing=routing_snapshot(mapping),
         )
         assert job is not None  # a fresh identity is never known
         context = PipelineContext(
@@ -172,10 +174,12 @@ async def _summarise(
     if error_count is not None:
         print(f"rows with errors: {error_count}")
     if dry_run:
+        parse_errors = details.get("parse_error_count") or 0
+        print(f"of which rows the server could not parse: {parse_errors}")
         print("dry run: nothing was applied; the revision was discarded")
         outcome = details.get("outcome", "unknown")
         print(f"dry run outcome: {outcome}; {details.get('message') or ''}".rstrip("; "))
-        for row in details.get("error_rows", [])[:10]:
+        for row in [*details.get("parse_errors", []), *details.get("error_rows", [])][:10]:
             print("  " + json.dumps(row, default=str))
         return EXIT_REJECTED if outcome == "would_quarantine" else EXIT_OK
     if job.state in (JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.SKIPPED):

@@ -19,8 +19,10 @@ Only apply changes the dataset, so everything here is about apply (DESIGN.md,
 
 A failure ends the attempt one of three ways. What the file or the server refuses is
 quarantined with a report, after the job's open revision is discarded (no draft
-lingers); a transport fault or a 5xx/429 leaves the job FAILED_RETRYABLE with its
-recorded ids kept (the next attempt resumes from them) and a jittered, capped backoff;
+lingers); a transport fault, a 5xx/429 or refused credentials (401/403: a rotated
+password is the operator's to fix, not the file's fault) leave the job
+FAILED_RETRYABLE with its recorded ids kept (the next attempt resumes from them) and
+a jittered, capped backoff;
 a file that changed or vanished while being read ends SKIPPED with the reason
 recorded, its revision discarded.
 """
@@ -34,9 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dsmsyncd.blob import BlobChanged, BlobGone
+from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import (
     AuthError,
+    OutcomeUnknown,
     RejectedError,
     ResourceFailed,
     RetryableServerError,
@@ -45,6 +48,8 @@ from dsmsyncd.dsmapi import (
     TransportError,
 )
 from dsmsyncd.finalize import QuarantineReason, QuarantineReport, ReportedFile
+from dsmsyncd.job_routing import HELD_REASON, held_message
+from dsmsyncd.row_errors import wait_for_processing
 from dsmsyncd.state import Job, JobState, JobUpdate
 
 if TYPE_CHECKING:
@@ -72,12 +77,16 @@ class Quarantine(Exception):
         message: str,
         *,
         error_rows: Sequence[Any] = (),
+        parse_errors: Sequence[Any] = (),
+        parse_error_count: int = 0,
         request_id: str | None = None,
     ) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason: QuarantineReason = reason
         self.message = message
         self.error_rows = list(error_rows)
+        self.parse_errors = list(parse_errors)
+        self.parse_error_count = parse_error_count
         self.request_id = request_id
 
     def __repr__(self) -> str:
@@ -101,6 +110,7 @@ async def resume_recorded(run: JobRun) -> Job | None:
         await run.start_over(f"revision {job.revision_seq} no longer exists", discard=False)
         return None
     run.revision = revision
+    run.pipeline.auth_accepted()
     if revision.task_sets:
         task_set = newest_task_set(revision)
         if job.state is not JobState.APPLYING or job.task_set_id != task_set.id:
@@ -114,15 +124,10 @@ async def resume_recorded(run: JobRun) -> Job | None:
     if job.output_schema_id is not None and job.source_id is not None:
         logger.info("recovery: upload complete; continuing to apply", extra=run.extra)
         run.source = await run.client.get_source(job.source_id)
-        schema = await run.client.wait_for_output_schema(run.source)
-        if schema.id != job.output_schema_id or schema.error_count != job.error_count:
-            await run.to(
-                job.state,
-                {"recovered": "output schema re-read"},
-                output_schema_id=schema.id,
-                error_count=schema.error_count,
-            )
-        return await run.check_and_apply(schema)
+        processed = await wait_for_processing(run.client, run.source)
+        if processed.schema.id != job.output_schema_id or processed.error_count != job.error_count:
+            await run.record_processed(processed)
+        return await run.check_and_apply(processed)
     await run.start_over(f"interrupted while {job.state.value}", discard=True)
     return None
 
@@ -130,6 +135,30 @@ async def resume_recorded(run: JobRun) -> Job | None:
 def newest_task_set(revision: Revision) -> TaskSet:
     newest = max(revision.task_sets, key=lambda t: int(t.get("id") or 0))
     return TaskSet.from_envelope({"resource": newest, "links": {}})
+
+
+async def apply_outcome(run: JobRun, unknown: OutcomeUnknown) -> TaskSet:
+    """The apply request's connection failed: did the server take it? Read the revision.
+
+    The request is never sent again from here: if the revision has an apply job, that
+    is the one to follow; if it has none, ``unknown`` is raised and the job retries
+    later, when ``resume_recorded`` reads the revision again before applying (a slow
+    server may still be taking the lost request now).
+    """
+    assert run.revision is not None
+    revision = await run.client.get_revision(run.job.dataset, run.revision.seq)
+    run.revision = revision
+    if not revision.task_sets:
+        logger.warning("apply not taken by the server (%s): will retry", unknown, extra=run.extra)
+        raise unknown
+    task_set = newest_task_set(revision)
+    logger.warning(
+        "the apply's connection failed after the server took it (%s): following apply job %s",
+        unknown,
+        task_set.id,
+        extra=run.extra,
+    )
+    return task_set
 
 
 async def discard_orphans(run: JobRun) -> list[int]:
@@ -192,14 +221,9 @@ def as_quarantine(exc: BaseException, job: Job) -> Quarantine | None:
             f"{job.relative_path} disappeared before it was sent ({exc.strerror}); nothing "
             "was published; drop the file again to publish it",
         )
-    if isinstance(exc, AuthError):
-        return Quarantine(
-            "auth_refused",
-            f"the server refused our credentials or permission for dataset {job.dataset}: "
-            f"{exc.server_message} (HTTP {exc.status}); check the target's user and its "
-            "rights to the dataset, then drop the file again",
-            request_id=exc.request_id,
-        )
+    # AuthError is not here on purpose: refused credentials (a rotated password, a
+    # revoked right) are the operator's to fix, not the file's fault; the job waits
+    # and retries (``retry_later``) until the target accepts them again.
     if isinstance(exc, RejectedError):
         return Quarantine(
             "rejected_by_server",
@@ -247,6 +271,8 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
             "message": refusal.message,
             "error_count": run.job.error_count,
             "error_rows": refusal.error_rows[:DRY_RUN_SAMPLE_ROWS],
+            "parse_error_count": refusal.parse_error_count,
+            "parse_errors": refusal.parse_errors[:DRY_RUN_SAMPLE_ROWS],
         }
         return await run.to(JobState.DISCARDED, details, **CLEARED_IDS)
     sha = run.job.content_sha256 or await run.content_sha()
@@ -261,6 +287,8 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
         revision_id=job.revision_id,
         error_count=job.error_count,
         error_rows=refusal.error_rows,
+        parse_error_count=refusal.parse_error_count,
+        parse_errors=refusal.parse_errors,
         server_request_id=refusal.request_id,
         discovered_at=job.discovered_at,
         started_at=job.started_at,
@@ -275,6 +303,20 @@ async def quarantine(run: JobRun, refusal: Quarantine) -> Job:
     await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
     run.ctx.metrics.quarantined(job.dataset, refusal.reason)
     return run.job
+
+
+async def hold(run: JobRun, why: str) -> Job:
+    """No mapping takes the job any more: discard its draft, park it as HELD, say so once.
+
+    ``job_routing.release_held`` puts it back in its lane when a mapping is back.
+    """
+    await discard_open_revision(run)
+    message = held_message(why)
+    logger.warning("%s", message, extra=run.extra)
+    fields: JobUpdate = {**CLEARED_IDS, "error": message, "next_attempt_at": None}
+    job = await run.to(JobState.HELD, {"reason": HELD_REASON, "message": why}, **fields)
+    run.ctx.metrics.finished(job.dataset, "held")
+    return job
 
 
 async def skip_gone(run: JobRun, gone: BlobGone) -> Job:
@@ -301,20 +343,40 @@ async def skip_gone(run: JobRun, gone: BlobGone) -> Job:
     return job
 
 
-async def retry_later(run: JobRun, exc: BaseException) -> Job:
+async def unreadable(run: JobRun, exc: BlobUnreadable) -> Job:
+    """The file cannot be read: retry with backoff, ``max_read_attempts`` times in all,
+    then quarantine it, so that one unreadable file cannot block its dataset for good."""
+    failures = run.job.read_failures + 1
+    if failures < run.ctx.max_read_attempts:
+        return await retry_later(run, exc, read_failures=failures)
+    await run.to(run.job.state, {"read_failures": failures}, read_failures=failures)
+    refusal = Quarantine(
+        "file_unreadable",
+        f"{run.job.relative_path} could not be read in {failures} attempt(s): {exc}. Make it "
+        "a regular file the dsmsyncd user can read, then drop it again as a new file (copy "
+        "it back into the drop folder: a file moved back unchanged is taken as already seen)",
+    )
+    return await quarantine(run, refusal)
+
+
+async def retry_later(run: JobRun, exc: BaseException, *, read_failures: int = 0) -> Job:
     """FAILED_RETRYABLE, ids kept, next attempt after a jittered exponential backoff."""
     attempts = run.job.attempts + 1
     ceiling = min(run.ctx.retry_max_s, run.ctx.retry_base_s * 2 ** (attempts - 1))
     delay = random.uniform(ceiling / 2, ceiling)  # jitter keeps many jobs' retries apart
     kind = _failure_kind(exc)
-    logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
-    await run.to(
-        JobState.FAILED_RETRYABLE,
-        {"kind": kind},
-        attempts=attempts,
-        error=str(exc)[:2000],
-        next_attempt_at=run.ctx.clock() + timedelta(seconds=delay),
-    )
+    if isinstance(exc, AuthError):
+        run.pipeline.auth_refused(exc)
+    else:
+        logger.warning("will retry in %.0fs: %s", delay, exc, extra=run.extra)
+    fields: JobUpdate = {
+        "attempts": attempts,
+        "error": str(exc)[:2000],
+        "next_attempt_at": run.ctx.clock() + timedelta(seconds=delay),
+    }
+    if read_failures:
+        fields["read_failures"] = read_failures
+    await run.to(JobState.FAILED_RETRYABLE, {"kind": kind}, **fields)
     run.ctx.metrics.retried(f"job_{kind}")
     run.ctx.metrics.finished(run.job.dataset, "failed_retryable")
     return run.job
@@ -322,8 +384,12 @@ async def retry_later(run: JobRun, exc: BaseException) -> Job:
 
 def _failure_kind(exc: BaseException) -> str:
     """A bounded label for the retry metric and the job's event."""
+    if isinstance(exc, AuthError):
+        return "auth"
     if isinstance(exc, TransportError):
         return "transport"
     if isinstance(exc, RetryableServerError):
         return "server"
+    if isinstance(exc, BlobUnreadable):
+        return "file_unreadable"
     return "file" if isinstance(exc, OSError) else "other"

@@ -50,6 +50,7 @@ class Scheduler:
         # so one bad job cannot spin the loop; the wait doubles per crash, capped.
         self._crashes: dict[str, int] = {}
         self._cooldown_until: dict[str, float] = {}
+        self._last_crash: dict[str, str] = {}
 
     def wake(self) -> None:
         """A job was added or became runnable: look for work now rather than at the next tick."""
@@ -58,6 +59,14 @@ class Scheduler:
     @property
     def busy_datasets(self) -> list[str]:
         return sorted(self._lanes)
+
+    def problems(self) -> dict[str, str]:
+        """Lanes whose last run crashed (a bug, not a job outcome), for ``/readyz``."""
+        return {
+            f"lane {dataset}": f"crashed {self._crashes.get(dataset, 0)} time(s), last with "
+            f"{message}; it pauses before trying again"
+            for dataset, message in sorted(self._last_crash.items())
+        }
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start lanes for datasets with work until ``stop`` is set."""
@@ -95,6 +104,7 @@ class Scheduler:
             self._crashes[dataset] = crashes
             pause = min(LANE_CRASH_MAX_PAUSE_S, 2.0**crashes)
             self._cooldown_until[dataset] = time.monotonic() + pause
+            self._last_crash[dataset] = repr(task.exception())[:300]
             logger.error(
                 "lane %s crashed (%d time(s)); it pauses %.0fs",
                 dataset,
@@ -104,6 +114,7 @@ class Scheduler:
             )
         elif task is not None and not task.cancelled():
             self._crashes.pop(dataset, None)
+            self._last_crash.pop(dataset, None)
         self._wake.set()  # a slot is free: another dataset may go
 
     async def _lane(self, dataset: str) -> None:
@@ -122,7 +133,9 @@ class Scheduler:
 
     async def _update_queue_depth(self) -> None:
         counts = await self._store.counts_by_state()
-        waiting = sum(n for state, n in counts.items() if state not in TERMINAL_STATES)
+        waiting = sum(
+            n for state, n in counts.items() if state not in TERMINAL_STATES | {JobState.HELD}
+        )
         self._metrics.queue_depth.set(max(0, waiting - len(self._lanes)))
 
     async def drain(self, timeout_s: float) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.finalize import Finalizer, QuarantineReport, ReportedFile
+from dsmsyncd.job_routing import recorded_mapping
 from dsmsyncd.state import Job, JobState, StateStore
 
 logger = logging.getLogger("dsmsyncd.sweep")
@@ -35,12 +36,12 @@ async def finalize_leftovers(
     for job in await store.recent_jobs(limit):
         if job.state not in SWEPT_STATES or job.source not in known_sources:
             continue
-        if not 0 <= job.mapping_index < len(mappings):
+        mapping = recorded_mapping(job, mappings)
+        if mapping is None:
             continue
         events = await store.events(job.id)
         if any("file" in (event.details or {}) for event in events if event.state is job.state):
             continue
-        mapping = mappings[job.mapping_index]
         finalizer = finalizer_for(job)
         try:
             if job.state is JobState.QUARANTINED:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import DsmapiClient, Source
@@ -19,6 +20,22 @@ from dsmsyncd.dsmapi import DsmapiClient, Source
 logger = logging.getLogger("dsmsyncd.upload")
 
 ProgressCallback = Callable[[int], None]
+
+_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".xls": "application/vnd.ms-excel",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".zip": "application/zip",
+    ".geojson": "application/vnd.geo+json",
+    ".json": "application/vnd.geo+json",
+    ".kml": "application/vnd.google-earth.kml+xml",
+}
+
+
+def content_type_for(name: str) -> str:
+    """The upload's content type, from the file name's suffix (CSV when unknown)."""
+    return _CONTENT_TYPES.get(PurePosixPath(name).suffix.lower(), "text/csv")
 
 
 @dataclass(frozen=True)

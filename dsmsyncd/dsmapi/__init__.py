@@ -4,13 +4,21 @@ from dsmsyncd.dsmapi.client import API, Credentials, DsmapiClient
 from dsmsyncd.dsmapi.errors import (
     AuthError,
     DsmapiError,
+    OutcomeUnknown,
     RejectedError,
     ResourceFailed,
     RetryableServerError,
     ServerError,
     TransportError,
 )
-from dsmsyncd.dsmapi.models import OutputSchema, Revision, Source, TaskSet, UploadPreferences
+from dsmsyncd.dsmapi.models import (
+    InputSchema,
+    OutputSchema,
+    Revision,
+    Source,
+    TaskSet,
+    UploadPreferences,
+)
 from dsmsyncd.dsmapi.retry import RetryPolicy
 
 __all__ = [
@@ -19,6 +27,8 @@ __all__ = [
     "Credentials",
     "DsmapiClient",
     "DsmapiError",
+    "InputSchema",
+    "OutcomeUnknown",
     "OutputSchema",
     "RejectedError",
     "ResourceFailed",

@@ -4,6 +4,8 @@
 
     DsmapiError
     ├── TransportError        connection refused/reset, timeout: retry later
+    │   └── OutcomeUnknown    a non-idempotent request may have reached the server:
+    │                         read the resource before repeating it
     └── ServerError           the server answered with a non-success status
         ├── RetryableServerError   408, 409, 429, 5xx: retry with backoff
         ├── AuthError              401, 403: credentials or permission; do not retry
@@ -27,6 +29,14 @@ class TransportError(DsmapiError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(f"{message} ({url})")
         self.url = url
+
+
+class OutcomeUnknown(TransportError):
+    """The connection failed after a non-idempotent request may have been received.
+
+    The server may have acted (opened the revision, started the apply) or not; only
+    reading the resource tells. Never answer this by sending the request again blindly.
+    """
 
 
 class ServerError(DsmapiError):

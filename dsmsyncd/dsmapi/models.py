@@ -97,6 +97,33 @@ class UploadPreferences:
 
 
 @dataclass(frozen=True)
+class InputSchema:
+    """The file as the server parsed it (digest §1.3).
+
+    ``num_row_errors`` counts rows the parser could not split into the header's number
+    of cells (too many, too few, or run into by an unterminated quote). Those rows are
+    not in any output schema, so its ``error_count`` never includes them.
+    """
+
+    id: int
+    total_rows: int | None
+    num_row_errors: int
+    links: dict[str, Any]
+    raw: Json
+
+    @classmethod
+    def from_envelope(cls, body: Any) -> InputSchema:
+        res, links = envelope_parts(body)
+        return cls(
+            id=int(res["id"]),
+            total_rows=res.get("total_rows"),
+            num_row_errors=int(res.get("num_row_errors") or 0),
+            links=links,
+            raw=res,
+        )
+
+
+@dataclass(frozen=True)
 class OutputSchema:
     id: int
     input_schema_id: int

@@ -1,8 +1,16 @@
 """Retry with jittered exponential backoff, for calls that may heal on their own.
 
-Connection errors, timeouts, 408/409/429 and 5xx are retried (honouring a server's
-``Retry-After``); anything else fails at once, because repeating a rejected request
-only repeats the rejection.
+Only **idempotent** requests are retried here (reads, chunk uploads, commit, discard):
+sending one twice leaves the server as sending it once. Connection errors, timeouts,
+408/409/429 and 5xx are retried (honouring a server's ``Retry-After``); anything else
+fails at once, because repeating a rejected request only repeats the rejection.
+
+A **non-idempotent** request (create a dataset, open a revision, create a source,
+transform, create a config, apply) is never retried, neither here nor by aiohttp
+(``transport.Transport.call_once``): a transport failure after it may have been sent
+is ``OutcomeUnknown``, and the pipeline's recovery (``recovery.py``) reads the
+revision to decide — follow the apply job the server started, look for the orphan
+revision it opened, or send the request again once it is known not to have happened.
 """
 
 from __future__ import annotations

@@ -302,7 +302,10 @@ class SimpleStatus:
                 {
                     "dataset": name,
                     "current": _job_view(current) if current else None,
-                    "queued": sum(job.state not in RUNNING_STATES for job in lane),
+                    "queued": sum(
+                        job.state not in RUNNING_STATES | {JobState.HELD} for job in lane
+                    ),
+                    "held": sum(job.state is JobState.HELD for job in lane),
                     "recent": [
                         _job_view(job) for job in await self._store.recent_jobs(self._recent, name)
                     ],
@@ -395,8 +398,8 @@ def render_status_html(snapshot: Mapping[str, Any]) -> str:
             if current
             else "idle"
         )
-        summary.append((_e(ds.get("dataset")), doing, _e(ds.get("queued"))))
-    parts.append(_table(["dataset", "current job", "queued"], summary))
+        summary.append((_e(ds.get("dataset")), doing, _e(ds.get("queued")), _e(ds.get("held"))))
+    parts.append(_table(["dataset", "current job", "queued", "held"], summary))
     for ds in datasets:
         parts.append(f"<h3>{_e(ds.get('dataset'))}: recent jobs</h3>")
         parts.append(_table(_JOB_COLUMNS, [_job_cells(job) for job in ds.get("recent") or []]))

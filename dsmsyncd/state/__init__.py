@@ -7,6 +7,7 @@ not connected until used as ``async with store:`` (or ``await store.open()``).
 from __future__ import annotations
 
 from dsmsyncd.state.lock import StateLocked
+from dsmsyncd.state.migrations import SCHEMA_VERSION
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     Job,
@@ -15,7 +16,7 @@ from dsmsyncd.state.model import (
     JobUpdate,
     utc_now,
 )
-from dsmsyncd.state.sqlite import SCHEMA_VERSION, Clock, SqliteStateStore
+from dsmsyncd.state.sqlite import Clock, SqliteStateStore
 from dsmsyncd.state.store import (
     SchemaTooNew,
     StaleTransition,

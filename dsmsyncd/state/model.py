@@ -38,6 +38,9 @@ class JobState(StrEnum):
     DISCARDED = "discarded"
     # A transient failure; the job runs again once ``next_attempt_at`` has passed.
     FAILED_RETRYABLE = "failed_retryable"
+    # Parked: no [[mapping]] for the job's source and dataset exists any more. It blocks
+    # no lane, and becomes DISCOVERED again when such a mapping is back (reload, restart).
+    HELD = "held"
 
 
 TERMINAL_STATES: frozenset[JobState] = frozenset(
@@ -69,6 +72,8 @@ class Job:
     # The file's mtime (or object's LastModified): with the path, it orders a dataset's lane.
     mtime: datetime
     dataset: str
+    # The mapping's position in the config at discovery: informational only (a reload
+    # may reorder the tables). ``routing`` is what the job runs with.
     mapping_index: int
     state: JobState
     attempts: int
@@ -86,6 +91,12 @@ class Job:
     finished_at: datetime | None
     # Retry backoff: the job is not runnable before this time.
     next_attempt_at: datetime | None
+    # The routing-relevant settings of the mapping that took the file, as discovered
+    # (dataset, action or import config, guards, where the file goes): a JSON object,
+    # or None for a job recorded before schema 2.
+    routing: dict[str, Any] | None = None
+    # Attempts that failed because the file could not be opened or read.
+    read_failures: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -107,6 +118,7 @@ class JobUpdate(TypedDict, total=False):
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    read_failures: int
 
 
 UPDATABLE_FIELDS: frozenset[str] = frozenset(JobUpdate.__annotations__)

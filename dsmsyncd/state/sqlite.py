@@ -34,6 +34,7 @@ from typing import Any, Self, TypeVar, Unpack
 import aiosqlite
 
 from dsmsyncd.state.lock import StateFileLock
+from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, MIGRATIONS, SCHEMA_VERSION
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     UPDATABLE_FIELDS,
@@ -58,60 +59,6 @@ Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
 
 MEMORY = ":memory:"
-
-# Non-terminal jobs, spelled exactly as in the partial indexes of migration 1 so that
-# SQLite uses them. Changing the terminal set needs a migration that rebuilds them.
-ACTIVE_SQL = "state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')"
-
-# Forward-only; each entry is applied once, in order, and recorded in schema_version.
-# Never edit a released migration: append one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1: jobs and their history
-        """CREATE TABLE jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            source TEXT NOT NULL,
-            relative_path TEXT NOT NULL,
-            identity TEXT NOT NULL,
-            content_sha256 TEXT,
-            size INTEGER NOT NULL,
-            mtime_us INTEGER NOT NULL,
-            dataset TEXT NOT NULL,
-            mapping_index INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            revision_seq INTEGER,
-            revision_id INTEGER,
-            source_id INTEGER,
-            output_schema_id INTEGER,
-            task_set_id INTEGER,
-            error TEXT,
-            error_count INTEGER NOT NULL DEFAULT 0,
-            discovered_at_us INTEGER NOT NULL,
-            updated_at_us INTEGER NOT NULL,
-            started_at_us INTEGER,
-            finished_at_us INTEGER,
-            next_attempt_at_us INTEGER,
-            UNIQUE (source, identity)
-        )""",
-        """CREATE INDEX jobs_lane ON jobs (dataset, mtime_us, relative_path, id)
-            WHERE state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')""",
-        """CREATE INDEX jobs_published ON jobs (dataset, finished_at_us)
-            WHERE state = 'published'""",
-        "CREATE INDEX jobs_updated ON jobs (updated_at_us)",
-        "CREATE INDEX jobs_dataset_updated ON jobs (dataset, updated_at_us)",
-        "CREATE INDEX jobs_state ON jobs (state)",
-        """CREATE TABLE job_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id INTEGER NOT NULL REFERENCES jobs (id),
-            at_us INTEGER NOT NULL,
-            state TEXT NOT NULL,
-            previous_state TEXT,
-            details TEXT NOT NULL
-        )""",
-        "CREATE INDEX job_events_job ON job_events (job_id, id)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _LANE_ORDER = "mtime_us, relative_path, id"
 _TIME_FIELDS = frozenset(
@@ -309,18 +256,20 @@ class SqliteStateStore:
         dataset: str,
         mapping_index: int,
         content_sha256: str | None = None,
+        routing: Mapping[str, object] | None = None,
     ) -> Job | None:
         now = _to_us(self._clock())
         params = (
             *(source, relative_path, identity, content_sha256, size, _to_us(mtime), dataset),
             *(mapping_index, JobState.DISCOVERED.value, now, now),
+            None if routing is None else _json(routing),
         )
 
         async def work(conn: aiosqlite.Connection) -> Job | None:
             cursor = await conn.execute(
                 "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
-                " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us,"
+                " routing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (source, identity) DO NOTHING",
                 params,
             )
@@ -384,7 +333,7 @@ class SqliteStateStore:
         # publish a newer file before an older one (invariant 4, arrival order).
         _checked(now)
         jobs = await self._jobs(
-            f"dataset = ? AND {ACTIVE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
+            f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
         )
         if not jobs or not _due(jobs[0], now):
             return None
@@ -398,7 +347,7 @@ class SqliteStateStore:
             "SELECT dataset FROM ("
             " SELECT dataset, next_attempt_at_us, mtime_us, relative_path, id,"
             f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {_LANE_ORDER}) AS place"
-            f" FROM jobs WHERE {ACTIVE_SQL})"
+            f" FROM jobs WHERE {LANE_SQL})"
             " WHERE place = 1 AND (next_attempt_at_us IS NULL OR next_attempt_at_us <= ?)"
             f" ORDER BY {_LANE_ORDER}",
             (_to_us(now),),
@@ -481,6 +430,7 @@ def _job(row: sqlite3.Row) -> Job:
         else:
             values[column] = value
     values["state"] = JobState(values["state"])
+    values["routing"] = json.loads(values["routing"]) if values.get("routing") else None
     return Job(**values)
 
 

@@ -95,8 +95,10 @@ class StateStore(Protocol):
         dataset: str,
         mapping_index: int,
         content_sha256: str | None = None,
+        routing: Mapping[str, object] | None = None,
     ) -> Job | None:
-        """Record a newly discovered file as a DISCOVERED job.
+        """Record a newly discovered file as a DISCOVERED job, with the mapping it was
+        routed with (``routing``, JSON-able) so that a reload cannot reroute it.
 
         Returns None when ``(source, identity)`` is already known: a file seen again by a
         rescan, or by a second replica, must not become a second job.
@@ -124,11 +126,12 @@ class StateStore(Protocol):
         ...
 
     async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
-        """The head of the dataset's lane, if it may run at ``now``; else None."""
+        """The head of the dataset's lane (HELD jobs are not in it), if it may run at
+        ``now``; else None."""
         ...
 
     async def unfinished_jobs(self) -> list[Job]:
-        """Every job not in a terminal state, in lane order: what a restart must resume."""
+        """Every job not in a terminal state (HELD ones too), in lane order."""
         ...
 
     async def datasets_with_work(self, now: datetime) -> list[str]:

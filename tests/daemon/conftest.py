@@ -20,6 +20,7 @@ from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy, Revision
 from dsmsyncd.finalize import FolderFinalizer
+from dsmsyncd.job_routing import routing_snapshot
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
@@ -154,6 +155,7 @@ class Harness:
             mtime=datetime.now(UTC),
             dataset=self.mappings[mapping_index].dataset,
             mapping_index=mapping_index,
+            routing=routing_snapshot(self.mappings[mapping_index]),
         )
         assert job is not None
         return job

@@ -302,10 +302,16 @@ class RunningDaemon:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(site: Site) -> AsyncIterator[RunningDaemon]:
-    """The Daemon in this event loop, started; stopped (drained) on exit."""
+async def running_daemon(
+    site: Site, daemon_class: type[Daemon] = Daemon
+) -> AsyncIterator[RunningDaemon]:
+    """The Daemon in this event loop, started; stopped (drained) on exit.
+
+    ``daemon_class`` lets a test put a seam between two steps (a subclass that wraps
+    a step), where a sleep would only make a race likely.
+    """
     path = site.write_config()
-    daemon = Daemon(path, load_config(path))
+    daemon = daemon_class(path, load_config(path))
     finished: asyncio.Queue[Job] = asyncio.Queue()
     daemon.add_listener(finished.put_nowait)
     runner = asyncio.create_task(daemon.run())

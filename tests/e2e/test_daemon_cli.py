@@ -93,6 +93,26 @@ async def test_push_dry_run_bad_file_exits_4_and_changes_nothing(
     assert await http.open_revisions(ff) == []
 
 
+async def test_push_dry_run_reports_rows_the_server_could_not_parse(
+    site: Site, client: DsmapiClient, http: Http, tmp_path: Path
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    config = site.write_config()
+    file = tmp_path / "ragged.csv"
+    file.write_bytes(b"id,name,score\n3,cy,30\n4,di\n5,ed,50,extra\n")
+    result = await run_cli(
+        "push", str(file), "--dataset", ff, "--action", "update", "--dry-run", "-c", str(config)
+    )
+    assert result.code == 4, result
+    assert "rows with errors: 2" in result.out
+    assert "of which rows the server could not parse: 2" in result.out
+    assert "would_quarantine" in result.out
+    assert '"too_short"' in result.out
+    assert '"too_long"' in result.out
+    assert await http.count(ff) == 2
+    assert await http.open_revisions(ff) == []
+
+
 async def test_status_lists_recent_jobs(site: Site, client: DsmapiClient) -> None:
     ff = await publish_dataset(client, SEED)
     site.map(ff)

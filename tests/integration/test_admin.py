@@ -260,6 +260,7 @@ async def test_status_json_lists_datasets_with_current_and_recent_jobs(
         "dataset": "idle-0000",
         "current": None,
         "queued": 0,
+        "held": 0,
         "recent": [],
     }
     [rejected] = datasets["wxyz-9876"]["recent"]

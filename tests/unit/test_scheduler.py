@@ -117,3 +117,22 @@ async def test_scheduler_pauses_a_lane_that_crashed(store: SqliteStateStore) -> 
     stop.set()
     await runner
     assert calls == [calls[0]]
+    problems = scheduler.problems()
+    assert list(problems) == ["lane cccc-0003"]
+    assert "crashed 1 time(s)" in problems["lane cccc-0003"]
+    assert "RuntimeError('a bug in a job')" in problems["lane cccc-0003"]
+
+
+async def test_scheduler_leaves_held_jobs_out_of_the_lane(store: SqliteStateStore) -> None:
+    held = await _add(store, "dddd-0004", "held.csv", 0)
+    await store.transition(held.id, JobState.HELD, expect=JobState.DISCOVERED)
+    await _add(store, "dddd-0004", "next.csv", 1)
+    recorder = Recorder(store, expected=1)
+    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=1)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    stop.set()
+    await runner
+    assert recorder.order == ["next.csv"]
+    assert (await store.get_job(held.id)).state is JobState.HELD

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dsmsyncd.config import MappingConfig
 from dsmsyncd.finalize import FolderFinalizer
+from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import JobState, SqliteStateStore
 from dsmsyncd.sweep import finalize_leftovers
 
@@ -15,6 +16,7 @@ async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path
     root = tmp_path / "drop"
     root.mkdir()
     (root / "a.csv").write_text("id\n1\n", encoding="utf-8")
+    st = (root / "a.csv").stat()
     mapping = MappingConfig(
         source="drop",
         match="*.csv",
@@ -28,8 +30,8 @@ async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path
         job = await store.add_job(
             source="drop",
             relative_path="a.csv",
-            identity="file:a.csv:5:1",
-            size=5,
+            identity=file_identity("a.csv", st.st_size, st.st_mtime_ns),
+            size=st.st_size,
             mtime=datetime(2026, 1, 1, tzinfo=UTC),
             dataset="abcd-1234",
             mapping_index=0,

@@ -1,0 +1,273 @@
+"""The HTTP layer of the DSMAPI client: sessions, one request, errors, retries, polling.
+
+TLS verification is always on (a custom CA bundle may be given), credentials are kept
+out of every message and repr. Foreign exceptions are translated in exactly one place
+(:meth:`Transport._send`), so callers only ever see the hierarchy of ``errors.py``.
+
+Two sessions, because requests differ in whether they may be repeated (``retry.py``):
+
+* idempotent ones (reads, chunks, commit, discard) share a pooled session and are
+  retried by the ``RetryPolicy`` (:meth:`Transport.call`);
+* non-idempotent ones (create a dataset, open a revision, create a source, transform,
+  create a config, and **apply**) go through :meth:`Transport.call_once`: a session that
+  opens a fresh connection per request (so a keep-alive connection the server closed
+  meanwhile cannot fail it) and never lets aiohttp resend it. aiohttp resends a PUT or
+  DELETE once when the connection drops (RFC 9110 calls them idempotent), which for
+  ``PUT …/apply`` meant a second apply of a revision the server had already taken. A
+  transport failure after such a request may have been sent raises ``OutcomeUnknown``,
+  and the caller reads the resource to learn what happened before doing anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Self, TypeVar
+
+import aiohttp
+
+from dsmsyncd import __version__
+from dsmsyncd.dsmapi.errors import (
+    DsmapiError,
+    OutcomeUnknown,
+    ServerError,
+    TransportError,
+    classify,
+)
+from dsmsyncd.dsmapi.retry import NO_RETRY, OnRetry, RetryPolicy, with_retries
+
+T = TypeVar("T")
+
+POLL_FIRST_S = 0.05
+POLL_MAX_S = 0.5
+
+
+class Credentials:
+    """Basic (user/password or API key id/secret) or an OAuth token; never printed."""
+
+    def __init__(
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        app_token: str | None = None,
+    ) -> None:
+        # The header value only: aiohttp.BasicAuth is deprecated (warns) in aiohttp 3.14.
+        self._basic = _basic_header(username, password or "") if username else None
+        self._token = token
+        self.app_token = app_token
+
+    def headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self._basic is not None:
+            headers["Authorization"] = self._basic
+        elif self._token:
+            headers["Authorization"] = f"OAuth {self._token}"
+        if self.app_token:
+            headers["X-App-Token"] = self.app_token
+        return headers
+
+    def __repr__(self) -> str:
+        kind = "basic" if self._basic else "token" if self._token else "anonymous"
+        return f"Credentials({kind}, ********)"
+
+
+def _basic_header(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
+def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """Verification is always on; a private CA (the local server's, a corporate one) is added."""
+    context = ssl.create_default_context()
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+class Transport:
+    """Sessions and single requests; :class:`DsmapiClient` adds the API's resources."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        ca_bundle: str | None = None,
+        timeout_s: float = 300.0,
+        retry: RetryPolicy | None = None,
+        on_retry: OnRetry | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._retry = retry or RetryPolicy()
+        self._on_retry = on_retry
+        self._ssl = ssl_context(ca_bundle) if self.base_url.startswith("https") else False
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=30)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._once_session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        headers = {"User-Agent": f"dsmsyncd/{__version__}", **self._credentials.headers()}
+        self._session = aiohttp.ClientSession(
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl),
+            headers=headers,
+        )
+        self._once_session = aiohttp.ClientSession(
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(
+                limit=self._max_connections, ssl=self._ssl, force_close=True
+            ),
+            headers=headers,
+            middlewares=(_never_resend,),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for session in (self._session, self._once_session):
+            if session is not None:
+                await session.close()
+        self._session = self._once_session = None
+
+    # -- transport -----------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return path if path.startswith("http") else f"{self.base_url}{path}"
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        data: bytes | memoryview | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        params: Mapping[str, str] | None = None,
+        once: bool = False,
+    ) -> Any:
+        session = self._once_session if once else self._session
+        if session is None:
+            raise DsmapiError("the client is not open: use 'async with DsmapiClient(...)'")
+        url = self.url(path)
+        request_id = secrets.token_hex(16)
+        headers = {"Accept": accept, "X-Socrata-RequestId": request_id}
+        payload: bytes | memoryview | None = data
+        if body is not None:
+            payload = json.dumps(body).encode()
+        if payload is not None:
+            headers["Content-Type"] = content_type
+        try:
+            async with session.request(
+                method, url, data=payload, headers=headers, params=params
+            ) as response:
+                raw = await response.read()
+                if response.status in (200, 201, 202):
+                    if "json" in (response.content_type or "") and raw:
+                        return json.loads(raw)
+                    return raw
+                raise _server_error(method, url, response, raw, request_id)
+        except ServerError:
+            raise
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
+            raise TransportError(f"{method} failed: {exc}", url=url) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            what = f"{method} failed: {exc or type(exc).__name__}"
+            raise (OutcomeUnknown if once else TransportError)(what, url=url) from exc
+
+    async def call(self, method: str, path: str, *, retry: bool = True, **kw: Any) -> Any:
+        """An idempotent request, retried by the policy unless ``retry`` is False."""
+        policy = self._retry if retry else NO_RETRY
+        return await with_retries(
+            lambda: self._send(method, path, **kw), policy, on_retry=self._on_retry
+        )
+
+    async def call_once(self, method: str, path: str, **kw: Any) -> Any:
+        """A non-idempotent request: sent once, on a fresh connection, never resent.
+
+        Raises ``OutcomeUnknown`` when the transport failed after the request may have
+        reached the server; the caller must read the resource before repeating it.
+        """
+        return await self._send(method, path, once=True, **kw)
+
+
+async def _never_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware of the non-idempotent session: a dropped connection is reported,
+    never retried. aiohttp resends PUT and DELETE once on ``ClientOSError`` or
+    ``ServerDisconnectedError``; any other ``ClientError`` it re-raises as it is."""
+    try:
+        return await handler(request)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _DroppedOnce(f"connection lost: {exc or type(exc).__name__}") from exc
+
+
+class _DroppedOnce(aiohttp.ClientConnectionError):
+    """Not one of the errors aiohttp's resend loop catches, on purpose."""
+
+
+def _server_error(
+    method: str, url: str, response: aiohttp.ClientResponse, raw: bytes, request_id: str
+) -> ServerError:
+    body: Any = None
+    message = raw[:500].decode("utf-8", "replace") or response.reason or "no message"
+    try:
+        body = json.loads(raw)
+        if isinstance(body, dict) and body.get("message"):
+            message = str(body["message"])
+    except ValueError:
+        pass
+    retry_after: float | None = None
+    header = response.headers.get("Retry-After")
+    if header and header.replace(".", "", 1).isdigit():
+        retry_after = float(header)
+    server_rid = response.headers.get("X-Socrata-RequestId") or (
+        body.get("request_id") if isinstance(body, dict) else None
+    )
+    return classify(response.status)(
+        response.status,
+        message,
+        method=method,
+        url=url,
+        request_id=server_rid or request_id,
+        body=body,
+        retry_after=retry_after,
+    )
+
+
+async def poll(
+    fetch: Callable[[], Awaitable[Any]],
+    parse: Callable[[Any], T],
+    done: Callable[[T], bool],
+    *,
+    timeout_s: float,
+    what: str,
+) -> T:
+    """Fetch until ``done``; the interval grows from 50 ms to 500 ms.
+
+    Short first intervals let a small file publish in well under a second; the cap
+    bounds the time lost after a long step ends (measured in bench/RESULTS.md) while
+    keeping a job to two requests a second against a hosted server.
+    """
+    deadline = time.monotonic() + timeout_s
+    interval = POLL_FIRST_S
+    while True:
+        value = parse(await fetch())
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise DsmapiError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+        interval = min(POLL_MAX_S, interval * 1.5)

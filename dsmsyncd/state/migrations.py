@@ -1,0 +1,67 @@
+"""The SQLite state database's schema: forward-only migrations, and the lane filters
+whose spelling the partial indexes depend on."""
+
+from __future__ import annotations
+
+# Non-terminal jobs, spelled exactly as in the partial indexes of migration 1 so that
+# SQLite uses them. Changing the terminal set needs a migration that rebuilds them.
+ACTIVE_SQL = "state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')"
+# A dataset's lane: its active jobs less the HELD ones, which wait outside the queue.
+LANE_SQL = f"{ACTIVE_SQL} AND state != 'held'"
+
+# Forward-only; each entry is applied once, in order, and recorded in schema_version.
+# Never edit a released migration: append one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: jobs and their history
+        """CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            relative_path TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            content_sha256 TEXT,
+            size INTEGER NOT NULL,
+            mtime_us INTEGER NOT NULL,
+            dataset TEXT NOT NULL,
+            mapping_index INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            revision_seq INTEGER,
+            revision_id INTEGER,
+            source_id INTEGER,
+            output_schema_id INTEGER,
+            task_set_id INTEGER,
+            error TEXT,
+            error_count INTEGER NOT NULL DEFAULT 0,
+            discovered_at_us INTEGER NOT NULL,
+            updated_at_us INTEGER NOT NULL,
+            started_at_us INTEGER,
+            finished_at_us INTEGER,
+            next_attempt_at_us INTEGER,
+            UNIQUE (source, identity)
+        )""",
+        """CREATE INDEX jobs_lane ON jobs (dataset, mtime_us, relative_path, id)
+            WHERE state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')""",
+        """CREATE INDEX jobs_published ON jobs (dataset, finished_at_us)
+            WHERE state = 'published'""",
+        "CREATE INDEX jobs_updated ON jobs (updated_at_us)",
+        "CREATE INDEX jobs_dataset_updated ON jobs (dataset, updated_at_us)",
+        "CREATE INDEX jobs_state ON jobs (state)",
+        """CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id INTEGER NOT NULL REFERENCES jobs (id),
+            at_us INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            previous_state TEXT,
+            details TEXT NOT NULL
+        )""",
+        "CREATE INDEX job_events_job ON job_events (job_id, id)",
+    ),
+    (  # 2: the mapping a job was routed with travels with it (issue 11: a reload that
+        # reordered [[mapping]] tables sent queued jobs to another mapping by index)
+        "ALTER TABLE jobs ADD COLUMN routing TEXT",
+    ),
+    (  # 3: failed attempts to read the job's file, capped by [limits] max_read_attempts
+        "ALTER TABLE jobs ADD COLUMN read_failures INTEGER NOT NULL DEFAULT 0",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,126 @@
+"""A loopback TCP proxy that drops the connection of an apply request, for real.
+
+It relays bytes between the client and the real server and watches the client's
+side for ``PUT …/apply`` request lines. Armed with ``drop_after_server``, it relays
+the apply, waits until the server's answer starts to come back (so the server has
+taken the request and started the apply job), then closes the client's connection
+without relaying a byte of it. Armed with ``drop_before_server``, it closes the
+client's connection instead of relaying the apply at all. Either way only the next
+apply is dropped; later ones pass through. No timing is involved: every step waits
+on bytes actually read from a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+APPLY = re.compile(rb"PUT /api/publishing/v1/revision/[^ /]+/\d+/apply HTTP/1\.1\r\n")
+
+
+@dataclass
+class ApplyDropper:
+    upstream_host: str
+    upstream_port: int
+    url: str = ""
+    # Apply request lines the client sent, and how many of them reached the server.
+    applies_seen: int = 0
+    applies_forwarded: int = 0
+    dropped: int = 0
+    _mode: str | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def drop_after_server(self) -> None:
+        self._mode = "after"
+
+    def drop_before_server(self) -> None:
+        self._mode = "before"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
+        taken = asyncio.Event()  # set once an apply to be dropped went to the server
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._upstream(reader, up_writer, writer, taken))
+                group.create_task(self._downstream(up_reader, writer, taken))
+        except* (ConnectionError, OSError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await w.wait_closed()
+
+    async def _upstream(
+        self,
+        reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        writer: asyncio.StreamWriter,
+        taken: asyncio.Event,
+    ) -> None:
+        seen = b""
+        while data := await reader.read(65536):
+            seen = (seen + data)[-4096:]
+            found = len(APPLY.findall(seen))
+            if found:
+                seen = b""
+                self.applies_seen += found
+                if self._mode == "before":
+                    self._mode = None
+                    self.dropped += 1
+                    writer.transport.abort()
+                    up_writer.close()
+                    return
+                self.applies_forwarded += found
+                if self._mode == "after":
+                    self._mode = None
+                    taken.set()
+            up_writer.write(data)
+            await up_writer.drain()
+        up_writer.close()
+
+    async def _downstream(
+        self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, taken: asyncio.Event
+    ) -> None:
+        while data := await up_reader.read(65536):
+            if taken.is_set():
+                # The server answered the apply: it has taken it. The client never hears.
+                self.dropped += 1
+                writer.transport.abort()
+                return
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def apply_dropper(upstream_url: str) -> AsyncIterator[ApplyDropper]:
+    parts = urlsplit(upstream_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    proxy = ApplyDropper(parts.hostname, parts.port)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        proxy._tasks.add(task)
+        try:
+            await proxy._handle(reader, writer)
+        finally:
+            proxy._tasks.discard(task)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proxy.url = f"http://127.0.0.1:{port}"
+    try:
+        yield proxy
+    finally:
+        server.close()
+        for task in list(proxy._tasks):
+            task.cancel()
+        await asyncio.gather(*proxy._tasks, return_exceptions=True)
+        await server.wait_closed()
