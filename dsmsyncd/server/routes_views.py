@@ -84,11 +84,14 @@ def _translate(request: web.Request, view: Doc) -> TranslatedQuery:
     try:
         return translate_query(params, _columns(view))
     except QueryError as exc:
+        data: dict[str, Any] = {"parameter": exc.parameter}
+        if exc.limit is not None:
+            data["limit"] = exc.limit
         raise ApiError(
             400,
             f"invalid {exc.parameter}: {exc.message}",
-            key="query.compiler.malformed",
-            data={"parameter": exc.parameter},
+            key=exc.key or "query.compiler.malformed",
+            data=data,
         ) from exc
 
 
