@@ -9,7 +9,9 @@ user data and are returned exactly as sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +19,9 @@ from aiohttp import web
 from dsmsyncd.server.errors import ApiError, bad_field
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
+# Request bodies nest a few levels (a schema's columns, a format, custom metadata); a
+# deeper one is refused before anything recurses over it (storing, echoing it back).
+MAX_JSON_DEPTH = 64
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
 
 
@@ -45,8 +50,36 @@ def json_reply(data: Any, status: int = 200) -> web.Response:
     )
 
 
+async def stream_reply(
+    request: web.Request, chunks: AsyncGenerator[bytes, None], headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """Stream ``chunks`` as the reply body.
+
+    The first two chunks (a header row, then the first batch of rows) are read before
+    the reply starts, so a query that fails, runs over its time budget or needs too
+    much memory while it starts answers a JSON error rather than a cut-off body.
+    """
+    async with contextlib.aclosing(chunks):
+        first: list[bytes] = []
+        async for chunk in chunks:
+            first.append(chunk)
+            if len(first) == 2:
+                break
+        reply = web.StreamResponse(headers=headers)
+        await reply.prepare(request)
+        for chunk in first:
+            await reply.write(chunk)
+        async for chunk in chunks:
+            await reply.write(chunk)
+    await reply.write_eof()
+    return reply
+
+
 async def read_json(request: web.Request) -> Any:
     """The parsed JSON body; an empty body reads as ``{}``.
+
+    A body nested deeper than ``MAX_JSON_DEPTH`` is a 400 (``json_too_deep``): Python's
+    decoder and encoder recurse once per level, so 100,000 ``[`` made a 500.
 
     The SDK sends ``content-type: application/json`` with no body on several POSTs
     (commit, config ``create_revision``), so an empty body is not an error.
@@ -55,7 +88,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not UTF-8 text: {exc}", key="malformed_json") from exc
     except json.JSONDecodeError as exc:
@@ -64,6 +97,38 @@ async def read_json(request: web.Request) -> Any:
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             key="malformed_json",
         ) from exc
+    except RecursionError as exc:  # the decoder recurses once per level
+        raise _too_deep() from exc
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(
+        400,
+        f"request body is nested more than {MAX_JSON_DEPTH} arrays or objects deep; "
+        "no request of this API needs that many, flatten it",
+        key="json_too_deep",
+        data={"limit": MAX_JSON_DEPTH},
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep (no recursion here)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
