@@ -16,12 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from dsmsyncd.server import json_depth
 from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
-# Request bodies nest a few levels (a schema's columns, a format, custom metadata); a
-# deeper one is refused before anything recurses over it (storing, echoing it back).
-MAX_JSON_DEPTH = 64
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
 
 
@@ -78,8 +77,8 @@ async def stream_reply(
 async def read_json(request: web.Request) -> Any:
     """The parsed JSON body; an empty body reads as ``{}``.
 
-    A body nested deeper than ``MAX_JSON_DEPTH`` is a 400 (``json_too_deep``): Python's
-    decoder and encoder recurse once per level, so 100,000 ``[`` made a 500.
+    A body nested deeper than ``MAX_JSON_DEPTH`` is a 400 (``json_too_deep``; see
+    ``json_depth``): 100,000 ``[`` made a 500.
 
     The SDK sends ``content-type: application/json`` with no body on several POSTs
     (commit, config ``create_revision``), so an empty body is not an error.
@@ -88,7 +87,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        return json_depth.loads(raw)
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not UTF-8 text: {exc}", key="malformed_json") from exc
     except json.JSONDecodeError as exc:
@@ -97,38 +96,14 @@ async def read_json(request: web.Request) -> Any:
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             key="malformed_json",
         ) from exc
-    except RecursionError as exc:  # the decoder recurses once per level
-        raise _too_deep() from exc
-    if _deeper_than(body, MAX_JSON_DEPTH):
-        raise _too_deep()
-    return body
-
-
-def _too_deep() -> ApiError:
-    return ApiError(
-        400,
-        f"request body is nested more than {MAX_JSON_DEPTH} arrays or objects deep; "
-        "no request of this API needs that many, flatten it",
-        key="json_too_deep",
-        data={"limit": MAX_JSON_DEPTH},
-    )
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether arrays and objects nest more than ``limit`` deep (no recursion here)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+    except json_depth.TooDeep as exc:
+        raise ApiError(
+            400,
+            f"request body is nested more than {MAX_JSON_DEPTH} arrays or objects deep; "
+            "no request of this API needs that many, flatten it",
+            key="json_too_deep",
+            data={"limit": MAX_JSON_DEPTH},
+        ) from exc
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import pytest
 from dsmsyncd import cli
 from dsmsyncd.server import main as server_main
 from dsmsyncd.server import views
-from dsmsyncd.server.httpio import MAX_JSON_DEPTH
+from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.rowstore_sql import table
 from dsmsyncd.server.soql_query import MAX_OFFSET
@@ -123,6 +123,22 @@ async def test_deeply_nested_json_body_is_a_400(api: aiohttp.ClientSession) -> N
         metadata = [metadata]
     status, env = await call(api, "POST", f"{API}/revision", {"metadata": {"custom": metadata}})
     assert status == 201, env
+
+
+async def test_deeply_nested_json_cell_is_served_as_its_text(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    """Decoding a 1,200-deep JSON cell for the reply raised RecursionError: a 500."""
+    ff, _ = await publish(api, CSV)
+    for depth in (1_200, MAX_JSON_DEPTH + 1):  # 1,200: what fits in a request line
+        doc = "[" * depth + "]" * depth
+        params = {"$select": f"to_json('{doc}') AS j", "$where": "id = 1"}
+        async with api.get(f"/resource/{ff}.json", params=params) as resp:
+            rows = await resp.json()
+            assert resp.status == 200, rows
+        assert rows == [{"j": doc}]
+    status, rows = await call(api, "GET", f"/resource/{ff}.json?$select=to_json('[[1]]') AS j")
+    assert (status, rows[0]) == (200, {"j": [[1]]})  # shallow documents are served as JSON values
 
 
 async def test_query_out_of_memory_is_a_413_and_the_server_goes_on(
