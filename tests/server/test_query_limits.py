@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from dsmsyncd.server.main import RunningServer
+from dsmsyncd.server.soql_query import QueryError, translate_query
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, compile_expression, limits
 from dsmsyncd.server.transforms.limits import ExpressionLimitError
@@ -156,3 +157,34 @@ async def publish_public(api: aiohttp.ClientSession, data: bytes) -> str:
     assert job["status"] == "successful", job
     fourfour: str = env["resource"]["fourfour"]
     return fourfour
+
+
+def test_statement_over_the_total_sql_limit_names_its_largest_parameter() -> None:
+    """Each item is under the per-expression limit; together they are over the total."""
+    item = "a"
+    for _ in range(45):
+        item = f"to_text(to_multipoint({item}))"
+    assert len(compile_expression(item, COLUMNS).value_sql) < limits.MAX_SQL_CHARS
+    select = ", ".join(f"{item} AS c{i}" for i in range(10))
+    order = ", ".join([item] * 9)
+    with pytest.raises(QueryError) as info:
+        translate_query({"$select": select, "$order": order}, COLUMNS)
+    error = info.value
+    assert (error.parameter, error.key) == ("$select", "statement_sql_too_large")
+    assert error.limit == limits.MAX_STATEMENT_SQL_CHARS
+    assert f"more than {limits.MAX_STATEMENT_SQL_CHARS} characters of SQL" in error.message
+
+
+async def test_output_schema_over_the_total_sql_limit_is_a_400(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    _rev, source = await _parsed(server, api)
+    item = "`id`"
+    for _ in range(45):
+        item = f"to_text(to_multipoint({item}))"
+    resp = await _transform(api, source, [_column(f"c{i}", item, i) for i in range(10)])
+    assert resp.status == 400
+    body: dict[str, Any] = await resp.json()
+    assert body["key"] == "statement_sql_too_large"
+    assert body["data"]["limit"] == limits.MAX_STATEMENT_SQL_CHARS
+    assert "The output schema's transforms compile to more than" in body["message"]
