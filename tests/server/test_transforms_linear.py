@@ -229,7 +229,11 @@ def _bound_and_spliced(
     texts: tuple[str, ...],
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[CompiledExpression, CompiledExpression]:
-    """Depth 2 compiled both ways (depth 1 where spliced SQL is over the SQL limit)."""
+    """Depth 2 compiled both ways (depth 1 where spliced SQL is over the SQL limit).
+
+    The bound side binds every call that grows (no ``INLINE_MAX`` allowance), so that
+    small depths exercise binding as much as deep expressions do.
+    """
     for depth in (2, 1):
         node = _nested(name, position, types, texts, depth)
         with monkeypatch.context() as patch:
@@ -239,7 +243,9 @@ def _bound_and_spliced(
             except ExpressionLimitError:
                 print(name, types, position, "spliced over the limit at depth", depth)
                 continue
-        return compile_node("", node, COLUMNS), spliced
+        with monkeypatch.context() as patch:
+            patch.setattr(binding, "INLINE_MAX", 0)
+            return compile_node("", node, COLUMNS), spliced
     raise AssertionError(f"{name}: spliced SQL over the limit at depth 1")
 
 
