@@ -7,6 +7,7 @@ failure: 0 ok, 2 usage or config error, 3 startup failure, 1 anything else.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,22 @@ def _seconds(value: str) -> float:
     if not seconds >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
     return seconds
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds == 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
+    return seconds
+
+
+_MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory_size(value: str) -> str:
+    if not _MEMORY_SIZE.fullmatch(value.strip()):
+        raise argparse.ArgumentTypeError(f"expected a size like 512MB or 2GB, got {value!r}")
+    return value.strip()
 
 
 def _byte_count(value: str) -> int:
@@ -123,6 +140,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="BYTES",
         help="refuse (413) uploads larger than this many bytes (default: no limit)",
+    )
+    serve.add_argument(
+        "--query-timeout",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="time budget of one read (SODA query, rows page, export): past it the query "
+        "is interrupted and answers 503 query_timeout (default 30)",
+    )
+    serve.add_argument(
+        "--memory-limit",
+        type=_memory_size,
+        default="256MB",
+        metavar="SIZE",
+        help="DuckDB's memory limit, for all queries together (e.g. 512MB, 2GB); a read "
+        "that needs more answers 413 query_out_of_memory (default 256MB)",
+    )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection idle this long, before a request or between requests, "
+        "or still sending its request headers (default 60)",
     )
 
     run = commands.add_parser(
@@ -254,6 +295,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls_self_signed=args.tls_self_signed,
         shutdown_timeout=args.shutdown_timeout,
         max_upload_bytes=args.max_upload_bytes,
+        query_timeout=args.query_timeout,
+        memory_limit=args.memory_limit,
+        idle_timeout=args.idle_timeout,
     )
     return run_server(options)
 

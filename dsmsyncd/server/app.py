@@ -8,6 +8,8 @@ Middlewares, outermost first:
 2. errors: :class:`ApiError` and aiohttp's own ``HTTPException`` (404 unknown path,
    405, 413 …) become the JSON error body of ``errors.py``; anything else is logged with
    its traceback and answered as a 500 that names the request id, never the traceback;
+   a read stopped by its time or memory budget is a 503 ``query_timeout`` or a 413
+   ``query_out_of_memory`` that says which budget;
 3. auth: resolves the caller (``auth.py``).
 
 The SDK reads ``Content-Type`` on every reply and crashes without it (digest §2.8), so
@@ -30,9 +32,10 @@ from dsmsyncd.server import (
     routes_sources,
     routes_views,
 )
-from dsmsyncd.server.errors import ApiError
+from dsmsyncd.server.errors import ApiError, over_budget
 from dsmsyncd.server.httpio import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
 from dsmsyncd.server.ids import new_request_id
+from dsmsyncd.server.rowstore_budget import QueryOutOfMemory, QueryTimeout
 from dsmsyncd.server.state import STATE, ServerState
 
 logger = logging.getLogger("dsmsyncd.server.app")
@@ -74,6 +77,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 401:
             reply.headers[hdrs.WWW_AUTHENTICATE] = auth.REALM
         return reply
+    except (QueryTimeout, QueryOutOfMemory) as exc:
+        error = over_budget(exc)
+        return json_reply(error.body(rid), status=error.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

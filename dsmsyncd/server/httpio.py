@@ -9,12 +9,16 @@ user data and are returned exactly as sent.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from dsmsyncd.server import json_depth
 from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
@@ -45,8 +49,36 @@ def json_reply(data: Any, status: int = 200) -> web.Response:
     )
 
 
+async def stream_reply(
+    request: web.Request, chunks: AsyncGenerator[bytes, None], headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """Stream ``chunks`` as the reply body.
+
+    The first two chunks (a header row, then the first batch of rows) are read before
+    the reply starts, so a query that fails, runs over its time budget or needs too
+    much memory while it starts answers a JSON error rather than a cut-off body.
+    """
+    async with contextlib.aclosing(chunks):
+        first: list[bytes] = []
+        async for chunk in chunks:
+            first.append(chunk)
+            if len(first) == 2:
+                break
+        reply = web.StreamResponse(headers=headers)
+        await reply.prepare(request)
+        for chunk in first:
+            await reply.write(chunk)
+        async for chunk in chunks:
+            await reply.write(chunk)
+    await reply.write_eof()
+    return reply
+
+
 async def read_json(request: web.Request) -> Any:
     """The parsed JSON body; an empty body reads as ``{}``.
+
+    A body nested deeper than ``MAX_JSON_DEPTH`` is a 400 (``json_too_deep``; see
+    ``json_depth``): 100,000 ``[`` made a 500.
 
     The SDK sends ``content-type: application/json`` with no body on several POSTs
     (commit, config ``create_revision``), so an empty body is not an error.
@@ -55,7 +87,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        return json_depth.loads(raw)
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not UTF-8 text: {exc}", key="malformed_json") from exc
     except json.JSONDecodeError as exc:
@@ -63,6 +95,14 @@ async def read_json(request: web.Request) -> Any:
             400,
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             key="malformed_json",
+        ) from exc
+    except json_depth.TooDeep as exc:
+        raise ApiError(
+            400,
+            f"request body is nested more than {MAX_JSON_DEPTH} arrays or objects deep; "
+            "no request of this API needs that many, flatten it",
+            key="json_too_deep",
+            data={"limit": MAX_JSON_DEPTH},
         ) from exc
 
 

@@ -6,11 +6,12 @@ finish → drain background work (parsing, transforms, apply jobs, cleanup) → 
 stores in reverse order.
 
 Shutdown is bounded by ``shutdown_timeout`` (requests and background work share the
-one deadline): what is still running then is cancelled, which loses nothing, since
-unfinished parses and transforms are resumed at the next start
-(``processing_resume``), and so is a cut apply (``apply_resume``). A
-second SIGTERM/SIGINT while stopping exits at once, without closing anything (SQLite
-and DuckDB recover from their journals at the next start).
+one deadline): what is still running then is cancelled, and its DuckDB statement
+interrupted, which loses nothing, since unfinished parses and transforms are resumed
+at the next start (``processing_resume``), and so is a cut apply (``apply_resume``). A
+statement that has not returned ``INTERRUPT_GRACE`` seconds after its interrupt is not
+waited for. A second SIGTERM/SIGINT while stopping exits at once, without closing
+anything (SQLite and DuckDB recover from their journals at the next start).
 
 The readiness line ``dsmsyncd serve: listening on {url}`` is printed once, only after
 the socket is bound (the port may be 0, so the line is the only way to learn it): the
@@ -36,11 +37,14 @@ from aiohttp import web
 from dsmsyncd.server import auth
 from dsmsyncd.server.app import create_app
 from dsmsyncd.server.metastore import Kind, MetaStore
-from dsmsyncd.server.rowstore import RowStore
+from dsmsyncd.server.rowstore import DEFAULT_MEMORY_LIMIT, DEFAULT_QUERY_TIMEOUT, RowStore
 from dsmsyncd.server.state import ServerState
 
 STARTUP_FAILURE = 3
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+DEFAULT_IDLE_TIMEOUT = 60.0
+# After the shutdown timeout, how long interrupted DuckDB statements get to return.
+INTERRUPT_GRACE = 5.0
 
 logger = logging.getLogger("dsmsyncd.server.main")
 
@@ -59,6 +63,13 @@ class ServeOptions:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # Largest upload (whole body, or chunks up to the commit) in bytes; None = no limit.
     max_upload_bytes: int | None = None
+    # Seconds of DuckDB time a read (SODA query, page, export) may take; None = no limit.
+    query_timeout: float | None = DEFAULT_QUERY_TIMEOUT
+    # DuckDB's memory limit (all queries together); a read that needs more gets a 413.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    # Seconds a connection may sit idle, before its first request or between requests,
+    # or take to send a request's line and headers, before it is closed.
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass
@@ -69,6 +80,9 @@ class RunningServer:
     state: ServerState
     ca_path: Path | None
     _stop: Callable[[], Awaitable[None]]
+    # Set by ``stop`` when a DuckDB statement ignored its interrupt: the process should
+    # exit without waiting for its worker thread (DuckDB recovers at the next start).
+    abandoned: bool = False
 
     async def stop(self) -> None:
         await self._stop()
@@ -119,7 +133,11 @@ async def start_server(options: ServeOptions) -> RunningServer:
     """Open the stores, bind, and return once the socket accepts connections."""
     options.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetaStore(options.data_dir / "meta.sqlite3")
-    rows = RowStore(options.data_dir / "rows.duckdb")
+    rows = RowStore(
+        options.data_dir / "rows.duckdb",
+        memory_limit=options.memory_limit,
+        query_timeout=options.query_timeout,
+    )
     state = ServerState(
         data_dir=options.data_dir,
         meta=meta,
@@ -134,6 +152,9 @@ async def start_server(options: ServeOptions) -> RunningServer:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=options.shutdown_timeout,
+            # aiohttp's keep-alive timer also runs from the moment a connection opens
+            # until its request is complete, so it bounds idle and slow-header clients.
+            keepalive_timeout=options.idle_timeout,
         )
         await runner.setup()
         site = web.TCPSite(runner, options.listen_host, options.listen_port, ssl_context=context)
@@ -161,9 +182,21 @@ async def start_server(options: ServeOptions) -> RunningServer:
                 flush=True,
             )
             await state.cancel_background()
+        # Cancelled work interrupts its own statement; anything left is interrupted now.
+        if not await rows.interrupt(INTERRUPT_GRACE):
+            running.abandoned = True
+            print(
+                f"dsmsyncd serve: DuckDB statements still running {INTERRUPT_GRACE:g}s after "
+                "being interrupted; not waiting for them",
+                file=sys.stderr,
+                flush=True,
+            )
+            state.meta.close()
+            return
         await _close_stores(state)
 
-    return RunningServer(url=url, state=state, ca_path=ca_path, _stop=stop)
+    running = RunningServer(url=url, state=state, ca_path=ca_path, _stop=stop)
+    return running
 
 
 async def _close_stores(state: ServerState) -> None:
@@ -174,9 +207,8 @@ async def _close_stores(state: ServerState) -> None:
             if inspect.isawaitable(result):
                 await result
         except Exception:
-            # A cancelled task's DuckDB statement can still be running in its worker
-            # thread (it cannot be interrupted from here); DuckDB refuses to close
-            # under it and closes the file itself when the statement ends.
+            # Statements are interrupted before this; should one still run, DuckDB
+            # refuses to close under it and closes the file itself when it ends.
             logger.warning("row store still busy at shutdown; it closes when idle", exc_info=True)
     state.meta.close()
 
@@ -218,6 +250,8 @@ async def _serve(options: ServeOptions) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
     print("dsmsyncd serve: stopped", file=sys.stderr, flush=True)
+    if server.abandoned:
+        os._exit(0)  # joining the stuck worker thread at exit would wait for it
     return 0
 
 

@@ -25,7 +25,9 @@ from dsmsyncd.server.transforms import (
     CompiledExpression,
     ExpressionError,
     compile_expression,
+    limits,
 )
+from dsmsyncd.server.transforms.limits import ExpressionLimitError
 
 # The transform a parsed column gets by default, per guessed type (digest §5.2).
 _GUESSED_FUNCTION: dict[str, str] = {
@@ -146,9 +148,15 @@ def plan(
 ) -> list[PlannedColumn]:
     """Compile every column; ``strict`` turns the first bad expression into a 400."""
     planned: list[PlannedColumn] = []
+    total_sql = 0
     for spec in specs:
         try:
             compiled = compile_expression(spec.transform_expr, inputs, context=context)
+            total_sql += len(compiled.value_sql) + len(compiled.error_sql)
+            if total_sql > limits.MAX_STATEMENT_SQL_CHARS:
+                raise limits.statement_too_large(
+                    "The output schema's transforms", "simplify them or use fewer columns"
+                )
         except ExpressionError as exc:
             if strict:
                 raise expression_refused(spec, exc) from exc
@@ -160,19 +168,25 @@ def plan(
 
 
 def expression_refused(spec: ColumnSpec, exc: ExpressionError) -> ApiError:
+    """The 400 for a transform that does not compile; a limit names itself in the key."""
+    data: dict[str, Any] = {
+        "field_name": spec.field_name,
+        "transform_expr": spec.transform_expr,
+        "position": exc.position,
+        "line": exc.line,
+        "column": exc.column,
+        "reason": exc.reason,
+    }
+    key = "transform_compilation_error"
+    if isinstance(exc, ExpressionLimitError):
+        key = exc.key
+        data["limit"] = exc.limit
     return ApiError(
         400,
         f"transform of column {spec.field_name!r} does not compile: {exc.message} "
         f"(line {exc.line}, column {exc.column})",
-        key="transform_compilation_error",
-        data={
-            "field_name": spec.field_name,
-            "transform_expr": spec.transform_expr,
-            "position": exc.position,
-            "line": exc.line,
-            "column": exc.column,
-            "reason": exc.reason,
-        },
+        key=key,
+        data=data,
     )
 
 

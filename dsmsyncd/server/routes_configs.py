@@ -23,6 +23,9 @@ from dsmsyncd.server.metastore import Doc, Kind, MetaStore, utcnow_iso
 from dsmsyncd.server.represent_revisions import API, revision_envelope
 from dsmsyncd.server.routes_revisions import open_with_config
 from dsmsyncd.server.state import STATE
+from dsmsyncd.server.transforms import ExpressionError
+from dsmsyncd.server.transforms.limits import ExpressionLimitError
+from dsmsyncd.server.transforms.parser import parse_expression
 
 DATA_ACTIONS = ("update", "replace", "delete")
 
@@ -93,6 +96,8 @@ def columns(raw: Any) -> list[dict[str, Any]]:
         expr = col.get("transform_expr")
         if expr is not None and not isinstance(expr, str):
             raise bad_field(f"{where}.transform_expr", "expected a string")
+        if expr is not None:
+            _check_limits(f"{where}.transform_expr", expr)
         for key, kind in (("format", dict), ("flags", list)):
             if col.get(key) is not None and not isinstance(col[key], kind):
                 raise bad_field(
@@ -111,6 +116,25 @@ def columns(raw: Any) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _check_limits(field: str, expr: str) -> None:
+    """Refuse a transform over the expression limits now, not when a file arrives.
+
+    Names and types can only be checked once a file's columns are known, so other
+    faults still surface on the output schema then, as they always have.
+    """
+    try:
+        parse_expression(expr)
+    except ExpressionLimitError as exc:
+        raise ApiError(
+            400,
+            f"invalid field '{field}': {exc}",
+            key=exc.key,
+            data={"field": field, "limit": exc.limit},
+        ) from exc
+    except ExpressionError:
+        pass
 
 
 def _data_action(raw: Any) -> str:

@@ -25,7 +25,7 @@ from dsmsyncd.server import (
     source_store,
 )
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.httpio import json_reply, optional_str, read_json_object
+from dsmsyncd.server.httpio import json_reply, optional_str, read_json_object, stream_reply
 from dsmsyncd.server.metastore import Doc, Kind, utcnow_iso
 from dsmsyncd.server.represent_sources import (
     API,
@@ -214,19 +214,14 @@ async def _errors_csv(
     inputs: InputRef,
     column: int | None,
 ) -> web.StreamResponse:
-    reply = web.StreamResponse(
-        headers={
-            "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="errors-{doc["id"]}.csv"',
-        }
-    )
-    await reply.prepare(request)
-    async for piece in state.rows.export_csv(
+    headers = {
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="errors-{doc["id"]}.csv"',
+    }
+    chunks = state.rows.export_csv(
         doc["_table"], plans, inputs=inputs, errors_only=True, column_index=column
-    ):
-        await reply.write(piece)
-    await reply.write_eof()
-    return reply
+    )
+    return await stream_reply(request, chunks, headers)
 
 
 def _transform_of(request: web.Request, *, rows: bool = False) -> tuple[Doc, dict[str, Any], int]:

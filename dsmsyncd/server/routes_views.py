@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 
 from dsmsyncd.server import auth, cleanup, revisions, routes_sources, source_store, views
 from dsmsyncd.server.errors import ApiError
-from dsmsyncd.server.httpio import json_reply
+from dsmsyncd.server.httpio import json_reply, stream_reply
 from dsmsyncd.server.metastore import Doc, Kind
 from dsmsyncd.server.rowstore_apply import SelectItem
 from dsmsyncd.server.rowstore_sql import ident
@@ -84,11 +84,14 @@ def _translate(request: web.Request, view: Doc) -> TranslatedQuery:
     try:
         return translate_query(params, _columns(view))
     except QueryError as exc:
+        data: dict[str, Any] = {"parameter": exc.parameter}
+        if exc.limit is not None:
+            data["limit"] = exc.limit
         raise ApiError(
             400,
             f"invalid {exc.parameter}: {exc.message}",
-            key="query.compiler.malformed",
-            data={"parameter": exc.parameter},
+            key=exc.key or "query.compiler.malformed",
+            data=data,
         ) from exc
 
 
@@ -126,15 +129,10 @@ async def _rows_csv(request: web.Request, fourfour: str) -> web.StreamResponse:
             body=f"{name}\n{row[name]}\n".encode(),
             headers={hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"},
         )
-    response = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"})
-    await response.prepare(request)
     chunks = request.app[STATE].rows.dataset_csv(
         views.dataset_table(fourfour), _select(query), query.where_sql, list(query.order_sql)
     )
-    async for chunk in chunks:
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    return await stream_reply(request, chunks, {hdrs.CONTENT_TYPE: "text/csv; charset=utf-8"})
 
 
 def _wants_csv(request: web.Request) -> bool:

@@ -4,21 +4,23 @@ It holds input tables (parsed uploads), output tables (an output schema evaluate
 an input table) and dataset tables (published rows). The SQL lives in ``ingest``,
 ``rowstore_output`` and ``rowstore_apply``; this class gives it an async face.
 
-Every public method runs its DuckDB work in a worker thread (``asyncio.to_thread``) on a
-cursor of its own, so the event loop never blocks and work on different tables runs in
-parallel. DuckDB serialises conflicting writes to the same table; callers keep one
-writer per dataset (the server's apply job does).
+Every public method runs its DuckDB work in a worker thread on a cursor of its own
+(``rowstore_budget``), so the event loop never blocks and work on different tables runs
+in parallel. Reads get a time budget (``query_timeout``) and are interrupted when it
+passes; anything still running at shutdown is interrupted too. DuckDB serialises
+conflicting writes to the same table; callers keep one writer per dataset (the server's
+apply job does).
 
 Memory stays bounded for large files: DuckDB gets ``memory_limit`` and spills to
 ``<db>.tmp/`` beside the database file, and rows only ever reach Python one page or one
-``fetchmany`` batch at a time.
+``fetchmany`` batch at a time. A read that needs more than ``memory_limit`` fails
+(``QueryOutOfMemory``) rather than growing the process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -36,6 +38,7 @@ from dsmsyncd.server.rowstore_apply import (
     ApplyTarget,
     SelectItem,
 )
+from dsmsyncd.server.rowstore_budget import QueryOutOfMemory, QueryTimeout, Statements
 from dsmsyncd.server.rowstore_output import InputRef, OutputColumnPlan, OutputStats
 from dsmsyncd.server.rowstore_sql import drop_relation_sql
 
@@ -47,6 +50,8 @@ __all__ = [
     "InputRef",
     "OutputColumnPlan",
     "OutputStats",
+    "QueryOutOfMemory",
+    "QueryTimeout",
     "RowStore",
 ]
 
@@ -54,13 +59,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 EXPORT_BATCH_ROWS = 2000
+DEFAULT_MEMORY_LIMIT = "256MB"
+DEFAULT_QUERY_TIMEOUT = 30.0
 
 
 class RowStore:
     """One DuckDB database file holding input, output and dataset tables."""
 
     def __init__(
-        self, path: Path, *, memory_limit: str = "256MB", threads: int | None = None
+        self,
+        path: Path,
+        *,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        threads: int | None = None,
+        query_timeout: float | None = DEFAULT_QUERY_TIMEOUT,
     ) -> None:
         temp_dir = path.parent / (path.name + ".tmp")
         temp_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +96,19 @@ class RowStore:
         _apply.ensure_apply_log(self._con)
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
+        self._statements = Statements(query_timeout=query_timeout, memory_limit=memory_limit)
+
+    async def interrupt(self, grace: float) -> bool:
+        """Interrupt every running statement; whether all returned within ``grace`` s."""
+        self._statements.interrupt_all()
+        return await self._statements.wait_idle(grace)
+
+    async def wait_statements(self, count: int, grace: float) -> bool:
+        """Whether exactly ``count`` calls are running within ``grace`` seconds.
+
+        A state to wait on (tests; shutdown waits for zero through ``interrupt``).
+        """
+        return await self._statements.wait_running(count, grace)
 
     def close(self) -> None:
         """Close the database; call once no method is running any more."""
@@ -91,6 +116,7 @@ class RowStore:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+        self._statements.close()
 
     async def ingest(
         self,
@@ -119,7 +145,7 @@ class RowStore:
 
     async def row_errors(self, table: str, offset: int, limit: int) -> list[dict[str, Any]]:
         """A page of the parse errors of input table ``table`` (digest §3(f))."""
-        return await self._run(_ingest.read_row_errors, table, offset, limit)
+        return await self._read(_ingest.read_row_errors, table, offset, limit)
 
     async def materialize(
         self, input_table: str, output_table: str, columns: Sequence[OutputColumnPlan]
@@ -162,7 +188,7 @@ class RowStore:
             rows = cur.execute(sql, [limit, offset]).fetchall()
             return _output.to_items(rows, columns, refs)
 
-        return await self._run(page)
+        return await self._read(page)
 
     async def export_csv(
         self,
@@ -172,7 +198,7 @@ class RowStore:
         inputs: InputRef,
         errors_only: bool,
         column_index: int | None = None,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Stream an output table as CSV; error rows get a last ``errors`` column."""
         sql, refs = _output.page_query(
             output_table,
@@ -189,7 +215,7 @@ class RowStore:
 
     async def validate_row_identifier(self, output_table: str, column_index: int) -> dict[str, Any]:
         """``{"valid": True}`` or why column ``column_index`` cannot identify rows."""
-        return await self._run(_output.validate_row_identifier, output_table, column_index)
+        return await self._read(_output.validate_row_identifier, output_table, column_index)
 
     async def apply(
         self,
@@ -219,7 +245,7 @@ class RowStore:
         offset: int,
     ) -> list[dict[str, Any]]:
         """Rows as ``{key: wire value}``; ``select_sql`` items are (SQL, key, SoQL type)."""
-        return await self._run(
+        return await self._read(
             _apply.dataset_rows, dataset_table, select_sql, where_sql, order_sql, limit, offset
         )
 
@@ -229,17 +255,17 @@ class RowStore:
         select_sql: list[SelectItem],
         where_sql: str | None,
         order_sql: list[str],
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Stream a dataset read as CSV; the header row holds the select keys."""
         yield _output.csv_header_names([key for _, key, _ in select_sql])
-        if not await self._run(_apply.table_exists, dataset_table):
+        if not await self._read(_apply.table_exists, dataset_table):
             return
         sql = _apply.dataset_query(dataset_table, select_sql, where_sql, order_sql, paged=False)
         async for rows in self._stream(sql, []):
             yield _apply.dataset_csv(rows, select_sql)
 
     async def dataset_count(self, table: str) -> int:
-        return await self._run(_apply.dataset_count, table)
+        return await self._read(_apply.dataset_count, table)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -253,30 +279,22 @@ class RowStore:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        def work() -> T:
-            cur = self._cursor()
-            try:
-                return fn(cur, *args, **kwargs)
-            finally:
-                cur.close()
+        """Work (parse, transform, apply, drop): no time budget, stopped at shutdown."""
+        return await self._statements.run(
+            self._cursor(), lambda cur: fn(cur, *args, **kwargs), read=False
+        )
 
-        return await asyncio.to_thread(work)
+    async def _read(
+        self,
+        fn: Callable[Concatenate[duckdb.DuckDBPyConnection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """A read that a client waits for: within the time and memory budgets."""
+        return await self._statements.run(
+            self._cursor(), lambda cur: fn(cur, *args, **kwargs), read=True
+        )
 
-    async def _stream(self, sql: str, params: list[Any]) -> AsyncIterator[list[tuple[Any, ...]]]:
-        """Batches of a query's rows, fetched in a worker thread, cursor closed at the end."""
-
-        def start() -> duckdb.DuckDBPyConnection:
-            cur = self._cursor()
-            try:
-                cur.execute(sql, params)
-            except BaseException:
-                cur.close()
-                raise
-            return cur
-
-        cur = await asyncio.to_thread(start)
-        try:
-            while rows := await asyncio.to_thread(cur.fetchmany, EXPORT_BATCH_ROWS):
-                yield rows
-        finally:
-            cur.close()
+    def _stream(self, sql: str, params: list[Any]) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """Batches of a read's rows, fetched in a worker thread within the read budget."""
+        return self._statements.stream(self._cursor(), sql, params, EXPORT_BATCH_ROWS)

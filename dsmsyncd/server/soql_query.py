@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dsmsyncd.server.soql_types import SoqlType
-from dsmsyncd.server.transforms import ColumnInput, ExpressionError, compile_expression
+from dsmsyncd.server.transforms import ColumnInput, ExpressionError, compile_expression, limits
 from dsmsyncd.server.transforms.compiler import compile_node
 from dsmsyncd.server.transforms.parser import (
     ColumnRef,
@@ -26,6 +26,9 @@ from dsmsyncd.server.transforms.parser import (
 from dsmsyncd.server.transforms.sqlgen import sql_text
 
 _KNOWN = frozenset({"$select", "$where", "$order", "$limit", "$offset"})
+# DuckDB's LIMIT and OFFSET are BIGINT: a larger offset can only ever read no row.
+MAX_OFFSET = 2**63 - 1
+_WHOLE_NUMBER = re.compile(r"\s*([0-9]+)\s*")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The one aggregate served so far: ``count(*)`` alone, optionally aliased, as a client
 # asks "how many rows" (the daemon's replace guard). Group-by queries are not supported.
@@ -54,12 +57,28 @@ class TranslatedQuery:
 
 
 class QueryError(ValueError):
-    """A SODA parameter that cannot be translated; names the parameter to fix."""
+    """A SODA parameter that cannot be translated; names the parameter to fix.
 
-    def __init__(self, message: str, parameter: str) -> None:
+    ``key`` and ``limit`` are set when an expression limit (``transforms.limits``) was
+    hit, so the HTTP error can say which limit and its value.
+    """
+
+    def __init__(
+        self, message: str, parameter: str, *, key: str | None = None, limit: int | None = None
+    ) -> None:
         super().__init__(f"{parameter}: {message}")
         self.message = message
         self.parameter = parameter
+        self.key = key
+        self.limit = limit
+
+    @classmethod
+    def of(cls, exc: ExpressionError, parameter: str) -> QueryError:
+        if isinstance(exc, limits.ExpressionLimitError):
+            # A statement-wide limit has no position worth showing.
+            text = exc.message if exc.limit_reason == "statement_too_large" else str(exc)
+            return cls(text, parameter, key=exc.key, limit=exc.limit)
+        return cls(str(exc), parameter)
 
 
 def translate_query(
@@ -85,8 +104,9 @@ def translate_query(
         if not key.startswith("$"):
             conditions.append(_equality(key, value, columns))
     order = _order(params["$order"], columns) if params.get("$order") else []
+    _check_total_sql({"$select": [s.sql for s in select], "$where": conditions, "$order": order})
     limit = _integer(params, "$limit", default_limit, max_limit)
-    offset = _integer(params, "$offset", 0, None)
+    offset = _integer(params, "$offset", 0, MAX_OFFSET)
     return TranslatedQuery(
         select=select,
         where_sql=" AND ".join(conditions) if conditions else None,
@@ -111,7 +131,7 @@ def _select(text: str, columns: Mapping[str, ColumnInput]) -> list[SelectedColum
                 raise QueryError(f"{name!r} is not a valid column alias", "$select")
             selected.append(SelectedColumn(name, compiled.value_sql, compiled.output_type))
     except ExpressionError as e:
-        raise QueryError(str(e), "$select") from e
+        raise QueryError.of(e, "$select") from e
     names = [s.name for s in selected]
     duplicates = sorted({x for x in names if names.count(x) > 1})
     if duplicates:
@@ -132,7 +152,7 @@ def _where(text: str, columns: Mapping[str, ColumnInput]) -> str:
     try:
         compiled = compile_expression(text, columns)
     except ExpressionError as e:
-        raise QueryError(str(e), "$where") from e
+        raise QueryError.of(e, "$where") from e
     if compiled.output_type is not SoqlType.CHECKBOX:
         raise QueryError(
             f"must be a true/false condition, not {compiled.output_type.value}", "$where"
@@ -160,16 +180,31 @@ def _order(text: str, columns: Mapping[str, ColumnInput]) -> list[str]:
             out.append(f"{compiled.value_sql} {direction}")
         return out
     except ExpressionError as e:
-        raise QueryError(str(e), "$order") from e
+        raise QueryError.of(e, "$order") from e
 
 
-def _integer(params: Mapping[str, str], key: str, default: int, maximum: int | None) -> int:
+def _check_total_sql(parts: Mapping[str, list[str]]) -> None:
+    """Refuse a read whose SQL, all parameters together, is over the statement limit.
+
+    The error names the parameter that contributes most, the one to simplify first.
+    """
+    sizes = {key: sum(len(sql) for sql in sqls) for key, sqls in parts.items()}
+    if sum(sizes.values()) > limits.MAX_STATEMENT_SQL_CHARS:
+        exc = limits.statement_too_large(
+            "The query's parameters", "select fewer or simpler expressions"
+        )
+        raise QueryError.of(exc, max(sizes, key=lambda key: sizes[key]))
+
+
+def _integer(params: Mapping[str, str], key: str, default: int, maximum: int) -> int:
     raw = params.get(key)
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit():
-        raise QueryError(f"must be a whole number of zero or more, not {raw!r}", key)
-    value = int(raw)
-    if maximum is not None and value > maximum:
-        raise QueryError(f"must be at most {maximum}", key)
-    return value
+    match = _WHOLE_NUMBER.fullmatch(raw)
+    if match is None:
+        raise QueryError(f"must be a whole number of zero or more, not {raw[:40]!r}", key)
+    digits = match.group(1).lstrip("0") or "0"
+    # Compare lengths first: int() of thousands of digits is slow, then refused.
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise QueryError(f"must be at most {maximum}", key, limit=maximum)
+    return int(digits)

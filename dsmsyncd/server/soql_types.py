@@ -18,6 +18,8 @@ import math
 from enum import StrEnum
 from typing import Any
 
+from dsmsyncd.server import json_depth
+
 
 class SoqlType(StrEnum):
     TEXT = "text"
@@ -118,7 +120,12 @@ def to_wire(soql_type: SoqlType, value: Any) -> Any:
     if soql_type is SoqlType.DATE:
         return format_fixed(value)
     if soql_type in JSON_TEXT_TYPES:
-        return json.loads(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return json_depth.loads(value)
+        except json_depth.TooDeep:
+            return value  # served as its JSON text, which the reply can always encode
     return str(value)
 
 

@@ -167,3 +167,11 @@ def test_make_point_and_members() -> None:
         ok("url_url(make_url('http://x', 'X')) || make_url('u', a).description", "d") == "http://xd"
     )
     assert json.loads(ok("to_url(a)", "http://a")) == {"url": "http://a"}
+
+
+def test_json_index_by_any_text_key_never_raises() -> None:
+    """``json[key]`` with an empty key made DuckDB raise (JSONPath ``$.""``): a 500."""
+    doc = '{"k": 1, "": 2, "a/b": 3, "q\\"x": 4}'
+    for key, wanted in (("k", "1"), ("", "2"), ("a/b", "3"), ('q"x', "4"), ("zz", None)):
+        assert ok(f"a::json[{key!r}]", doc) == wanted
+    assert ok("a::json['0']", "[1, 2]") is None  # a text key does not index an array

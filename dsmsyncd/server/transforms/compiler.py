@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dsmsyncd.server.soql_types import SoqlType, duckdb_type
-from dsmsyncd.server.transforms import functions
+from dsmsyncd.server.transforms import binding, functions, limits
 from dsmsyncd.server.transforms.errors import ExpressionError
 from dsmsyncd.server.transforms.parser import (
     ColumnRef,
@@ -28,7 +28,7 @@ from dsmsyncd.server.transforms.parser import (
 )
 from dsmsyncd.server.transforms.registry import ALIASES, NOT_AVAILABLE, REGISTRY
 from dsmsyncd.server.transforms.sqlgen import NULL, first_error, sql_text
-from dsmsyncd.server.transforms.typecheck import Call, Typed, resolve
+from dsmsyncd.server.transforms.typecheck import Call, Signature, Typed, resolve
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,17 @@ class _Compiler:
             raise self._unknown(node, name)
         args = [self.compile(a) for a in node.args]
         sig, result_type, args = resolve(name, sigs, args, node, self.source)
+        typed = self._build(name, sig, result_type, args, node)
+        if binding.should_bind(args, typed):
+            fields, refs = binding.bind(args)
+            typed = binding.pack(fields, self._build(name, sig, result_type, refs, node))
+        limits.check_sql(binding.size(typed), node.position, self.source)
+        return typed
+
+    def _build(
+        self, name: str, sig: Signature, result_type: SoqlType, args: list[Typed], node: FunCall
+    ) -> Typed:
+        """One call's SQL from its arguments' SQL: the builder, then the argument errors."""
         call = Call(name, args, result_type, node, self.source, self.context)
         value, own_error = sig.builder(call)
         if sig.lazy:

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-Reason = Literal["syntax", "unknown_column", "unknown_function", "type_mismatch", "not_available"]
+Reason = Literal[
+    "syntax",
+    "unknown_column",
+    "unknown_function",
+    "type_mismatch",
+    "not_available",
+    # Over a limit of limits.py (raised as its ExpressionLimitError).
+    "too_long",
+    "too_deep",
+    "too_large",
+    "sql_too_large",
+    "statement_too_large",
+]
 
 
 class ExpressionError(ValueError):

@@ -205,9 +205,12 @@ def _json_index(c: Call) -> tuple[str, str]:
     x, key = c.args
     if key.type is N:
         path = f"'$[' || CAST(TRY_CAST({key.value} AS BIGINT) AS VARCHAR) || ']'"
-    else:
-        path = f"'$.\"' || replace({key.value}, '\"', '\\\"') || '\"'"
-    return f"CAST(json_extract({x.value}, {path}) AS VARCHAR)", NULL
+        return f"CAST(json_extract({x.value}, {path}) AS VARCHAR)", NULL
+    # A JSON pointer names any key (a JSONPath `$.""` makes DuckDB raise); on an array
+    # it would index, so only objects are looked into.
+    pointer = f"'/' || replace(replace({key.value}, '~', '~0'), '/', '~1')"
+    value = f"json_extract({x.value}, {pointer})"
+    return f"(CASE WHEN json_type({x.value}) = 'OBJECT' THEN CAST({value} AS VARCHAR) END)", NULL
 
 
 @define("json_array_contains", (J, frozenset({T, N, B})), B)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dsmsyncd.server.transforms import limits
 from dsmsyncd.server.transforms.errors import ExpressionError
 from dsmsyncd.server.transforms.lexer import KEYWORDS, Token, tokenize
 
@@ -117,10 +118,21 @@ def parse_order(source: str) -> list[tuple[Node, bool]]:
 
 
 class _Parser:
+    """A Pratt parser that enforces the limits of ``limits.py`` as it builds the tree.
+
+    Depth is checked twice: the parser's own recursion (parentheses nest without making
+    nodes) and the tree's depth (``a+b+c+…`` is a loop here but a deep tree for the
+    compiler, which recurses over it).
+    """
+
     def __init__(self, source: str) -> None:
+        limits.check_text(source)
         self.source = source
         self.tokens = tokenize(source)
         self.index = 0
+        self.nesting = 0
+        self.nodes = 0
+        self.depths: dict[int, int] = {}  # id(FunCall) → depth of its subtree
 
     def peek(self, offset: int = 0) -> Token:
         return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
@@ -149,27 +161,50 @@ class _Parser:
             )
 
     def expression(self, min_bp: int) -> Node:
+        self.nesting += 1
+        if self.nesting > limits.MAX_EXPRESSION_DEPTH:
+            raise limits.too_deep(self.peek().position, self.source)
         left = self.prefix()
         while True:
             tok = self.peek()
             nxt = self._infix(left, tok, min_bp)
             if nxt is None:
+                self.nesting -= 1
                 return left
             left = nxt
+
+    def counted(self, node: Lit | ColumnRef) -> Node:
+        """A leaf, counted against the node limit."""
+        self.nodes += 1
+        if self.nodes > limits.MAX_EXPRESSION_NODES:
+            raise limits.too_many_nodes(node.position, self.source)
+        return node
+
+    def funcall(self, name: str, args: tuple[Node, ...], pos: int) -> FunCall:
+        """A call or operator node, counted and checked against the depth limit."""
+        depth = 1 + max((self.depths.get(id(a), 1) for a in args), default=0)
+        if depth > limits.MAX_EXPRESSION_DEPTH:
+            raise limits.too_deep(pos, self.source)
+        self.nodes += 1
+        if self.nodes > limits.MAX_EXPRESSION_NODES:
+            raise limits.too_many_nodes(pos, self.source)
+        node = FunCall(name, args, pos)
+        self.depths[id(node)] = depth
+        return node
 
     def _infix(self, left: Node, tok: Token, min_bp: int) -> Node | None:
         pos = tok.position
         if tok.is_keyword("or") and min_bp < 1:
             self.advance()
-            return FunCall("op$or", (left, self.expression(1)), pos)
+            return self.funcall("op$or", (left, self.expression(1)), pos)
         if tok.is_keyword("and") and min_bp < 2:
             self.advance()
-            return FunCall("op$and", (left, self.expression(2)), pos)
+            return self.funcall("op$and", (left, self.expression(2)), pos)
         if min_bp < _PREDICATE_BP:
             if tok.kind == "op" and tok.text in _COMPARISONS:
                 self.advance()
                 right = self.expression(_PREDICATE_BP + 1)
-                return FunCall(_COMPARISONS[tok.text], (left, right), pos)
+                return self.funcall(_COMPARISONS[tok.text], (left, right), pos)
             if tok.is_keyword("is"):
                 self.advance()
                 negated = self.peek().is_keyword("not")
@@ -178,7 +213,7 @@ class _Parser:
                 null_tok = self.advance()
                 if not null_tok.is_keyword("null"):
                     raise self.error("Expected NULL after IS [NOT]", null_tok)
-                return FunCall("#IS_NOT_NULL" if negated else "#IS_NULL", (left,), pos)
+                return self.funcall("#IS_NOT_NULL" if negated else "#IS_NULL", (left,), pos)
             negated = tok.is_keyword("not") and any(
                 self.peek(1).is_keyword(w) for w in ("between", "in", "like")
             )
@@ -190,10 +225,10 @@ class _Parser:
             bp, name = _BINARY[tok.text]
             if min_bp < bp:
                 self.advance()
-                return FunCall(name, (left, self.expression(bp)), pos)
+                return self.funcall(name, (left, self.expression(bp)), pos)
         if tok.is_op("^") and min_bp < 9:
             self.advance()
-            return FunCall("op$^", (left, self.expression(8)), pos)
+            return self.funcall("op$^", (left, self.expression(8)), pos)
         return self._postfix(left, tok)
 
     def _predicate(self, left: Node, word: str, negated: bool, pos: int) -> Node:
@@ -204,16 +239,16 @@ class _Parser:
             if not and_tok.is_keyword("and"):
                 raise self.error("Expected AND in BETWEEN … AND …", and_tok)
             high = self.expression(_PREDICATE_BP)
-            return FunCall(name, (left, low, high), pos)
+            return self.funcall(name, (left, low, high), pos)
         if word == "LIKE":
-            return FunCall(name, (left, self.expression(_PREDICATE_BP + 1)), pos)
+            return self.funcall(name, (left, self.expression(_PREDICATE_BP + 1)), pos)
         self.expect_op("(", "after IN")
         items = [self.expression(0)]
         while self.peek().is_op(","):
             self.advance()
             items.append(self.expression(0))
         self.expect_op(")", "to close the IN list")
-        return FunCall(name, (left, *items), pos)
+        return self.funcall(name, (left, *items), pos)
 
     def _postfix(self, left: Node, tok: Token) -> Node | None:
         if tok.is_op("::"):
@@ -221,49 +256,49 @@ class _Parser:
             type_tok = self.advance()
             if type_tok.kind != "ident":
                 raise self.error("Expected a type name after ::", type_tok)
-            return FunCall(f"cast${type_tok.text.lower()}", (left,), tok.position)
+            return self.funcall(f"cast${type_tok.text.lower()}", (left,), tok.position)
         if tok.is_op("["):
             self.advance()
             index = self.expression(0)
             self.expect_op("]", "to close the index")
-            return FunCall("op$[]", (left, index), tok.position)
+            return self.funcall("op$[]", (left, index), tok.position)
         if tok.is_op("."):
             self.advance()
             member = self.advance()
             if member.kind != "ident":
                 raise self.error("Expected a member name after '.'", member)
-            return FunCall(f"op$.{member.text.lower()}", (left,), tok.position)
+            return self.funcall(f"op$.{member.text.lower()}", (left,), tok.position)
         return None
 
     def prefix(self) -> Node:
         tok = self.advance()
         pos = tok.position
         if tok.kind == "string":
-            return Lit("string", tok.text, pos)
+            return self.counted(Lit("string", tok.text, pos))
         if tok.kind == "number":
-            return Lit("number", tok.text, pos)
+            return self.counted(Lit("number", tok.text, pos))
         if tok.kind == "column":
-            return ColumnRef(tok.text, pos)
+            return self.counted(ColumnRef(tok.text, pos))
         if tok.kind == "ident":
             word = tok.text.lower()
             if self.peek().is_op("(") and word not in KEYWORDS:
                 return self._call(word, pos)
             if word in ("true", "false"):
-                return Lit("boolean", word == "true", pos)
+                return self.counted(Lit("boolean", word == "true", pos))
             if word == "null":
-                return Lit("null", None, pos)
+                return self.counted(Lit("null", None, pos))
             if word == "not":
-                return FunCall("op$not", (self.expression(3),), pos)
+                return self.funcall("op$not", (self.expression(3),), pos)
             if word in KEYWORDS:
                 raise self.error(
                     f"Unexpected keyword {tok.text!r}; to name a column called {tok.text!r} "
                     f"write `{tok.text}`",
                     tok,
                 )
-            return ColumnRef(tok.text, pos)
+            return self.counted(ColumnRef(tok.text, pos))
         if tok.is_op("-") or tok.is_op("+"):
             name = "op$neg" if tok.text == "-" else "op$pos"
-            return FunCall(name, (self.expression(8),), pos)
+            return self.funcall(name, (self.expression(8),), pos)
         if tok.is_op("("):
             inner = self.expression(0)
             self.expect_op(")", "to close the parenthesis")
@@ -279,7 +314,7 @@ class _Parser:
                 self.advance()
                 args.append(self.expression(0))
         self.expect_op(")", f"to close the call to {name}")
-        return FunCall(name, tuple(args), pos)
+        return self.funcall(name, tuple(args), pos)
 
 
 def _describe(tok: Token) -> str:

@@ -30,6 +30,9 @@ class Typed:
     node: Node
     literal: str | bool | None = None  # the literal's value when `is_literal`
     is_literal: bool = False
+    # Set when value and error are fields of this one expression (binding.py): a parent
+    # must bind it once rather than splice value and error separately.
+    packed: str | None = None
 
 
 @dataclass(frozen=True)
