@@ -167,6 +167,11 @@ class BucketSource:
         await self.aclose()
 
     @property
+    def state(self) -> ClientState:
+        """Where the source's client is in its life (a replaced source ends CLOSED)."""
+        return self._state
+
+    @property
     def client(self) -> S3Client:
         if self._client is None:
             raise SourceError(
