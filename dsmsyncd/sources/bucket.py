@@ -352,12 +352,16 @@ class BucketSource:
             )
         return S3ObjectBlob(self.client, self.config, bucket, key, etag, size)
 
+    async def probe(self) -> None:
+        """List one key of the prefix now; ``SourceError`` (what, where, fix) if it fails."""
+        await self.start()
+        with source_errors(self.config, "ListObjectsV2"):
+            await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+
     async def check(self) -> list[str]:
-        """Probe the bucket now (one ``ListObjectsV2`` of one key); problems to fix."""
+        """Probe the bucket now; problems to fix."""
         try:
-            await self.start()
-            with source_errors(self.config, "ListObjectsV2"):
-                await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            await self.probe()
         except SourceError as exc:
             return [str(exc)]
         return []
