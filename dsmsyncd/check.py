@@ -4,8 +4,9 @@ Offline it validates the file (every mistake at once, with key paths). Online it
 asks the target: does it answer, do the credentials work, does every mapped dataset
 and import config exist; and it checks that every folder is readable and writable.
 Each finding says what is wrong, where, and how to fix it. A finding is ``retryable``
-when a check could not be made (the target did not answer): that is no fault of the
-configuration, and ``check-config`` exits 5 for it, as ``run`` would keep trying.
+when a check could not be made (the target or a bucket's store did not answer): that
+is no fault of the configuration, and ``check-config`` exits 5 for it, as ``run``
+would keep trying.
 """
 
 from __future__ import annotations
@@ -142,7 +143,12 @@ async def check_target(config: Config, client: DsmapiClient) -> list[Finding]:
 
 
 async def check_buckets(config: Config) -> list[Finding]:
-    """Each bucket source answers a listing with these credentials (what, where, fix)."""
+    """Each bucket source answers a listing with these credentials (what, where, fix).
+
+    A store that cannot be reached (or answers 5xx) is a check that could not be made
+    (retryable: exit 5); a missing bucket or refused keys or rights is a problem of the
+    configuration.
+    """
     from dsmsyncd.sources.base import SourceError
     from dsmsyncd.sources.bucket import BucketSource
 
@@ -153,11 +159,9 @@ async def check_buckets(config: Config) -> list[Finding]:
         subject = f"source {source_config.name}"
         try:
             async with BucketSource(source_config) as source:
-                problems = await source.check()
+                await source.probe()
         except SourceError as exc:
-            problems = [str(exc)]
-        if problems:
-            findings += [Finding(False, subject, problem) for problem in problems]
+            findings.append(Finding(False, subject, str(exc), retryable=exc.retryable))
         else:
             findings.append(Finding(True, subject, f"{source_config.url} can be listed"))
     return findings

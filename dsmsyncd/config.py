@@ -19,7 +19,6 @@ import os
 import re
 import ssl
 import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from dsmsyncd.config_paths import finalize_dir_problems, source_overlaps
 from dsmsyncd.config_secrets import ConfigError, ConfigProblem, resolve
 
 __all__ = [
@@ -347,55 +347,9 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
     except ValidationError as exc:
         problems += [resolution.explain(err) for err in exc.errors()]
         raise ConfigError(path, problems) from None
-    problems += [
-        ConfigProblem(p.key, resolution.scrub(p.message)) for p in source_overlaps(config.source)
-    ]
+    found = source_overlaps(config.source)
+    found += finalize_dir_problems(config.source, config.mapping)
+    problems += [ConfigProblem(p.key, resolution.scrub(p.message)) for p in found]
     if problems:
         raise ConfigError(path, problems)
     return config
-
-
-def source_overlaps(sources: Sequence[SourceConfig]) -> list[ConfigProblem]:
-    """Sources that would see the same files: each file would go to two datasets at once."""
-    problems: list[ConfigProblem] = []
-    for later, second in enumerate(sources):
-        for first in sources[:later]:
-            why = _overlap(first, second)
-            if why is not None:
-                problems.append(
-                    ConfigProblem(
-                        f"source[{later}].url",
-                        f"{why}: every file there would be taken by both sources and "
-                        "published twice, racing; give each source its own folder or "
-                        "prefix (one source feeds several datasets through several "
-                        "[[mapping]] tables with different match globs)",
-                    )
-                )
-    return problems
-
-
-def _overlap(first: SourceConfig, second: SourceConfig) -> str | None:
-    a, b = f"source {first.name!r}", f"source {second.name!r}"
-    if first.url.startswith("file://") and second.url.startswith("file://"):
-        one, two = os.path.realpath(first.path), os.path.realpath(second.path)
-        what = "folder"
-    elif first.url.startswith("s3://") and second.url.startswith("s3://"):
-        if (first.endpoint_url or "", first.bucket) != (second.endpoint_url or "", second.bucket):
-            return None
-        one, two = f"s3://{first.bucket}/{first.prefix}", f"s3://{second.bucket}/{second.prefix}"
-        what = "prefix"
-    else:
-        return None
-    if one == two:
-        return f"{b} has the same {what} as {a} ({two})"
-    if _within(two, one):
-        return f"the {what} of {b} ({two}) is inside the {what} of {a} ({one})"
-    if _within(one, two):
-        return f"the {what} of {b} ({two}) contains the {what} of {a} ({one})"
-    return None
-
-
-def _within(inner: str, outer: str) -> bool:
-    if outer.startswith("s3://"):
-        return inner.startswith(outer)
-    return inner.startswith(outer.rstrip(os.sep) + os.sep)

@@ -16,7 +16,6 @@ logged, counted, shown by ``/readyz`` and retried with back-off, never lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -26,13 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dsmsyncd import __version__
+from dsmsyncd import __version__, signals
 from dsmsyncd.blob import Blob
 from dsmsyncd.config import Config, ConfigError, load_config
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
 from dsmsyncd.finalize import Finalizer
 from dsmsyncd.job_files import finalizer_for, open_job_blob
 from dsmsyncd.job_routing import release_held, routing_snapshot
+from dsmsyncd.lease import Lease
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
@@ -40,7 +40,7 @@ from dsmsyncd.pipeline import Pipeline, PipelineContext
 from dsmsyncd.routing import UnmatchedLog, route
 from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.sources.base import Candidate, Source, SourceError
-from dsmsyncd.sources.build import build_sources, close_sources, start_sources
+from dsmsyncd.sources.build import Sources
 from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
 from dsmsyncd.supervisor import Supervisor
 from dsmsyncd.sweep import finalize_leftovers
@@ -78,7 +78,7 @@ class Daemon:
         self._lease: ClientLease | None = None  # the client new jobs run with
         self._admin: AdminServer | None = None
         self._scheduler: Scheduler | None = None
-        self._sources: dict[str, Source] = {}
+        self._sources = Sources({}, {})
         self._tasks = Supervisor(self.metrics, self.stop)
         self._reload_lock = asyncio.Lock()
         self._unmatched = UnmatchedLog()
@@ -110,7 +110,7 @@ class Daemon:
         return EXIT_OK
 
     async def startup(self) -> None:
-        self._install_signals()
+        signals.install(self._handle_exit, self._handle_reload)
         self._store = open_state_store(self.config.state.url, exclusive=True)
         await self._store.open()
         self._client = client_for(self.config, on_retry=self._on_retry)
@@ -130,8 +130,8 @@ class Daemon:
             logger.warning(
                 "target not reachable yet: %s (will keep trying)", self.state.target_message
             )
-        self._sources = build_sources(self.config)
-        await start_sources(self._sources)
+        self._sources = Sources.build(self.config)
+        await self._sources.start()
         await finalize_leftovers(
             self._store,
             self.config.mapping,
@@ -172,10 +172,10 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Release resources in reverse order of acquisition."""
-        self._remove_signals()
+        signals.remove()
         await self._tasks.finish_oneshots(self.config.limits.drain_timeout)
         await self._tasks.cancel()
-        await close_sources(self._sources)
+        await self._sources.close()
         if self._admin is not None:
             await self._admin.stop()
             self._admin = None
@@ -256,13 +256,14 @@ class Daemon:
     # -- pipeline wiring ---------------------------------------------------------------
 
     def _job_runner(self) -> Callable[[Job], Awaitable[Job]]:
-        """Runs jobs with today's client; a job keeps the client it started with."""
-        pipeline = Pipeline(self._pipeline_context())
+        """Runs jobs with today's client and sources; a job keeps those it started with."""
+        sources = self._sources
+        pipeline = Pipeline(self._pipeline_context(sources))
         lease = self._lease
         assert lease is not None
 
         async def run(job: Job) -> Job:
-            async with lease.use():
+            async with lease.use(), sources.use(job.source):
                 finished = await pipeline.run(job)
             if finished.state is JobState.HELD and pipeline.ctx.mappings is not self.config.mapping:
                 # Held by a pipeline built before a reload that may have brought the
@@ -274,7 +275,7 @@ class Daemon:
 
         return run
 
-    def _pipeline_context(self) -> PipelineContext:
+    def _pipeline_context(self, sources: Sources) -> PipelineContext:
         assert self._client is not None
         assert self._store is not None
         return PipelineContext(
@@ -282,19 +283,20 @@ class Daemon:
             store=self._store,
             metrics=self.metrics,
             mappings=self.config.mapping,
-            open_blob=self._open_blob,
-            finalizer_for=self._finalizer_for,
+            open_blob=lambda job: self._open_blob(job, sources),
+            finalizer_for=lambda job: self._finalizer_for(job, sources),
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
             retry_base_s=self.config.limits.retry_delay,
             retry_max_s=self.config.limits.retry_max_delay,
             max_read_attempts=self.config.limits.max_read_attempts,
         )
 
-    def _open_blob(self, job: Job) -> Blob:
-        return open_job_blob(self._sources, job)
+    def _open_blob(self, job: Job, sources: Sources | None = None) -> Blob:
+        """The job's bytes, from ``sources`` (the generation the job started with)."""
+        return open_job_blob(self._sources if sources is None else sources, job)
 
-    def _finalizer_for(self, job: Job) -> Finalizer:
-        return finalizer_for(self._sources, job)
+    def _finalizer_for(self, job: Job, sources: Sources | None = None) -> Finalizer:
+        return finalizer_for(self._sources if sources is None else sources, job)
 
     def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
         self.metrics.retried(reason)
@@ -354,28 +356,11 @@ class Daemon:
 
     # -- signals -------------------------------------------------------------------------
 
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._handle_exit, sig)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self._handle_reload)
-
-    def _remove_signals(self) -> None:
-        """Give the signals back: an in-process daemon (demo, tests) must not keep them."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(sig)
-
     def _handle_exit(self, sig: signal.Signals) -> None:
         self._signals += 1
         if self._signals > 1:
             logger.warning("second %s: cancelling running jobs now", sig.name)
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task() and task.get_name().startswith("lane-"):
-                    task.cancel(msg="forced stop")
+            signals.cancel_lanes()
             return
         logger.info("%s received: draining", sig.name)
         self.stop.set()
@@ -389,11 +374,14 @@ class Daemon:
         self._tasks.spawn("reload", self.apply_config(new))
 
     async def apply_config(self, new: Config) -> None:
-        """Take a new configuration: mappings and limits at once, sources restart.
+        """Take a new configuration: mappings and limits at once; changed sources restart.
 
-        A changed ``[target]`` gets its client before anything else changes, so no job
-        is routed by new mappings and sent to the old target; jobs in flight finish on
-        the old one (their revisions live there), whose client closes after them.
+        What may fail or wait (a client for a changed ``[target]``, the new sources) is
+        made first; then the configuration, the client, the sources and the job runner
+        change together, with no await between, so no job is routed by new mappings and
+        run with the old target or sources. Jobs in flight finish with the client and
+        sources they started with (their revision and their object live there), which
+        close after them.
         """
         async with self._reload_lock:
             old_url, old_lease = self.config.target.url, self._lease
@@ -409,9 +397,13 @@ class Daemon:
                         exc,
                     )
                     return
+            live = self._store is not None and not self.state.draining
+            sources, retired = await self._next_sources(new) if live else (self._sources, {})
+            if switch:
                 self._client, self._lease = client, ClientLease(client)
                 self.state.target_checked = float("-inf")  # probe the new target next time
             self.config = new
+            self._use_sources(sources, retired)
             if self._scheduler is not None:
                 self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
                 self._scheduler.run_job = self._job_runner()
@@ -425,8 +417,7 @@ class Daemon:
                 )
                 self._tasks.spawn("retire-client", old_lease.retire())
             logger.info("configuration reloaded from %s", self.config_path)
-            if self._store is not None and not self.state.draining:
-                await self._restart_discovery()
+            if live:
                 await self._release_held()
 
     async def _release_held(self) -> None:
@@ -435,14 +426,24 @@ class Daemon:
         if await release_held(self._store, self.config.mapping) and self._scheduler:
             self._scheduler.wake()
 
-    async def _restart_discovery(self) -> None:
-        await self._stop_discovery()
-        await close_sources(self._sources)
-        self._sources = build_sources(self.config)
+    async def _next_sources(self, new: Config) -> tuple[Sources, dict[str, Lease[Source]]]:
+        """The sources of ``new``: unchanged ones carried over, running; the others built
+        and started, their predecessors' discovery stopped (they are retired next)."""
+        sources, retired = self._sources.reloaded(new)
+        await self._tasks.cancel([f"discovery:{name}" for name in retired])
         try:
-            await start_sources(self._sources)
+            await sources.start()
         except SourceError as exc:  # discovery keeps trying to start it, under supervision
             logger.error("a source did not start after the reload: %s", exc)
+        return sources, retired
+
+    def _use_sources(self, sources: Sources, retired: dict[str, Lease[Source]]) -> None:
+        """Discover with the new sources; close each retired one after its last job."""
+        previous, self._sources = self._sources, sources
+        for name, lease in retired.items():
+            logger.info("source %s replaced: it closes after its %d job(s)", name, lease.users)
+            self._tasks.spawn(f"retire-source:{name}", lease.retire())
         if not self.stop.is_set():
-            for name, source in self._sources.items():
-                self._keep_discovering(name, source)
+            for name, source in sources.items():
+                if not sources.kept_from(previous, name):
+                    self._keep_discovering(name, source)

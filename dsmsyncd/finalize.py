@@ -38,6 +38,7 @@ logger = logging.getLogger("dsmsyncd.finalize")
 QuarantineReason = Literal[
     "too_many_row_errors",
     "schema_drift",
+    "empty_file",
     "empty_replace",
     "row_drop_guard",
     "rejected_by_server",

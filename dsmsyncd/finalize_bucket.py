@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobVanished
 from dsmsyncd.config import MappingConfig
+from dsmsyncd.config_paths import bucket_location
 from dsmsyncd.finalize import REPORT_SUFFIX, QuarantineReport, split_name
-from dsmsyncd.sources.bucket import BucketSource, bucket_location
+from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import (
     S3Error,
     head_object,

@@ -1,6 +1,9 @@
 """Checks made before a file may touch its dataset: pure functions, no I/O.
 
-Two mistakes are cheap to catch locally and expensive to catch late:
+Three mistakes are cheap to catch locally and expensive to catch late:
+
+* **An empty file.** 0 bytes is no CSV at all (not even a header row): refused before
+  a revision is opened, rather than uploaded for the server to refuse.
 
 * **Schema drift.** An import config's transforms name input columns; a file whose
   header lost one of them would make every row an error. Comparing the header with
@@ -174,6 +177,21 @@ def missing_columns(config_columns: Iterable[str], header_names: Iterable[str]) 
     """Referenced columns the file's header lacks, sorted (empty when all are there)."""
     present = set(header_names)
     return sorted(set(config_columns) - present)
+
+
+def empty_file_message(relative_path: str, dataset: str) -> str:
+    """Why a 0-byte file is refused before any revision is opened, and what to do.
+
+    An empty file has no header row, so no dataset can take it, whatever the action:
+    ``allow_empty_replace`` is about a file with a header row and no data rows, which
+    still goes through ``replace_guard``.
+    """
+    return (
+        f"{relative_path} is empty (0 bytes): with no header row it is not a CSV that "
+        f"dataset {dataset} can take (often what a failed export leaves). Fix the export "
+        "and drop the file again; to empty a dataset on purpose, drop a file with only its "
+        "header row to a mapping with action = 'replace' and allow_empty_replace = true"
+    )
 
 
 def replace_guard(

@@ -48,7 +48,7 @@ from dsmsyncd.dsmapi import (
     TaskSet,
 )
 from dsmsyncd.finalize import Finalizer, QuarantineReason
-from dsmsyncd.guards import replace_guard
+from dsmsyncd.guards import empty_file_message, replace_guard
 from dsmsyncd.job_routing import job_mapping
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
@@ -243,6 +243,10 @@ class JobRun:
         return await self._fresh()
 
     async def _fresh(self) -> Job:
+        if self.blob().size == 0:
+            raise Quarantine(
+                "empty_file", empty_file_message(self.job.relative_path, self.job.dataset)
+            )
         if self.mapping.skip_duplicates and not self.dry_run:
             skipped = await self._skip_if_duplicate()
             if skipped is not None:

@@ -14,6 +14,7 @@ So every task of the daemon runs here:
   its failure is logged and counted the same way.
 - ``failed(name, exc)`` / ``recovered(name)``: a loop that retries a step itself
   (discovery recording a file) reports each failure and its recovery the same way.
+- ``until(healthy)``: wait for the failures to reach a state, woken by each change.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Supervisor:
         self._oneshots: set[asyncio.Task[Any]] = set()
         self._failures: dict[str, int] = {}
         self._problems: dict[str, str] = {}
+        self._changed = asyncio.Event()  # set, and replaced, at each failure or recovery
 
     # -- long-lived loops ----------------------------------------------------------
 
@@ -141,19 +143,31 @@ class Supervisor:
         problem = f"{doing}: {_describe(exc)} (failure {count}; retrying in {delay:g}s)"
         self._problems[name] = problem
         self._metrics.task_failed(name)
+        self._notify()
         logger.error("%s %s", name, problem, exc_info=exc if count == 1 else None)
         return delay
 
     def recovered(self, name: str, *, quiet: bool = False) -> None:
         """``name`` works again: its check passes and its back-off starts over."""
         count = self._failures.pop(name, 0)
-        self._problems.pop(name, None)
+        if self._problems.pop(name, None) is not None:
+            self._notify()
         if count and not quiet:
             logger.info("%s works again after %d failure(s)", name, count)
 
     def problems(self) -> dict[str, str]:
         """Failing tasks by name, for ``/readyz``."""
         return dict(self._problems)
+
+    async def until(self, healthy: Callable[[dict[str, str]], bool]) -> None:
+        """Return once ``healthy(problems())`` holds, looked at after each failure and
+        recovery (no polling): how a caller waits for a task to fail or come back."""
+        while not healthy(self.problems()):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def stopped_within(self, seconds: float) -> bool:
         """Wait ``seconds`` unless the daemon stops first; True if it stopped."""

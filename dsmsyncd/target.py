@@ -6,13 +6,10 @@ the same client without importing the daemon's sources and their S3 client.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 from dsmsyncd.config import Config
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.dsmapi.retry import OnRetry
+from dsmsyncd.lease import Lease
 
 
 def client_for(config: Config, *, on_retry: OnRetry | None = None) -> DsmapiClient:
@@ -27,8 +24,8 @@ def client_for(config: Config, *, on_retry: OnRetry | None = None) -> DsmapiClie
     return DsmapiClient(target.url, credentials, ca_bundle=ca, on_retry=on_retry)
 
 
-class ClientLease:
-    """One opened client and the jobs running with it, so that a replaced one closes after them.
+class ClientLease(Lease[DsmapiClient]):
+    """The target's client, leased by the jobs that run with it (see ``Lease``).
 
     A SIGHUP that changes ``[target]`` builds a new client for the jobs that start
     from then on; jobs already running keep the client they started with (a job's
@@ -37,23 +34,8 @@ class ClientLease:
     """
 
     def __init__(self, client: DsmapiClient) -> None:
-        self.client = client
-        self.users = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        super().__init__(client, client.aclose)
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[DsmapiClient]:
-        self.users += 1
-        self._idle.clear()
-        try:
-            yield self.client
-        finally:
-            self.users -= 1
-            if self.users == 0:
-                self._idle.set()
-
-    async def retire(self) -> None:
-        """Close the client once no job uses it (at once if none does)."""
-        await self._idle.wait()
-        await self.client.aclose()
+    @property
+    def client(self) -> DsmapiClient:
+        return self.resource

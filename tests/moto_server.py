@@ -73,19 +73,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_moto_server(log_dir: Path) -> MotoServer:
-    """Start moto on a free port; returns once it answers HTTP. Retries a port lost to a race."""
+def start_moto_server(log_dir: Path, env: dict[str, str] | None = None) -> MotoServer:
+    """Start moto on a free port; returns once it answers HTTP. Retries a port lost to a race.
+
+    ``env`` adds to the server's environment (``INITIAL_NO_AUTH_ACTION_COUNT`` turns on
+    moto's IAM checks, so that keys and permissions can be refused).
+    """
     problems: list[str] = []
     for attempt in range(3):
         port = free_port()
         log = log_dir / f"moto-{port}.log"
-        env = {**os.environ, **_SERVER_ENV}
+        server_env = {**os.environ, **_SERVER_ENV, **(env or {})}
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=server_env,
             )
         server = MotoServer(f"http://127.0.0.1:{port}", process, log)
         if _wait_ready(server):

@@ -58,12 +58,18 @@ def parse_file_identity(identity: str) -> tuple[str, int, int]:
 
 
 class SourceError(Exception):
-    """A source cannot do what was asked; the message says what, where and how to fix it."""
+    """A source cannot do what was asked; the message says what, where and how to fix it.
 
-    def __init__(self, what: str, *, where: str, fix: str) -> None:
+    ``retryable``: the store could not be reached or did not answer properly (refused
+    connection, timeout, 5xx, throttling), so nothing in the configuration need be
+    wrong; trying again later may work.
+    """
+
+    def __init__(self, what: str, *, where: str, fix: str, retryable: bool = False) -> None:
         self.what = what
         self.where = where
         self.fix = fix
+        self.retryable = retryable
         super().__init__(f"{where}: {what}; {fix}")
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import hashlib
 import logging
 import time
@@ -32,7 +31,9 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from dsmsyncd import ignore
 from dsmsyncd.config import SourceConfig
+from dsmsyncd.config_paths import bucket_location
 from dsmsyncd.sources.base import Candidate, SourceError
 from dsmsyncd.sources.s3 import (
     S3ObjectBlob,
@@ -65,23 +66,6 @@ class ClientState(Enum):
     OPENED = "opened"
     # Closed at shutdown; a closed source is not reopened (build a new one).
     CLOSED = "closed"
-
-
-def bucket_location(value: Path | str, default_bucket: str) -> tuple[str, str]:
-    """(bucket, prefix) of an ``archive_dir``/``quarantine_dir`` of a bucket mapping.
-
-    ``s3://bucket/prefix`` names a bucket (``Path`` folds the ``//``, so ``s3:/`` is
-    accepted too); a plain value is a prefix in ``default_bucket``. The prefix is
-    empty or ends in ``/``.
-    """
-    text = str(value).strip()
-    bucket = default_bucket
-    if text.startswith("s3:/"):
-        bucket, _, text = text.removeprefix("s3:/").lstrip("/").partition("/")
-    prefix = text.strip("/")
-    if not bucket or prefix in (".", "..") or "/../" in f"/{prefix}/":
-        raise ValueError(f"expected s3://bucket/prefix or a key prefix, found {str(value)!r}")
-    return bucket, f"{prefix}/" if prefix else ""
 
 
 def _etag_number(etag: str) -> int:
@@ -167,6 +151,11 @@ class BucketSource:
         await self.aclose()
 
     @property
+    def state(self) -> ClientState:
+        """Where the source's client is in its life (a replaced source ends CLOSED)."""
+        return self._state
+
+    @property
     def client(self) -> S3Client:
         if self._client is None:
             raise SourceError(
@@ -244,11 +233,7 @@ class BucketSource:
             if key.startswith(self.prefix) and not key.endswith("/"):
                 refused.add(key)
             return None
-        name = PurePosixPath(relative).name
-        if any(
-            fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern)
-            for pattern in self._ignore
-        ):
+        if ignore.matches(self._ignore, PurePosixPath(relative).name, relative):
             return None
         if not self._gate.observe(key, size, _etag_number(etag)):
             return None
@@ -347,12 +332,16 @@ class BucketSource:
             )
         return S3ObjectBlob(self.client, self.config, bucket, key, etag, size)
 
+    async def probe(self) -> None:
+        """List one key of the prefix now; ``SourceError`` (what, where, fix) if it fails."""
+        await self.start()
+        with source_errors(self.config, "ListObjectsV2"):
+            await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+
     async def check(self) -> list[str]:
-        """Probe the bucket now (one ``ListObjectsV2`` of one key); problems to fix."""
+        """Probe the bucket now; problems to fix."""
         try:
-            await self.start()
-            with source_errors(self.config, "ListObjectsV2"):
-                await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            await self.probe()
         except SourceError as exc:
             return [str(exc)]
         return []

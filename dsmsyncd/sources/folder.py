@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 import os
 import stat
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from watchfiles import awatch
 
+from dsmsyncd import ignore
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import SourceConfig
 from dsmsyncd.sources.base import Candidate, SourceError, file_identity, parse_file_identity
@@ -132,10 +132,7 @@ class FolderSource:
         return tuple(os.path.realpath(path) for path in self.exclude_dirs)
 
     def _ignored(self, name: str, rel: str) -> bool:
-        return any(
-            fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(rel, pattern)
-            for pattern in self._ignore
-        )
+        return ignore.matches(self._ignore, name, rel)
 
     def _walk(
         self, root_real: str, excluded: tuple[str, ...], problems: dict[str, str]

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Any, cast
 import aiohttp
 from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.session import get_session  # type: ignore[import-untyped]
+from botocore import exceptions as botocore_exceptions  # type: ignore[import-untyped]
 from botocore.exceptions import (  # type: ignore[import-untyped]
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     ReadTimeoutError,
 )
@@ -56,6 +58,7 @@ _CREDENTIAL_FIX = (
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired", "RequestExpired"}
 _CHANGED = {"PreconditionFailed", "412"}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "503"}
 
 
 class S3Error(OSError):
@@ -198,6 +201,17 @@ def explain(exc: BaseException, config: SourceConfig, action: str) -> tuple[str,
     return f"{action} failed: {exc}", "check endpoint_url in [[source]] and the network"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """The store could not be reached or did not answer properly (connection refused or
+    cut, timeout, 5xx, throttling): no fault of the configuration; try again later."""
+    if isinstance(exc, botocore_exceptions.ConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or _error_code(exc) in _TRANSIENT
+    return False
+
+
 @contextlib.contextmanager
 def source_errors(config: SourceConfig, action: str) -> Iterator[None]:
     """Turn any S3 failure of ``action`` into a ``SourceError`` naming the source."""
@@ -205,7 +219,12 @@ def source_errors(config: SourceConfig, action: str) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError) as exc:
         what, fix = explain(exc, config, action)
-        raise SourceError(what, where=f"source {config.name} ({config.url})", fix=fix) from exc
+        raise SourceError(
+            what,
+            where=f"source {config.name} ({config.url})",
+            fix=fix,
+            retryable=is_transient(exc),
+        ) from exc
 
 
 @contextlib.contextmanager

@@ -15,24 +15,25 @@ the job before acting, which is what restart recovery does anyway.
 
 One connection serves all coroutines, behind one lock: transactions on a shared
 connection would otherwise interleave, and a reader could see another coroutine's
-uncommitted step.
+uncommitted step. How values map to columns (times as microseconds, JSON details)
+is ``sqlite_codec``'s job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar, Unpack
 
 import aiosqlite
 
+from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state.lock import StateFileLock
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, MIGRATIONS, SCHEMA_VERSION
 from dsmsyncd.state.model import (
@@ -61,20 +62,6 @@ Trace = Callable[[str], None]
 MEMORY = ":memory:"
 
 _LANE_ORDER = "mtime_us, relative_path, id"
-_TIME_FIELDS = frozenset(
-    {"mtime", "discovered_at", "updated_at", "started_at", "finished_at", "next_attempt_at"}
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _column(field: str) -> str:
-    # Times are stored as integer microseconds since the epoch, in columns named *_us:
-    # exact round trips, and plain integer order in the indexes.
-    return f"{field}_us" if field in _TIME_FIELDS else field
-
-
-_JOB_COLUMNS = ", ".join(_column(field.name) for field in dataclasses.fields(Job))
 
 
 class SqliteStateStore:
@@ -176,7 +163,7 @@ class SqliteStateStore:
                     await conn.execute(statement)
                 await conn.execute(
                     "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)",
-                    (version, _to_us(self._clock())),
+                    (version, codec.to_us(self._clock())),
                 )
             await conn.execute("COMMIT")
         except BaseException:
@@ -233,15 +220,17 @@ class SqliteStateStore:
 
     async def _fetch(self, conn: aiosqlite.Connection, job_id: int) -> Job:
         rows = await conn.execute_fetchall(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            f"SELECT {codec.JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
         )
         for row in rows:
-            return _job(row)
+            return codec.job(row)
         raise UnknownJob(job_id)
 
     async def _jobs(self, where: str, params: Iterable[object] = (), tail: str = "") -> list[Job]:
-        rows = await self._read(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} {tail}", params)
-        return [_job(row) for row in rows]
+        rows = await self._read(
+            f"SELECT {codec.JOB_COLUMNS} FROM jobs WHERE {where} {tail}", params
+        )
+        return [codec.job(row) for row in rows]
 
     # -- writes ----------------------------------------------------------------------
 
@@ -258,11 +247,11 @@ class SqliteStateStore:
         content_sha256: str | None = None,
         routing: Mapping[str, object] | None = None,
     ) -> Job | None:
-        now = _to_us(self._clock())
+        now = codec.to_us(self._clock())
         params = (
-            *(source, relative_path, identity, content_sha256, size, _to_us(mtime), dataset),
+            *(source, relative_path, identity, content_sha256, size, codec.to_us(mtime), dataset),
             *(mapping_index, JobState.DISCOVERED.value, now, now),
-            None if routing is None else _json(routing),
+            None if routing is None else codec.to_json(routing),
         )
 
         async def work(conn: aiosqlite.Connection) -> Job | None:
@@ -300,7 +289,9 @@ class SqliteStateStore:
         values: dict[str, object] = dict(fields)
         if new_state in TERMINAL_STATES and values.get("finished_at") is None:
             values["finished_at"] = now  # so the status page and find_published_hash can order
-        columns = {_column(name): _db_value(name, value) for name, value in values.items()}
+        columns = {
+            codec.column(name): codec.db_value(name, value) for name, value in values.items()
+        }
         event_details = {**values, **(details or {})}
 
         async def work(conn: aiosqlite.Connection) -> Job:
@@ -313,9 +304,9 @@ class SqliteStateStore:
             assignments = "".join(f", {column} = ?" for column in columns)
             await conn.execute(
                 f"UPDATE jobs SET state = ?, updated_at_us = ?{assignments} WHERE id = ?",
-                (new_state.value, _to_us(now), *columns.values(), job_id),
+                (new_state.value, codec.to_us(now), *columns.values(), job_id),
             )
-            await _append_event(conn, job_id, _to_us(now), new_state, actual, event_details)
+            await _append_event(conn, job_id, codec.to_us(now), new_state, actual, event_details)
             return await self._fetch(conn, job_id)
 
         return await self._write(work)
@@ -331,7 +322,7 @@ class SqliteStateStore:
     async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
         # Only the head of the lane may run: skipping a job that is backing off would
         # publish a newer file before an older one (invariant 4, arrival order).
-        _checked(now)
+        codec.checked(now)
         jobs = await self._jobs(
             f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
         )
@@ -350,7 +341,7 @@ class SqliteStateStore:
             f" FROM jobs WHERE {LANE_SQL})"
             " WHERE place = 1 AND (next_attempt_at_us IS NULL OR next_attempt_at_us <= ?)"
             f" ORDER BY {_LANE_ORDER}",
-            (_to_us(now),),
+            (codec.to_us(now),),
         )
         return [str(row[0]) for row in rows]
 
@@ -370,7 +361,7 @@ class SqliteStateStore:
             JobEvent(
                 id=row["id"],
                 job_id=row["job_id"],
-                at=_from_us(row["at_us"]),
+                at=codec.from_us(row["at_us"]),
                 state=JobState(row["state"]),
                 previous_state=JobState(row["previous_state"]) if row["previous_state"] else None,
                 details=json.loads(row["details"]),
@@ -417,51 +408,9 @@ async def _append_event(
     await conn.execute(
         "INSERT INTO job_events (job_id, at_us, state, previous_state, details)"
         " VALUES (?, ?, ?, ?, ?)",
-        (job_id, at_us, state.value, previous.value if previous else None, _json(details)),
+        (job_id, at_us, state.value, previous.value if previous else None, codec.to_json(details)),
     )
-
-
-def _job(row: sqlite3.Row) -> Job:
-    values: dict[str, Any] = {}
-    for column in row.keys():  # noqa: SIM118 (sqlite3.Row iterates values, not keys)
-        value = row[column]
-        if column.endswith("_us"):
-            values[column.removesuffix("_us")] = None if value is None else _from_us(value)
-        else:
-            values[column] = value
-    values["state"] = JobState(values["state"])
-    values["routing"] = json.loads(values["routing"]) if values.get("routing") else None
-    return Job(**values)
 
 
 def _due(job: Job, now: datetime) -> bool:
     return job.next_attempt_at is None or job.next_attempt_at <= now
-
-
-def _db_value(field: str, value: object) -> object:
-    if field in _TIME_FIELDS and value is not None:
-        if not isinstance(value, datetime):
-            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
-        return _to_us(value)
-    return value
-
-
-def _checked(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: give a timezone (UTC)")
-    return value
-
-
-def _to_us(value: datetime) -> int:
-    return (_checked(value) - _EPOCH) // _MICROSECOND
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def _json(details: Mapping[str, object]) -> str:
-    def fallback(value: object) -> str:
-        return value.isoformat() if isinstance(value, datetime) else str(value)
-
-    return json.dumps(dict(details), default=fallback, sort_keys=True)

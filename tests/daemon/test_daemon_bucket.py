@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from dsmsyncd.blob import Blob
 from dsmsyncd.config import load_config
 from dsmsyncd.daemon import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
+from dsmsyncd.sources.bucket import BucketSource, ClientState
+from dsmsyncd.sources.build import Sources
 from dsmsyncd.state import Job, JobState
 from tests import moto_server
 from tests.moto_server import (
@@ -55,7 +59,7 @@ region = "{region}"
 access_key_id = "{key}"
 secret_access_key = "{secret}"
 min_age = "0s"
-poll_interval = "200ms"
+poll_interval = "{poll}"
 
 [[mapping]]
 source = "exports"
@@ -97,6 +101,7 @@ async def test_daemon_publishes_bucket_objects_and_archives_them(
             key=FAKE_KEY_ID,
             secret=FAKE_SECRET,
             fourfour=fourfour,
+            poll="200ms",
         ),
         encoding="utf-8",
     )
@@ -143,6 +148,7 @@ async def test_daemon_readyz_names_a_missing_bucket(
             key=FAKE_KEY_ID,
             secret=FAKE_SECRET,
             fourfour="abcd-1234",
+            poll="200ms",
         ),
         encoding="utf-8",
     )
@@ -160,3 +166,125 @@ async def test_daemon_readyz_names_a_missing_bucket(
     finally:
         daemon.stop.set()
         assert await asyncio.wait_for(runner, 30) == 0
+
+
+class GatedReads:
+    """A seam in the daemon: a job's reads of its object wait at the first one for ``go``.
+
+    The job is then uploading (its revision and upload source exist) and holds the
+    object's blob, which reads through its source's S3 client: what a reload must not
+    close under it.
+    """
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def daemon_class(self) -> type[Daemon]:
+        gate = self
+
+        class GatedDaemon(Daemon):
+            def _open_blob(self, job: Job, sources: Sources | None = None) -> Blob:
+                return GatedBlob(super()._open_blob(job, sources), gate)
+
+        return GatedDaemon
+
+
+@dataclass(frozen=True)
+class GatedBlob:
+    inner: Blob
+    gate: GatedReads
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def identity(self) -> str:
+        return self.inner.identity
+
+    async def read_range(self, offset: int, length: int) -> bytes:
+        self.gate.reading.set()
+        await self.gate.go.wait()
+        return await self.inner.read_range(offset, length)
+
+
+@pytest.mark.parametrize("poll_after", ["200ms", "300ms"], ids=["unchanged", "changed"])
+async def test_reload_while_a_bucket_job_uploads_lets_it_publish(
+    server: RunningServer,
+    client: DsmapiClient,
+    moto: MotoServer,
+    s3: S3Client,
+    tmp_path: Path,
+    poll_after: str,
+) -> None:
+    """SIGHUP's reload used to close every source's S3 client, the one a running upload
+    was reading from included: the upload failed half-way. An unchanged source now keeps
+    running; a changed one is replaced and closed after its last job."""
+    bucket = new_bucket_name()
+    await s3.create_bucket(Bucket=bucket)
+    fourfour = await publish_dataset(client, b"id,name\n1,ann\n")
+    path = tmp_path / "dsmsyncd.toml"
+
+    def write_config(poll: str) -> None:
+        text = CONFIG.format(
+            url=server.url,
+            user=ROBOT[0],
+            password=ROBOT[1],
+            root=tmp_path,
+            bucket=bucket,
+            endpoint=moto.url,
+            region=REGION,
+            key=FAKE_KEY_ID,
+            secret=FAKE_SECRET,
+            fourfour=fourfour,
+            poll=poll,
+        )
+        # Without the duplicate check, the first read of the object is the upload's.
+        path.write_text(text + "skip_duplicates = false\n", encoding="utf-8")
+
+    write_config("200ms")
+    gate = GatedReads()
+    daemon = gate.daemon_class()(path, load_config(path))
+    finished: asyncio.Queue[Job] = asyncio.Queue()
+    daemon.add_listener(finished.put_nowait)
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.started.wait(), 20)
+        before = daemon._sources["exports"]
+        await s3.put_object(Bucket=bucket, Key="drop/first.csv", Body=b"id,name\n2,bob\n3,cy\n")
+        await asyncio.wait_for(gate.reading.wait(), 30)
+        assert daemon._store is not None
+        [uploading] = await daemon._store.recent_jobs(1)
+        assert uploading.state is JobState.UPLOADING
+
+        write_config(poll_after)
+        await asyncio.wait_for(daemon.apply_config(load_config(path)), 30)
+        after = daemon._sources["exports"]
+        assert (after is before) == (poll_after == "200ms")
+        gate.go.set()
+        first = await asyncio.wait_for(finished.get(), 60)
+        assert (first.relative_path, first.state) == ("first.csv", JobState.PUBLISHED), first.error
+
+        await daemon._tasks.finish_oneshots(30)  # the replaced source's retirement
+        assert isinstance(before, BucketSource)
+        assert before.state is (ClientState.OPENED if after is before else ClientState.CLOSED)
+        await s3.put_object(Bucket=bucket, Key="drop/second.csv", Body=b"id,name\n4,di\n")
+        second = await asyncio.wait_for(finished.get(), 60)
+        assert (second.relative_path, second.state) == ("second.csv", JobState.PUBLISHED)
+    finally:
+        gate.go.set()
+        daemon.stop.set()
+        assert await asyncio.wait_for(runner, 30) == 0
+
+    rows = await all_rows(client, fourfour)
+    assert [r["name"] for r in rows] == ["ann", "bob", "cy", "di"]
+    assert await open_revisions(client, fourfour) == []
+    listing = await s3.list_objects_v2(Bucket=bucket)
+    keys = sorted(item["Key"] for item in listing.get("Contents", []))
+    assert [key.rsplit("/", 1)[1] for key in keys] == ["first.csv", "second.csv"]
+    assert all(key.startswith("archive/") for key in keys)

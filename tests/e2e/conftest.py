@@ -26,12 +26,13 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
-from dsmsyncd.state import Job, JobState
+from dsmsyncd.state import JobState
 from dsmsyncd.upload import upload_blob
+
+from .inprocess import RunningDaemon as RunningDaemon
+from .inprocess import running_daemon as running_daemon
 
 ROBOT = ("robot", "robot-pw")
 API = "/api/publishing/v1"
@@ -44,7 +45,13 @@ T = TypeVar("T")
 async def wait_until(
     check: Callable[[], Awaitable[T | None]], *, within: float = 30.0, what: str = "condition"
 ) -> T:
-    """Repeat the real check ``check`` until it returns a value other than None/False."""
+    """Repeat the real check ``check`` until it returns a value other than None/False.
+
+    For state that tells no one when it changes: a daemon running as a child process
+    (its log file, its SQLite file, its HTTP endpoints) and in-process objects without
+    an event (a source's stability gate). Where the in-process daemon offers an event,
+    wait on it instead: ``RunningDaemon.until`` (every job run) or ``Supervisor.until``.
+    """
     try:
         async with asyncio.timeout(within):
             while True:
@@ -274,58 +281,6 @@ def _toml(value: Any) -> str:
 @pytest.fixture
 def site(tmp_path: Path, server: RunningServer) -> Site:
     return Site(tmp_path / "site", server.url)
-
-
-# -- the daemon in-process ----------------------------------------------------------------
-
-
-@dataclass
-class RunningDaemon:
-    daemon: Daemon
-    finished: asyncio.Queue[Job]
-
-    async def next_finished(self, within: float = 30.0) -> Job:
-        try:
-            async with asyncio.timeout(within):
-                return await self.finished.get()
-        except TimeoutError:
-            raise AssertionError(f"no job finished within {within:g}s") from None
-
-    async def finished_jobs(self, count: int, within: float = 30.0) -> list[Job]:
-        """The next ``count`` jobs that end a run in a terminal state."""
-        jobs: list[Job] = []
-        while len(jobs) < count:
-            job = await self.next_finished(within)
-            if job.terminal:
-                jobs.append(job)
-        return jobs
-
-
-@contextlib.asynccontextmanager
-async def running_daemon(
-    site: Site, daemon_class: type[Daemon] = Daemon
-) -> AsyncIterator[RunningDaemon]:
-    """The Daemon in this event loop, started; stopped (drained) on exit.
-
-    ``daemon_class`` lets a test put a seam between two steps (a subclass that wraps
-    a step), where a sleep would only make a race likely.
-    """
-    path = site.write_config()
-    daemon = daemon_class(path, load_config(path))
-    finished: asyncio.Queue[Job] = asyncio.Queue()
-    daemon.add_listener(finished.put_nowait)
-    runner = asyncio.create_task(daemon.run())
-    try:
-        started = asyncio.ensure_future(daemon.started.wait())
-        await asyncio.wait([started, runner], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        assert daemon.started.is_set(), "the daemon did not start"
-        yield RunningDaemon(daemon, finished)
-    finally:
-        daemon.stop.set()
-        async with asyncio.timeout(30):
-            code = await runner
-        assert code == 0
 
 
 # -- the daemon as a process ----------------------------------------------------------------

@@ -17,9 +17,9 @@ import pytest
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
-from dsmsyncd.state import JobState
+from dsmsyncd.state import Job, JobState
 
-from .conftest import ROBOT, Site, publish_dataset, running_daemon, wait_until
+from .conftest import ROBOT, Site, publish_dataset, running_daemon
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 
@@ -100,16 +100,17 @@ async def test_rotated_password_holds_files_until_the_credentials_work_again(
             site.drop_file("a1.csv", b"id,name\n3,cy\n4,di\n")
             site.drop_file("b1.csv", b"id,name\n5,ed\n")
 
-            async def refused_twice() -> bool:
-                jobs = site.jobs()
-                return len(jobs) == 2 and all(
-                    row["state"] == JobState.FAILED_RETRYABLE.value
-                    and row["attempts"] >= 2
-                    and "answered 401" in (row["error"] or "")
-                    for row in jobs
-                )
+            def refused_twice(runs: list[Job]) -> bool:
+                refused = [
+                    job.relative_path
+                    for job in runs
+                    if job.state is JobState.FAILED_RETRYABLE
+                    and "answered 401" in (job.error or "")
+                ]
+                return all(refused.count(name) >= 2 for name in ("a1.csv", "b1.csv"))
 
-            await wait_until(refused_twice, what="both jobs refused and retried")
+            await daemon.until(refused_twice)
+            assert all(row["attempts"] >= 2 for row in site.jobs())
             assert not site.quarantine.exists() or not any(site.quarantine.iterdir())
             assert (site.drop / "a1.csv").exists()
             assert (site.drop / "b1.csv").exists()

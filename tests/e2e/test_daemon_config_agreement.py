@@ -122,3 +122,68 @@ async def test_same_bucket_prefix_twice_is_refused_by_both(tmp_path: Path) -> No
             "the prefix of source 'first' (s3://drops/in/)"
         ) in result.err
         assert "source[2]" not in result.err
+
+
+def add_folder_source(path: Path, name: str, folder: Path) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f'[[source]]\nname = "{name}"\nurl = "file://{folder}"\n')
+
+
+async def test_archive_inside_another_sources_folder_is_refused_by_both(site: Site) -> None:
+    other = site.root / "other"
+    site.map("abcd-1234", archive_dir=str(other / "done"))
+    path = site.write_config()
+    add_folder_source(path, "other", other)
+    for result in await both_commands(path):
+        assert result.code == 2, result
+        assert (
+            f"mapping[0].archive_dir: {other}/done (where mapping[0], source 'drop' → dataset "
+            f"abcd-1234, moves files) is inside the folder of source 'other' ({other}): that "
+            "source would take every file this mapping moves there as a new file and publish "
+            "it again, in a loop that duplicates rows; move it out of that folder"
+        ) in result.err
+        assert "quarantine_dir" not in result.err
+
+
+async def test_quarantine_in_its_own_sources_root_is_refused_by_both(site: Site) -> None:
+    site.map("abcd-1234", quarantine_dir=str(site.drop))
+    for result in await both_commands(site.write_config()):
+        assert result.code == 2, result
+        assert (
+            f"mapping[0].quarantine_dir: {site.drop} (where mapping[0], source 'drop' → "
+            f"dataset abcd-1234, moves files) is the folder of source 'drop' itself: that "
+            "source would take every file this mapping moves there as a new file"
+        ) in result.err
+
+
+async def test_folders_a_source_skips_are_accepted(site: Site) -> None:
+    """Inside its own source's folder (discovery skips it), or in a folder another source
+    ignores (a dot-folder, with the default ``ignore`` patterns): nothing comes back."""
+    other = site.root / "other"
+    site.map("abcd-1234", archive_dir=str(site.drop / "archive"))
+    site.map("abcd-5678", match="*.txt", quarantine_dir=str(other / ".quarantine"))
+    path = site.write_config()
+    add_folder_source(path, "other", other)
+    result = await run_cli("check-config", "-c", str(path), "--offline")
+    assert result.code == 0, result
+
+
+async def test_bucket_quarantine_inside_another_sources_prefix_is_refused_by_both(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "buckets.toml"
+    lines = ["[target]", 'url = "http://127.0.0.1:1"', "[state]"]
+    lines += [f'url = "sqlite:///{tmp_path}/state.db"']
+    for name, prefix in (("exports", "in/"), ("late", "late/")):
+        lines += ["[[source]]", f'name = "{name}"', f'url = "s3://drops/{prefix}"']
+        lines += ['endpoint_url = "http://127.0.0.1:9"']
+    lines += ["[[mapping]]", 'source = "exports"', 'match = "*.csv"', 'dataset = "abcd-1234"']
+    lines += ['action = "update"', 'on_success = "delete"', 'quarantine_dir = "late/bad/"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for result in await both_commands(path):
+        assert result.code == 2, result
+        assert (
+            "mapping[0].quarantine_dir: late/bad (where mapping[0], source 'exports' → dataset "
+            "abcd-1234, moves files) is inside the prefix of source 'late' (s3://drops/late/): "
+            "that source would take every file this mapping moves there"
+        ) in result.err

@@ -18,6 +18,7 @@ from dsmsyncd.config import MappingConfig
 from dsmsyncd.daemon import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.finalize import Finalizer, QuarantineReport
+from dsmsyncd.sources.build import Sources
 from dsmsyncd.state import Job, JobState
 
 from .conftest import Http, Site, publish_dataset, running_daemon
@@ -60,8 +61,8 @@ class ReplaceBeforeArchive:
         seam = self
 
         class SeamDaemon(Daemon):
-            def _finalizer_for(self, job: Job) -> Finalizer:
-                return seam.wrap(super()._finalizer_for(job))
+            def _finalizer_for(self, job: Job, sources: Sources | None = None) -> Finalizer:
+                return seam.wrap(super()._finalizer_for(job, sources))
 
         return SeamDaemon
 

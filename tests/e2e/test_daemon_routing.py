@@ -16,7 +16,7 @@ import signal
 import aiohttp
 
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.state import JobState
+from dsmsyncd.state import Job, JobState
 
 from .conftest import (
     Http,
@@ -24,7 +24,6 @@ from .conftest import (
     publish_dataset,
     run_cli,
     running_daemon,
-    wait_until,
 )
 from .queued import queue_files
 
@@ -78,11 +77,9 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
             (published,) = await daemon.finished_jobs(1)
             assert (published.relative_path, published.state) == ("b1.csv", JobState.PUBLISHED)
 
-            async def both_held() -> bool:
-                states = {row["relative_path"]: row["state"] for row in site.jobs()}
-                return states["a1.csv"] == states["a2.csv"] == "held"
-
-            await wait_until(both_held, what="a1.csv and a2.csv held")
+            await daemon.until(lambda runs: held_paths(runs) == {"a1.csv", "a2.csv"})
+            states = {row["relative_path"]: row["state"] for row in site.jobs()}
+            assert states["a1.csv"] == states["a2.csv"] == "held"
             assert daemon.daemon.admin_url is not None
             async with aiohttp.ClientSession(daemon.daemon.admin_url) as admin:
                 async with admin.get("/readyz") as response:
@@ -114,6 +111,11 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
     assert events == dict.fromkeys(("drop:a1.csv", "drop:a2.csv", "drop:b1.csv"), "published")
 
 
+def held_paths(runs: list[Job]) -> set[str]:
+    """The files whose job ended a run held (each held job runs once until released)."""
+    return {job.relative_path for job in runs if job.state is JobState.HELD}
+
+
 class _Lines(logging.Handler):
     def __init__(self, needle: str) -> None:
         super().__init__()
@@ -132,12 +134,9 @@ async def test_removed_mapping_held_job_shows_in_status_command(
     site.map(first, match="a*.csv")
     await queue_files(site, {"a1.csv": FILES["a1.csv"]})
     site.mappings.clear()  # every mapping removed: the lane has nothing it may run
-    async with running_daemon(site):
-
-        async def held() -> bool:
-            return [row["state"] for row in site.jobs()] == ["held"]
-
-        await wait_until(held, what="a1.csv held")
+    async with running_daemon(site) as daemon:
+        await daemon.until(lambda runs: held_paths(runs) == {"a1.csv"})
+    assert [row["state"] for row in site.jobs()] == ["held"]
     result = await run_cli("status", "-c", str(site.config_path))
     assert result.code == 0, result
     assert "held" in result.out

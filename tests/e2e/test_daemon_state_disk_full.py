@@ -12,6 +12,7 @@ published, exactly once, with no restart.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,7 @@ import aiohttp
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState, SqliteStateStore
 
-from .conftest import Http, Site, publish_dataset, running_daemon, wait_until
+from .conftest import Http, Site, publish_dataset, running_daemon
 
 HEADER = b"id,name,score\n"
 SQLITE_MAX_PAGES = 1073741823  # SQLite's default max_page_count
@@ -64,19 +65,15 @@ async def test_full_state_disk_fails_readiness_then_discovery_resumes(
         admin = daemon.admin_url
         assert admin is not None
 
-        async def ready() -> bool:
-            status, _ = await readiness(admin, session)
-            return status == 200
-
-        await wait_until(ready, within=30, what="readiness before the disk fills")
+        assert (await readiness(admin, session))[0] == 200
         await cap_pages(store, None)
         site.drop_file(f"{deep}/full.csv", HEADER + b"1,ann,10\n2,bob,20\n3,cy,30\n")
 
-        async def failing() -> dict[str, Any] | None:
-            status, body = await readiness(admin, session)
-            return body if status == 503 and "discovery:drop" in body["failing"] else None
-
-        body = await wait_until(failing, within=30, what="readiness to report discovery failing")
+        # The supervisor's state changes are events: wait for discovery's failure.
+        async with asyncio.timeout(30):
+            await daemon._tasks.until(lambda problems: "discovery:drop" in problems)
+        status, body = await readiness(admin, session)
+        assert status == 503, body
         problem = body["failing"]["discovery:drop"]
         assert f"cannot record {deep}/full.csv as a job" in problem
         assert "database or disk is full" in problem
@@ -86,6 +83,9 @@ async def test_full_state_disk_fails_readiness_then_discovery_resumes(
         assert await cap_pages(store, SQLITE_MAX_PAGES) == SQLITE_MAX_PAGES  # room again
         (job,) = await running.finished_jobs(1, within=60)
         assert (job.relative_path, job.state) == (f"{deep}/full.csv", JobState.PUBLISHED)
-        await wait_until(ready, within=30, what="readiness once discovery works again")
+        async with asyncio.timeout(30):
+            await daemon._tasks.until(lambda problems: "discovery:drop" not in problems)
+        status, body = await readiness(admin, session)
+        assert (status, body["status"]) == (200, "ready"), body
     assert await http.count(ff) == 4
     assert [row["relative_path"] for row in site.jobs()] == [f"{deep}/full.csv"]

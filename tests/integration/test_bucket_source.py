@@ -16,8 +16,9 @@ from pydantic import SecretStr
 
 from dsmsyncd.blob import BlobChanged
 from dsmsyncd.config import SourceConfig
+from dsmsyncd.config_paths import bucket_location
 from dsmsyncd.sources.base import SourceError
-from dsmsyncd.sources.bucket import BucketSource, bucket_location
+from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import object_identity, parse_identity, relative_key
 from tests import moto_server
 from tests.moto_server import MotoServer, free_port, new_bucket_name, s3_client

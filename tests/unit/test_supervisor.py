@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.supervisor import Supervisor
-
-
-async def until(check: Callable[[], bool], what: str) -> None:
-    """Wait for a state of the supervisor (bounded), looking at it every few ms."""
-    try:
-        async with asyncio.timeout(5):
-            while True:
-                if check():
-                    return
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def failures(metrics: Metrics, task: str) -> float:
@@ -57,7 +44,8 @@ async def test_failing_loop_is_restarted_reported_and_recovers(
     assert "discovery:drop stopped on an error: OSError" in caplog.text
     assert "Traceback" in caplog.text  # the first failure carries its traceback
 
-    await until(lambda: not tasks.problems(), "the restarted loop counted as recovered")
+    # The restarted loop counts as recovered once it runs healthy_after_s without failing.
+    await asyncio.wait_for(tasks.until(lambda problems: not problems), 5)
     stop.set()
     await tasks.wait("discovery:drop")
     assert calls == 3
@@ -107,3 +95,17 @@ async def test_cancel_waits_for_the_loop_to_clean_up() -> None:
     await started.wait()
     await tasks.cancel()
     assert cleaned.is_set()
+
+
+async def test_until_wakes_on_each_failure_and_recovery() -> None:
+    tasks = Supervisor(Metrics(), asyncio.Event())
+    failing = asyncio.ensure_future(tasks.until(lambda problems: "discovery:drop" in problems))
+    await asyncio.sleep(0)  # one step: the waiter is parked on the change event
+    assert not failing.done()
+    tasks.failed("discovery:drop", OSError("disk full"), "cannot record a.csv")
+    await asyncio.wait_for(failing, 5)
+    recovered = asyncio.ensure_future(tasks.until(lambda problems: not problems))
+    await asyncio.sleep(0)
+    assert not recovered.done()
+    tasks.recovered("discovery:drop")
+    await asyncio.wait_for(recovered, 5)

@@ -1,0 +1,77 @@
+"""How a ``Job`` and its events are written to SQLite columns and read back.
+
+Times are stored as integer microseconds since the epoch, in columns named ``*_us``:
+exact round trips, and plain integer order in the indexes. Only aware datetimes are
+accepted (a naive one is refused, never guessed). Event details and routing
+snapshots are JSON, keys sorted, with datetimes as ISO 8601.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dsmsyncd.state.model import Job, JobState
+
+TIME_FIELDS = frozenset(
+    {"mtime", "discovered_at", "updated_at", "started_at", "finished_at", "next_attempt_at"}
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def column(field: str) -> str:
+    """The column a ``Job`` field is stored in."""
+    return f"{field}_us" if field in TIME_FIELDS else field
+
+
+JOB_COLUMNS = ", ".join(column(field.name) for field in dataclasses.fields(Job))
+"""Every column of a job, in ``Job`` field order: the SELECT list that ``job`` reads."""
+
+
+def job(row: sqlite3.Row) -> Job:
+    """A ``Job`` from a row selected with ``JOB_COLUMNS``."""
+    values: dict[str, Any] = {}
+    for name in row.keys():  # noqa: SIM118 (sqlite3.Row iterates values, not keys)
+        value = row[name]
+        if name.endswith("_us"):
+            values[name.removesuffix("_us")] = None if value is None else from_us(value)
+        else:
+            values[name] = value
+    values["state"] = JobState(values["state"])
+    values["routing"] = json.loads(values["routing"]) if values.get("routing") else None
+    return Job(**values)
+
+
+def db_value(field: str, value: object) -> object:
+    """What is written to ``column(field)`` for ``value``."""
+    if field in TIME_FIELDS and value is not None:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
+        return to_us(value)
+    return value
+
+
+def checked(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: give a timezone (UTC)")
+    return value
+
+
+def to_us(value: datetime) -> int:
+    return (checked(value) - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def to_json(details: Mapping[str, object]) -> str:
+    def fallback(value: object) -> str:
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+
+    return json.dumps(dict(details), default=fallback, sort_keys=True)
