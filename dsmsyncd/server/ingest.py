@@ -15,14 +15,16 @@ files, but on malformed ones (an unterminated quote, a cell over its line limit)
 drop hundreds of thousands of rows behind one misplaced reject. So its result is
 accounted for before it is used:
 
-1. Cheap check, every file: no rejects, and as many rows as the file has lines after
-   the header (a byte count of newlines: about 40 ms per 100 MB). Then every line is
-   one row and the result stands. This is the path of a clean file.
-2. Otherwise (rejects, quoted newlines, blank lines, or lost rows) the census
-   (``ingest_census``) reads the file once more, sequentially, and decides which records
-   are rows and which are row errors, with their line numbers, raw text and messages.
-   If DuckDB kept exactly the census's good rows and rejected exactly its bad ones, its
-   table stands with the census's row errors.
+1. Cheap checks (``ingest_checks``), when DuckDB rejected nothing: as many rows as the
+   file has lines after the header (a byte count of newlines, about 40 ms per 100 MB:
+   the path of a clean file), or, when there are fewer rows, as many as a count of
+   records framed by quote parity (quoted newlines, blank lines). Then the result
+   stands.
+2. Otherwise (rejects, stray quotes, or lost rows) the census (``ingest_census``) reads
+   the file once more, sequentially, and decides which records are rows and which are
+   row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
+   the census's good rows and rejected exactly its bad ones, its table stands with the
+   census's row errors.
 3. If not, DuckDB's table is rebuilt from a clean file of the census's good rows, and
    the row count is checked once more; a mismatch is an internal error, never a quiet
    success.
@@ -47,13 +49,8 @@ from typing import Any
 import duckdb
 
 from dsmsyncd.server import ingest_load as duck
-from dsmsyncd.server.ingest_census import (
-    Census,
-    InvalidEncoding,
-    RowWriter,
-    physical_lines,
-    take_census,
-)
+from dsmsyncd.server.ingest_census import Census, InvalidEncoding, RowWriter, take_census
+from dsmsyncd.server.ingest_checks import physical_lines, quoted_records
 from dsmsyncd.server.ingest_errors import (
     ERRORS_DIALECT,
     create_errors_table,
@@ -156,8 +153,13 @@ def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -
     create_errors_table(cur, r.table, r.separator, r.options.quote_char)
     rows = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
     if duck.rejected_records(cur, r) == 0:
-        lines = physical_lines(r.path, r.py_codec, r.encoding in ("utf-8", "latin-1"))
-        if rows == lines - r.header_lines:
+        lines = physical_lines(r.path, r.encoding, r.py_codec) - r.header_lines
+        if rows == lines:
+            return
+        quote = r.options.quote_char
+        if rows < lines and rows == quoted_records(
+            r.path, r.encoding, r.py_codec, quote, r.header_lines
+        ):
             return
     with _scratch(r.path, "census-errors") as errors_path:
         with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:

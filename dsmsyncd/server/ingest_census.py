@@ -4,7 +4,7 @@ DuckDB's parallel CSV reader is fast but, on malformed input, not faithful: an
 unterminated quote early in a large file makes one thread swallow the rest of its part
 while the others restart mid-file, so hundreds of thousands of rows vanish behind one
 misplaced row error. ``ingest`` therefore checks DuckDB's result against this module and
-lets it decide whenever the cheap check (``physical_lines``) leaves any doubt.
+lets it decide whenever the cheap checks (``ingest_checks``) leave any doubt.
 
 The census reads the file once, sequentially, with Python's C ``csv`` reader in strict
 mode, which frames records exactly as DuckDB's strict mode does on well-formed input:
@@ -39,7 +39,6 @@ __all__ = [
     "Census",
     "InvalidEncoding",
     "RowWriter",
-    "physical_lines",
     "take_census",
 ]
 
@@ -51,7 +50,6 @@ MAX_ROW_CHARS = 2_000_000
 RAW_KEEP = 16_384
 # Characters read at a time when a physical line is very long.
 _PIECE = 1 << 20
-_COUNT_CHUNK = 1 << 22
 
 # The csv module's own limit (131,072 characters per cell) would cut legitimate cells
 # shorter than a row may be; records are bounded by MAX_ROW_CHARS below instead.
@@ -82,33 +80,6 @@ class Census:
     good: int
     errors: int
     lines: int  # physical lines of the whole file, header included
-
-
-def physical_lines(path: Path, py_codec: str, ascii_compatible: bool) -> int:
-    """Lines in the file, not counting blank lines at its very end (the cheap check).
-
-    For encodings where a newline is the byte 0x0A and nothing else contains it (UTF-8,
-    Latin-1), this counts bytes without decoding: about 40 ms per 100 MB.
-    """
-    count, last = 0, ""
-    if ascii_compatible:
-        with path.open("rb") as fh:
-            tail = b""
-            while chunk := fh.read(_COUNT_CHUNK):
-                count += chunk.count(b"\n")
-                tail = (tail + chunk)[-64:]
-        last = tail.decode("latin-1")
-    else:
-        with path.open(encoding=py_codec, errors="replace", newline="") as fh:
-            while text := fh.read(_COUNT_CHUNK):
-                count += text.count("\n")
-                last = (last + text)[-64:]
-    if last and not last.endswith("\n"):
-        count += 1  # a last line without a newline
-    trailing = re.search(r"(?:\r?\n)+\Z", last)
-    if trailing:  # "x\n\n\n": the first newline ends a line, the others are blank lines
-        count -= trailing.group(0).count("\n") - 1
-    return count
 
 
 def take_census(

@@ -117,6 +117,17 @@ async def test_quote_closed_lines_later_makes_one_error_and_parsing_goes_on(
     )
 
 
+async def test_a_stray_quote_in_an_unquoted_cell_is_kept_as_text(
+    store: RowStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "stray.csv"
+    path.write_bytes(b'id,height\n1,5\'11"\n2,"multi\nline"\n3,6\'0"\n4,x\n')
+    parsed = await parse(store, path)
+
+    assert (parsed.total_rows, parsed.row_error_count) == (4, 0)
+    assert [r[2] for r in await table(store, 2)] == ["5'11\"", "multi\nline", "6'0\"", "x"]
+
+
 async def test_text_after_a_closing_quote_is_a_row_error_with_its_raw_text(
     store: RowStore, tmp_path: Path
 ) -> None:
