@@ -24,7 +24,7 @@ from typing import AnyStr
 
 __all__ = ["physical_lines", "quoted_records"]
 
-_COUNT_CHUNK = 1 << 22
+_COUNT_CHUNK = 1 << 20
 _LINE_PIECE = 1 << 20
 # DuckDB encodings in which a byte 0x0A or a quote byte only ever stands for itself.
 _ASCII_COMPATIBLE = ("utf-8", "latin-1")
@@ -38,11 +38,11 @@ def physical_lines(path: Path, encoding: str, py_codec: str) -> int:
     """
     count, last = 0, ""
     if encoding in _ASCII_COMPATIBLE:
-        with path.open("rb") as fh:
-            tail = b""
-            while chunk := fh.read(_COUNT_CHUNK):
-                count += chunk.count(b"\n")
-                tail = (tail + chunk[-64:])[-64:]
+        buffer, tail = bytearray(_COUNT_CHUNK), b""
+        with path.open("rb", buffering=0) as fh:
+            while size := fh.readinto(buffer):
+                count += buffer.count(b"\n", 0, size)
+                tail = (tail + buffer[max(0, size - 64) : size])[-64:]
         last = tail.decode("latin-1")
     else:
         with path.open(encoding=py_codec, errors="replace", newline="") as fh:
