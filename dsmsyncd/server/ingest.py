@@ -1,31 +1,33 @@
-"""Parsing an uploaded CSV or TSV file into a DuckDB input table.
+"""Parsing an uploaded CSV or TSV file into a DuckDB input table, losing no row.
 
 DuckDB's ``read_csv`` does the heavy lifting, so a 100 MB file is parsed in native code
-and never held in Python memory. Python only looks at a bounded head of the file: to
-choose the encoding, to read the header rows, and to pick the separator when the
-caller left it open.
+and never held in Python memory. Python looks at a bounded head of the file to choose
+the encoding, read the header rows and pick the separator when the caller left it open.
 
 A parsed file becomes two tables:
 
 * ``{table}``: columns ``c0 .. cN-1`` (VARCHAR, the raw cells after trimming) and
   ``__offset`` (the row's 0-based data-row ordinal in the file, stable across schemas);
-* ``{table}__row_errors``: rows with the wrong number of cells (digest §1.9, §3(f)),
-  with their raw text, parsed back into cells only when a page of them is served.
+* ``{table}__row_errors``: every record that is not a row (``ingest_errors``).
 
-Speed: the file is read and written exactly once. One ``CREATE TABLE … AS SELECT`` over
-``read_csv`` trims the cells on the way in (the ``trim`` call only runs on cells that
-start or end with a blank, since trimming every cell costs more than the parse) and
-keeps file order (``preserve_insertion_order`` is switched on for this cursor only), so
-the new table's ``rowid`` is each good row's position among the good rows. ``__offset``
-is then filled by an ``UPDATE`` that touches that one column, and empty rows are deleted
-afterwards, so they keep their ordinals free as before.
+Nothing is lost silently. DuckDB's parallel reader is fast and right on well-formed
+files, but on malformed ones (an unterminated quote, a cell over its line limit) it can
+drop hundreds of thousands of rows behind one misplaced reject. So its result is
+accounted for before it is used:
 
-Offsets: DuckDB reports a rejected row by its line number (quoted newlines count as
-one row) and keeps good rows in file order. Good rows take the ordinals the rejected
-rows leave free, in order: without rejects that is the ``rowid``; with them, an ASOF join
-of the row ids alone (not the cells) against the rejects adds the shift. Blank lines
-that DuckDB skips can therefore shift later good rows down by one; offsets stay unique,
-ordered and stable for a given file and options.
+1. Cheap checks (``ingest_checks``), when DuckDB rejected nothing: as many rows as the
+   file has lines after the header (a byte count of newlines, about 40 ms per 100 MB:
+   the path of a clean file), or, when there are fewer rows, as many as a count of
+   records framed by quote parity (quoted newlines, blank lines). Then the result
+   stands.
+2. Otherwise (rejects, stray quotes, or lost rows) the census (``ingest_census``) reads
+   the file once more, sequentially, and decides which records are rows and which are
+   row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
+   the census's good rows and rejected exactly its bad ones, its table stands with the
+   census's row errors.
+3. If not, DuckDB's table is rebuilt from a clean file of the census's good rows, and
+   the row count is checked once more; a mismatch is an internal error, never a quiet
+   success.
 
 Type guesses only shape the first output schema, so they look at the first
 ``GUESS_SAMPLE_ROWS`` rows, in one aggregate scan. A column whose later rows do not fit
@@ -37,14 +39,25 @@ behaves too. Callers that already know the columns (an import config) pass
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
-import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from dsmsyncd.server import ingest_load as duck
+from dsmsyncd.server.ingest_census import Census, InvalidEncoding, RowWriter, take_census
+from dsmsyncd.server.ingest_checks import physical_lines, quoted_records
+from dsmsyncd.server.ingest_errors import (
+    ERRORS_DIALECT,
+    create_errors_table,
+    load_errors,
+    read_row_errors,
+)
+from dsmsyncd.server.ingest_load import CsvReading, UnparsableFile
 from dsmsyncd.server.ingest_options import ENCODINGS, ParseOptions, field_names
 from dsmsyncd.server.rowstore_sql import check_table, literal
 from dsmsyncd.server.rowstore_sql import table as qtable
@@ -63,26 +76,6 @@ __all__ = [
 SNIFF_BYTES = 64 * 1024
 # Rows that type guessing looks at; see the module docstring.
 GUESS_SAMPLE_ROWS = 50_000
-# Cells equal to this are read as NULL; nothing real contains it, so an empty cell
-# stays "" and every cell of a parsed row is non-NULL.
-_NULL_SENTINEL = "\x00\x01dsmsyncd-null\x01\x00"
-_TRIM_CHARS = " \t\r\n\x0b\x0c"
-
-_REJECT_TYPES = {
-    "MISSING COLUMNS": "too_short",
-    "TOO MANY COLUMNS": "too_long",
-    "UNQUOTED VALUE": "unquoted_value",
-    "LINE SIZE OVER MAXIMUM": "line_too_long",
-    "INVALID ENCODING": "invalid_encoding",
-}
-
-
-class UnparsableFile(Exception):
-    """The file cannot be read as delimited text; ``message`` says what to change."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -124,51 +117,100 @@ def ingest_file(
     head = _sniff(source_path)
     duck_encoding, py_codec, guessed = _choose_encoding(options.encoding, head)
     separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
-    headers = _header_cells(source_path, py_codec, separator, options)
+    headers, header_lines = _header_cells(source_path, py_codec, separator, options)
     width = len(headers)
-    rejects = _load(cur, source_path, table, width, separator, options, duck_encoding)
-    if guessed and duck_encoding == "utf-8" and _has_invalid_encoding(cur, rejects):
+    r = CsvReading(
+        source_path, table, width, separator, options, duck_encoding, py_codec, header_lines
+    )
+    duck.load(cur, r)
+    if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
         # The bounded sniff saw valid UTF-8 but a later part of the file is not.
-        _drop_rejects(cur, rejects)
-        rejects = _load(cur, source_path, table, width, separator, options, "latin-1")
-    _finish_tables(cur, table, rejects, width, separator, options)
+        r = r.in_latin1()
+        duck.load(cur, r)
+    try:
+        _account(cur, r, checking=False)
+    except InvalidEncoding:
+        if guessed and r.encoding == "utf-8":
+            r = r.in_latin1()
+            duck.load(cur, r)
+            _account(cur, r, checking=False)
+        else:  # the encoding was asked for: its undecodable rows become row errors
+            _account(cur, r, checking=True)
+    duck.finish_tables(cur, r)
     guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
     names = field_names(headers) if options.header_count else _numbered(width)
     displays = headers if options.header_count else names
     columns = [
         InputColumnInfo(names[i], displays[i], i, guessed_types[i], f"c{i}") for i in range(width)
     ]
-    total = _scalar(cur, f"SELECT count(*) FROM {qtable(table)}")
-    errors = _scalar(cur, f"SELECT count(*) FROM {qtable(table + '__row_errors')}")
+    total = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table)}")
+    errors = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table + '__row_errors')}")
     return ParsedInput(columns=columns, total_rows=total, row_error_count=errors)
 
 
-def read_row_errors(
-    cur: duckdb.DuckDBPyConnection, table: str, offset: int, limit: int
-) -> list[dict[str, Any]]:
-    """A page of parse errors in the §3(f) shape, ordered by offset (blocking)."""
-    name = qtable(table + "__row_errors")
+def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -> None:
+    """Make every record of the file a row of ``r.table`` or a row error (see above)."""
+    create_errors_table(cur, r.table, r.separator, r.options.quote_char)
+    rows = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
+    if duck.rejected_records(cur, r) == 0:
+        lines = physical_lines(r.path, r.encoding, r.py_codec) - r.header_lines
+        if rows == lines:
+            return
+        quote = r.options.quote_char
+        if rows < lines and rows == quoted_records(
+            r.path, r.encoding, r.py_codec, quote, r.header_lines
+        ):
+            return
+    with _scratch(r.path, "census-errors") as errors_path:
+        with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
+            census = _census(r, csv.writer(fh, **ERRORS_DIALECT), None, checking)
+        if census.errors:
+            load_errors(cur, r.table, errors_path)
+    if census.good == rows and duck.same_rejects(cur, r):
+        return
+    with _scratch(r.path, "census-rows") as clean:
+        with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
+            _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
+        duck.load(cur, r, clean=clean)
+    loaded = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
+    if loaded != census.good or duck.rejected_records(cur, r):
+        raise RuntimeError(
+            f"ingest kept {loaded} of the {census.good} good rows read from the file; "
+            "refusing to go on with rows missing"
+        )
+
+
+def _census(
+    r: CsvReading, errors_out: RowWriter, good_out: RowWriter | None, checking: bool
+) -> Census:
+    return take_census(
+        r.path,
+        py_codec=r.py_codec,
+        separator=r.separator,
+        quote=r.options.quote_char,
+        header_count=r.options.header_count,
+        width=r.width,
+        errors_out=errors_out,
+        good_out=good_out,
+        checking=checking,
+    )
+
+
+class _Discard:
+    """A row writer that keeps nothing (the second census pass only wants good rows)."""
+
+    def writerow(self, row: Iterable[Any], /) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _scratch(source: Path, kind: str) -> Iterator[Path]:
+    """A work file next to the source (removed with it, and here once used)."""
+    path = source.with_name(f"{source.name}.{kind}.csv")
     try:
-        rows = cur.execute(
-            f"SELECT __offset, type, wanted, got, raw, delim, quote, message FROM {name} "
-            "ORDER BY __offset LIMIT ? OFFSET ?",
-            [limit, offset],
-        ).fetchall()
-    except duckdb.CatalogException:
-        return []
-    page = []
-    for row_offset, kind, wanted, got, raw, delim, quote, message in rows:
-        contents = _split_raw(raw or "", delim, quote)
-        error: dict[str, Any] = {
-            "type": kind,
-            "wanted": wanted,
-            "got": got if got is not None else len(contents),
-            "contents": contents,
-        }
-        if kind not in ("too_short", "too_long"):
-            error["message"] = message
-        page.append({"offset": row_offset, "error": error})
-    return page
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _sniff(path: Path) -> bytes:
@@ -213,8 +255,11 @@ def _sniff_separator(head_text: str) -> str:
     return "\t" if "\t" in first_line and "," not in first_line else ","
 
 
-def _header_cells(path: Path, py_codec: str, separator: str, options: ParseOptions) -> list[str]:
-    """The cells of the row naming the columns (or of the first row, without headers)."""
+def _header_cells(
+    path: Path, py_codec: str, separator: str, options: ParseOptions
+) -> tuple[list[str], int]:
+    """The cells of the row naming the columns (or of the first row, without headers),
+    and the number of physical lines the header rows take (0 without headers)."""
     wanted = max(options.header_count, 1)
     rows: list[list[str]] = []
     try:
@@ -225,6 +270,7 @@ def _header_cells(path: Path, py_codec: str, separator: str, options: ParseOptio
                     rows.append(row)
                 if len(rows) == wanted:
                     break
+            lines = reader.line_num
     except csv.Error as exc:
         raise UnparsableFile(f"The header rows cannot be read as CSV: {exc}") from exc
     if len(rows) < wanted:
@@ -233,124 +279,12 @@ def _header_cells(path: Path, py_codec: str, separator: str, options: ParseOptio
             "lower header_count or upload a file with its header rows."
         )
     if options.header_count == 0:
-        return [""] * len(rows[0])
-    return rows[options.column_header - 1]
+        return [""] * len(rows[0]), 0
+    return rows[options.column_header - 1], lines
 
 
 def _numbered(width: int) -> list[str]:
     return [f"column_{i + 1}" for i in range(width)]
-
-
-def _load(
-    cur: duckdb.DuckDBPyConnection,
-    path: Path,
-    table: str,
-    width: int,
-    separator: str,
-    options: ParseOptions,
-    encoding: str,
-) -> str:
-    """Read the data rows, trimmed, into ``table`` in file order; returns the rejects table.
-
-    ``table`` has no ``__offset`` yet: ``_finish_tables`` adds it once the rejects are
-    known. An existing ``table`` is replaced (the latin-1 retry reuses the name).
-    """
-    rejects = f"{table}__rejects"
-    cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(width))
-    cells = ", ".join(
-        f"{_trimmed(f'c{i}')} AS c{i}" if options.trim_whitespace else f"c{i}" for i in range(width)
-    )
-    try:
-        cur.execute(
-            f"CREATE OR REPLACE TABLE {qtable(table)} AS SELECT {cells} FROM read_csv("
-            f"{literal(str(path))}, columns={{{cols}}}, header=false, "
-            f"skip={options.header_count}, delim={literal(separator)}, "
-            f"quote={literal(options.quote_char)}, escape={literal(options.quote_char)}, "
-            f"auto_detect=false, strict_mode=true, ignore_errors=true, store_rejects=true, "
-            f"rejects_table={literal(rejects)}, rejects_scan={literal(rejects + '_scan')}, "
-            f"nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
-        )
-    except duckdb.Error as exc:
-        cur.execute(f"DROP TABLE IF EXISTS {qtable(table)}")
-        _drop_rejects(cur, rejects)
-        first_line = str(exc).strip().splitlines()[0]
-        raise UnparsableFile(
-            f"The file cannot be parsed as delimited text ({first_line}). Check "
-            "column_separator, quote_char and encoding in the parse options."
-        ) from exc
-    return rejects
-
-
-def _trimmed(column: str) -> str:
-    """``column`` trimmed of blanks, calling ``trim`` only when an end is a blank.
-
-    ``trim`` with a character list costs about as much as parsing the cell; the guard is
-    two cheap byte tests: ``c < '!'`` holds exactly when the first byte is at most a space
-    (or the cell is empty), and ``suffix`` checks the last byte for each blank.
-    """
-    ends = " OR ".join(f"suffix({column}, chr({ord(ch)}))" for ch in _TRIM_CHARS)
-    return (
-        f"CASE WHEN {column} < '!' OR {ends} "
-        f"THEN trim({column}, {literal(_TRIM_CHARS)}) ELSE {column} END"
-    )
-
-
-def _has_invalid_encoding(cur: duckdb.DuckDBPyConnection, rejects: str) -> bool:
-    found = cur.execute(
-        f"SELECT count(*) FROM {qtable(rejects)} WHERE error_type = 'INVALID ENCODING'"
-    ).fetchone()
-    return bool(found and found[0])
-
-
-def _drop_rejects(cur: duckdb.DuckDBPyConnection, rejects: str) -> None:
-    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects)}")
-    cur.execute(f"DROP TABLE IF EXISTS {qtable(rejects + '_scan')}")
-
-
-def _finish_tables(
-    cur: duckdb.DuckDBPyConnection,
-    table: str,
-    rejects: str,
-    width: int,
-    separator: str,
-    options: ParseOptions,
-) -> None:
-    """Build the row errors, number the good rows, then drop empty rows."""
-    errors = qtable(table + "__row_errors")
-    data = qtable(table)
-    kinds = " ".join(f"WHEN {literal(k)} THEN {literal(v)}" for k, v in _REJECT_TYPES.items())
-    cur.execute(f"DROP TABLE IF EXISTS {errors}")
-    cur.execute(
-        f"CREATE TABLE {errors} AS SELECT "
-        f"CAST(line AS BIGINT) - 1 - {options.header_count} AS __offset, "
-        f"CASE CAST(etype AS VARCHAR) {kinds} ELSE 'invalid_row' END AS type, "
-        f"{width} AS wanted, "
-        "TRY_CAST(regexp_extract(message, 'Found: (\\d+)', 1) AS INTEGER) AS got, "
-        f"raw, {literal(separator)} AS delim, {literal(options.quote_char)} AS quote, message "
-        "FROM (SELECT line, min(error_type) AS etype, any_value(csv_line) AS raw, "
-        f"any_value(error_message) AS message FROM {qtable(rejects)} GROUP BY line)"
-    )
-    _drop_rejects(cur, rejects)
-    cur.execute(f"ALTER TABLE {data} ADD COLUMN __offset BIGINT")
-    if _scalar(cur, f"SELECT count(*) FROM {errors}") == 0:
-        cur.execute(f"UPDATE {data} SET __offset = rowid")
-    else:
-        # Good row k (0-based, file order) takes the k-th ordinal not used by a rejected
-        # row. Only the row ids go through the ASOF join (it sorts), never the cells.
-        cur.execute(
-            f"UPDATE {data} SET __offset = m.__offset FROM ("
-            "WITH numbered AS (SELECT ordinal, __offset - (ordinal - 1) AS threshold "
-            "  FROM (SELECT __offset, row_number() OVER (ORDER BY __offset) AS ordinal "
-            f"        FROM {errors})), "
-            "thresholds AS (SELECT threshold, max(ordinal) AS shift FROM numbered "
-            "  GROUP BY threshold) "
-            "SELECT s.k, CAST(s.k + coalesce(t.shift, 0) AS BIGINT) AS __offset "
-            f"FROM (SELECT rowid AS k FROM {data}) s "
-            f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.rowid = m.k"
-        )
-    if options.remove_empty_rows and width:
-        empty = " AND ".join(f"c{i} = ''" for i in range(width))
-        cur.execute(f"DELETE FROM {data} WHERE {empty}")
 
 
 def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
@@ -388,20 +322,3 @@ def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list
             kind = next((t for t, n in zip(order, fits, strict=True) if n == filled), kind)
         guessed.append(kind)
     return guessed
-
-
-def _split_raw(raw: str, delim: str, quote: str) -> list[str]:
-    text = raw.lstrip("\r\n").rstrip("\r\n")
-    try:
-        rows = list(csv.reader(io.StringIO(text), delimiter=delim, quotechar=quote))
-    except csv.Error:
-        return [text]
-    cells: list[str] = []
-    for row in rows:
-        cells.extend(row)
-    return cells
-
-
-def _scalar(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = cur.execute(sql).fetchone()
-    return int(row[0]) if row else 0

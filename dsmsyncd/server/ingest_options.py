@@ -74,6 +74,10 @@ class ParseOptions:
             raise ValueError("column_separator must be a single character")
         if len(opts.quote_char) != 1:
             raise ValueError("quote_char must be a single character")
+        if opts.quote_char == opts.column_separator:
+            raise ValueError("quote_char and column_separator must be different characters")
+        if {opts.quote_char, opts.column_separator} & {"\r", "\n"}:
+            raise ValueError("column_separator and quote_char cannot be a line break")
         if opts.encoding is not None and opts.encoding.lower() not in ENCODINGS:
             raise ValueError(f"encoding must be null (guess) or one of {sorted(ENCODINGS)}")
         return opts

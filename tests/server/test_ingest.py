@@ -67,6 +67,8 @@ def test_parse_options_from_json_fills_defaults() -> None:
         {"header_count": -1},
         {"header_count": 1, "column_header": 2},
         {"column_separator": ";;"},
+        {"column_separator": ";", "quote_char": ";"},
+        {"quote_char": "\n"},
         {"trim_whitespace": "yes"},
         {"encoding": "ebcdic"},
     ],
@@ -176,7 +178,15 @@ async def test_ingest_ragged_rows_become_row_errors(store: RowStore, tmp_path: P
     assert await store.row_errors("in1", 0, 10) == [
         {
             "offset": 1,
-            "error": {"type": "too_short", "wanted": 3, "got": 2, "contents": ["4", "5"]},
+            "error": {
+                "type": "too_short",
+                "wanted": 3,
+                "got": 2,
+                "contents": ["4", "5"],
+                "line": 3,
+                "message": "Line 3: the row has 2 cells but the file has 3 columns: "
+                "add the missing cells (empty ones are fine)",
+            },
         },
         {
             "offset": 3,
@@ -185,6 +195,9 @@ async def test_ingest_ragged_rows_become_row_errors(store: RowStore, tmp_path: P
                 "wanted": 3,
                 "got": 4,
                 "contents": ["9", "10", "11", "x,y"],
+                "line": 5,
+                "message": "Line 5: the row has 4 cells but the file has 3 columns: "
+                "quote the cells that contain the separator ','",
             },
         },
     ]

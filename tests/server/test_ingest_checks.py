@@ -1,0 +1,58 @@
+"""The cheap checks ingest runs on DuckDB's row count, on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsmsyncd.server.ingest_checks import physical_lines, quoted_records
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b"a,b\n1,2\n", 2),
+        (b"a,b\n1,2", 2),  # no newline at the end
+        (b"a,b\r\n1,2\r\n\r\n\r\n", 2),  # blank lines at the end do not count
+        (b"a,b\n\n1,2\n", 3),  # a blank line inside does
+        (b"", 0),
+    ],
+)
+def test_physical_lines(tmp_path: Path, data: bytes, lines: int) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert physical_lines(path, "utf-8", "utf-8-sig") == lines
+
+
+def test_physical_lines_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes("a,b\n1,\u0a0a\n2,x".encode("utf-16"))
+    assert physical_lines(path, "utf-16", "utf-16") == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "records"),
+    [
+        (b'h\n1,"two\nlines"\n2,x\n', 2),
+        (b'h\n1,"a ""quoted""\r\nword"\r\n\r\n2,x\r\n', 2),  # doubled quotes; a blank line
+        (b'h\n1,"x\n\ny"\n', 1),  # a blank line inside a quoted cell is part of it
+        (b"h\n1,5'11\"\n2,x\n3,y\n", 1),  # a stray quote: the count differs from the rows
+    ],
+)
+def test_quoted_records(tmp_path: Path, data: bytes, records: int) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert quoted_records(path, "utf-8", "utf-8-sig", '"', 1) == records
+
+
+def test_quoted_records_skips_header_lines_and_reads_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes('"a\nb",c\n1,"x\ny"\n'.encode("utf-16"))
+    assert quoted_records(path, "utf-16", "utf-16", '"', 2) == 1
+
+
+def test_quoted_records_quote_outside_the_encoding_matches_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"h\n1\n")
+    assert quoted_records(path, "latin-1", "latin-1", "\u201c", 1) == -1
