@@ -96,7 +96,7 @@ def generate(path: Path, size: int) -> None:
 def source_config(endpoint: str) -> Any:
     from pydantic import SecretStr
 
-    from dsmsyncd.config import SourceConfig
+    from dsmsyncd.config.schema import SourceConfig
 
     return SourceConfig(
         name="bucket",
@@ -231,7 +231,7 @@ async def put_object(endpoint: str, path: Path, size: int) -> tuple[str, float]:
 def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "dsmsyncd.cli.main", "serve", "--listen", "127.0.0.1:0",
          "--data-dir", str(root / "data")],
         stdout=subprocess.PIPE, stderr=log, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "DSMSYNCD_SERVE_USERS": f"{USER}:{PASSWORD}"},
@@ -277,8 +277,8 @@ def settle(pids: list[int], quiet_s: float = 0.5, timeout_s: float = 300.0) -> N
 async def child(spec: dict[str, Any]) -> dict[str, Any]:
     from dsmsyncd.blob import LocalFileBlob
     from dsmsyncd.dsmapi import Credentials, DsmapiClient
+    from dsmsyncd.pipeline.upload import plan_chunks, upload_blob
     from dsmsyncd.sources.s3 import S3ObjectBlob, create_client
-    from dsmsyncd.upload import plan_chunks, upload_blob
 
     config = source_config(spec["endpoint"])
     path, size = spec["path"], spec["size"]

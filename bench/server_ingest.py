@@ -34,7 +34,7 @@ import duckdb
 
 from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
-from dsmsyncd.upload import upload_blob
+from dsmsyncd.pipeline.upload import upload_blob
 
 USER, PASSWORD = "bench", "bench-password"
 HEADER = "id,name,city,amount,quantity,ratio,flag,created,code,note"
@@ -127,7 +127,7 @@ def main() -> int:
         print(f"generated {args.rows} rows x 10 columns, {size_mb:.1f} MB")
 
         server = subprocess.Popen(
-            [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0",
+            [sys.executable, "-m", "dsmsyncd.cli.main", "serve", "--listen", "127.0.0.1:0",
              "--data-dir", str(root / "data")],
             stdout=subprocess.PIPE, text=True,
             env={**os.environ, "DSMSYNCD_SERVE_USERS": f"{USER}:{PASSWORD}"},

@@ -61,13 +61,13 @@ import aiohttp
 import trustme
 
 from dsmsyncd.blob import LocalFileBlob
-from dsmsyncd.config import Config, load_config
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import Config, load_config
+from dsmsyncd.daemon.lifecycle import Daemon
+from dsmsyncd.daemon.target import client_for
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.dsmapi.client import API
+from dsmsyncd.pipeline.upload import plan_chunks, upload_blob
 from dsmsyncd.state import Job
-from dsmsyncd.target import client_for
-from dsmsyncd.upload import plan_chunks, upload_blob
 
 USER, PASSWORD = "bench", "bench-password"
 MIB = 1024 * 1024
@@ -182,7 +182,7 @@ def start_server(root: Path) -> Served:
     cert.private_key_pem.write_to_path(str(key_path))
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "dsmsyncd.cli.main", "serve", "--listen", "127.0.0.1:0",
          "--data-dir", str(root / "data"),
          "--tls-cert", str(cert_path), "--tls-key", str(key_path)],
         stdout=subprocess.PIPE, stderr=log, text=True,
@@ -286,7 +286,7 @@ def write_peak():
         if line.startswith("VmHWM:"):
             Path(peak_file).write_text(line.split()[1])
 atexit.register(write_peak)
-from dsmsyncd.cli import main
+from dsmsyncd.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

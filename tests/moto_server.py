@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dsmsyncd.config import SourceConfig
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.s3 import create_client
 
 if TYPE_CHECKING:

@@ -25,18 +25,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
-from dsmsyncd.server import (
-    auth,
-    routes_configs,
-    routes_revisions,
-    routes_sources,
-    routes_views,
-)
 from dsmsyncd.server.errors import ApiError, over_budget
-from dsmsyncd.server.httpio import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
+from dsmsyncd.server.http import auth
+from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
+from dsmsyncd.server.http.routes import configs as routes_configs
+from dsmsyncd.server.http.routes import revisions as routes_revisions
+from dsmsyncd.server.http.routes import sources as routes_sources
+from dsmsyncd.server.http.routes import views as routes_views
 from dsmsyncd.server.ids import new_request_id
-from dsmsyncd.server.rowstore_budget import QueryOutOfMemory, QueryTimeout
 from dsmsyncd.server.state import STATE, ServerState
+from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsmsyncd.server.rowstore_budget import QueryOutOfMemory, QueryTimeout
+from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
 
 
 class ApiError(Exception):

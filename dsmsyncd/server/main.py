@@ -34,11 +34,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dsmsyncd.server import auth
 from dsmsyncd.server.app import create_app
-from dsmsyncd.server.metastore import Kind, MetaStore
-from dsmsyncd.server.rowstore import DEFAULT_MEMORY_LIMIT, DEFAULT_QUERY_TIMEOUT, RowStore
+from dsmsyncd.server.catalog.metastore import Kind, MetaStore
+from dsmsyncd.server.http import auth
 from dsmsyncd.server.state import ServerState
+from dsmsyncd.server.storage.rowstore import DEFAULT_MEMORY_LIMIT, DEFAULT_QUERY_TIMEOUT, RowStore
 
 STARTUP_FAILURE = 3
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0

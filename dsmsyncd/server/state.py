@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from dsmsyncd.server.metastore import MetaStore
+from dsmsyncd.server.catalog.metastore import MetaStore
 
 if TYPE_CHECKING:
-    from dsmsyncd.server.rowstore import RowStore
+    from dsmsyncd.server.storage.rowstore import RowStore
 
 logger = logging.getLogger("dsmsyncd.server.state")
 

@@ -31,9 +31,9 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from dsmsyncd import ignore
-from dsmsyncd.config import SourceConfig
-from dsmsyncd.config_paths import bucket_location
+from dsmsyncd.config import ignore
+from dsmsyncd.config.paths import bucket_location
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import Candidate, SourceError
 from dsmsyncd.sources.s3 import (
     S3ObjectBlob,

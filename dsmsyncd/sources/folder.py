@@ -27,9 +27,9 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from dsmsyncd import ignore
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
-from dsmsyncd.config import SourceConfig
+from dsmsyncd.config import ignore
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import Candidate, SourceError, file_identity, parse_file_identity
 from dsmsyncd.sources.stability import Clock, StabilityGate
 

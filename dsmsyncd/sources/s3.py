@@ -38,7 +38,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 )
 
 from dsmsyncd.blob import BlobChanged, BlobVanished
-from dsmsyncd.config import SourceConfig
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import SourceError
 
 if TYPE_CHECKING:  # the stubs are a development dependency only

@@ -47,7 +47,7 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHtt
     command = [
         sys.executable,
         "-m",
-        "dsmsyncd.cli",
+        "dsmsyncd.cli.main",
         "serve",
         "--listen",
         "127.0.0.1:0",

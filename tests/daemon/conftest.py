@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from dsmsyncd.blob import LocalFileBlob
-from dsmsyncd.config import MappingConfig
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.job_routing import routing_snapshot
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy, Revision
-from dsmsyncd.finalize import FolderFinalizer
-from dsmsyncd.job_routing import routing_snapshot
+from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline import Pipeline, PipelineContext
+from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.upload import upload_blob
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.state import Job, JobState, SqliteStateStore, StateStore
-from dsmsyncd.upload import upload_blob
 
 ROBOT = ("robot", "robot-pw")
 OTHER = ("other", "other-pw")

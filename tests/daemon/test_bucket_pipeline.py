@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dsmsyncd.blob import Blob
-from dsmsyncd.config import MappingConfig
+from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.finalize_bucket import BucketFinalizer
+from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline import Pipeline, PipelineContext
+from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState, SqliteStateStore

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dsmsyncd.blob import Blob
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import load_config
+from dsmsyncd.daemon.lifecycle import Daemon
+from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource, ClientState
-from dsmsyncd.sources.build import Sources
 from dsmsyncd.state import Job, JobState
 from tests import moto_server
 from tests.moto_server import (

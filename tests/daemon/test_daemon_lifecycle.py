@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import load_config
+from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.server.main import RunningServer
 from tests.daemon.conftest import ROBOT
 
@@ -88,18 +88,18 @@ async def test_daemon_ready_then_sighup_reload_keeps_old_config_when_new_is_bad(
                 assert status["target"]["url"] == server.url
 
             refused = _LogEvent("reload refused")
-            logging.getLogger("dsmsyncd.daemon").addHandler(refused)
+            logging.getLogger("dsmsyncd.daemon.lifecycle").addHandler(refused)
             try:
                 path.write_text("[target]\nurl = 'not a url'\n", encoding="utf-8")
                 os.kill(os.getpid(), signal.SIGHUP)
                 await asyncio.wait_for(refused.seen.wait(), 10)
             finally:
-                logging.getLogger("dsmsyncd.daemon").removeHandler(refused)
+                logging.getLogger("dsmsyncd.daemon.lifecycle").removeHandler(refused)
             assert "target.url" in refused.text
             assert daemon.config.limits.max_concurrent_jobs == 2
 
             reloaded = _LogEvent("configuration reloaded")
-            daemon_log = logging.getLogger("dsmsyncd.daemon")
+            daemon_log = logging.getLogger("dsmsyncd.daemon.lifecycle")
             daemon_log.addHandler(reloaded)
             level = daemon_log.level
             daemon_log.setLevel(logging.INFO)

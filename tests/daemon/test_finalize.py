@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.config import MappingConfig
-from dsmsyncd.finalize import FolderFinalizer, QuarantineReport, ReportedFile
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.finalize.folder import FolderFinalizer, QuarantineReport, ReportedFile
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import Job, JobState
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsmsyncd.guards import (
+from dsmsyncd.pipeline.guards import (
     field_name,
     header_field_names,
     missing_columns,

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy
-from dsmsyncd.server import auth, revisions
+from dsmsyncd.server.catalog import revisions
+from dsmsyncd.server.http import auth
 from dsmsyncd.state import JobState
 
 from .conftest import (

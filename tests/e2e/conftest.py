@@ -27,9 +27,9 @@ import aiohttp
 import pytest
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
+from dsmsyncd.pipeline.upload import upload_blob
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.state import JobState
-from dsmsyncd.upload import upload_blob
 
 from .inprocess import RunningDaemon as RunningDaemon
 from .inprocess import running_daemon as running_daemon

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import load_config
+from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.state import Job
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dsmsyncd.config import load_config
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import load_config
+from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.sources.base import Candidate, file_identity
 
 from .conftest import Site

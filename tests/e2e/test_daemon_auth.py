@@ -92,7 +92,7 @@ async def test_rotated_password_holds_files_until_the_credentials_work_again(
     site.map(first, match="a*.csv")
     site.map(second, match="b*.csv")
     refusals = _Count("refuses our credentials")
-    pipeline_log = logging.getLogger("dsmsyncd.pipeline")
+    pipeline_log = logging.getLogger("dsmsyncd.pipeline.sync_job")
     pipeline_log.addHandler(refusals)
     try:
         await restartable.restart("rotated-elsewhere")

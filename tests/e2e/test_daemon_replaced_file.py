@@ -14,11 +14,11 @@ import json
 import os
 import sqlite3
 
-from dsmsyncd.config import MappingConfig
-from dsmsyncd.daemon import Daemon
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.lifecycle import Daemon
+from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.finalize import Finalizer, QuarantineReport
-from dsmsyncd.sources.build import Sources
+from dsmsyncd.finalize.folder import Finalizer, QuarantineReport
 from dsmsyncd.state import Job, JobState
 
 from .conftest import Http, Site, publish_dataset, running_daemon

@@ -71,7 +71,7 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
     await queue_files(site, FILES)
     removed = site.mappings.pop(0)
     held_lines = _Lines("held (mapping_removed)")
-    logging.getLogger("dsmsyncd.pipeline").addHandler(held_lines)
+    logging.getLogger("dsmsyncd.pipeline.sync_job").addHandler(held_lines)
     try:
         async with running_daemon(site) as daemon:
             (published,) = await daemon.finished_jobs(1)
@@ -97,7 +97,7 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
             os.kill(os.getpid(), signal.SIGHUP)
             resumed = await daemon.finished_jobs(2)
     finally:
-        logging.getLogger("dsmsyncd.pipeline").removeHandler(held_lines)
+        logging.getLogger("dsmsyncd.pipeline.sync_job").removeHandler(held_lines)
 
     assert sorted((j.relative_path, j.state) for j in resumed) == [
         ("a1.csv", JobState.PUBLISHED),

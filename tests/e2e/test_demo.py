@@ -10,7 +10,7 @@ from pathlib import Path
 
 def test_demo_publishes_sample_and_reads_it_back(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "dsmsyncd.cli", "demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "dsmsyncd.cli.main", "demo", "--data-dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=120,

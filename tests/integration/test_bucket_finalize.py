@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dsmsyncd.config import MappingConfig
-from dsmsyncd.finalize import QuarantineReport, ReportedFile
-from dsmsyncd.finalize_bucket import BucketFinalizer
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.finalize.bucket import BucketFinalizer
+from dsmsyncd.finalize.folder import QuarantineReport, ReportedFile
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState
 from tests import moto_server

@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 
 from dsmsyncd.blob import BlobChanged
-from dsmsyncd.config import SourceConfig
-from dsmsyncd.config_paths import bucket_location
+from dsmsyncd.config.paths import bucket_location
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import object_identity, parse_identity, relative_key

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dsmsyncd.blob import BlobChanged
-from dsmsyncd.config import SourceConfig
+from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources import Candidate, FolderSource, SourceError
 
 

@@ -58,9 +58,9 @@ def write_users(path: Path, *users: tuple[str, str]) -> Path:
 async def serve_process(
     data_dir: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> AsyncIterator[ServeProcess]:
-    """``python -m dsmsyncd.cli serve`` on a free loopback port; killed on exit if alive."""
+    """``python -m dsmsyncd.cli.main serve`` on a free loopback port; killed on exit if alive."""
     log = data_dir.parent / f"{data_dir.name}-serve.log"
-    command = [sys.executable, "-m", "dsmsyncd.cli", "serve", "--listen", "127.0.0.1:0"]
+    command = [sys.executable, "-m", "dsmsyncd.cli.main", "serve", "--listen", "127.0.0.1:0"]
     command += ["--data-dir", str(data_dir), *args]
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from dsmsyncd.server import uploads
+from dsmsyncd.server.catalog.metastore import Kind
+from dsmsyncd.server.catalog.views import dataset_table
 from dsmsyncd.server.main import RunningServer
-from dsmsyncd.server.metastore import Kind
-from dsmsyncd.server.rowstore_sql import relation_exists
-from dsmsyncd.server.views import dataset_table
+from dsmsyncd.server.storage import uploads
+from dsmsyncd.server.storage.sql import relation_exists
 from tests.server.sources_flow import (
     API,
     commit_url,

@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from dsmsyncd import cli
-from dsmsyncd.server import auth
+from dsmsyncd.cli import main as cli
 from dsmsyncd.server.credentials import TOKENS_ENV, USERS_ENV
+from dsmsyncd.server.http import auth
 from dsmsyncd.server.main import RunningServer
 from tests.server.serve_process import serve_process, write_users
 

@@ -21,13 +21,13 @@ import aiohttp
 import duckdb
 import pytest
 
-from dsmsyncd import cli
+from dsmsyncd.cli import main as cli
 from dsmsyncd.server import main as server_main
-from dsmsyncd.server import views
+from dsmsyncd.server.catalog import views
 from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
-from dsmsyncd.server.rowstore_sql import table
-from dsmsyncd.server.soql_query import MAX_OFFSET
+from dsmsyncd.server.storage.soql import MAX_OFFSET
+from dsmsyncd.server.storage.sql import table
 from tests.server.conftest import ALICE, basic_auth
 from tests.server.test_http_views import API, call, publish
 
@@ -235,8 +235,8 @@ async def test_idle_and_slow_header_connections_are_closed(
 # test then knows the slow query is running without timing anything.
 _ANNOUNCING_SERVE = """
 import sys
-from dsmsyncd import cli
-from dsmsyncd.server.rowstore import RowStore
+from dsmsyncd.cli import main as cli
+from dsmsyncd.server.storage.rowstore import RowStore
 
 original = RowStore.dataset_rows
 

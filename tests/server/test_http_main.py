@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from dsmsyncd import cli
+from dsmsyncd.cli import main as cli
 from dsmsyncd.server import main as server_main
+from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.credentials import USERS_ENV
 from dsmsyncd.server.main import ServeOptions, start_server
-from dsmsyncd.server.metastore import Kind
 from tests.server.sources_flow import new_dataset, new_source, upload
 
 # Subprocess servers take their user from the environment, never from the command line.
@@ -110,7 +110,7 @@ import asyncio, sys
 from pathlib import Path
 from dsmsyncd.server.credentials import serve_credentials
 from dsmsyncd.server.main import ServeOptions, run_server
-from dsmsyncd.server.rowstore import RowStore
+from dsmsyncd.server.storage.rowstore import RowStore
 
 async def stuck(self, *args, **kwargs):
     print("ingest started", flush=True)

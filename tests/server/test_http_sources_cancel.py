@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from dsmsyncd.server import uploads
+from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
-from dsmsyncd.server.metastore import Kind
-from dsmsyncd.server.rowstore_sql import relation_exists
+from dsmsyncd.server.storage import uploads
+from dsmsyncd.server.storage.sql import relation_exists
 from tests.server.conftest import ALICE, basic_auth
 from tests.server.sources_flow import (
     commit,

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
-from dsmsyncd.server.ingest_census import MAX_ROW_CHARS
 from dsmsyncd.server.main import RunningServer
+from dsmsyncd.server.storage.ingest.census import MAX_ROW_CHARS
 from tests.server.sources_flow import (
     fill,
     latest_output_schema,

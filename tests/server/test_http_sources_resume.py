@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from dsmsyncd.server.catalog.metastore import Kind
+from dsmsyncd.server.jobs.resume_parse import resume
 from dsmsyncd.server.main import RunningServer
-from dsmsyncd.server.metastore import Kind
-from dsmsyncd.server.processing_resume import resume
 from tests.server.sources_flow import latest_output_schema, new_dataset, new_source, settled, upload
 
 CSV = b"id,name\n1,a\n2,b\n"

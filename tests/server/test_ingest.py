@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.server.ingest import ParsedInput, ParseOptions, UnparsableFile, field_names
-from dsmsyncd.server.rowstore import RowStore
-from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions, UnparsableFile, field_names
+from dsmsyncd.server.storage.rowstore import RowStore
+from dsmsyncd.server.storage.soql_types import SoqlType
 
 
 @pytest.fixture
@@ -307,7 +307,7 @@ async def test_ingest_guesses_from_first_rows_only(
     store: RowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A later cell that does not fit the guess becomes a cell error downstream."""
-    monkeypatch.setattr("dsmsyncd.server.ingest.GUESS_SAMPLE_ROWS", 2)
+    monkeypatch.setattr("dsmsyncd.server.storage.ingest.GUESS_SAMPLE_ROWS", 2)
     parsed = await parse(store, tmp_path, b"n\n1\n2\nnot a number\n")
     assert parsed.columns[0].guessed_type == SoqlType.NUMBER
     assert parsed.total_rows == 3

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.ingest_checks import physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
 
 
 @pytest.mark.parametrize(

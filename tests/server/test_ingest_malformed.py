@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.server.ingest import ParsedInput, ParseOptions
-from dsmsyncd.server.ingest_census import MAX_ROW_CHARS, RAW_KEEP
-from dsmsyncd.server.rowstore import RowStore
+from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
+from dsmsyncd.server.storage.ingest.census import MAX_ROW_CHARS, RAW_KEEP
+from dsmsyncd.server.storage.rowstore import RowStore
 
 # Data lines of the big files: about 12 MB, past the size DuckDB reads in parallel.
 BIG_LINES = 600_000

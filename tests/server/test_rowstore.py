@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.server.ingest import ParsedInput, ParseOptions
-from dsmsyncd.server.rowstore import (
+from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
+from dsmsyncd.server.storage.rowstore import (
     AppliedColumn,
     ApplyRefused,
     ApplyTarget,
@@ -19,7 +19,7 @@ from dsmsyncd.server.rowstore import (
     OutputColumnPlan,
     RowStore,
 )
-from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, CompiledExpression, compile_expression
 
 _REVISION_IDS = itertools.count(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.config import ConfigError, load_config, parse_duration
+from dsmsyncd.config.schema import ConfigError, load_config, parse_duration
 
 GOOD = """
 [target]

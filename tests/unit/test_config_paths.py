@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd import ignore
-from dsmsyncd.config import MappingConfig, SourceConfig
-from dsmsyncd.config_paths import finalize_dir_problems
+from dsmsyncd.config import ignore
+from dsmsyncd.config.paths import finalize_dir_problems
+from dsmsyncd.config.schema import MappingConfig, SourceConfig
 
 
 def folder(name: str, path: str) -> SourceConfig:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.config import LimitsConfig, load_config
+from dsmsyncd.config.schema import LimitsConfig, load_config
 from dsmsyncd.observe.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

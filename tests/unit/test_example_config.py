@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from dsmsyncd.config import (
+from dsmsyncd.config.schema import (
     AdminConfig,
     ConfigError,
     LimitsConfig,

@@ -50,22 +50,22 @@ def lines(stream: io.StringIO) -> Lines:
 
 
 def test_configure_logging_renders_stdlib_line_as_json_with_standard_keys(lines: Lines) -> None:
-    logging.getLogger("dsmsyncd.pipeline").info("published %s", "a.csv")
+    logging.getLogger("dsmsyncd.pipeline.sync_job").info("published %s", "a.csv")
 
     [line] = lines()
     assert line["event"] == "published a.csv"
     assert line["level"] == "info"
-    assert line["logger"] == "dsmsyncd.pipeline"
+    assert line["logger"] == "dsmsyncd.pipeline.sync_job"
     assert line["timestamp"].endswith("Z")
 
 
 def test_configure_logging_renders_structlog_line_in_the_same_format(lines: Lines) -> None:
-    structlog.get_logger("dsmsyncd.scheduler").warning("lane stalled", dataset="abcd-1234")
+    structlog.get_logger("dsmsyncd.daemon.scheduler").warning("lane stalled", dataset="abcd-1234")
 
     [line] = lines()
     assert line["event"] == "lane stalled"
     assert line["level"] == "warning"
-    assert line["logger"] == "dsmsyncd.scheduler"
+    assert line["logger"] == "dsmsyncd.daemon.scheduler"
     assert line["dataset"] == "abcd-1234"
     assert "timestamp" in line
 
@@ -115,10 +115,10 @@ def test_configure_logging_rejects_unknown_level() -> None:
 
 def test_bind_job_puts_job_keys_on_stdlib_and_structlog_lines(lines: Lines) -> None:
     with bind_job(job_id=7, file="permits/a.csv", dataset="abcd-1234"):
-        logging.getLogger("dsmsyncd.upload").info("chunk sent")
+        logging.getLogger("dsmsyncd.pipeline.upload").info("chunk sent")
         bind_job(revision=3)
-        structlog.get_logger("dsmsyncd.pipeline").info("applied")
-    logging.getLogger("dsmsyncd.scheduler").info("idle")
+        structlog.get_logger("dsmsyncd.pipeline.sync_job").info("applied")
+    logging.getLogger("dsmsyncd.daemon.scheduler").info("idle")
 
     sent, applied, idle = lines()
     assert {k: sent[k] for k in ("job_id", "file", "dataset")} == {
@@ -138,16 +138,16 @@ async def test_bind_job_keeps_parallel_jobs_apart(lines: Lines) -> None:
     async def job(job_id: int) -> None:
         with bind_job(job_id=job_id, file=f"f{job_id}.csv", dataset="abcd-1234"):
             await both_bound.wait()
-            logging.getLogger("dsmsyncd.pipeline").info("step", extra={"step_of": job_id})
+            logging.getLogger("dsmsyncd.pipeline.sync_job").info("step", extra={"step_of": job_id})
 
     await asyncio.gather(job(1), job(2))
 
-    steps = [line for line in lines() if line["logger"] == "dsmsyncd.pipeline"]
+    steps = [line for line in lines() if line["logger"] == "dsmsyncd.pipeline.sync_job"]
     assert sorted((line["job_id"], line["step_of"]) for line in steps) == [(1, 1), (2, 2)]
 
 
 def test_redaction_masks_secret_keys_at_any_depth(lines: Lines) -> None:
-    structlog.get_logger("dsmsyncd.config").info(
+    structlog.get_logger("dsmsyncd.config.schema").info(
         "loaded",
         password="hunter2",
         app_token="tok-123",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.config import MappingConfig
-from dsmsyncd.routing import UnmatchedLog, glob_regex, route
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.routing import UnmatchedLog, glob_regex, route
 from dsmsyncd.sources.base import Candidate
 
 
@@ -108,7 +108,7 @@ def _candidate(path: str, size: int = 1) -> Candidate:
 
 def test_unmatched_log_reports_each_identity_once(caplog: pytest.LogCaptureFixture) -> None:
     log = UnmatchedLog()
-    with caplog.at_level(logging.WARNING, logger="dsmsyncd.routing"):
+    with caplog.at_level(logging.WARNING, logger="dsmsyncd.daemon.routing"):
         assert log.first_time(_candidate("notes.txt")) is True
         assert log.first_time(_candidate("notes.txt")) is False
         assert log.first_time(_candidate("notes.txt", size=2)) is True  # rewritten

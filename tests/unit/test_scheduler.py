@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.scheduler import Scheduler
 from dsmsyncd.state import Job, JobState, SqliteStateStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from dsmsyncd.daemon.supervisor import Supervisor
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.supervisor import Supervisor
 
 
 def failures(metrics: Metrics, task: str) -> float:
@@ -32,7 +32,7 @@ async def test_failing_loop_is_restarted_reported_and_recovers(
         running.set()
         await stop.wait()
 
-    with caplog.at_level(logging.ERROR, "dsmsyncd.supervisor"):
+    with caplog.at_level(logging.ERROR, "dsmsyncd.daemon.supervisor"):
         tasks.keep("discovery:drop", loop)
         async with asyncio.timeout(5):
             await running.wait()
@@ -71,7 +71,7 @@ async def test_one_shot_failure_is_logged_and_counted(caplog: pytest.LogCaptureF
     async def reload() -> None:
         raise ValueError("bad source")
 
-    with caplog.at_level(logging.ERROR, "dsmsyncd.supervisor"):
+    with caplog.at_level(logging.ERROR, "dsmsyncd.daemon.supervisor"):
         task = tasks.spawn("reload", reload())
         await asyncio.gather(task, return_exceptions=True)
         await tasks.finish_oneshots(5)

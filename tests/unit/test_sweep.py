@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dsmsyncd.config import MappingConfig
-from dsmsyncd.finalize import FolderFinalizer
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.finalize.folder import FolderFinalizer
+from dsmsyncd.finalize.sweep import finalize_leftovers
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import JobState, SqliteStateStore
-from dsmsyncd.sweep import finalize_leftovers
 
 
 async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from dsmsyncd.daemon.target import ClientLease
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
-from dsmsyncd.target import ClientLease
 
 
 async def test_retired_client_closes_only_after_its_last_job() -> None:

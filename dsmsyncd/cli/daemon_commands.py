@@ -1,0 +1,117 @@
+"""The daemon's commands: ``run``, ``check-config``, ``status`` (``push`` lives in push.py).
+
+Exit codes (documented in the README) let scripts tell why a command ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from dsmsyncd.cli.check_config import Finding, check_buckets, check_folders, check_target, shown
+from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.observe.logging import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_STARTUP_FAILURE = 3
+EXIT_REJECTED = 4  # the input was refused: quarantined, or a dry run over the threshold
+EXIT_RETRYABLE = 5  # the target or network failed: try again later
+
+
+def load_or_report(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
+def run_command(config_path: Path, log_level: str) -> int:
+    config = load_or_report(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    configure_logging(level=log_level)
+    from dsmsyncd.daemon.lifecycle import Daemon
+
+    async def main() -> int:
+        return await Daemon(config_path, config).run()
+
+    return asyncio.run(main())
+
+
+def check_config_command(config_path: Path, *, offline: bool) -> int:
+    config = load_or_report(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    findings: list[Finding] = []
+    if not offline:
+        findings = check_folders(config) + asyncio.run(_online(config))
+    for finding in findings:
+        mark = "ok  " if finding.ok else "FAIL"
+        print(shown(config, f"{mark} {finding.subject}: {finding.message}"))
+    failed = [f for f in findings if not f.ok]
+    wrong = [f for f in failed if not f.retryable]
+    if wrong:
+        print(f"{config_path}: {len(wrong)} problem(s)")
+        return EXIT_CONFIG
+    if failed:
+        print(
+            f"{config_path}: no problem found, but {len(failed)} check(s) could not be made "
+            "(the target or the network did not answer); try again later"
+        )
+        return EXIT_RETRYABLE
+    print(f"{config_path}: valid")
+    return EXIT_OK
+
+
+async def _online(config: Config) -> list[Finding]:
+    from dsmsyncd.daemon.target import client_for
+
+    async with client_for(config) as client:
+        findings = await check_target(config, client)
+    return findings + await check_buckets(config)
+
+
+def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
+    config = load_or_report(config_path)
+    if config is None:
+        return EXIT_CONFIG
+    rows = asyncio.run(_recent(config, limit))
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    if not rows:
+        print("no jobs recorded yet")
+        return EXIT_OK
+    by_dataset: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_dataset.setdefault(str(row["dataset"]), []).append(row)
+    for dataset, jobs in sorted(by_dataset.items()):
+        print(f"{dataset}:")
+        for job in jobs:
+            error = f"  {job['error']}" if job.get("error") else ""
+            print(f"  #{job['id']:<5} {job['state']:<18} {job['updated_at']}  {job['file']}{error}")
+    return EXIT_OK
+
+
+async def _recent(config: Config, limit: int) -> list[dict[str, object]]:
+    from dsmsyncd.state import open_state_store
+
+    async with open_state_store(config.state.url) as store:
+        jobs = await store.recent_jobs(limit)
+    return [
+        {
+            "id": job.id,
+            "dataset": job.dataset,
+            "state": job.state.value,
+            "file": f"{job.source}:{job.relative_path}",
+            "updated_at": job.updated_at.isoformat(timespec="seconds"),
+            "revision_seq": job.revision_seq,
+            "error": job.error,
+        }
+        for job in jobs
+    ]

@@ -1,0 +1,355 @@
+"""The daemon's configuration: a TOML file, validated once, all mistakes reported together.
+
+Secrets never live in the file: ``${VAR}`` reads the environment and every ``*_file``
+key reads a file (a Kubernetes or systemd secret). Values are resolved at load, so a
+config that loads is a config that can run; the resolved secrets are wrapped in
+``SecretStr`` so that no repr, log line or status page can show them (invariant 5),
+and ``config_secrets`` keeps them out of every error message.
+
+A config error names the file, the key path (``mapping[2].dataset``), what was
+expected and, unless it may be a secret, what was found, for every mistake at once
+(invariant 6). Every command that reads a config (``run``, ``check-config``, a SIGHUP
+reload) goes through ``load_config``, so they accept and refuse the same files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import ssl
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dsmsyncd.config.paths import finalize_dir_problems, source_overlaps
+from dsmsyncd.config.secrets import ConfigError, ConfigProblem, resolve
+
+__all__ = [
+    "AdminConfig",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "LimitsConfig",
+    "MappingConfig",
+    "SourceConfig",
+    "StateConfig",
+    "TargetConfig",
+    "load_config",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+_HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+FOURFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+_NO_USERINFO = (
+    "credentials in the URL are refused (they would end up in logs and status pages); "
+    "remove 'user:password@' and set them with the credential keys of this section"
+)
+
+
+def parse_duration(value: object) -> float:
+    """``500ms``, ``2s``, ``5m``, ``1h`` (or a bare number of seconds) → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '500ms', '2s' or '5m'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError("expected a duration like '500ms', '2s' or '5m'")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(_Section):
+    url: str
+    username: SecretStr | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    ca_bundle: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http(s) URL like https://data.example.gov")
+        _refuse_userinfo(value)
+        return value.rstrip("/")
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _loadable_ca(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:  # what the client will do with it, so that run and check-config agree
+                ssl.create_default_context().load_verify_locations(cafile=value)
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"cannot load CA certificates ({exc}); point ca_bundle at a PEM file "
+                    "of CA certificates"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> TargetConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together (set both, or use token)")
+        return self
+
+
+class StateConfig(_Section):
+    url: str = "sqlite:///var/lib/dsmsyncd/state.db"
+
+    @field_validator("url")
+    @classmethod
+    def _openable(cls, value: str) -> str:
+        from dsmsyncd.state.url import check_state_url  # the rule lives with the stores
+
+        check_state_url(value)
+        return value
+
+
+class AdminConfig(_Section):
+    listen: str = "127.0.0.1:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9108`` for IPv6) → (host, port); ValueError says the form."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if sep and port.isdigit() and int(port) <= 65535 and _is_host(host):
+        return host, int(port)
+    raise ValueError(
+        "expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:9108, "
+        "0.0.0.0:9108 or [::1]:9108 (port 0 picks a free port)"
+    )
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host)) and len(host) <= 253
+    return True
+
+
+def _refuse_userinfo(url: str) -> None:
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(_NO_USERINFO)
+
+
+class LimitsConfig(_Section):
+    max_concurrent_jobs: int = Field(default=4, ge=1, le=256)
+    max_concurrent_chunks: int = Field(default=8, ge=1, le=1024)
+    drain_timeout: Duration = 60.0
+    # A job that failed in a way that may heal (target down, credentials refused, the
+    # file unreadable) runs again after retry_delay, doubling per attempt, jittered,
+    # capped at retry_max_delay.
+    retry_delay: Duration = Field(default=5.0, gt=0)
+    retry_max_delay: Duration = Field(default=900.0, gt=0)
+    # Attempts to read a file that cannot be opened or read before it is quarantined.
+    max_read_attempts: int = Field(default=5, ge=1, le=100)
+
+
+class SourceConfig(_Section):
+    """One ``[[source]]``: a drop folder (``file:///PATH``) or a bucket prefix (``s3://``).
+
+    The bucket keys apply to ``s3://`` sources only. Credentials are optional: without
+    them the standard chain is used (environment, shared credentials file, web-identity
+    token of a Kubernetes service account, instance metadata).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str
+    min_age: Duration = 2.0
+    poll_interval: Duration = 30.0
+    ignore: list[str] = Field(default_factory=lambda: ["*.part", "*.tmp", ".*"])
+    # -- s3:// only ------------------------------------------------------------------
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    list_page_size: int = Field(default=1000, ge=1, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, value: str) -> str:
+        if value.startswith("s3://"):
+            if not _S3_URL.match(value):
+                raise ValueError(
+                    "expected s3://bucket/prefix/ with a bucket name of 3-63 lowercase "
+                    "letters, digits, dots or hyphens"
+                )
+            return value
+        if not value.startswith("file://"):
+            raise ValueError("expected file:///PATH or s3://bucket/prefix/")
+        _refuse_userinfo(value)
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not re.match(r"^https?://[^/\s]+", value):
+                raise ValueError("expected an http(s) URL like https://minio.example:9000")
+            _refuse_userinfo(value)
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_keys(self) -> SourceConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "access_key_id and secret_access_key go together (set both, or neither "
+                "to use the standard credential chain)"
+            )
+        if self.session_token is not None and self.access_key_id is None:
+            raise ValueError("session_token needs access_key_id and secret_access_key")
+        if self.url.startswith("file://"):
+            bucket_only = sorted(
+                key
+                for key in ("endpoint_url", "region", "access_key_id", "session_token")
+                if getattr(self, key) is not None
+            )
+            if bucket_only:
+                raise ValueError(
+                    f"{', '.join(bucket_only)} only apply to s3:// sources; remove them"
+                )
+        return self
+
+    @property
+    def path(self) -> Path:
+        return Path(self.url.removeprefix("file://"))
+
+    @property
+    def bucket(self) -> str:
+        """The bucket of an ``s3://`` source."""
+        match = _S3_URL.match(self.url)
+        if match is None:
+            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
+        return match.group(1)
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix of an ``s3://`` source: empty, or ending in ``/``."""
+        match = _S3_URL.match(self.url)
+        if match is None:
+            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
+        prefix = (match.group(2) or "").lstrip("/")
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+class MappingConfig(_Section):
+    source: str
+    match: str
+    dataset: str
+    import_config: str | None = None
+    action: Literal["update", "replace", "delete"] | None = None
+    max_error_rows: int = Field(default=0, ge=0)
+    max_row_drop: float = Field(default=0.5, ge=0.0, le=1.0)
+    allow_empty_replace: bool = False
+    skip_duplicates: bool = True
+    on_success: Literal["archive", "delete", "keep"] = "archive"
+    archive_dir: Path | None = None
+    quarantine_dir: Path
+
+    @field_validator("dataset")
+    @classmethod
+    def _fourfour(cls, value: str) -> str:
+        if not FOURFOUR.match(value):
+            raise ValueError("expected a dataset id like 'abcd-1234'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_open(self) -> MappingConfig:
+        if (self.import_config is None) == (self.action is None):
+            raise ValueError("set exactly one of import_config or action")
+        if self.on_success == "archive" and self.archive_dir is None:
+            raise ValueError("on_success = 'archive' needs archive_dir")
+        return self
+
+
+class Config(_Section):
+    target: TargetConfig
+    state: StateConfig = StateConfig()
+    admin: AdminConfig = AdminConfig()
+    limits: LimitsConfig = LimitsConfig()
+    source: list[SourceConfig] = Field(default_factory=list)
+    mapping: list[MappingConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _mappings_name_sources(self) -> Config:
+        names = [s.name for s in self.source]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")
+        unknown = sorted({m.source for m in self.mapping} - set(names))
+        if unknown:
+            raise ValueError(
+                f"mapping refers to unknown source(s) {', '.join(unknown)}; "
+                f"known sources: {', '.join(names) or 'none'}"
+            )
+        return self
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """Read, resolve and validate ``path``; ConfigError lists every mistake found."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            path, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]
+        ) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    resolved, resolution = resolve(raw, env, path.parent)
+    problems = resolution.problems
+    try:
+        config = Config.model_validate(resolved)
+    except ValidationError as exc:
+        problems += [resolution.explain(err) for err in exc.errors()]
+        raise ConfigError(path, problems) from None
+    found = source_overlaps(config.source)
+    found += finalize_dir_problems(config.source, config.mapping)
+    problems += [ConfigProblem(p.key, resolution.scrub(p.message)) for p in found]
+    if problems:
+        raise ConfigError(path, problems)
+    return config

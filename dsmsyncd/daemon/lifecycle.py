@@ -1,0 +1,450 @@
+"""The daemon's lifecycle: startup → main loop → drain → shutdown, as named phases.
+
+``startup`` opens the state store, the DSMAPI client and the admin server and checks
+the target; only then is the daemon ready (``/readyz`` green, ``READY=1`` to systemd).
+The main loop runs one discovery task per source and the scheduler. SIGTERM/SIGINT
+only set an event; the drain then stops discovery, lets running jobs finish within
+``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in
+reverse order. A second signal cancels at once; an interrupted job resumes at the
+next start. SIGHUP reloads the configuration, keeping the old one if the new is bad.
+
+The state store is opened exclusively (a second daemon on the same file refuses to
+start), and every task the daemon starts runs under the ``Supervisor``: a failure is
+logged, counted, shown by ``/readyz`` and retried with back-off, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsmsyncd import __version__
+from dsmsyncd.blob import Blob
+from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.daemon import signals
+from dsmsyncd.daemon.job_files import finalizer_for, open_job_blob
+from dsmsyncd.daemon.job_routing import release_held, routing_snapshot
+from dsmsyncd.daemon.lease import Lease
+from dsmsyncd.daemon.routing import UnmatchedLog, route
+from dsmsyncd.daemon.scheduler import Scheduler
+from dsmsyncd.daemon.source_set import Sources
+from dsmsyncd.daemon.supervisor import Supervisor
+from dsmsyncd.daemon.target import ClientLease, client_for
+from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
+from dsmsyncd.finalize.folder import Finalizer
+from dsmsyncd.finalize.sweep import finalize_leftovers
+from dsmsyncd.observe import sdnotify
+from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.sources.base import Candidate, Source, SourceError
+from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
+
+logger = logging.getLogger("dsmsyncd.daemon.lifecycle")
+
+EXIT_OK = 0
+EXIT_STARTUP_FAILURE = 3
+TARGET_CHECK_INTERVAL_S = 15.0
+
+
+@dataclass
+class DaemonState:
+    """What the admin server reads: kept current by the daemon, never by the handlers."""
+
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    draining: bool = False
+    target_ok: bool = False
+    target_message: str = "not checked yet"
+    target_checked: float = 0.0
+    sources_checked: float = float("-inf")
+    source_problems: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.metrics = Metrics()
+        self.state = DaemonState()
+        self.stop = asyncio.Event()
+        self._store: StateStore | None = None
+        self._client: DsmapiClient | None = None
+        self._lease: ClientLease | None = None  # the client new jobs run with
+        self._admin: AdminServer | None = None
+        self._scheduler: Scheduler | None = None
+        self._sources = Sources({}, {})
+        self._tasks = Supervisor(self.metrics, self.stop)
+        self._reload_lock = asyncio.Lock()
+        self._unmatched = UnmatchedLog()
+        self._signals = 0
+        self._listeners: list[Callable[[Job], object]] = []
+        self.started = asyncio.Event()
+
+    def add_listener(self, listener: Callable[[Job], object]) -> None:
+        """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
+        self._listeners.append(listener)
+
+    @property
+    def admin_url(self) -> str | None:
+        return self._admin.url if self._admin is not None else None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        try:
+            await self.startup()
+        except (DsmapiError, SourceError, StateStoreError, OSError, ValueError) as exc:
+            logger.error("startup failed: %s", exc)
+            await self.shutdown()
+            return EXIT_STARTUP_FAILURE
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+        return EXIT_OK
+
+    async def startup(self) -> None:
+        signals.install(self._handle_exit, self._handle_reload)
+        self._store = open_state_store(self.config.state.url, exclusive=True)
+        await self._store.open()
+        self._client = client_for(self.config, on_retry=self._on_retry)
+        await self._client.__aenter__()
+        self._lease = ClientLease(self._client)
+        from dsmsyncd.observe.admin import SimpleStatus  # the status provider of the daemon
+
+        status = SimpleStatus(
+            self._store, ready_checks=self._ready_checks, extra=self._status_extra
+        )
+        admin = self.config.admin
+        self._admin = await start_admin(
+            create_admin_app(status, self.metrics), admin.host, admin.port
+        )
+        await self._check_target(force=True)
+        if not self.state.target_ok:
+            logger.warning(
+                "target not reachable yet: %s (will keep trying)", self.state.target_message
+            )
+        self._sources = Sources.build(self.config)
+        await self._sources.start()
+        await finalize_leftovers(
+            self._store,
+            self.config.mapping,
+            self._finalizer_for,
+            known_sources=set(self._sources),
+        )
+        await release_held(self._store, self.config.mapping)
+        self._scheduler = Scheduler(
+            self._store,
+            self._job_runner(),
+            self.metrics,
+            max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
+        )
+        logger.info(
+            "dsmsyncd %s started: %d source(s), %d mapping(s), admin on %s",
+            __version__,
+            len(self._sources),
+            len(self.config.mapping),
+            self._admin.url,
+        )
+        sdnotify.ready()
+        self.started.set()
+
+    async def main_loop(self) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None
+        for name, source in self._sources.items():
+            self._keep_discovering(name, source)
+        self._tasks.keep("scheduler", lambda: scheduler.run(self.stop))
+        await self.stop.wait()
+        self.state.draining = True
+        sdnotify.stopping()
+        logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
+        await self._stop_discovery()
+        finished = await scheduler.drain(self.config.limits.drain_timeout)
+        await self._tasks.wait("scheduler")
+        logger.info("drained", extra={"all_jobs_finished": finished})
+
+    async def shutdown(self) -> None:
+        """Release resources in reverse order of acquisition."""
+        signals.remove()
+        await self._tasks.finish_oneshots(self.config.limits.drain_timeout)
+        await self._tasks.cancel()
+        await self._sources.close()
+        if self._admin is not None:
+            await self._admin.stop()
+            self._admin = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = self._lease = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    # -- discovery -------------------------------------------------------------------
+
+    def _keep_discovering(self, name: str, source: Source) -> None:
+        self._tasks.keep(f"discovery:{name}", lambda: self._discover(source))
+
+    async def _discover(self, source: Source) -> None:
+        source_stop = asyncio.Event()
+        watcher = asyncio.create_task(self._mirror_stop(source_stop))
+        try:
+            async for candidate in source.candidates(source_stop):
+                await self._record(candidate)
+        finally:
+            watcher.cancel()
+
+    async def _record(self, candidate: Candidate) -> None:
+        """``accept``, retried with back-off while it fails (a full state disk): the source
+        offers a candidate once, so giving up would lose the file until a restart."""
+        task = f"discovery:{candidate.source}"
+        while True:
+            try:
+                await self.accept(candidate)
+            except Exception as exc:
+                doing = f"cannot record {candidate.relative_path} as a job"
+                if await self._tasks.stopped_within(self._tasks.failed(task, exc, doing)):
+                    return
+                continue
+            self._tasks.recovered(task)
+            return
+
+    async def _mirror_stop(self, event: asyncio.Event) -> None:
+        await self.stop.wait()
+        event.set()
+
+    async def accept(self, candidate: Candidate) -> Job | None:
+        """Record a stable file as a job of its mapping's dataset, or log that nothing maps it."""
+        assert self._store is not None
+        assert self._scheduler is not None
+        routed = route(candidate.source, candidate.relative_path, self.config.mapping)
+        if routed is None:
+            if self._unmatched.first_time(candidate):
+                self.metrics.unmatched(candidate.source)
+            return None
+        index, mapping = routed
+        job = await self._store.add_job(
+            source=candidate.source,
+            relative_path=candidate.relative_path,
+            identity=candidate.identity,
+            size=candidate.size,
+            mtime=candidate.mtime,
+            dataset=mapping.dataset,
+            mapping_index=index,
+            routing=routing_snapshot(mapping),
+        )
+        if job is not None:
+            self.metrics.discovered(candidate.source)
+            logger.info(
+                "discovered %s for %s",
+                candidate.relative_path,
+                mapping.dataset,
+                extra={"job": job.id},
+            )
+            self._scheduler.wake()
+        return job
+
+    async def _stop_discovery(self) -> None:
+        await self._tasks.cancel(self._tasks.names("discovery:"))
+
+    # -- pipeline wiring ---------------------------------------------------------------
+
+    def _job_runner(self) -> Callable[[Job], Awaitable[Job]]:
+        """Runs jobs with today's client and sources; a job keeps those it started with."""
+        sources = self._sources
+        pipeline = Pipeline(self._pipeline_context(sources))
+        lease = self._lease
+        assert lease is not None
+
+        async def run(job: Job) -> Job:
+            async with lease.use(), sources.use(job.source):
+                finished = await pipeline.run(job)
+            if finished.state is JobState.HELD and pipeline.ctx.mappings is not self.config.mapping:
+                # Held by a pipeline built before a reload that may have brought the
+                # mapping back: the reload's release did not see the job yet.
+                await self._release_held()
+            for listener in self._listeners:
+                listener(finished)
+            return finished
+
+        return run
+
+    def _pipeline_context(self, sources: Sources) -> PipelineContext:
+        assert self._client is not None
+        assert self._store is not None
+        return PipelineContext(
+            client=self._client,
+            store=self._store,
+            metrics=self.metrics,
+            mappings=self.config.mapping,
+            open_blob=lambda job: self._open_blob(job, sources),
+            finalizer_for=lambda job: self._finalizer_for(job, sources),
+            chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
+            retry_base_s=self.config.limits.retry_delay,
+            retry_max_s=self.config.limits.retry_max_delay,
+            max_read_attempts=self.config.limits.max_read_attempts,
+        )
+
+    def _open_blob(self, job: Job, sources: Sources | None = None) -> Blob:
+        """The job's bytes, from ``sources`` (the generation the job started with)."""
+        return open_job_blob(self._sources if sources is None else sources, job)
+
+    def _finalizer_for(self, job: Job, sources: Sources | None = None) -> Finalizer:
+        return finalizer_for(self._sources if sources is None else sources, job)
+
+    def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
+        self.metrics.retried(reason)
+
+    # -- readiness and status --------------------------------------------------------
+
+    async def _check_target(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.state.target_checked < TARGET_CHECK_INTERVAL_S:
+            return
+        self.state.target_checked = now
+        assert self._client is not None
+        try:
+            await self._client.call("GET", "/api/users/current.json", retry=False)
+        except DsmapiError as exc:
+            self.state.target_ok, self.state.target_message = False, str(exc)
+        else:
+            self.state.target_ok, self.state.target_message = True, "ok"
+
+    async def _ready_checks(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if self.state.draining:
+            problems["draining"] = "the daemon is stopping"
+        await self._check_target()
+        if not self.state.target_ok:
+            problems["target"] = self.state.target_message
+        problems.update(await self._source_problems())
+        problems.update(self._tasks.problems())
+        if self._scheduler is not None:
+            problems.update(self._scheduler.problems())
+        return problems
+
+    async def _source_problems(self) -> dict[str, str]:
+        """Source checks send requests (a bucket probe), so they run at most every 15 s."""
+        now = time.monotonic()
+        if now - self.state.sources_checked >= TARGET_CHECK_INTERVAL_S:
+            self.state.sources_checked = now
+            found: dict[str, str] = {}
+            for name, source in self._sources.items():
+                problems = await source.check()
+                self.metrics.source_up.labels(name).set(0 if problems else 1)
+                for problem in problems:
+                    found[f"source {name}"] = problem
+            self.state.source_problems = found
+        return dict(self.state.source_problems)
+
+    async def _status_extra(self) -> dict[str, Any]:
+        current = self._scheduler.current if self._scheduler else {}
+        return {
+            "version": __version__,
+            "started_at": self.state.started_at.isoformat(),
+            "draining": self.state.draining,
+            "target": {"url": self.config.target.url, "ok": self.state.target_ok},
+            "sources": [{"name": s.name, "url": s.url} for s in self.config.source],
+            "running": {ds: job.relative_path for ds, job in current.items()},
+        }
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _handle_exit(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            logger.warning("second %s: cancelling running jobs now", sig.name)
+            signals.cancel_lanes()
+            return
+        logger.info("%s received: draining", sig.name)
+        self.stop.set()
+
+    def _handle_reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            logger.error("reload refused, keeping the running configuration:\n%s", exc)
+            return
+        self._tasks.spawn("reload", self.apply_config(new))
+
+    async def apply_config(self, new: Config) -> None:
+        """Take a new configuration: mappings and limits at once; changed sources restart.
+
+        What may fail or wait (a client for a changed ``[target]``, the new sources) is
+        made first; then the configuration, the client, the sources and the job runner
+        change together, with no await between, so no job is routed by new mappings and
+        run with the old target or sources. Jobs in flight finish with the client and
+        sources they started with (their revision and their object live there), which
+        close after them.
+        """
+        async with self._reload_lock:
+            old_url, old_lease = self.config.target.url, self._lease
+            switch = old_lease is not None and new.target != self.config.target
+            if switch:
+                try:
+                    client = await client_for(new, on_retry=self._on_retry).__aenter__()
+                except (OSError, ValueError) as exc:
+                    logger.error(
+                        "reload refused, keeping the running configuration: cannot build "
+                        "a client for [target] %s: %s",
+                        new.target.url,
+                        exc,
+                    )
+                    return
+            live = self._store is not None and not self.state.draining
+            sources, retired = await self._next_sources(new) if live else (self._sources, {})
+            if switch:
+                self._client, self._lease = client, ClientLease(client)
+                self.state.target_checked = float("-inf")  # probe the new target next time
+            self.config = new
+            self._use_sources(sources, retired)
+            if self._scheduler is not None:
+                self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
+                self._scheduler.run_job = self._job_runner()
+            if old_lease is not None and switch:
+                logger.info(
+                    "[target] changed from %s to %s: jobs starting now use the new target; "
+                    "%d job(s) in flight finish on the old one, whose client closes after them",
+                    old_url,
+                    new.target.url,
+                    old_lease.users,
+                )
+                self._tasks.spawn("retire-client", old_lease.retire())
+            logger.info("configuration reloaded from %s", self.config_path)
+            if live:
+                await self._release_held()
+
+    async def _release_held(self) -> None:
+        """Jobs held for want of a mapping go back to their lanes if the reload brought it."""
+        assert self._store is not None
+        if await release_held(self._store, self.config.mapping) and self._scheduler:
+            self._scheduler.wake()
+
+    async def _next_sources(self, new: Config) -> tuple[Sources, dict[str, Lease[Source]]]:
+        """The sources of ``new``: unchanged ones carried over, running; the others built
+        and started, their predecessors' discovery stopped (they are retired next)."""
+        sources, retired = self._sources.reloaded(new)
+        await self._tasks.cancel([f"discovery:{name}" for name in retired])
+        try:
+            await sources.start()
+        except SourceError as exc:  # discovery keeps trying to start it, under supervision
+            logger.error("a source did not start after the reload: %s", exc)
+        return sources, retired
+
+    def _use_sources(self, sources: Sources, retired: dict[str, Lease[Source]]) -> None:
+        """Discover with the new sources; close each retired one after its last job."""
+        previous, self._sources = self._sources, sources
+        for name, lease in retired.items():
+            logger.info("source %s replaced: it closes after its %d job(s)", name, lease.users)
+            self._tasks.spawn(f"retire-source:{name}", lease.retire())
+        if not self.stop.is_set():
+            for name, source in sources.items():
+                if not sources.kept_from(previous, name):
+                    self._keep_discovering(name, source)

@@ -1,0 +1,156 @@
+"""Dataset lanes: one job at a time per dataset, in arrival order, many datasets at once.
+
+The queue lives in the state store, not in memory: a lane asks the store for its
+dataset's oldest unfinished job, runs it, and asks again. So files waiting for a busy
+dataset cost one row each and no memory here (invariant 3), and a restart finds the
+same queue (invariant 1). ``max_concurrent_jobs`` bounds the lanes running at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.state import TERMINAL_STATES, Job, JobState, StateStore, utc_now
+
+logger = logging.getLogger("dsmsyncd.daemon.scheduler")
+
+RunJob = Callable[[Job], Awaitable[Job]]
+
+# How often lanes are looked for without a wake-up: retries come due on their own.
+IDLE_RECHECK_S = 1.0
+LANE_CRASH_MAX_PAUSE_S = 300.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: StateStore,
+        run_job: RunJob,
+        metrics: Metrics,
+        *,
+        max_concurrent_jobs: int,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self.run_job = run_job
+        self._metrics = metrics
+        self.max_concurrent_jobs = max_concurrent_jobs
+        self._clock = clock
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._accepting = True
+        self.current: dict[str, Job] = {}
+        # A lane that crashed (a bug, not a job outcome) waits before it runs again,
+        # so one bad job cannot spin the loop; the wait doubles per crash, capped.
+        self._crashes: dict[str, int] = {}
+        self._cooldown_until: dict[str, float] = {}
+        self._last_crash: dict[str, str] = {}
+
+    def wake(self) -> None:
+        """A job was added or became runnable: look for work now rather than at the next tick."""
+        self._wake.set()
+
+    @property
+    def busy_datasets(self) -> list[str]:
+        return sorted(self._lanes)
+
+    def problems(self) -> dict[str, str]:
+        """Lanes whose last run crashed (a bug, not a job outcome), for ``/readyz``."""
+        return {
+            f"lane {dataset}": f"crashed {self._crashes.get(dataset, 0)} time(s), last with "
+            f"{message}; it pauses before trying again"
+            for dataset, message in sorted(self._last_crash.items())
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start lanes for datasets with work until ``stop`` is set."""
+        while not stop.is_set():
+            self._wake.clear()
+            await self._start_lanes()
+            await self._update_queue_depth()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(
+                    waiters, timeout=IDLE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        self._accepting = False
+
+    async def _start_lanes(self) -> None:
+        if not self._accepting:
+            return
+        for dataset in await self._store.datasets_with_work(self._clock()):
+            if len(self._lanes) >= self.max_concurrent_jobs:
+                break
+            if dataset in self._lanes or self._cooldown_until.get(dataset, 0) > time.monotonic():
+                continue
+            task = asyncio.create_task(self._lane(dataset), name=f"lane-{dataset}")
+            self._lanes[dataset] = task
+            task.add_done_callback(functools.partial(self._lane_done, dataset))
+
+    def _lane_done(self, dataset: str, _task: asyncio.Task[None]) -> None:
+        task = self._lanes.pop(dataset, None)
+        self.current.pop(dataset, None)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            crashes = self._crashes.get(dataset, 0) + 1
+            self._crashes[dataset] = crashes
+            pause = min(LANE_CRASH_MAX_PAUSE_S, 2.0**crashes)
+            self._cooldown_until[dataset] = time.monotonic() + pause
+            self._last_crash[dataset] = repr(task.exception())[:300]
+            logger.error(
+                "lane %s crashed (%d time(s)); it pauses %.0fs",
+                dataset,
+                crashes,
+                pause,
+                exc_info=task.exception(),
+            )
+        elif task is not None and not task.cancelled():
+            self._crashes.pop(dataset, None)
+            self._last_crash.pop(dataset, None)
+        self._wake.set()  # a slot is free: another dataset may go
+
+    async def _lane(self, dataset: str) -> None:
+        while self._accepting:
+            job = await self._store.next_runnable(dataset, self._clock())
+            if job is None:
+                return
+            self.current[dataset] = job
+            self._metrics.jobs_in_flight.inc()
+            try:
+                finished = await self.run_job(job)
+            finally:
+                self._metrics.jobs_in_flight.dec()
+            if finished.state is JobState.FAILED_RETRYABLE:
+                return  # the lane waits for next_attempt_at; the store keeps arrival order
+
+    async def _update_queue_depth(self) -> None:
+        counts = await self._store.counts_by_state()
+        waiting = sum(
+            n for state, n in counts.items() if state not in TERMINAL_STATES | {JobState.HELD}
+        )
+        self._metrics.queue_depth.set(max(0, waiting - len(self._lanes)))
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop starting jobs and let running ones finish; cancel them past ``timeout_s``.
+
+        Returns True when every lane finished on its own. A cancelled job has recorded
+        its last step (writes are shielded), so the next start resumes it.
+        """
+        self._accepting = False
+        lanes = list(self._lanes.values())
+        if not lanes:
+            return True
+        _done, pending = await asyncio.wait(lanes, timeout=timeout_s)
+        for task in pending:
+            task.cancel(msg="drain timeout")
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return not pending

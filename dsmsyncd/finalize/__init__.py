@@ -1,0 +1,1 @@
+"""After a job: archive, delete, keep or quarantine the file, with a report."""

@@ -1,0 +1,300 @@
+"""What happens to a file once its job is over: archive, delete, keep or quarantine.
+
+``FolderFinalizer`` moves files of a drop folder; ``BucketFinalizer`` copies objects
+of a bucket to an archive or quarantine prefix and then deletes the original.
+
+A source file is never modified in place (invariant 2): it is moved whole, and a move
+never overwrites (``name (1).csv``, ``name (2).csv`` …), so two files with the same
+name — a daily ``export.csv`` — both survive. A quarantined file gets a
+machine-readable report beside it, written atomically (temporary file + rename) so
+that a reader never sees half a report. A file that vanished meanwhile (someone moved
+it by hand) is reported in the returned location, not raised: the job's outcome on the
+dataset is already decided and recorded.
+
+Filesystem work blocks, so it runs in a worker thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from dsmsyncd import __version__
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.sources.base import parse_file_identity
+from dsmsyncd.state import Job
+
+logger = logging.getLogger("dsmsyncd.finalize.folder")
+
+QuarantineReason = Literal[
+    "too_many_row_errors",
+    "schema_drift",
+    "empty_file",
+    "empty_replace",
+    "row_drop_guard",
+    "rejected_by_server",
+    "auth_refused",
+    "unparsable_file",
+    "transform_failed",
+    "apply_failed",
+    "unknown_dataset",
+    "file_vanished",
+    "file_unreadable",
+]
+MAX_REPORTED_ERROR_ROWS = 100
+REPORT_SUFFIX = ".report.json"
+
+
+@dataclass(frozen=True)
+class ReportedFile:
+    path: str
+    size: int
+    sha256: str | None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class QuarantineReport:
+    """Why a file was not published, in a form an operator and a script can both read.
+
+    ``reason`` is a machine key (see ``QuarantineReason``); ``message`` says what went
+    wrong, where, and how to fix it. No credential ever goes in here (invariant 5):
+    only ids, counts, the server's message and request id, and the error rows.
+
+    ``error_count`` is every row that would not be published; ``parse_error_count`` of
+    them could not be parsed at all (listed in ``parse_errors``), the rest had data
+    errors in a transform (listed in ``error_rows``).
+    """
+
+    reason: QuarantineReason
+    message: str
+    dataset: str
+    file: ReportedFile
+    revision_seq: int | None = None
+    revision_id: int | None = None
+    error_count: int = 0
+    error_rows: list[Any] = field(default_factory=list)
+    parse_error_count: int = 0
+    parse_errors: list[Any] = field(default_factory=list)
+    server_request_id: str | None = None
+    discovered_at: datetime | None = None
+    started_at: datetime | None = None
+    quarantined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    dsmsyncd_version: str = __version__
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["error_rows"] = list(self.error_rows[:MAX_REPORTED_ERROR_ROWS])
+        data["parse_errors"] = list(self.parse_errors[:MAX_REPORTED_ERROR_ROWS])
+        for key in ("discovered_at", "started_at", "quarantined_at"):
+            value = data[key]
+            data[key] = value.isoformat() if isinstance(value, datetime) else None
+        return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+class Finalizer(Protocol):
+    """Puts a finished job's file where its mapping says; returns where it went."""
+
+    async def succeeded(self, job: Job, mapping: MappingConfig) -> str: ...
+
+    async def quarantine(
+        self, job: Job, mapping: MappingConfig, report: QuarantineReport
+    ) -> str: ...
+
+
+class FolderFinalizer:
+    """Finalizer for files of a folder source rooted at ``root``.
+
+    ``job.relative_path`` is relative to ``root``; a relative ``archive_dir`` or
+    ``quarantine_dir`` is taken relative to ``root`` as well.
+
+    Only the version the job read is moved or deleted (issue 11: a file replaced
+    after its upload was archived in place of the published one). The file is first
+    *claimed*: renamed, atomically, to a private name beside it
+    (``.NAME.dsmsyncd-JOBID``, a dotfile discovery ignores), and what was renamed is
+    compared with the job's identity — size and mtime in nanoseconds, the same
+    identity discovery keys a file on, so a version that differs is one discovery
+    turns into a job of its own. A version that is not the job's is put back under
+    its name, untouched, and nothing is archived, deleted or quarantined in its place.
+    The rename is what makes the check safe: once it is done a writer replacing NAME
+    cannot change what the finalizer holds, and the finalizer never moves or deletes
+    a file it has not checked. A crash after the claim leaves the private name, which
+    the next attempt (the startup sweep) picks up.
+    """
+
+    def __init__(self, root: Path, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.root = root
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:
+        return f"FolderFinalizer({str(self.root)!r})"
+
+    async def succeeded(self, job: Job, mapping: MappingConfig) -> str:
+        return await asyncio.to_thread(self._succeeded, job, mapping, self._clock())
+
+    async def quarantine(self, job: Job, mapping: MappingConfig, report: QuarantineReport) -> str:
+        return await asyncio.to_thread(self._quarantine, job, mapping, report)
+
+    def _path(self, job: Job) -> Path:
+        return self.root / job.relative_path
+
+    def _dir(self, configured: Path) -> Path:
+        return configured if configured.is_absolute() else self.root / configured
+
+    def _succeeded(self, job: Job, mapping: MappingConfig, now: datetime) -> str:
+        path = self._path(job)
+        if mapping.on_success == "keep":
+            return f"kept in place: {path}"
+        claimed = self._claim(job)
+        if isinstance(claimed, str):
+            return claimed
+        if mapping.on_success == "delete":
+            claimed.unlink(missing_ok=True)
+            return f"deleted: {path}"
+        assert mapping.archive_dir is not None  # the config refuses archive without a dir
+        day = now.astimezone(UTC)
+        folder = self._dir(mapping.archive_dir) / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+        moved = move_without_overwrite(claimed, folder, name=path.name)
+        return f"archived: {moved}" if moved else f"vanished before finalizing: {path}"
+
+    def _quarantine(self, job: Job, mapping: MappingConfig, report: QuarantineReport) -> str:
+        path = self._path(job)
+        folder = self._dir(mapping.quarantine_dir)
+        claimed = self._claim(job)
+        moved: Path | None = None
+        if not isinstance(claimed, str):
+            try:
+                moved = move_without_overwrite(claimed, folder, name=path.name)
+            except OSError as exc:  # e.g. a directory in the file's place: it stays there
+                logger.warning("could not move %s into quarantine (%s); report only", path, exc)
+                claimed = f"left in place ({exc.strerror or exc}{_put_back(claimed, path)})"
+        target = moved or unused_name(folder, path.name)
+        write_atomically(target.with_name(target.name + REPORT_SUFFIX), report.to_json())
+        if moved is not None:
+            return f"quarantined: {target}"
+        return f"{claimed or 'vanished'}; report at {target}{REPORT_SUFFIX}"
+
+    def _claim(self, job: Job) -> Path | str:
+        """The job's own version of its file, under a private name; else what became of it."""
+        path = self._path(job)
+        private = path.with_name(f".{path.name}.dsmsyncd-{job.id}")
+        if not os.path.lexists(private):  # else an interrupted earlier attempt claimed it
+            try:
+                os.rename(path, private)
+            except FileNotFoundError:
+                logger.warning("file vanished before it could be finalized: %s", path)
+                return f"vanished before finalizing: {path}"
+        try:
+            st = os.stat(private)
+            found: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+        except FileNotFoundError:  # a symlink whose target is gone
+            found = None
+        if found is not None and found == parse_file_identity(job.identity)[1:]:
+            return private
+        where = _put_back(private, path)
+        logger.warning(
+            "%s is not the version job %s read (replaced since, or not a regular file); "
+            "left in place%s",
+            path,
+            job.id,
+            where,
+        )
+        return (
+            f"left in place: {path} is not the version this job read (size or mtime differ: "
+            f"it was replaced since, and the new version is a job of its own){where}"
+        )
+
+
+def unused_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name (1).ext``, ``name (2).ext`` … whichever is free."""
+    candidate = folder / name
+    stem, suffix = split_name(name)
+    n = 0
+    while candidate.exists() or (folder / (candidate.name + REPORT_SUFFIX)).exists():
+        n += 1
+        candidate = folder / f"{stem} ({n}){suffix}"
+    return candidate
+
+
+def split_name(name: str) -> tuple[str, str]:
+    dot = name.find(".", 1)  # "data.csv.gz" keeps ".csv.gz"; ".hidden" has no suffix
+    return (name[:dot], name[dot:]) if dot > 0 else (name, "")
+
+
+def _put_back(private: Path, path: Path) -> str:
+    """Give a claimed file that is not the job's its name back, never over a newer file;
+    "" or where it went instead."""
+    try:
+        os.link(private, path, follow_symlinks=False)
+    except FileExistsError:  # yet another version took the name meanwhile: keep both
+        moved = move_without_overwrite(private, path.parent, name=path.name)
+        return f" (put back as {moved}, a newer file has its name)" if moved else ""
+    except OSError:  # not linkable (a directory): rename, which never replaces a file
+        os.rename(private, path)
+        return ""
+    private.unlink()
+    return ""
+
+
+def move_without_overwrite(path: Path, folder: Path, *, name: str | None = None) -> Path | None:
+    """Move ``path`` into ``folder`` under an unused name (``name``, or its own, first);
+    None if ``path`` is gone.
+
+    A hard link is the no-overwrite rename of POSIX (``link`` fails if the target
+    exists), so a name taken meanwhile by another process is never clobbered. Across
+    filesystems the file is copied to a temporary name first, then linked into place.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        target = unused_name(folder, name or path.name)
+        try:
+            os.link(path, target)
+        except FileNotFoundError:
+            return None
+        except FileExistsError:
+            continue  # taken between the check and the link: pick the next name
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+            try:
+                if not _copy_into_place(path, target):
+                    continue
+            except FileNotFoundError:
+                return None
+        path.unlink(missing_ok=True)
+        return target
+
+
+def _copy_into_place(path: Path, target: Path) -> bool:
+    temporary = target.with_name(f".{target.name}.dsmsyncd-tmp")
+    try:
+        shutil.copy2(path, temporary)
+        os.link(temporary, target)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, fsynced, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.dsmsyncd-tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+# -- buckets -------------------------------------------------------------------------------

@@ -1,0 +1,447 @@
+"""The SyncJob state machine: one dropped file, from whatever state it is in to an outcome.
+
+The forward path (DESIGN.md, "The DSMAPI flow")::
+
+    DISCOVERED ─hash─> SKIPPED (same content as the last publication)
+        │ schema drift check (import configs): refuse before any revision exists
+        v
+    OPENING ─ open revision ─ record seq/id ─ create source ─> UPLOADING (source id)
+        ─ chunks, commit ─> PROCESSING ─ output schema, rows in error recorded
+          (parse errors of the input schema + data errors of the output schema)
+        ─ row-error threshold, replace guards ─> APPLYING ─ PUT apply ─ task set id
+        ─> PUBLISHED | AWAITING_APPROVAL | QUARANTINED (apply failed)
+
+Each state is written *before* its side effect and what the server returned right
+*after* it (the store commits before ``transition`` returns), so after a crash the
+row says which step may have happened; ``recovery.py`` turns that into "follow",
+"continue" or "discard and start over" — never a second apply (invariant 1).
+
+Failures branch on how they heal: transport faults and 5xx/429 leave the job
+FAILED_RETRYABLE with its ids kept and a jittered, capped backoff; everything the
+file or the server refuses goes to quarantine with a report, after the job's open
+revision is discarded so that no draft lingers (invariant 2). A file or object that
+changes or vanishes while the job reads it (``BlobGone``) ends the job SKIPPED, its
+revision discarded: the new version is a new identity and runs as its own job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Unpack
+
+from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, first_gone, sha256_of
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.job_routing import job_mapping
+from dsmsyncd.dsmapi import (
+    AuthError,
+    DsmapiClient,
+    DsmapiError,
+    OutcomeUnknown,
+    RejectedError,
+    Revision,
+    Source,
+    TaskSet,
+)
+from dsmsyncd.finalize.folder import Finalizer, QuarantineReason
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.pipeline import recovery
+from dsmsyncd.pipeline.guards import empty_file_message, replace_guard
+from dsmsyncd.pipeline.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
+from dsmsyncd.pipeline.row_errors import (
+    Processed,
+    data_error_rows,
+    parse_error_rows,
+    threshold_message,
+    wait_for_processing,
+)
+from dsmsyncd.pipeline.schema_drift import check_schema_drift
+from dsmsyncd.pipeline.upload import content_type_for, upload_blob
+from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
+
+logger = logging.getLogger("dsmsyncd.pipeline.sync_job")
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """The shared resources every job uses, built once by the daemon."""
+
+    client: DsmapiClient
+    store: StateStore
+    metrics: Metrics
+    mappings: Sequence[MappingConfig]
+    open_blob: Callable[[Job], Blob]
+    finalizer_for: Callable[[Job], Finalizer]
+    chunk_limit: asyncio.Semaphore
+    retry_base_s: float = 5.0
+    retry_max_s: float = 900.0
+    # Attempts that may fail to read the file before it is quarantined (file_unreadable).
+    max_read_attempts: int = 5
+    # How far before a job's start a revision may have been stamped by the server's
+    # clock and still count as possibly this job's orphan.
+    orphan_skew_s: float = 120.0
+    clock: Callable[[], datetime] = utc_now
+
+
+class Pipeline:
+    """Drives jobs; one instance serves every job of the daemon concurrently."""
+
+    def __init__(self, ctx: PipelineContext) -> None:
+        self.ctx = ctx
+        self._user_id: str | None = None
+        self._auth_refused = False
+
+    async def run(
+        self,
+        job: Job,
+        *,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Job:
+        """Take ``job`` to a terminal state or FAILED_RETRYABLE; returns the final Job.
+
+        With ``dry_run`` nothing is applied and no file is moved: the revision is
+        discarded after the checks and the job ends DISCARDED, its last event's
+        details saying what would have happened. StaleTransition propagates: another
+        worker moved the job, and this one must not act on it.
+        """
+        if job.terminal:
+            return job
+        return await JobRun(self, job, dry_run, on_progress).execute()
+
+    def auth_refused(self, exc: AuthError) -> None:
+        """Say once per episode that the target refuses us; every job waits and retries."""
+        if self._auth_refused:
+            logger.debug("still refused: %s", exc)
+            return
+        self._auth_refused = True
+        logger.error(
+            "the target refuses our credentials or permission (HTTP %d: %s); jobs wait and "
+            "retry with backoff until it accepts them: check [target] username/password or "
+            "token, and the user's rights to the datasets",
+            exc.status,
+            exc.server_message,
+        )
+
+    def auth_accepted(self) -> None:
+        """A request that needs our credentials succeeded: end a refusal episode."""
+        if self._auth_refused:
+            self._auth_refused = False
+            logger.info("the target accepts our credentials again; waiting jobs resume")
+
+    async def user_id(self) -> str:
+        """Our user's id on the server, as revisions show it in ``created_by``."""
+        if self._user_id is None:
+            self._user_id = str((await self.ctx.client.current_user())["id"])
+        return self._user_id
+
+
+class JobRun:
+    """One attempt at one job; ``job`` is always the row as last committed."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        job: Job,
+        dry_run: bool,
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.ctx = pipeline.ctx
+        self.client = pipeline.ctx.client
+        self.job = job
+        self._mapping, self.held_because = job_mapping(job, pipeline.ctx.mappings)
+        self.dry_run = dry_run
+        self.revision: Revision | None = None
+        self.source: Source | None = None
+        self._on_progress = on_progress
+        self._blob: Blob | None = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """The mapping the job runs with; a held job has none (``execute`` parks it first)."""
+        assert self._mapping is not None, "a held job has no mapping"
+        return self._mapping
+
+    @property
+    def extra(self) -> dict[str, object]:
+        job = self.job
+        return {
+            "job": job.id,
+            "file": job.relative_path,
+            "dataset": job.dataset,
+            "revision": job.revision_seq,
+        }
+
+    def blob(self) -> Blob:
+        if self._blob is None:
+            self._blob = self.ctx.open_blob(self.job)
+        return self._blob
+
+    async def content_sha(self) -> str | None:
+        """The file's SHA-256 for a report, or None if the file is gone."""
+        try:
+            return await sha256_of(self.blob())
+        except (OSError, BlobGone):
+            return None
+
+    async def to(
+        self,
+        state: JobState,
+        details: dict[str, object] | None = None,
+        **fields: Unpack[JobUpdate],
+    ) -> Job:
+        """Record a step (compare-and-set from the state last seen), durable on return."""
+        self.job = await self.ctx.store.transition(
+            self.job.id, state, expect=self.job.state, details=details, **fields
+        )
+        return self.job
+
+    async def start_over(self, why: str, *, discard: bool) -> None:
+        """Discard the recorded revision (if asked) and forget its ids: DISCARDED."""
+        seq = self.job.revision_seq
+        if discard and self.revision is not None and self.revision.closed_at is None:
+            await self.client.discard_revision(self.revision)
+        logger.info("starting over: %s", why, extra=self.extra)
+        await self.to(JobState.DISCARDED, details={"why": why, "revision_seq": seq}, **CLEARED_IDS)
+        self.revision = None
+        self.source = None
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def execute(self) -> Job:
+        try:
+            try:
+                if self.held_because is not None:
+                    return await recovery.hold(self, self.held_because)
+                return await self._drive()
+            except (Quarantine, DsmapiError, FileNotFoundError) as exc:
+                refusal = recovery.as_quarantine(exc, self.job)
+                if refusal is None:
+                    raise
+            except BlobGone as gone:
+                return await recovery.skip_gone(self, gone)
+            return await recovery.quarantine(self, refusal)
+        except BlobUnreadable as exc:
+            return await recovery.unreadable(self, exc)
+        except (DsmapiError, OSError) as exc:
+            return await recovery.retry_later(self, exc)
+
+    async def _drive(self) -> Job:
+        if self.job.revision_seq is not None:
+            resumed = await recovery.resume_recorded(self)
+            if resumed is not None:
+                return resumed
+        elif self.job.started_at is not None:
+            await recovery.discard_orphans(self)
+        return await self._fresh()
+
+    async def _fresh(self) -> Job:
+        if self.blob().size == 0:
+            raise Quarantine(
+                "empty_file", empty_file_message(self.job.relative_path, self.job.dataset)
+            )
+        if self.mapping.skip_duplicates and not self.dry_run:
+            skipped = await self._skip_if_duplicate()
+            if skipped is not None:
+                return skipped
+        if self.mapping.import_config is not None:
+            await check_schema_drift(
+                self.client, self.blob(), self.mapping.import_config, self.job.dataset
+            )
+        await self._open()
+        await self._upload()
+        return await self.check_and_apply(await self._process())
+
+    async def _skip_if_duplicate(self) -> Job | None:
+        sha = self.job.content_sha256 or await sha256_of(self.blob())
+        duplicate = await self.ctx.store.find_published_hash(self.job.dataset, sha)
+        if duplicate is None:
+            if self.job.content_sha256 is None:
+                await self.to(self.job.state, content_sha256=sha)
+            return None
+        logger.info("same content as job %s: skipped", duplicate.id, extra=self.extra)
+        await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
+        return await self._finalize_success("skipped")
+
+    async def _open(self) -> None:
+        fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
+        await self.to(JobState.OPENING, **fields)
+        began = time.monotonic()
+        try:
+            if self.mapping.import_config is not None:
+                revision = await self.client.open_revision_with_config(
+                    self.job.dataset, self.mapping.import_config
+                )
+            else:
+                assert self.mapping.action is not None  # the config requires one of the two
+                revision = await self.client.open_revision(self.job.dataset, self.mapping.action)
+        except RejectedError as exc:
+            if exc.status != 404:
+                raise
+            raise Quarantine(
+                "unknown_dataset",
+                f"dataset {self.job.dataset} (or its import config) was not found on "
+                f"{self.client.base_url}: {exc.server_message}; check the mapping's dataset",
+                request_id=exc.request_id,
+            ) from exc
+        self.revision = revision
+        self.pipeline.auth_accepted()
+        await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
+        self.source = await self.client.create_upload_source(
+            revision, recovery.upload_filename(self.job)
+        )
+        await self.to(JobState.UPLOADING, source_id=self.source.id)
+        self.ctx.metrics.phase("open", time.monotonic() - began)
+
+    async def _upload(self) -> None:
+        assert self.source is not None
+        began = time.monotonic()
+        blob = self.blob()
+
+        def progress(count: int) -> None:
+            self.ctx.metrics.uploaded(self.job.dataset, count)
+            if self._on_progress is not None:
+                self._on_progress(count)
+
+        try:
+            result = await upload_blob(
+                self.client,
+                self.source,
+                blob,
+                content_type=content_type_for(blob.name),
+                global_limit=self.ctx.chunk_limit,
+                on_progress=progress,
+            )
+        except BaseExceptionGroup as group:
+            # The chunk workers run in a TaskGroup: a changed or vanished file stops them
+            # all, and is what the job records (not the group around it).
+            gone = first_gone(group)
+            if gone is None:
+                raise
+            raise gone from group
+        await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
+        self.ctx.metrics.phase("upload", time.monotonic() - began)
+
+    async def _process(self) -> Processed:
+        assert self.source is not None
+        began = time.monotonic()
+        processed = await wait_for_processing(self.client, self.source)
+        await self.record_processed(processed)
+        self.ctx.metrics.phase("processing", time.monotonic() - began)
+        return processed
+
+    async def record_processed(self, processed: Processed) -> None:
+        """Write the output schema and the rows in error (parse and data errors, summed)."""
+        await self.to(
+            JobState.PROCESSING,
+            {
+                "total_rows": processed.schema.total_rows,
+                "parse_error_count": processed.parse_error_count,
+                "data_error_count": processed.schema.error_count,
+            },
+            output_schema_id=processed.schema.id,
+            error_count=processed.error_count,
+        )
+
+    async def check_and_apply(self, processed: Processed) -> Job:
+        """Row-error threshold, replace guards, then apply (or, in a dry run, stop)."""
+        assert self.revision is not None
+        assert self.source is not None
+        schema = processed.schema
+        if processed.error_count > self.mapping.max_error_rows:
+            raise Quarantine(
+                "too_many_row_errors",
+                threshold_message(processed, self.mapping.max_error_rows),
+                error_rows=await data_error_rows(self.client, processed, self.source.id),
+                parse_errors=await parse_error_rows(self.client, processed, self.source),
+                parse_error_count=processed.parse_error_count,
+            )
+        await self._replace_guard(processed)
+        if self.dry_run:
+            return await self._dry_run_outcome(processed)
+        await self.to(JobState.APPLYING)
+        try:
+            task_set = await self.client.apply(self.revision, schema.id)
+        except OutcomeUnknown as unknown:
+            task_set = await recovery.apply_outcome(self, unknown)
+        if task_set.id is not None:
+            await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
+        return await self.follow(task_set)
+
+    async def _dry_run_outcome(self, processed: Processed) -> Job:
+        assert self.source is not None
+        rows = await data_error_rows(self.client, processed, self.source.id)
+        parse_errors = await parse_error_rows(self.client, processed, self.source)
+        await recovery.discard_open_revision(self)
+        details: dict[str, object] = {
+            "dry_run": True,
+            "outcome": "would_apply",
+            "total_rows": processed.schema.total_rows,
+            "error_count": processed.error_count,
+            "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
+            "parse_error_count": processed.parse_error_count,
+            "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
+        }
+        return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
+
+    async def _replace_guard(self, processed: Processed) -> None:
+        assert self.revision is not None
+        if self.revision.action != "replace":
+            return
+        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
+        current = int(float(next(iter(found[0].values())))) if found and found[0] else 0
+        new_rows = processed.usable_rows
+        refusal = replace_guard(
+            current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
+        )
+        if refusal is not None:
+            reason: QuarantineReason = "empty_replace" if new_rows == 0 else "row_drop_guard"
+            raise Quarantine(reason, f"{refusal} (dataset {self.job.dataset})")
+
+    async def follow(self, task_set: TaskSet) -> Job:
+        """Wait for the apply job; its outcome is the job's outcome."""
+        assert self.revision is not None
+        began = time.monotonic()
+        final = await self.client.wait_for_task_set(self.revision, task_set)
+        self.ctx.metrics.phase("apply", time.monotonic() - began)
+        if final.status == "successful":
+            await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
+            return await self._finalize_success("published")
+        if final.status == "submitted_for_approval":
+            await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
+            return await self._finalize_success("awaiting_approval")
+        message = next(
+            (
+                str(entry["details"]["message"])
+                for entry in final.log
+                if isinstance(entry.get("details"), dict) and entry["details"].get("message")
+            ),
+            f"the apply job ended with status {final.status!r}",
+        )
+        raise Quarantine(
+            "apply_failed",
+            f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
+        )
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    async def _finalize_success(self, outcome: str) -> Job:
+        """The job is terminal already; move the file, then record where it went."""
+        began = time.monotonic()
+        try:
+            where = await self.ctx.finalizer_for(self.job).succeeded(self.job, self.mapping)
+        except OSError as exc:
+            logger.error("could not finalize the file: %s", exc, extra=self.extra)
+            where = f"left in place: {exc}"
+        await self.to(self.job.state, {"file": where}, finished_at=self.job.finished_at)
+        self.ctx.metrics.phase("finalize", time.monotonic() - began)
+        self.ctx.metrics.finished(self.job.dataset, outcome)
+        logger.info("%s (%s)", outcome, where, extra=self.extra)
+        return self.job

@@ -1,0 +1,1 @@
+"""Metadata documents: revisions, sources, datasets (views), configs and users."""

@@ -1,0 +1,1 @@
+"""The server's HTTP face: routes, wire representations, request bodies, authentication."""

@@ -1,0 +1,1 @@
+"""Resources as the wire shows them: envelopes and links."""

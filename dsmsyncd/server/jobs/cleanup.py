@@ -1,0 +1,163 @@
+"""Removing what a discarded revision or a deleted dataset leaves behind on disk.
+
+A source keeps its upload directory (``uploads/{id}/``) and its DuckDB tables
+(``in_{id}`` with its row errors, ``out_{osid}`` per output schema) until nothing can
+use them any more; without this the data dir only ever grows. Two events end that use:
+discarding a revision (R6) and deleting a dataset (``DELETE /api/views/{ff}``).
+
+The work is split in two so that it is safe and cheap for the request:
+
+1. :func:`claim`, synchronously in the handler and in the same metastore transaction
+   as the discard/delete: decide which sources may go (none that an open revision or
+   a running apply still points at, see :func:`live_source_ids`) and mark them
+   ``_removed_at``. From then on every read of their rows answers 410
+   (:func:`refuse_if_removed`) and no revision can start using them, so there is no
+   window in which something new comes to depend on them.
+2. :func:`remove_sources` / :func:`remove_dataset`, spawned after the response: wait
+   for the background work still touching those tables (a parse would recreate a
+   dropped ``in_{id}``, an apply reads ``out_{osid}``), then drop the tables and
+   delete the files. The documents stay, so the resources still read as history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from dsmsyncd.server.catalog import revisions, views
+from dsmsyncd.server.catalog import sources as source_store
+from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
+from dsmsyncd.server.errors import ApiError
+from dsmsyncd.server.state import ServerState
+from dsmsyncd.server.storage import uploads
+
+logger = logging.getLogger("dsmsyncd.server.jobs.cleanup")
+
+REMOVED_KEY = "source_removed"
+
+
+def is_removed(source: Doc) -> bool:
+    return source.get("_removed_at") is not None
+
+
+def refuse_if_removed(source: Doc) -> None:
+    """410 for a read of rows or bytes that cleanup removed (the document itself stays)."""
+    if is_removed(source):
+        why = source.get("_removed_because") or "its revision was discarded"
+        raise ApiError(
+            410,
+            f"source {source['id']} no longer has its uploaded file or rows: {why}; "
+            "open a new revision and upload the file again",
+            key=REMOVED_KEY,
+        )
+
+
+def live_source_ids(meta: MetaStore) -> set[int]:
+    """Sources that an open revision or a running apply may still read.
+
+    That is every source attached to such a revision, plus the sources behind the
+    output schemas and blob it names: ``output_schema_id`` may name any output
+    schema, including one of another revision's sources.
+    """
+    keep: set[int] = set()
+    for revision in meta.all(Kind.REVISION):
+        running = revisions.running_task_set(meta, revision)
+        if revision.get("closed_at") is not None and running is None:
+            continue
+        ff, seq = revision["fourfour"], int(revision["revision_seq"])
+        keep.update(int(s["id"]) for s in source_store.revision_sources(meta, ff, seq))
+        osids = [revision.get("output_schema_id")]
+        if running is not None:
+            osids.append(running.get("output_schema_id"))
+        for osid in osids:
+            doc = meta.get(Kind.OUTPUT_SCHEMA, osid) if osid is not None else None
+            if doc is not None:
+                keep.add(int(doc["_source_id"]))
+        if revision.get("blob_id") is not None:
+            keep.add(int(revision["blob_id"]))
+    return keep
+
+
+def claim(meta: MetaStore, sources: Iterable[Doc], why: str) -> list[int]:
+    """Mark the sources nothing live needs as removed; their ids, for the removal.
+
+    Call inside the transaction that closes or deletes their revisions, after that
+    change, so that those revisions no longer count as live.
+    """
+    keep = live_source_ids(meta)
+    now = utcnow_iso()
+    claimed = []
+    for doc in sources:
+        source_id = int(doc["id"])
+        if source_id in keep or is_removed(doc):
+            continue
+        doc["_removed_at"] = now
+        doc["_removed_because"] = why
+        source_store.save(meta, doc)
+        claimed.append(source_id)
+    return claimed
+
+
+def source_tables(meta: MetaStore, source_id: int) -> list[str]:
+    """Every DuckDB table a source's parse and transforms made (``drop_tables`` adds
+    the ``__row_errors`` companion of each)."""
+    tables = [f"in_{source_id}"]
+    for input_schema in meta.children(Kind.INPUT_SCHEMA, source_id):
+        tables.append(str(input_schema.get("_table") or f"in_{source_id}"))
+        for output_schema in meta.children(Kind.OUTPUT_SCHEMA, input_schema["id"]):
+            tables.append(str(output_schema.get("_table") or f"out_{output_schema['id']}"))
+    return list(dict.fromkeys(tables))
+
+
+def _source_work(state: ServerState, source_id: int) -> list[asyncio.Task[object]]:
+    tasks = state.running(f"parse-source-{source_id}")
+    for input_schema in state.meta.children(Kind.INPUT_SCHEMA, source_id):
+        for output_schema in state.meta.children(Kind.OUTPUT_SCHEMA, input_schema["id"]):
+            tasks += state.running(f"materialize-{output_schema['id']}")
+    return tasks
+
+
+async def _wait_for(tasks_now: list[asyncio.Task[object]]) -> None:
+    # Only waiting: these tasks record their own outcome; a crash is logged by spawn.
+    if tasks_now:
+        await asyncio.wait(tasks_now)
+
+
+async def remove_sources(
+    state: ServerState, source_ids: list[int], locks: uploads.UploadLocks | None = None
+) -> None:
+    """Drop the claimed sources' tables and delete their uploads, once nothing runs on them."""
+    for source_id in source_ids:
+        # A parse creates the output schema whose materialize then runs: repeat until quiet.
+        while work := _source_work(state, source_id):
+            await _wait_for(work)
+    tables = [t for sid in source_ids for t in source_tables(state.meta, sid)]
+    if tables:
+        await state.rows.drop_tables(*tables)
+    for source_id in source_ids:
+        if locks is None:
+            await uploads.remove(state.uploads_dir, source_id)
+            continue
+        async with locks.for_source(source_id):  # never under a commit's concatenation
+            await uploads.remove(state.uploads_dir, source_id)
+        locks.forget(source_id)
+    if source_ids:
+        logger.info("removed the files and %d tables of sources %s", len(tables), source_ids)
+
+
+async def remove_dataset(
+    state: ServerState,
+    fourfour: str,
+    source_ids: list[int],
+    locks: uploads.UploadLocks | None = None,
+) -> None:
+    """After ``DELETE /api/views/{ff}``: its sources, then its published rows.
+
+    Applies already spawned for the dataset are waited for first: one may be in the
+    middle of writing the dataset table, and would recreate it after the drop.
+    """
+    while applies := state.running_with_prefix(f"apply-{fourfour}/"):
+        await _wait_for(applies)
+    await remove_sources(state, source_ids, locks)
+    await state.rows.drop_tables(views.dataset_table(fourfour))

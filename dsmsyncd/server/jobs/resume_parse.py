@@ -1,0 +1,64 @@
+"""Picking background source work back up after the server restarts.
+
+Parsing and transforming run as background tasks; a server stopped in the middle
+leaves a source with bytes but no schema, or an output schema with no
+``completed_at``, and the SDK would poll such a resource for hours (§3e). At startup
+the work is started again from what the metastore says: both steps rebuild their
+tables with ``CREATE OR REPLACE``, so repeating them is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from dsmsyncd.server.catalog.metastore import Kind
+from dsmsyncd.server.jobs import output_schema as output_columns
+from dsmsyncd.server.jobs import parse as processing
+from dsmsyncd.server.jobs import signals
+from dsmsyncd.server.state import STATE, ServerState
+
+logger = logging.getLogger("dsmsyncd.server.jobs.resume_parse")
+
+
+def resume(state: ServerState) -> int:
+    """Restart unfinished parses and transforms; returns how many were restarted."""
+    meta = state.meta
+    restarted = 0
+    for source in meta.all(Kind.SOURCE):
+        if (
+            source.get("_path")
+            and source["parse_options"].get("parse_source", True)
+            and source.get("failed_at") is None
+            and not meta.children(Kind.INPUT_SCHEMA, source["id"])
+        ):
+            processing.start(state, source)
+            restarted += 1
+    for doc in meta.all(Kind.OUTPUT_SCHEMA):
+        if signals.is_finished(doc):
+            continue
+        owner = meta.get(Kind.SOURCE, doc["_source_id"])
+        input_schema = meta.get(Kind.INPUT_SCHEMA, doc["input_schema_id"])
+        if owner is None or input_schema is None:
+            continue
+        specs = [
+            output_columns.spec_from_dict(col, col["transform"]["transform_expr"], index)
+            for index, col in enumerate(doc["output_columns"])
+        ]
+        specs.sort(key=lambda s: s.position)
+        planned = output_columns.plan(
+            specs,
+            output_columns.column_inputs(input_schema),
+            processing.compile_context(owner),
+            strict=False,
+        )
+        state.spawn(processing.materialize(state, doc, planned), name=f"materialize-{doc['id']}")
+        restarted += 1
+    if restarted:
+        logger.info("resumed %d unfinished parse/transform jobs", restarted)
+    return restarted
+
+
+async def on_startup(app: web.Application) -> None:
+    resume(app[STATE])

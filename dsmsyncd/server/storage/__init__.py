@@ -1,0 +1,1 @@
+"""Rows on disk: uploads, ingest by format, the DuckDB row store and SoQL reads."""

@@ -1,0 +1,376 @@
+"""Published datasets: applying an output table to a dataset table, and reading it.
+
+A dataset table has one column per dataset column, named by its field name, plus
+``__sid``: a stable internal row id (SODA ``:id`` and the default order). An apply
+runs in one DuckDB transaction: schema change first (DuckDB refuses DDL on a table
+the same transaction has already written), then the row changes, so a reader sees the
+old rows or the new ones, never half. A server killed mid-write leaves the old rows
+(DuckDB's WAL replays only committed transactions).
+
+The same transaction adds the revision to the apply log (``__applied_revisions``):
+the metadata of an apply is published in the metastore (SQLite) only afterwards, so a
+crash between the two commits leaves rows that the metastore does not know about yet.
+The log tells an apply resumed after a restart that its rows are already in, so it
+publishes without writing them twice.
+
+Speed (a 1M-row apply should cost about one write of the rows):
+
+* New rows get ``__sid = max(__sid) before the apply + 1 + __offset``: unique, in file
+  order, and needing no sort (``row_number() OVER (ORDER BY …)`` sorted the whole
+  row set). Row ids may leave gaps; nothing reads them as a count.
+* The incoming rows are read straight from the output table; they are copied into a
+  temporary table only when a row identifier repeats and the last one must win.
+* An upsert deletes the matched dataset rows and inserts the incoming ones with the
+  matched rows' ``__sid`` (a hash join on the identifier), instead of an ``UPDATE`` of
+  every column, which DuckDB carries out row by row and is several times slower.
+  The dataset's columns are exactly the applied columns (``_reshape``), so replacing
+  the whole row is what an update means. No index is kept: a hash join per apply is
+  cheaper than maintaining an ART index over every row.
+
+These functions block; :class:`~dsmsyncd.server.storage.rowstore.RowStore` runs them in a
+worker thread with a cursor of their own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
+from typing import Any, Literal
+
+import duckdb
+
+from dsmsyncd.server.jobs import pause_points
+from dsmsyncd.server.storage.output import any_error, error_column_count
+from dsmsyncd.server.storage.soql_types import SoqlType, duckdb_type, to_csv_text, to_wire
+from dsmsyncd.server.storage.sql import ident
+from dsmsyncd.server.storage.sql import table as qtable
+
+ApplyAction = Literal["update", "replace", "delete"]
+SelectItem = tuple[str, str, SoqlType]  # (SQL expression, result key, SoQL type)
+
+_INCOMING = "__apply_incoming"  # temporary: deduplicated incoming rows
+_MATCHED = "__apply_matched"  # temporary: (__sid, identifier) of rows an upsert replaces
+APPLY_LOG = "__applied_revisions"  # one row per revision whose rows were committed
+# duckdb_columns() spells some types differently from CREATE TABLE.
+_TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+
+
+class ApplyRefused(Exception):
+    """The apply cannot be carried out as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class AppliedColumn:
+    field_name: str
+    soql_type: SoqlType
+    source_index: int  # reads v{source_index} of the output table
+
+
+@dataclass(frozen=True)
+class ApplyTarget:
+    """Which rows go where, and on behalf of which revision and task set."""
+
+    dataset_table: str
+    output_table: str
+    revision_id: int
+    task_set_id: int
+
+
+@dataclass(frozen=True)
+class ApplyStats:
+    created: int
+    updated: int
+    deleted: int
+    errors: int  # rows left out: an error cell, or no row-identifier value
+    total_rows_after: int
+
+
+def ensure_apply_log(cur: duckdb.DuckDBPyConnection) -> None:
+    """Create the apply log (once per database; outside any apply's transaction)."""
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {APPLY_LOG} (revision_id BIGINT, task_set_id BIGINT, "
+        "created BIGINT, updated BIGINT, deleted BIGINT, errors BIGINT, "
+        "total_rows_after BIGINT, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+
+
+def applied_stats(cur: duckdb.DuckDBPyConnection, revision_id: int) -> ApplyStats | None:
+    """What applying ``revision_id`` wrote, if its rows were committed; else None."""
+    row = cur.execute(
+        f"SELECT created, updated, deleted, errors, total_rows_after FROM {APPLY_LOG} "
+        "WHERE revision_id = ?",
+        [revision_id],
+    ).fetchone()
+    return None if row is None else ApplyStats(*(int(v) for v in row))
+
+
+def apply(
+    cur: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    columns: Sequence[AppliedColumn],
+    action: ApplyAction,
+    row_identifier: str | None,
+) -> ApplyStats:
+    """Write a revision's rows in one transaction, at most once per revision.
+
+    The transaction also records the revision in the apply log, so "rows committed"
+    and "revision recorded" are one fact: a revision found there is not written
+    again, and its recorded stats are returned (an apply resumed after a crash).
+    """
+    if action not in ("update", "replace", "delete"):
+        raise ApplyRefused(f"unknown action {action!r}: use update, replace or delete")
+    if action == "delete" and row_identifier is None:
+        raise ApplyRefused(
+            "delete needs a row identifier: mark one output column as the row identifier "
+            "(is_primary_key) so the rows to delete can be matched"
+        )
+    names = [c.field_name for c in columns]
+    if len(set(names)) != len(names) or "__sid" in names:
+        raise ApplyRefused(f"column field names must be unique and not __sid, got {names}")
+    if row_identifier is not None and row_identifier not in names:
+        raise ApplyRefused(f"row identifier {row_identifier!r} is not among the columns {names}")
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        done = applied_stats(cur, target.revision_id)
+        if done is not None:
+            cur.execute("ROLLBACK")
+            return done
+        stats = _write_rows(cur, target, columns, action, row_identifier)
+        cur.execute(
+            f"INSERT INTO {APPLY_LOG} (revision_id, task_set_id, created, updated, deleted, "
+            "errors, total_rows_after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [target.revision_id, target.task_set_id, *astuple(stats)],
+        )
+        pause_points.pause_thread(pause_points.APPLY_BEFORE_COMMIT)
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    return stats
+
+
+def _write_rows(
+    cur: duckdb.DuckDBPyConnection,
+    target: ApplyTarget,
+    columns: Sequence[AppliedColumn],
+    action: ApplyAction,
+    row_identifier: str | None,
+) -> ApplyStats:
+    """The row changes of one apply, inside the caller's transaction."""
+    names = [c.field_name for c in columns]
+    ds = qtable(target.dataset_table)
+    out = qtable(target.output_table)
+    clean = f"NOT {any_error(error_column_count(cur, target.output_table))}"
+    rid = ident(row_identifier) if row_identifier is not None else None
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {ds} (__sid BIGINT)")
+    if action != "delete":
+        _reshape(cur, target.dataset_table, columns)
+    values = "".join(f", v{c.source_index} AS {ident(c.field_name)}" for c in columns)
+    usable, id_value = clean, None
+    if row_identifier is not None:
+        id_value = f"v{columns[names.index(row_identifier)].source_index}"
+        usable += f" AND {id_value} IS NOT NULL"
+    total, kept, distinct_ids = _incoming_counts(cur, out, usable, id_value)
+    incoming = f"(SELECT __offset{values} FROM {out} WHERE {usable})"
+    if rid is not None and distinct_ids != kept:
+        incoming = _keep_last_per_identifier(cur, incoming, rid)
+    created = updated = deleted = 0
+    if action == "delete":
+        assert rid is not None
+        deleted = _changed(cur, f"DELETE FROM {ds} WHERE {rid} IN (SELECT {rid} FROM {incoming})")
+    else:
+        base = _count(cur, ds, "coalesce(max(__sid), 0)")
+        if action == "replace":
+            deleted = _changed(cur, f"DELETE FROM {ds}")
+            created = _insert(cur, ds, names, incoming, base)
+        elif rid is not None:
+            assert distinct_ids is not None
+            created, updated = _upsert(cur, ds, names, incoming, distinct_ids, rid, base)
+        else:
+            created = _insert(cur, ds, names, incoming, base)
+    after = _count(cur, ds)
+    cur.execute(f"DROP TABLE IF EXISTS {_INCOMING}")
+    cur.execute(f"DROP TABLE IF EXISTS {_MATCHED}")
+    return ApplyStats(created, updated, deleted, total - kept, after)
+
+
+def dataset_query(
+    dataset_table: str,
+    select: Sequence[SelectItem],
+    where_sql: str | None,
+    order_sql: Sequence[str],
+    *,
+    paged: bool,
+) -> str:
+    """The SELECT for a dataset read; ``__sid`` breaks ties so paging is stable."""
+    items = ", ".join(f"({expr}) AS {ident(f'_{i}')}" for i, (expr, _, _) in enumerate(select))
+    where = f"WHERE {where_sql}" if where_sql else ""
+    order = ", ".join([*order_sql, "__sid"])
+    limit = "LIMIT ? OFFSET ?" if paged else ""
+    return f"SELECT {items} FROM {qtable(dataset_table)} {where} ORDER BY {order} {limit}"
+
+
+def dataset_rows(
+    cur: duckdb.DuckDBPyConnection,
+    dataset_table: str,
+    select: Sequence[SelectItem],
+    where_sql: str | None,
+    order_sql: Sequence[str],
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    if not table_exists(cur, dataset_table):
+        return []
+    sql = dataset_query(dataset_table, select, where_sql, order_sql, paged=True)
+    rows = cur.execute(sql, [limit, offset]).fetchall()
+    return [
+        {key: to_wire(kind, value) for (_, key, kind), value in zip(select, row, strict=True)}
+        for row in rows
+    ]
+
+
+def dataset_csv(rows: Iterable[tuple[Any, ...]], select: Sequence[SelectItem]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([to_csv_text(kind, v) for (_, _, kind), v in zip(select, row, strict=True)])
+    return buffer.getvalue().encode()
+
+
+def dataset_count(cur: duckdb.DuckDBPyConnection, dataset_table: str) -> int:
+    if not table_exists(cur, dataset_table):
+        return 0
+    return _count(cur, qtable(dataset_table))
+
+
+def table_exists(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = cur.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _reshape(
+    cur: duckdb.DuckDBPyConnection, dataset_table: str, columns: Sequence[AppliedColumn]
+) -> None:
+    """Make the dataset's columns exactly ``columns``, keeping data of surviving names."""
+    ds = qtable(dataset_table)
+    existing = dict(
+        cur.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE table_name = ? AND database_name = current_database() "
+            "AND schema_name = 'main' AND column_name <> '__sid'",
+            [dataset_table],
+        ).fetchall()
+    )
+    wanted = {c.field_name for c in columns}
+    for name in existing:
+        if name not in wanted:
+            cur.execute(f"ALTER TABLE {ds} DROP COLUMN {ident(name)}")
+    for col in columns:
+        kind = duckdb_type(col.soql_type)
+        name = ident(col.field_name)
+        if col.field_name not in existing:
+            cur.execute(f"ALTER TABLE {ds} ADD COLUMN {name} {kind}")
+        elif existing[col.field_name] != _TYPE_ALIASES.get(kind, kind):
+            using = _cast(name, existing[col.field_name], kind)
+            cur.execute(f"ALTER TABLE {ds} ALTER COLUMN {name} SET DATA TYPE {kind} USING {using}")
+
+
+def _cast(name: str, old: str, new: str) -> str:
+    """Convert stored values on a type change; to text they read as on the wire."""
+    if new == "VARCHAR" and old == "DOUBLE":
+        return (
+            f"CASE WHEN {name} = trunc({name}) AND abs({name}) < 1e16 "
+            f"THEN CAST(CAST({name} AS BIGINT) AS VARCHAR) ELSE CAST({name} AS VARCHAR) END"
+        )
+    if new == "VARCHAR" and old == "TIMESTAMP":
+        return f"strftime({name}, '%Y-%m-%dT%H:%M:%S')"
+    return f"TRY_CAST({name} AS {new})"
+
+
+def _incoming_counts(
+    cur: duckdb.DuckDBPyConnection, out: str, usable: str, id_value: str | None
+) -> tuple[int, int, int | None]:
+    """(output rows, usable rows, distinct identifiers among those) in one scan.
+
+    ``id_value`` is the output column holding the row identifier, if there is one.
+    """
+    distinct = "NULL"
+    if id_value is not None:
+        distinct = f"count(DISTINCT {id_value}) FILTER (WHERE {usable})"
+    row = cur.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {usable}), {distinct} FROM {out}"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), None if row[2] is None else int(row[2])
+
+
+def _keep_last_per_identifier(cur: duckdb.DuckDBPyConnection, incoming: str, rid: str) -> str:
+    """Copy the incoming rows, keeping the last per identifier; returns the copy's name.
+
+    Only called when an identifier repeats, so the common case copies nothing.
+    """
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_INCOMING} AS SELECT * FROM {incoming} "
+        f"QUALIFY row_number() OVER (PARTITION BY {rid} ORDER BY __offset DESC) = 1"
+    )
+    return _INCOMING
+
+
+def _insert(
+    cur: duckdb.DuckDBPyConnection, ds: str, names: list[str], incoming: str, base: int
+) -> int:
+    """Append the incoming rows as new rows; ``__sid`` follows file order, unsorted."""
+    cols = "".join(f", {ident(n)}" for n in names)
+    return _changed(
+        cur,
+        f"INSERT INTO {ds} (__sid{cols}) SELECT {base} + 1 + __offset{cols} FROM {incoming}",
+    )
+
+
+def _upsert(
+    cur: duckdb.DuckDBPyConnection,
+    ds: str,
+    names: list[str],
+    incoming: str,
+    incoming_rows: int,
+    rid: str,
+    base: int,
+) -> tuple[int, int]:
+    """Replace rows whose identifier matches (keeping their ``__sid``), append the rest.
+
+    ``incoming`` holds ``incoming_rows`` rows, one per identifier. Returns (created,
+    updated), ``updated`` counting incoming rows that matched. A dataset row can share
+    its identifier with others (rows appended without one); each keeps its ``__sid``
+    and takes the new values, as an ``UPDATE`` would do.
+    """
+    cols = "".join(f", {ident(n)}" for n in names)
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT __sid, {rid} FROM {ds} "
+        f"WHERE {rid} IN (SELECT {rid} FROM {incoming})"
+    )
+    matched_rows = _count(cur, _MATCHED)
+    if matched_rows == 0:
+        return _insert(cur, ds, names, incoming, base), 0
+    cur.execute(f"DELETE FROM {ds} WHERE __sid IN (SELECT __sid FROM {_MATCHED})")
+    inserted = _changed(
+        cur,
+        f"INSERT INTO {ds} (__sid{cols}) SELECT coalesce(m.__sid, {base} + 1 + n.__offset)"
+        f"{''.join(f', n.{ident(x)}' for x in names)} "
+        f"FROM {incoming} n LEFT JOIN {_MATCHED} m ON m.{rid} = n.{rid}",
+    )
+    created = inserted - matched_rows
+    return created, incoming_rows - created
+
+
+def _count(cur: duckdb.DuckDBPyConnection, source: str, expr: str = "count(*)") -> int:
+    row = cur.execute(f"SELECT {expr} FROM {source}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _changed(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = cur.execute(sql).fetchone()
+    return int(row[0]) if row else 0

@@ -1,0 +1,324 @@
+"""Parsing an uploaded CSV or TSV file into a DuckDB input table, losing no row.
+
+DuckDB's ``read_csv`` does the heavy lifting, so a 100 MB file is parsed in native code
+and never held in Python memory. Python looks at a bounded head of the file to choose
+the encoding, read the header rows and pick the separator when the caller left it open.
+
+A parsed file becomes two tables:
+
+* ``{table}``: columns ``c0 .. cN-1`` (VARCHAR, the raw cells after trimming) and
+  ``__offset`` (the row's 0-based data-row ordinal in the file, stable across schemas);
+* ``{table}__row_errors``: every record that is not a row (``ingest_errors``).
+
+Nothing is lost silently. DuckDB's parallel reader is fast and right on well-formed
+files, but on malformed ones (an unterminated quote, a cell over its line limit) it can
+drop hundreds of thousands of rows behind one misplaced reject. So its result is
+accounted for before it is used:
+
+1. Cheap checks (``ingest_checks``), when DuckDB rejected nothing: as many rows as the
+   file has lines after the header (a byte count of newlines, about 40 ms per 100 MB:
+   the path of a clean file), or, when there are fewer rows, as many as a count of
+   records framed by quote parity (quoted newlines, blank lines). Then the result
+   stands.
+2. Otherwise (rejects, stray quotes, or lost rows) the census (``ingest_census``) reads
+   the file once more, sequentially, and decides which records are rows and which are
+   row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
+   the census's good rows and rejected exactly its bad ones, its table stands with the
+   census's row errors.
+3. If not, DuckDB's table is rebuilt from a clean file of the census's good rows, and
+   the row count is checked once more; a mismatch is an internal error, never a quiet
+   success.
+
+Type guesses only shape the first output schema, so they look at the first
+``GUESS_SAMPLE_ROWS`` rows, in one aggregate scan. A column whose later rows do not fit
+the guess shows those cells as errors in the output, which is how the hosted service
+behaves too. Callers that already know the columns (an import config) pass
+``guess_types=False`` and every column is reported as ``text``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from dsmsyncd.server.storage.ingest import load as duck
+from dsmsyncd.server.storage.ingest.census import Census, InvalidEncoding, RowWriter, take_census
+from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.errors import (
+    ERRORS_DIALECT,
+    create_errors_table,
+    load_errors,
+    read_row_errors,
+)
+from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
+from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
+from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.storage.sql import check_table, literal
+from dsmsyncd.server.storage.sql import table as qtable
+
+__all__ = [
+    "InputColumnInfo",
+    "ParseOptions",
+    "ParsedInput",
+    "UnparsableFile",
+    "field_names",
+    "ingest_file",
+    "read_row_errors",
+]
+
+SNIFF_BYTES = 64 * 1024
+# Rows that type guessing looks at; see the module docstring.
+GUESS_SAMPLE_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class InputColumnInfo:
+    field_name: str
+    display_name: str
+    position: int
+    guessed_type: SoqlType
+    sql_name: str  # the physical column in the input table, e.g. "c0"
+
+
+@dataclass(frozen=True)
+class ParsedInput:
+    columns: list[InputColumnInfo]
+    total_rows: int
+    row_error_count: int
+
+
+def ingest_file(
+    cur: duckdb.DuckDBPyConnection,
+    source_path: Path,
+    table: str,
+    options: ParseOptions,
+    *,
+    content_type: str | None,
+    filename: str | None,
+    guess_types: bool = True,
+) -> ParsedInput:
+    """Parse ``source_path`` into ``table`` and ``{table}__row_errors`` (blocking).
+
+    ``guess_types=False`` skips the type-guessing scan and reports every column as
+    ``text``; the server passes it when an import config already names the columns.
+    """
+    check_table(table)
+    options = options.resolved(content_type=content_type, filename=filename)
+    # Offsets come from rowid, so this cursor's writes must keep file order even when
+    # the database default (see RowStore) lets other statements reorder rows.
+    cur.execute("SET SESSION preserve_insertion_order = true")
+    head = _sniff(source_path)
+    duck_encoding, py_codec, guessed = _choose_encoding(options.encoding, head)
+    separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
+    headers, header_lines = _header_cells(source_path, py_codec, separator, options)
+    width = len(headers)
+    r = CsvReading(
+        source_path, table, width, separator, options, duck_encoding, py_codec, header_lines
+    )
+    duck.load(cur, r)
+    if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
+        # The bounded sniff saw valid UTF-8 but a later part of the file is not.
+        r = r.in_latin1()
+        duck.load(cur, r)
+    try:
+        _account(cur, r, checking=False)
+    except InvalidEncoding:
+        if guessed and r.encoding == "utf-8":
+            r = r.in_latin1()
+            duck.load(cur, r)
+            _account(cur, r, checking=False)
+        else:  # the encoding was asked for: its undecodable rows become row errors
+            _account(cur, r, checking=True)
+    duck.finish_tables(cur, r)
+    guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
+    names = field_names(headers) if options.header_count else _numbered(width)
+    displays = headers if options.header_count else names
+    columns = [
+        InputColumnInfo(names[i], displays[i], i, guessed_types[i], f"c{i}") for i in range(width)
+    ]
+    total = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table)}")
+    errors = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table + '__row_errors')}")
+    return ParsedInput(columns=columns, total_rows=total, row_error_count=errors)
+
+
+def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -> None:
+    """Make every record of the file a row of ``r.table`` or a row error (see above)."""
+    create_errors_table(cur, r.table, r.separator, r.options.quote_char)
+    rows = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
+    if duck.rejected_records(cur, r) == 0:
+        lines = physical_lines(r.path, r.encoding, r.py_codec) - r.header_lines
+        if rows == lines:
+            return
+        quote = r.options.quote_char
+        if rows < lines and rows == quoted_records(
+            r.path, r.encoding, r.py_codec, quote, r.header_lines
+        ):
+            return
+    with _scratch(r.path, "census-errors") as errors_path:
+        with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
+            census = _census(r, csv.writer(fh, **ERRORS_DIALECT), None, checking)
+        if census.errors:
+            load_errors(cur, r.table, errors_path)
+    if census.good == rows and duck.same_rejects(cur, r):
+        return
+    with _scratch(r.path, "census-rows") as clean:
+        with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
+            _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
+        duck.load(cur, r, clean=clean)
+    loaded = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
+    if loaded != census.good or duck.rejected_records(cur, r):
+        raise RuntimeError(
+            f"ingest kept {loaded} of the {census.good} good rows read from the file; "
+            "refusing to go on with rows missing"
+        )
+
+
+def _census(
+    r: CsvReading, errors_out: RowWriter, good_out: RowWriter | None, checking: bool
+) -> Census:
+    return take_census(
+        r.path,
+        py_codec=r.py_codec,
+        separator=r.separator,
+        quote=r.options.quote_char,
+        header_count=r.options.header_count,
+        width=r.width,
+        errors_out=errors_out,
+        good_out=good_out,
+        checking=checking,
+    )
+
+
+class _Discard:
+    """A row writer that keeps nothing (the second census pass only wants good rows)."""
+
+    def writerow(self, row: Iterable[Any], /) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _scratch(source: Path, kind: str) -> Iterator[Path]:
+    """A work file next to the source (removed with it, and here once used)."""
+    path = source.with_name(f"{source.name}.{kind}.csv")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _sniff(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if not head.strip():
+        raise UnparsableFile(
+            "The file is empty: upload a CSV or TSV file with a header row and data rows."
+        )
+    return head
+
+
+def _choose_encoding(requested: str | None, head: bytes) -> tuple[str, str, bool]:
+    """(DuckDB encoding, Python codec, whether it was guessed)."""
+    utf16_bom = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if requested is not None:
+        duck, py = ENCODINGS[requested.lower()]
+        if duck != "utf-16":
+            _refuse_binary(head)
+        return duck, py, False
+    if utf16_bom:
+        return "utf-16", "utf-16", True
+    _refuse_binary(head)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return "latin-1", "latin-1", True
+    return "utf-8", "utf-8-sig", True
+
+
+def _refuse_binary(head: bytes) -> None:
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+    if b"\x00" in head or controls > len(head) // 20:
+        raise UnparsableFile(
+            "The file looks binary, not delimited text: upload it as CSV or TSV "
+            "(UTF-8, UTF-16 or Latin-1), or set parse_source to false to store it unparsed."
+        )
+
+
+def _sniff_separator(head_text: str) -> str:
+    first_line = head_text.split("\n", 1)[0]
+    return "\t" if "\t" in first_line and "," not in first_line else ","
+
+
+def _header_cells(
+    path: Path, py_codec: str, separator: str, options: ParseOptions
+) -> tuple[list[str], int]:
+    """The cells of the row naming the columns (or of the first row, without headers),
+    and the number of physical lines the header rows take (0 without headers)."""
+    wanted = max(options.header_count, 1)
+    rows: list[list[str]] = []
+    try:
+        with path.open(encoding=py_codec, errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=separator, quotechar=options.quote_char)
+            for row in reader:
+                if row:
+                    rows.append(row)
+                if len(rows) == wanted:
+                    break
+            lines = reader.line_num
+    except csv.Error as exc:
+        raise UnparsableFile(f"The header rows cannot be read as CSV: {exc}") from exc
+    if len(rows) < wanted:
+        raise UnparsableFile(
+            f"The file has {len(rows)} row(s) but header_count is {options.header_count}: "
+            "lower header_count or upload a file with its header rows."
+        )
+    if options.header_count == 0:
+        return [""] * len(rows[0]), 0
+    return rows[options.column_header - 1], lines
+
+
+def _numbered(width: int) -> list[str]:
+    return [f"column_{i + 1}" for i in range(width)]
+
+
+def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
+    """One scan over the first rows: a type fits when every non-empty cell there fits it.
+
+    Bounded by ``GUESS_SAMPLE_ROWS`` (see the module docstring): the regular expressions
+    and casts cost more than the parse itself when run over every row of a large file.
+    """
+    date_re = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+    number_start = r"^\s*[-+]?\.?[0-9]"
+    point_re = r"(?i)^\s*point\s*\(\s*[-+]?[0-9.]+\s+[-+]?[0-9.]+\s*\)\s*$"
+    aggregates = []
+    for i in range(width):
+        c = f"c{i}"
+        aggregates += [
+            f"count(*) FILTER (WHERE {c} <> '')",
+            f"count(*) FILTER (WHERE lower({c}) IN ('true', 'false'))",
+            # A failing TRY_CAST is slow (several times a regexp test), and AND does not
+            # short-circuit in a vectorised filter; CASE only casts the likely cells.
+            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(number_start)}) "
+            f"THEN isfinite(TRY_CAST({c} AS DOUBLE)) ELSE false END)",
+            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(date_re)}) "
+            f"THEN TRY_CAST({c} AS TIMESTAMP) IS NOT NULL ELSE false END)",
+            f"count(*) FILTER (WHERE regexp_matches({c}, {literal(point_re)}))",
+        ]
+    sample = f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
+    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone()
+    assert counts is not None
+    order = (SoqlType.CHECKBOX, SoqlType.NUMBER, SoqlType.CALENDAR_DATE, SoqlType.POINT)
+    guessed = []
+    for i in range(width):
+        filled, *fits = counts[i * 5 : i * 5 + 5]
+        kind = SoqlType.TEXT
+        if filled:
+            kind = next((t for t, n in zip(order, fits, strict=True) if n == filled), kind)
+        guessed.append(kind)
+    return guessed

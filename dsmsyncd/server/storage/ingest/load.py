@@ -1,0 +1,196 @@
+"""DuckDB's side of ingest: ``read_csv`` into the input table, then offsets and empty rows.
+
+One ``CREATE TABLE … AS SELECT`` over ``read_csv`` trims the cells on the way in (the
+``trim`` call only runs on cells that start or end with a blank, since trimming every
+cell costs more than the parse) and keeps file order (``preserve_insertion_order`` is
+switched on for the ingest cursor), so the new table's ``rowid`` is each good row's
+position among the good rows. DuckDB's rejects only say whether it had trouble; which
+rows are errors is settled by ``ingest`` (see there), and the row errors table it leaves
+is what ``finish_tables`` numbers the good rows around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+
+from dsmsyncd.server.storage.ingest.errors import errors_table
+from dsmsyncd.server.storage.parse_options import ParseOptions
+from dsmsyncd.server.storage.sql import literal
+from dsmsyncd.server.storage.sql import table as qtable
+
+__all__ = [
+    "CsvReading",
+    "UnparsableFile",
+    "count_rows",
+    "drop_rejects",
+    "finish_tables",
+    "has_invalid_encoding",
+    "load",
+    "rejected_records",
+    "same_rejects",
+]
+
+# Cells equal to this are read as NULL; nothing real contains it, so an empty cell
+# stays "" and every cell of a parsed row is non-NULL.
+_NULL_SENTINEL = "\x00\x01dsmsyncd-null\x01\x00"
+_TRIM_CHARS = " \t\r\n\x0b\x0c"
+# A clean file's rows hold at most MAX_ROW_CHARS characters, which UTF-8 and doubled
+# quotes may turn into several times as many bytes.
+_CLEAN_MAX_LINE_BYTES = 24_000_000
+
+
+class UnparsableFile(Exception):
+    """The file cannot be read as delimited text; ``message`` says what to change."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CsvReading:
+    """How one file is read: what the DuckDB load and the census must agree on."""
+
+    path: Path
+    table: str
+    width: int
+    separator: str
+    options: ParseOptions
+    encoding: str  # DuckDB's name for it
+    py_codec: str  # Python's, for the header and the census
+    header_lines: int  # physical lines up to the end of the header rows
+
+    def in_latin1(self) -> CsvReading:
+        return replace(self, encoding="latin-1", py_codec="latin-1")
+
+    @property
+    def rejects(self) -> str:
+        return f"{self.table}__rejects"
+
+
+def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = None) -> None:
+    """Read the data rows, trimmed, into ``r.table`` in file order; rejects to ``r.rejects``.
+
+    With ``clean``, the rows come from that file instead: the census's good rows, written
+    with ``,`` and ``"`` in UTF-8, no header. ``r.table`` has no ``__offset`` yet and is
+    replaced if it exists.
+    """
+    cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(r.width))
+    cells = ", ".join(
+        f"{_trimmed(f'c{i}')} AS c{i}" if r.options.trim_whitespace else f"c{i}"
+        for i in range(r.width)
+    )
+    if clean is None:
+        path, skip, delim, quote = r.path, r.options.header_count, r.separator, r.options.quote_char
+        encoding, limit = r.encoding, ""
+    else:
+        path, skip, delim, quote = clean, 0, ",", '"'
+        encoding, limit = "utf-8", f"max_line_size={_CLEAN_MAX_LINE_BYTES}, "
+    drop_rejects(cur, r)
+    try:
+        cur.execute(
+            f"CREATE OR REPLACE TABLE {qtable(r.table)} AS SELECT {cells} FROM read_csv("
+            f"{literal(str(path))}, columns={{{cols}}}, header=false, skip={skip}, "
+            f"delim={literal(delim)}, quote={literal(quote)}, escape={literal(quote)}, "
+            f"auto_detect=false, strict_mode=true, ignore_errors=true, store_rejects=true, "
+            f"rejects_table={literal(r.rejects)}, rejects_scan={literal(r.rejects + '_scan')}, "
+            f"{limit}nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
+        )
+    except duckdb.Error as exc:
+        cur.execute(f"DROP TABLE IF EXISTS {qtable(r.table)}")
+        drop_rejects(cur, r)
+        first_line = str(exc).strip().splitlines()[0]
+        raise UnparsableFile(
+            f"The file cannot be parsed as delimited text ({first_line}). Check "
+            "column_separator, quote_char and encoding in the parse options."
+        ) from exc
+
+
+def _trimmed(column: str) -> str:
+    """``column`` trimmed of blanks, calling ``trim`` only when an end is a blank.
+
+    ``trim`` with a character list costs about as much as parsing the cell; the guard is
+    two cheap byte tests: ``c < '!'`` holds exactly when the first byte is at most a space
+    (or the cell is empty), and ``suffix`` checks the last byte for each blank.
+    """
+    ends = " OR ".join(f"suffix({column}, chr({ord(ch)}))" for ch in _TRIM_CHARS)
+    return (
+        f"CASE WHEN {column} < '!' OR {ends} "
+        f"THEN trim({column}, {literal(_TRIM_CHARS)}) ELSE {column} END"
+    )
+
+
+def has_invalid_encoding(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
+    found = cur.execute(
+        f"SELECT count(*) FROM {qtable(r.rejects)} WHERE error_type = 'INVALID ENCODING'"
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def rejected_records(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> int:
+    """How many records DuckDB rejected (it may report one record several times)."""
+    return count_rows(cur, f"SELECT count(DISTINCT line) FROM {qtable(r.rejects)}")
+
+
+def same_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
+    """Whether DuckDB rejected exactly the records the row errors table lists.
+
+    DuckDB numbers a rejected record by its line counting records (quoted newlines and
+    blank lines included) from 1 at the top of the file, header included.
+    """
+    first = 1 + r.options.header_count
+    return (
+        count_rows(
+            cur,
+            f"SELECT count(*) FROM (SELECT DISTINCT CAST(line AS BIGINT) - {first} AS o "
+            f"FROM {qtable(r.rejects)}) d FULL OUTER JOIN (SELECT __offset AS o FROM "
+            f"{qtable(errors_table(r.table))}) e ON d.o = e.o WHERE d.o IS NULL OR e.o IS NULL",
+        )
+        == 0
+    )
+
+
+def drop_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
+    cur.execute(f"DROP TABLE IF EXISTS {qtable(r.rejects)}")
+    cur.execute(f"DROP TABLE IF EXISTS {qtable(r.rejects + '_scan')}")
+
+
+def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
+    """Number the good rows around the row errors, then drop empty rows.
+
+    Good row k (0-based, file order) takes the k-th ordinal not used by a row error:
+    without errors that is the ``rowid``; with them, an ASOF join of the row ids alone
+    (not the cells) against the errors adds the shift. Blank lines keep no row, so the
+    good rows after one move down by one; offsets stay unique, ordered and stable for a
+    given file and options. Empty rows are deleted last, so they keep their ordinals
+    free.
+    """
+    drop_rejects(cur, r)
+    errors = qtable(errors_table(r.table))
+    data = qtable(r.table)
+    cur.execute(f"ALTER TABLE {data} ADD COLUMN __offset BIGINT")
+    if count_rows(cur, f"SELECT count(*) FROM {errors}") == 0:
+        cur.execute(f"UPDATE {data} SET __offset = rowid")
+    else:
+        cur.execute(
+            f"UPDATE {data} SET __offset = m.__offset FROM ("
+            "WITH numbered AS (SELECT ordinal, __offset - (ordinal - 1) AS threshold "
+            "  FROM (SELECT __offset, row_number() OVER (ORDER BY __offset) AS ordinal "
+            f"        FROM {errors})), "
+            "thresholds AS (SELECT threshold, max(ordinal) AS shift FROM numbered "
+            "  GROUP BY threshold) "
+            "SELECT s.k, CAST(s.k + coalesce(t.shift, 0) AS BIGINT) AS __offset "
+            f"FROM (SELECT rowid AS k FROM {data}) s "
+            f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.rowid = m.k"
+        )
+    if r.options.remove_empty_rows and r.width:
+        empty = " AND ".join(f"c{i} = ''" for i in range(r.width))
+        cur.execute(f"DELETE FROM {data} WHERE {empty}")
+
+
+def count_rows(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = cur.execute(sql).fetchone()
+    return int(row[0]) if row else 0
