@@ -1,4 +1,5 @@
-"""The aiohttp application of the local server: middlewares, identity page, routes.
+"""The aiohttp application of the local server: middlewares, identity page, every route
+table and every startup hook, registered here and nowhere else.
 
 Middlewares, outermost first:
 
@@ -10,7 +11,11 @@ Middlewares, outermost first:
    its traceback and answered as a 500 that names the request id, never the traceback;
    a read stopped by its time or memory budget is a 503 ``query_timeout`` or a 413
    ``query_out_of_memory`` that says which budget;
-3. auth: resolves the caller (``auth.py``).
+3. auth: resolves the caller (``http/auth.py``).
+
+At startup, before the first request: applies that a stopped server left running are
+settled (``jobs/resume_apply.py``), then unfinished parses and transforms are started
+again (``jobs/resume_parse.py``).
 
 The SDK reads ``Content-Type`` on every reply and crashes without it (digest §2.8), so
 a reply that reaches ``on_response_prepare`` without one is labelled before it leaves.
@@ -25,21 +30,20 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
-from dsmsyncd.server.errors import ApiError, over_budget
+from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
 from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
-from dsmsyncd.server.http.routes import configs as routes_configs
-from dsmsyncd.server.http.routes import revisions as routes_revisions
-from dsmsyncd.server.http.routes import sources as routes_sources
-from dsmsyncd.server.http.routes import views as routes_views
+from dsmsyncd.server.http.paths import API
+from dsmsyncd.server.http.routes import configs, revisions, schemas, sources, uploads, users, views
 from dsmsyncd.server.ids import new_request_id
+from dsmsyncd.server.jobs import resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
 from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
 
-API_BASE = "/api/publishing/v1"
-OPENAPI_PATH = f"{API_BASE}/openapi.json"
+OPENAPI_PATH = f"{API}/openapi.json"
+ROUTE_TABLES = (users, configs, revisions, sources, uploads, schemas, views)
 # Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
 # single-shot uploads of modest files and for clients that ignore the preference.
 CLIENT_MAX_SIZE = 1024 * 1024 * 1024
@@ -76,7 +80,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             reply.headers[hdrs.WWW_AUTHENTICATE] = auth.REALM
         return reply
     except (QueryTimeout, QueryOutOfMemory) as exc:
-        error = over_budget(exc)
+        error = _over_budget(exc)
         return json_reply(error.body(rid), status=error.status)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -103,6 +107,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_reply(error.body(rid), status=500)
 
 
+def _over_budget(exc: QueryTimeout | QueryOutOfMemory) -> ApiError:
+    """The reply to a read that its time or memory budget stopped."""
+    if isinstance(exc, QueryTimeout):
+        return ApiError(
+            503,
+            f"the query ran longer than the server's time budget of {exc.budget:g}s and was "
+            "cancelled; narrow it ($where, $limit, simpler expressions) or ask the operator "
+            "to raise dsmsyncd serve --query-timeout",
+            key="query_timeout",
+            data={"budget_seconds": exc.budget},
+        )
+    return ApiError(
+        413,
+        f"the query needs more memory than the server's limit of {exc.memory_limit} and "
+        "was cancelled; narrow it ($where, $limit, fewer columns) or ask the operator to "
+        "raise dsmsyncd serve --memory-limit",
+        key="query_out_of_memory",
+        data={"memory_limit": exc.memory_limit},
+    )
+
+
 async def _label_reply(request: web.Request, response: web.StreamResponse) -> None:
     rid = request_id(request)
     if rid:
@@ -118,7 +143,7 @@ async def index(request: web.Request) -> web.Response:
         "<!doctype html><html><head><meta charset='utf-8'><title>dsmsyncd serve</title></head>"
         "<body><h1>dsmsyncd</h1>"
         f"<p>Local DSMAPI-compatible server, version {version}.</p>"
-        f"<p>API base: <code>{API_BASE}</code></p>"
+        f"<p>API base: <code>{API}</code></p>"
         f"<p><a href='{OPENAPI_PATH}'>OpenAPI description</a></p>"
         "</body></html>"
     )
@@ -130,18 +155,23 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
+async def _resume_background_work(app: web.Application) -> None:
+    state = app[STATE]
+    await resume_apply.resume(state)
+    resume_parse.resume(state)
+
+
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth.auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[STATE] = state
+    app[auth.AUTH] = auth.Authenticator(state.meta)
     app.on_response_prepare.append(_label_reply)
+    app.on_startup.append(_resume_background_work)
     app.router.add_get("/", index)
     app.router.add_get(OPENAPI_PATH, openapi)
-    auth.register(app)
-    routes_configs.register(app)
-    routes_revisions.register(app)
-    routes_sources.register(app)
-    routes_views.register(app)
+    for table in ROUTE_TABLES:
+        table.register(app)
     return app

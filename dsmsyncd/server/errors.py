@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
-
 
 class ApiError(Exception):
     """A refusal to send to the client, with a message that says what and how to fix it."""
@@ -62,25 +60,4 @@ def bad_field(field: str, problem: str) -> ApiError:
     """A malformed request body: names the field so the caller can fix it."""
     return ApiError(
         400, f"invalid field '{field}': {problem}", key="invalid_field", data={"field": field}
-    )
-
-
-def over_budget(exc: QueryTimeout | QueryOutOfMemory) -> ApiError:
-    """The reply to a read that its time or memory budget stopped."""
-    if isinstance(exc, QueryTimeout):
-        return ApiError(
-            503,
-            f"the query ran longer than the server's time budget of {exc.budget:g}s and was "
-            "cancelled; narrow it ($where, $limit, simpler expressions) or ask the operator "
-            "to raise dsmsyncd serve --query-timeout",
-            key="query_timeout",
-            data={"budget_seconds": exc.budget},
-        )
-    return ApiError(
-        413,
-        f"the query needs more memory than the server's limit of {exc.memory_limit} and "
-        "was cancelled; narrow it ($where, $limit, fewer columns) or ask the operator to "
-        "raise dsmsyncd serve --memory-limit",
-        key="query_out_of_memory",
-        data={"memory_limit": exc.memory_limit},
     )

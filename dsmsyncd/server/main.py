@@ -8,10 +8,11 @@ stores in reverse order.
 Shutdown is bounded by ``shutdown_timeout`` (requests and background work share the
 one deadline): what is still running then is cancelled, and its DuckDB statement
 interrupted, which loses nothing, since unfinished parses and transforms are resumed
-at the next start (``processing_resume``), and so is a cut apply (``apply_resume``). A
-statement that has not returned ``INTERRUPT_GRACE`` seconds after its interrupt is not
-waited for. A second SIGTERM/SIGINT while stopping exits at once, without closing
-anything (SQLite and DuckDB recover from their journals at the next start).
+at the next start (``jobs/resume_parse.py``), and so is a cut apply
+(``jobs/resume_apply.py``). A statement that has not returned ``INTERRUPT_GRACE``
+seconds after its interrupt is not waited for. A second SIGTERM/SIGINT while stopping
+exits at once, without closing anything (SQLite and DuckDB recover from their journals
+at the next start).
 
 The readiness line ``dsmsyncd serve: listening on {url}`` is printed once, only after
 the socket is bound (the port may be 0, so the line is the only way to learn it): the
@@ -21,22 +22,20 @@ tests and the demo wait for that line instead of sleeping.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import secrets
 import signal
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from dsmsyncd.server.app import create_app
+from dsmsyncd.server.catalog import users
 from dsmsyncd.server.catalog.metastore import Kind, MetaStore
-from dsmsyncd.server.http import auth
 from dsmsyncd.server.state import ServerState
 from dsmsyncd.server.storage.rowstore import DEFAULT_MEMORY_LIMIT, DEFAULT_QUERY_TIMEOUT, RowStore
 
@@ -72,30 +71,14 @@ class ServeOptions:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
-@dataclass
-class RunningServer:
-    """A bound server: its base URL, the CA to trust (self-signed TLS), and ``stop``."""
-
-    url: str
-    state: ServerState
-    ca_path: Path | None
-    _stop: Callable[[], Awaitable[None]]
-    # Set by ``stop`` when a DuckDB statement ignored its interrupt: the process should
-    # exit without waiting for its worker thread (DuckDB recovers at the next start).
-    abandoned: bool = False
-
-    async def stop(self) -> None:
-        await self._stop()
-
-
 def _provision_users(meta: MetaStore, options: ServeOptions) -> None:
     for name, password in options.users:
-        auth.ensure_user(meta, name, password)
+        users.ensure_user(meta, name, password)
     for name, token in options.tokens:
-        auth.add_token(meta, name, token)
+        users.add_token(meta, name, token)
     if not meta.all(Kind.USER):
         password = secrets.token_urlsafe(18)
-        auth.ensure_user(meta, "admin", password)
+        users.ensure_user(meta, "admin", password)
         # Printed once, on first start only, so the operator can sign in; never logged.
         print(
             f"dsmsyncd serve: created user 'admin' with password '{password}'",
@@ -129,8 +112,7 @@ def _format_url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def start_server(options: ServeOptions) -> RunningServer:
-    """Open the stores, bind, and return once the socket accepts connections."""
+def _open_state(options: ServeOptions) -> ServerState:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     meta = MetaStore(options.data_dir / "meta.sqlite3")
     rows = RowStore(
@@ -138,14 +120,70 @@ async def start_server(options: ServeOptions) -> RunningServer:
         memory_limit=options.memory_limit,
         query_timeout=options.query_timeout,
     )
-    state = ServerState(
-        data_dir=options.data_dir,
-        meta=meta,
-        rows=rows,
-        max_upload_bytes=options.max_upload_bytes,
+    return ServerState(
+        data_dir=options.data_dir, meta=meta, rows=rows, max_upload_bytes=options.max_upload_bytes
     )
+
+
+def _close_stores(state: ServerState) -> None:
     try:
-        _provision_users(meta, options)
+        state.rows.close()
+    except Exception:
+        # Statements are interrupted before this; should one still run, DuckDB
+        # refuses to close under it and closes the file itself when it ends.
+        logger.warning("row store still busy at shutdown; it closes when idle", exc_info=True)
+    state.meta.close()
+
+
+@dataclass
+class RunningServer:
+    """A bound server: its base URL, the CA to trust (self-signed TLS), and ``stop``."""
+
+    url: str
+    state: ServerState
+    ca_path: Path | None
+    _runner: web.AppRunner
+    _shutdown_timeout: float
+    # Set by ``stop`` when a DuckDB statement ignored its interrupt: the process should
+    # exit without waiting for its worker thread (DuckDB recovers at the next start).
+    abandoned: bool = False
+
+    async def stop(self) -> None:
+        """Stop accepting, finish requests, drain background work, close the stores."""
+        deadline = asyncio.get_running_loop().time() + self._shutdown_timeout
+        # Requests first: a commit in flight still spawns its parse, which the drain
+        # below then covers. aiohttp cancels handlers left after shutdown_timeout.
+        await self._runner.cleanup()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.state.drain()
+        except TimeoutError:
+            print(
+                f"dsmsyncd serve: background work still running after "
+                f"{self._shutdown_timeout:g}s; cancelling it (it resumes at the next start)",
+                file=sys.stderr,
+                flush=True,
+            )
+            await self.state.cancel_background()
+        # Cancelled work interrupts its own statement; anything left is interrupted now.
+        if not await self.state.rows.interrupt(INTERRUPT_GRACE):
+            self.abandoned = True
+            print(
+                f"dsmsyncd serve: DuckDB statements still running {INTERRUPT_GRACE:g}s after "
+                "being interrupted; not waiting for them",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.state.meta.close()
+            return
+        _close_stores(self.state)
+
+
+async def start_server(options: ServeOptions) -> RunningServer:
+    """Open the stores, bind, and return once the socket accepts connections."""
+    state = _open_state(options)
+    try:
+        _provision_users(state.meta, options)
         context, ca_path = _tls_context(options)
         runner = web.AppRunner(
             create_app(state),
@@ -160,57 +198,11 @@ async def start_server(options: ServeOptions) -> RunningServer:
         site = web.TCPSite(runner, options.listen_host, options.listen_port, ssl_context=context)
         await site.start()
     except BaseException:
-        await _close_stores(state)
+        _close_stores(state)
         raise
     bound = runner.addresses[0]
     url = _format_url("https" if context else "http", options.listen_host, int(bound[1]))
-
-    async def stop() -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + options.shutdown_timeout
-        # Requests first: a commit in flight still spawns its parse, which the drain
-        # below then covers. aiohttp cancels handlers left after shutdown_timeout.
-        await runner.cleanup()
-        try:
-            async with asyncio.timeout_at(deadline):
-                await state.drain()
-        except TimeoutError:
-            print(
-                f"dsmsyncd serve: background work still running after "
-                f"{options.shutdown_timeout:g}s; cancelling it (it resumes at the next start)",
-                file=sys.stderr,
-                flush=True,
-            )
-            await state.cancel_background()
-        # Cancelled work interrupts its own statement; anything left is interrupted now.
-        if not await rows.interrupt(INTERRUPT_GRACE):
-            running.abandoned = True
-            print(
-                f"dsmsyncd serve: DuckDB statements still running {INTERRUPT_GRACE:g}s after "
-                "being interrupted; not waiting for them",
-                file=sys.stderr,
-                flush=True,
-            )
-            state.meta.close()
-            return
-        await _close_stores(state)
-
-    running = RunningServer(url=url, state=state, ca_path=ca_path, _stop=stop)
-    return running
-
-
-async def _close_stores(state: ServerState) -> None:
-    close = getattr(state.rows, "close", None)
-    if close is not None:
-        try:
-            result = close()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            # Statements are interrupted before this; should one still run, DuckDB
-            # refuses to close under it and closes the file itself when it ends.
-            logger.warning("row store still busy at shutdown; it closes when idle", exc_info=True)
-    state.meta.close()
+    return RunningServer(url, state, ca_path, runner, options.shutdown_timeout)
 
 
 async def _serve(options: ServeOptions) -> int:

@@ -1,26 +1,84 @@
-"""What every request handler of the local server shares, built once at startup."""
+"""What every request handler and background job of the local server shares.
+
+Built once at startup (``main.py``) and held by the app under :data:`STATE`: the two
+stores, the upload shape the server asks for, and the work running in the background,
+filed under what it works on (``state.parses.running(source_id)``), so that cleanup and
+shutdown can wait for exactly the work that touches what they remove.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
 from dsmsyncd.server.catalog.metastore import MetaStore
-
-if TYPE_CHECKING:
-    from dsmsyncd.server.storage.rowstore import RowStore
+from dsmsyncd.server.storage.rowstore import RowStore
 
 logger = logging.getLogger("dsmsyncd.server.state")
 
 # The upload shape the server asks clients for (digest §3d): maxima, not requirements.
 PREFERRED_CHUNK_SIZE = 4 * 1024 * 1024
 PREFERRED_UPLOAD_PARALLELISM = 4
+
+K = TypeVar("K", bound=Hashable)
+
+
+class KeyedTasks(Generic[K]):
+    """Background tasks of one kind, each filed under the key of what it works on."""
+
+    def __init__(self, state: ServerState, kind: str) -> None:
+        self._state = state
+        self._kind = kind
+        self._tasks: dict[K, set[asyncio.Task[Any]]] = {}
+
+    def start(
+        self, key: K, coro: Coroutine[Any, Any, Any], *, label: object = None
+    ) -> asyncio.Task[Any]:
+        """Spawn ``coro`` under ``key``; ``label`` (default: the key) names it in logs."""
+        name = f"{self._kind}-{key if label is None else label}"
+        task = self._state.spawn(coro, name=name)
+        self._tasks.setdefault(key, set()).add(task)
+        task.add_done_callback(lambda done: self._forget(key, done))
+        return task
+
+    def _forget(self, key: K, task: asyncio.Task[Any]) -> None:
+        tasks = self._tasks.get(key)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._tasks[key]
+
+    def running(self, key: K) -> list[asyncio.Task[Any]]:
+        """The tasks under ``key`` that have not ended yet."""
+        return [t for t in self._tasks.get(key, ()) if not t.done()]
+
+    async def wait(self, key: K) -> None:
+        """Until no task runs under ``key``, including tasks started while waiting.
+
+        Only waits: the tasks record their own outcome, and a crash is logged by
+        :meth:`ServerState.spawn`.
+        """
+        while tasks := self.running(key):
+            await asyncio.wait(tasks)
+
+
+class KeyedLocks(Generic[K]):
+    """One ``asyncio.Lock`` per key, made when first asked for."""
+
+    def __init__(self) -> None:
+        self._locks: dict[K, asyncio.Lock] = {}
+
+    def lock(self, key: K) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def forget(self, key: K) -> None:
+        self._locks.pop(key, None)
 
 
 @dataclass
@@ -32,7 +90,24 @@ class ServerState:
     preferred_upload_parallelism: int = PREFERRED_UPLOAD_PARALLELISM
     # None: no limit. Checked while bytes stream in, so a too-large upload never lands.
     max_upload_bytes: int | None = None
-    _background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Parsing a source (key: source id): it writes ``in_{id}``.
+    parses: KeyedTasks[int] = field(init=False)
+    # Computing an output schema's rows (key: output schema id): ``out_{id}``.
+    materializations: KeyedTasks[int] = field(init=False)
+    # Apply jobs (key: dataset fourfour): they write the dataset's table.
+    applies: KeyedTasks[str] = field(init=False)
+    # One apply at a time per dataset (key: fourfour); a second one waits.
+    apply_locks: KeyedLocks[str] = field(default_factory=KeyedLocks, init=False)
+    # A commit never lists a directory a resend is replacing in (key: source id).
+    upload_locks: KeyedLocks[int] = field(default_factory=KeyedLocks, init=False)
+    # Wake-ups of apply jobs waiting for an output schema to finish (``jobs/signals``).
+    output_schema_events: dict[int, asyncio.Event] = field(default_factory=dict, init=False)
+    _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.parses = KeyedTasks(self, "parse-source")
+        self.materializations = KeyedTasks(self, "materialize")
+        self.applies = KeyedTasks(self, "apply")
 
     @property
     def uploads_dir(self) -> Path:
@@ -67,25 +142,15 @@ class ServerState:
     async def cancel_background(self) -> None:
         """Cancel what is still running (shutdown after the drain's time limit).
 
-        Parsing and transforms pick up again at the next start (``processing_resume``),
-        and so does an apply cut short (``apply_resume``), so cancelling loses no data;
-        a row-store statement already running in a worker thread still runs to its end.
+        Parsing and transforms pick up again at the next start (``jobs/resume_parse``),
+        and so does an apply cut short (``jobs/resume_apply``), so cancelling loses no
+        data; a row-store statement already running in a worker thread still runs to
+        its end.
         """
         tasks = list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    def running(self, name: str) -> list[asyncio.Task[Any]]:
-        """Background tasks spawned under ``name`` that have not ended yet.
-
-        Cleanup waits for these (a parse still writing ``in_{id}`` would otherwise
-        recreate the table it just dropped).
-        """
-        return [t for t in self._background if t.get_name() == name and not t.done()]
-
-    def running_with_prefix(self, prefix: str) -> list[asyncio.Task[Any]]:
-        return [t for t in self._background if t.get_name().startswith(prefix) and not t.done()]
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("dsmsyncd_state", ServerState)

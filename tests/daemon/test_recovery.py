@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy
-from dsmsyncd.server.catalog import revisions
-from dsmsyncd.server.http import auth
+from dsmsyncd.server.catalog import revisions, users
 from dsmsyncd.state import JobState
 
 from .conftest import (
@@ -95,7 +94,7 @@ async def test_recovery_orphan_revision_found_and_discarded_others_left_alone(
     # A person staged revisions meanwhile: one as another user, one as our user with
     # another file. Neither can be proved to be this job's.
     meta = harness.server.state.meta
-    other = auth.find_user(meta, "other")
+    other = users.find_user(meta, "other")
     assert other is not None
     action = {"type": "update", "permission": None, "schema": None}
     by_other = revisions.create(meta, ff, other, action=action, metadata={})

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from dsmsyncd.server.jobs import pause_points
+from dsmsyncd.server import pause_points
 from dsmsyncd.server.jobs import resume_apply as apply_resume
 from dsmsyncd.server.main import ServeOptions, start_server
 from tests.server.serve_process import GUARD_S, serve_process, write_users

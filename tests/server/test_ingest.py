@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions, UnparsableFile, field_names
 from dsmsyncd.server.storage.rowstore import RowStore
-from dsmsyncd.server.storage.soql_types import SoqlType
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 
 from dsmsyncd.server.main import RunningServer
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.soql import QueryError, translate_query
-from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, compile_expression, limits
 from dsmsyncd.server.transforms.limits import ExpressionLimitError
 from tests.server.test_http_sources_schemas import _column, _parsed, _transform

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.rowstore import (
     AppliedColumn,
@@ -19,7 +20,6 @@ from dsmsyncd.server.storage.rowstore import (
     OutputColumnPlan,
     RowStore,
 )
-from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, CompiledExpression, compile_expression
 
 _REVISION_IDS = itertools.count(1)

@@ -7,8 +7,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.soql import QueryError, TranslatedQuery, translate_query
-from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput
 
 COLUMNS = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, compile_expression
 
 COLUMNS = {"a": ColumnInput('"a"', SoqlType.TEXT)}

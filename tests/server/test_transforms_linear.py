@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, ExpressionError, binding, compile_expression
 from dsmsyncd.server.transforms.compiler import CompiledExpression, compile_node
 from dsmsyncd.server.transforms.limits import ExpressionLimitError

@@ -3,7 +3,11 @@
 Each resource is stored as the JSON document the API serves (its ``resource`` part,
 without links), keyed by kind and id, with a few indexed columns for lookups. Keeping
 the wire shape as the stored shape means a field added to a resource needs no
-migration, and what a client reads is what was written.
+migration, and what a client reads is what was written. By convention the top-level
+keys that start with ``_`` are internal bookkeeping (``_config`` on a revision,
+``_table`` on an output schema) and :func:`public` drops them before anything is
+served. Only the top level is stripped: nested objects such as a dataset's custom
+``metadata`` are user data and are returned exactly as sent.
 
 Calls are synchronous on purpose: every operation is a sub-millisecond SQLite
 statement on a WAL database, and running them on the event loop thread makes each
@@ -143,6 +147,11 @@ class MetaStore:
     def delete(self, kind: Kind, key: str | int) -> bool:
         cur = self._db.execute("DELETE FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key)))
         return cur.rowcount > 0
+
+
+def public(doc: Doc) -> Doc:
+    """A stored document without its internal (``_``-prefixed) top-level keys."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
 def _load(text: str) -> Doc:

@@ -3,20 +3,23 @@
 A revision is stored under its global integer ``id`` with the dataset fourfour as its
 parent, in the wire shape of digest §1.1. Its task sets (apply jobs) are separate
 documents (parent = revision id) embedded when the revision is served, so a job can
-update its own status without rewriting the revision. ``_config`` holds the import
-config a revision was opened with; the sources routes read it.
+update its own status without rewriting the revision. ``_config`` holds the name of the
+import config a revision was opened with (``configs.py`` reads it).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
+from dsmsyncd.server.catalog import sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
+from dsmsyncd.server.catalog.users import creator_ref
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.http.auth import creator_ref
-from dsmsyncd.server.http.bodies import optional_dict, optional_int, optional_str, public
+from dsmsyncd.server.fields import optional_dict, optional_int, optional_str
+from dsmsyncd.server.storage.apply import ApplyAction
 
-ACTION_TYPES = ("update", "replace", "delete")
+# What an apply does with the rows (update, replace, delete): the row store's own list.
+ACTION_TYPES: tuple[str, ...] = get_args(ApplyAction)
 PERMISSIONS = ("public", "private")
 TERMINAL_STATUSES = frozenset({"successful", "failure"})
 
@@ -35,21 +38,29 @@ def get(meta: MetaStore, fourfour: str, seq: int) -> Doc:
     return revision
 
 
-def parse_seq(text: str) -> int:
-    if not text.isdigit():
-        raise ApiError(404, f"revision sequence number must be an integer, not {text!r}")
-    return int(text)
+def of_source(meta: MetaStore, source: Doc) -> Doc | None:
+    """The revision a source belongs to (``None`` for a standalone source)."""
+    if source.get("_fourfour") is None:
+        return None
+    return find(meta, source["_fourfour"], int(source["_revision_seq"]))
 
 
-def task_sets(meta: MetaStore, revision: Doc) -> list[Doc]:
-    return [public(t) for t in meta.children(Kind.TASK_SET, revision["id"])]
+def ref(revision: Doc) -> str:
+    """``fourfour/seq``, how messages name a revision."""
+    return f"{revision['fourfour']}/{revision['revision_seq']}"
 
 
-def resource(meta: MetaStore, revision: Doc) -> dict[str, Any]:
-    """The wire revision, with its task sets embedded (DSMUI polls those)."""
-    out = public(revision)
-    out["task_sets"] = task_sets(meta, revision)
-    return out
+def closed_error(revision: Doc, *, source_id: int | None = None) -> ApiError:
+    """The 409 for a write to a closed (applied or discarded) revision, or to its source."""
+    if source_id is None:
+        what = f"revision {ref(revision)} is closed (applied or discarded)"
+    else:
+        what = f"source {source_id} belongs to closed revision {ref(revision)}"
+    return ApiError(409, f"{what}; open a new revision", key="revision_closed")
+
+
+def is_closed(revision: Doc) -> bool:
+    return revision.get("closed_at") is not None
 
 
 def parse_action(raw: Any, *, default_type: str | None = "update") -> dict[str, Any]:
@@ -124,6 +135,10 @@ def create(
     return meta.put(Kind.REVISION, revision_id, revision, parent=fourfour, owner=user["id"])
 
 
+def save(meta: MetaStore, revision: Doc) -> Doc:
+    return meta.put(Kind.REVISION, revision["id"], revision)
+
+
 def update(meta: MetaStore, revision: Doc, body: dict[str, Any]) -> Doc:
     """Apply a partial revision (R5); read-only keys in ``body`` are ignored.
 
@@ -137,10 +152,8 @@ def update(meta: MetaStore, revision: Doc, body: dict[str, Any]) -> Doc:
         revision["metadata"] = merged
     if "output_schema_id" in body:
         osid = optional_int(body, "output_schema_id")
-        if osid is not None and meta.get(Kind.OUTPUT_SCHEMA, osid) is None:
-            raise bad_field("output_schema_id", f"output schema {osid} does not exist")
-        if osid is not None and output_schema_removed(meta, osid):
-            raise bad_field("output_schema_id", f"output schema {osid}'s rows were removed")
+        if osid is not None:
+            check_output_schema(meta, osid)
         revision["output_schema_id"] = osid
     if "notes" in body:
         revision["notes"] = optional_str(body, "notes")
@@ -154,42 +167,47 @@ def update(meta: MetaStore, revision: Doc, body: dict[str, Any]) -> Doc:
         merged_action = parse_action({**current, **raw}, default_type=current.get("type"))
         revision["action"] = merged_action
     revision["updated_at"] = utcnow_iso()
-    return meta.put(Kind.REVISION, revision["id"], revision)
+    return save(meta, revision)
 
 
-def output_schema_removed(meta: MetaStore, output_schema_id: int) -> bool:
-    """Whether cleanup removed the rows behind an output schema (``cleanup.py``).
+def check_output_schema(meta: MetaStore, output_schema_id: int) -> None:
+    """Refuse an ``output_schema_id`` that does not exist or whose rows cleanup removed.
 
     Such an output schema can no longer be applied, so it is refused when named.
     """
     doc = meta.get(Kind.OUTPUT_SCHEMA, output_schema_id)
-    source = meta.get(Kind.SOURCE, doc["_source_id"]) if doc else None
-    return source is not None and source.get("_removed_at") is not None
+    if doc is None:
+        raise bad_field("output_schema_id", f"output schema {output_schema_id} does not exist")
+    source = meta.get(Kind.SOURCE, doc["_source_id"])
+    if source is not None and sources.is_removed(source):
+        raise bad_field("output_schema_id", f"output schema {output_schema_id}'s rows were removed")
+
+
+def task_sets(meta: MetaStore, revision: Doc) -> list[Doc]:
+    return meta.children(Kind.TASK_SET, revision["id"])
 
 
 def running_task_set(meta: MetaStore, revision: Doc) -> Doc | None:
-    for task_set in meta.children(Kind.TASK_SET, revision["id"]):
+    for task_set in task_sets(meta, revision):
         if task_set.get("status") not in TERMINAL_STATUSES:
             return task_set
     return None
 
 
 def was_applied(meta: MetaStore, revision: Doc) -> bool:
-    return any(
-        t.get("status") == "successful" for t in meta.children(Kind.TASK_SET, revision["id"])
-    )
+    return any(t.get("status") == "successful" for t in task_sets(meta, revision))
 
 
 def close(meta: MetaStore, revision: Doc) -> Doc:
     now = utcnow_iso()
     revision["closed_at"] = now
     revision["updated_at"] = now
-    return meta.put(Kind.REVISION, revision["id"], revision)
+    return save(meta, revision)
 
 
 def delete_all(meta: MetaStore, fourfour: str) -> None:
     """Remove every revision of a dataset and their task sets (dataset deletion)."""
     for revision in meta.children(Kind.REVISION, fourfour):
-        for task_set in meta.children(Kind.TASK_SET, revision["id"]):
+        for task_set in task_sets(meta, revision):
             meta.delete(Kind.TASK_SET, task_set["id"])
         meta.delete(Kind.REVISION, revision["id"])

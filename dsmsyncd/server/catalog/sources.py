@@ -1,72 +1,44 @@
-"""Source documents: creating them, finding them, and deciding who may touch them.
+"""Source documents: creating, attaching, settling and removing them (no HTTP here).
 
-A source either belongs to a revision (then the dataset's owner may use it, and only
-while the revision is open, for writes) or stands alone after ``POST /source`` (then
-only its creator may use it until it is attached with ``add_to_revision``). Drafts are
-visible to their editors only, so reads follow the same rule as writes: 401 for an
-anonymous caller, 403 for anyone else.
+A source either belongs to a revision or stands alone after ``POST /source`` until it
+is attached with ``add_to_revision``; who may use it is ``http/access.py``.
 
 Internal keys on a source document: ``_fourfour``/``_revision_seq`` (the revision it
 belongs to), ``_owner`` (creator's user id), ``_path`` (the complete bytes, once they
-exist).
+exist), ``_removed_at``/``_removed_because`` (cleanup removed its bytes and rows).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-
-from dsmsyncd.server.catalog import revisions
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
-from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.http import auth
-from dsmsyncd.server.state import STATE
-from dsmsyncd.server.storage.ingest import ParseOptions
+from dsmsyncd.server.catalog.users import creator_ref
+from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.storage.parse_options import InvalidParseOption, ParseOptions
 
 SOURCE_TYPES = frozenset({"upload", "view", "url", "connection_agent", "gateway"})
+REMOVED_KEY = "source_removed"
 
 
-def revision_key(fourfour: str, seq: int) -> str:
+def _revision_key(fourfour: str, seq: int) -> str:
     return f"{fourfour}:{seq}"
 
 
-def save_revision(meta: MetaStore, revision: Doc) -> None:
-    meta.put(Kind.REVISION, revision["id"], revision)
+def normalise_parse_options(raw: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """All eight parse options, ``raw`` laid over ``base`` (or the defaults), checked.
 
-
-def parse_id(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise not_found(what, text)
-    return int(text)
-
-
-def open_revision_for_write(request: web.Request, fourfour: str, seq: int) -> tuple[Doc, Doc]:
-    """The revision and caller, if the caller owns the dataset and the revision is open."""
-    _view, user = auth.view_for_write(request, fourfour)
-    revision = revisions.find(request.app[STATE].meta, fourfour, seq)
-    if revision is None:
-        raise not_found("revision", f"{fourfour}/{seq}")
-    if revision.get("closed_at") is not None:
-        raise ApiError(
-            409,
-            f"revision {fourfour}/{seq} is closed (applied or discarded); open a new revision",
-            key="revision_closed",
-        )
-    return revision, user
-
-
-def normalise_parse_options(raw: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All eight parse options, ``raw`` laid over ``base`` (or the defaults)."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise bad_field("parse_options", "expected an object")
-    merged = {**(base or {}), **raw}
+    The one rule for parse options, a source's and an import config's alike: a config's
+    options become its sources' options, so a config never holds options that a source
+    would refuse. Unknown keys are dropped; a bad option is a 400 that names it.
+    """
+    if raw is not None and not isinstance(raw, dict):
+        raise bad_field("parse_options", "expected an object or null")
     try:
-        return ParseOptions.from_json(merged).to_json()
-    except (ValueError, TypeError) as exc:
-        raise bad_field("parse_options", str(exc)) from exc
+        return ParseOptions.from_json({**(base or {}), **(raw or {})}).to_json()
+    except InvalidParseOption as exc:
+        raise bad_field(f"parse_options.{exc.key}", str(exc)) from exc
 
 
 def normalise_source_type(raw: Any) -> dict[str, Any]:
@@ -106,7 +78,7 @@ def new_source(
         "content_type": None,
         "filesize": None,
         "created_at": utcnow_iso(),
-        "created_by": auth.creator_ref(user),
+        "created_by": creator_ref(user),
         "finished_at": None,
         "failed_at": None,
         "failure_details": None,
@@ -125,7 +97,7 @@ def attach(meta: MetaStore, doc: Doc, revision: Doc | None) -> Doc:
     if revision is not None:
         doc["_fourfour"] = revision["fourfour"]
         doc["_revision_seq"] = revision["revision_seq"]
-        parent = revision_key(revision["fourfour"], revision["revision_seq"])
+        parent = _revision_key(revision["fourfour"], revision["revision_seq"])
     return meta.put(Kind.SOURCE, doc["id"], doc, parent=parent, owner=doc["_owner"])
 
 
@@ -134,42 +106,18 @@ def save(meta: MetaStore, doc: Doc) -> Doc:
 
 
 def revision_sources(meta: MetaStore, fourfour: str, seq: int) -> list[Doc]:
-    return meta.children(Kind.SOURCE, revision_key(fourfour, seq))
-
-
-def source_revision(meta: MetaStore, doc: Doc) -> Doc | None:
-    if doc.get("_fourfour") is None:
-        return None
-    return revisions.find(meta, doc["_fourfour"], int(doc["_revision_seq"]))
-
-
-def source_for(request: web.Request, source_id: int, *, write: bool = False) -> Doc:
-    """The source, if the caller may use it (see the module docstring)."""
-    meta = request.app[STATE].meta
-    doc = meta.get(Kind.SOURCE, source_id)
-    if doc is None:
-        raise not_found("source", source_id)
-    user = auth.require_caller(request)
-    fourfour = doc.get("_fourfour")
-    if fourfour is None:
-        if user["id"] != doc.get("_owner"):
-            raise ApiError(403, f"source {source_id} belongs to another user")
-        return doc
-    auth.view_for_write(request, fourfour)
-    if write:
-        revision = source_revision(meta, doc)
-        if revision is not None and revision.get("closed_at") is not None:
-            raise ApiError(
-                409,
-                f"source {source_id} belongs to closed revision {fourfour}/"
-                f"{doc['_revision_seq']}; open a new revision",
-                key="revision_closed",
-            )
-    return doc
+    return meta.children(Kind.SOURCE, _revision_key(fourfour, seq))
 
 
 def failure(key: str, message: str) -> dict[str, Any]:
     return {"key": key, "message": message}
+
+
+def fail(meta: MetaStore, doc: Doc, key: str, message: str) -> Doc:
+    """Mark a source failed now, with ``failure_details`` ``{key, message}``."""
+    doc["failed_at"] = utcnow_iso()
+    doc["failure_details"] = failure(key, message)
+    return save(meta, doc)
 
 
 def is_settled(meta: MetaStore, doc: Doc) -> bool:
@@ -190,14 +138,29 @@ def stop_unsettled(meta: MetaStore, sources: list[Doc], key: str, message: str) 
 
     Marking the source failed is what stops the work: a chunk or body still arriving
     is refused at its next piece, and a parse drops its table when it returns
-    (``processing.parse_source``). A client polling the source sees ``failed_at``
-    and stops waiting, instead of polling a source that will never be parsed.
+    (``jobs/parse.py``). A client polling the source sees ``failed_at`` and stops
+    waiting, instead of polling a source that will never be parsed.
     """
     stopped = []
     for doc in sources:
         if doc.get("failed_at") is None and not is_settled(meta, doc):
-            doc["failed_at"] = utcnow_iso()
-            doc["failure_details"] = failure(key, message)
-            save(meta, doc)
+            fail(meta, doc, key, message)
             stopped.append(int(doc["id"]))
     return stopped
+
+
+def is_removed(source: Doc) -> bool:
+    """Whether cleanup removed the source's bytes and rows (``jobs/cleanup.py``)."""
+    return source.get("_removed_at") is not None
+
+
+def refuse_if_removed(source: Doc) -> None:
+    """410 for a read of rows or bytes that cleanup removed (the document itself stays)."""
+    if is_removed(source):
+        why = source.get("_removed_because") or "its revision was discarded"
+        raise ApiError(
+            410,
+            f"source {source['id']} no longer has its uploaded file or rows: {why}; "
+            "open a new revision and upload the file again",
+            key=REMOVED_KEY,
+        )

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 
 # Revision metadata keys (snake/camel as DSMAPI sends them) copied onto the view.
 METADATA_KEYS = (

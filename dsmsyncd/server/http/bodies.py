@@ -1,11 +1,5 @@
-"""Reading request bodies and writing JSON replies, the same way in every route module.
-
-Stored documents are the wire ``resource`` dicts; by convention their top-level keys
-that start with ``_`` are internal bookkeeping (``_config`` on a revision, ``_table`` on
-an output schema) and :func:`public` drops them before anything is serialised. Only
-the top level is stripped: nested objects such as a dataset's custom ``metadata`` are
-user data and are returned exactly as sent.
-"""
+"""Reading requests (ids in the URL, JSON bodies) and writing JSON replies, the same way
+in every route module."""
 
 from __future__ import annotations
 
@@ -17,7 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from dsmsyncd.server import json_depth
-from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.errors import ApiError, not_found
+from dsmsyncd.server.fields import json_type
 from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
@@ -30,9 +25,20 @@ def request_id(request: web.Request) -> str:
     return value
 
 
-def public(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document without its internal (``_``-prefixed) top-level keys."""
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
+def url_id(request: web.Request, name: str, what: str) -> int:
+    """The integer id in URL part ``name``; anything else names no ``what`` (404)."""
+    text = request.match_info[name]
+    if not text.isdigit():
+        raise not_found(what, text)
+    return int(text)
+
+
+def url_seq(request: web.Request, name: str = "seq") -> int:
+    """A revision sequence number from the URL (404 if it is not an integer)."""
+    text = request.match_info[name]
+    if not text.isdigit():
+        raise ApiError(404, f"revision sequence number must be an integer, not {text!r}")
+    return int(text)
 
 
 def envelope(resource: Any, links: dict[str, Any]) -> dict[str, Any]:
@@ -112,46 +118,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(
             400,
-            f"request body must be a JSON object, not {_json_type(body)}",
+            f"request body must be a JSON object, not {json_type(body)}",
             key="malformed_json",
         )
     return body
-
-
-def optional_str(body: dict[str, Any], key: str, *, where: str = "") -> str | None:
-    value = body.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise bad_field(where + key, f"expected a string or null, got {_json_type(value)}")
-
-
-def optional_dict(body: dict[str, Any], key: str, *, where: str = "") -> dict[str, Any] | None:
-    value = body.get(key)
-    if value is None or isinstance(value, dict):
-        return value
-    raise bad_field(where + key, f"expected an object or null, got {_json_type(value)}")
-
-
-def optional_int(body: dict[str, Any], key: str, *, where: str = "") -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-        raise bad_field(where + key, f"expected an integer or null, got {_json_type(value)}")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

@@ -17,7 +17,7 @@ The row write and the metadata publish are two commits in two databases, so a cr
 can fall between them. The row store's apply log closes that gap: it is written in
 the row write's own transaction, and an apply run again for the same revision finds
 it and publishes without writing the rows twice. That is what makes resuming an
-interrupted apply at the next start safe (``apply_resume``).
+interrupted apply at the next start safe (``resume_apply.py``).
 
 One apply runs at a time per dataset; a second one waits for the first.
 """
@@ -28,21 +28,19 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
-from typing import Any
+from typing import Any, cast
 
-from dsmsyncd.server.catalog import views
+from dsmsyncd.server import pause_points
+from dsmsyncd.server.catalog import revisions, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
-from dsmsyncd.server.http.auth import creator_ref
-from dsmsyncd.server.jobs import pause_points, signals
+from dsmsyncd.server.catalog.users import creator_ref
+from dsmsyncd.server.jobs import signals
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.state import ServerState
 from dsmsyncd.server.storage.apply import ApplyAction
 from dsmsyncd.server.storage.rowstore import AppliedColumn, ApplyRefused, ApplyStats, ApplyTarget
-from dsmsyncd.server.storage.soql_types import SoqlType
 
 logger = logging.getLogger("dsmsyncd.server.jobs.apply")
-
-_locks: weakref.WeakKeyDictionary[MetaStore, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 class ApplyFailed(Exception):
@@ -69,9 +67,13 @@ def new_task_set(
     return meta.put(Kind.TASK_SET, task_set_id, doc, parent=revision["id"], owner=user["id"])
 
 
-def _dataset_lock(meta: MetaStore, fourfour: str) -> asyncio.Lock:
-    per_store = _locks.setdefault(meta, {})
-    return per_store.setdefault(fourfour, asyncio.Lock())
+def start(state: ServerState, revision: Doc, task_set_id: int) -> None:
+    """Run the apply in the background, filed under its dataset (cleanup waits for it)."""
+    state.applies.start(
+        revision["fourfour"],
+        run_apply(state, int(revision["id"]), task_set_id),
+        label=f"{revisions.ref(revision)}-{task_set_id}",
+    )
 
 
 async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> None:
@@ -79,12 +81,12 @@ async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> N
     job = _Job(state.meta, revision_id, task_set_id)
     try:
         revision = job.revision()
-        async with _dataset_lock(state.meta, revision["fourfour"]):
+        async with state.apply_locks.lock(revision["fourfour"]):
             await job.run(state)
     except asyncio.CancelledError:
         # Shutdown ran out of time. The row write may still commit in its worker thread,
         # so "failure" could be false: leave the task set running, for the next start to
-        # finish (``apply_resume``), as after a kill.
+        # finish (``resume_apply.py``), as after a kill.
         job.note("interrupted", "the server shut down during this apply; its next start resumes it")
         raise
     except ApplyRefused as exc:
@@ -195,12 +197,8 @@ class _Job:
     async def _apply_rows(
         self, state: ServerState, revision: Doc, output_schema: Doc
     ) -> ApplyStats:
-        action: ApplyAction = "update"
         requested = (revision.get("action") or {}).get("type")
-        if requested == "replace":
-            action = "replace"
-        elif requested == "delete":
-            action = "delete"
+        action = cast(ApplyAction, requested if requested in revisions.ACTION_TYPES else "update")
         source = self._meta.get(Kind.SOURCE, output_schema.get("_source_id", -1))
         if source is not None and (source.get("source_type") or {}).get("type") == "view":
             # A view source is the dataset's own rows, reshaped: publish it as a whole.
@@ -237,9 +235,7 @@ class _Job:
                 self._publish_blob(view, int(revision["blob_id"]))
             view["publicationStage"] = "published"
             views.save_view(meta, view)
-            revision = self.revision()
-            revision["closed_at"] = revision["updated_at"] = utcnow_iso()
-            meta.put(Kind.REVISION, revision["id"], revision)
+            revisions.close(meta, self.revision())
             self.step("successful", "finished", _summary(stats))
 
     def _publish_blob(self, view: Doc, blob_id: int) -> None:

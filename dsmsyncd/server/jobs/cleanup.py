@@ -11,7 +11,7 @@ The work is split in two so that it is safe and cheap for the request:
    as the discard/delete: decide which sources may go (none that an open revision or
    a running apply still points at, see :func:`live_source_ids`) and mark them
    ``_removed_at``. From then on every read of their rows answers 410
-   (:func:`refuse_if_removed`) and no revision can start using them, so there is no
+   (``sources.refuse_if_removed``) and no revision can start using them, so there is no
    window in which something new comes to depend on them.
 2. :func:`remove_sources` / :func:`remove_dataset`, spawned after the response: wait
    for the background work still touching those tables (a parse would recreate a
@@ -24,33 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
-from dsmsyncd.server.catalog import revisions, views
-from dsmsyncd.server.catalog import sources as source_store
+from dsmsyncd.server.catalog import revisions, sources, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
-from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.state import ServerState
 from dsmsyncd.server.storage import uploads
 
 logger = logging.getLogger("dsmsyncd.server.jobs.cleanup")
-
-REMOVED_KEY = "source_removed"
-
-
-def is_removed(source: Doc) -> bool:
-    return source.get("_removed_at") is not None
-
-
-def refuse_if_removed(source: Doc) -> None:
-    """410 for a read of rows or bytes that cleanup removed (the document itself stays)."""
-    if is_removed(source):
-        why = source.get("_removed_because") or "its revision was discarded"
-        raise ApiError(
-            410,
-            f"source {source['id']} no longer has its uploaded file or rows: {why}; "
-            "open a new revision and upload the file again",
-            key=REMOVED_KEY,
-        )
 
 
 def live_source_ids(meta: MetaStore) -> set[int]:
@@ -66,7 +47,7 @@ def live_source_ids(meta: MetaStore) -> set[int]:
         if revision.get("closed_at") is not None and running is None:
             continue
         ff, seq = revision["fourfour"], int(revision["revision_seq"])
-        keep.update(int(s["id"]) for s in source_store.revision_sources(meta, ff, seq))
+        keep.update(int(s["id"]) for s in sources.revision_sources(meta, ff, seq))
         osids = [revision.get("output_schema_id")]
         if running is not None:
             osids.append(running.get("output_schema_id"))
@@ -79,7 +60,7 @@ def live_source_ids(meta: MetaStore) -> set[int]:
     return keep
 
 
-def claim(meta: MetaStore, sources: Iterable[Doc], why: str) -> list[int]:
+def claim(meta: MetaStore, docs: Iterable[Doc], why: str) -> list[int]:
     """Mark the sources nothing live needs as removed; their ids, for the removal.
 
     Call inside the transaction that closes or deletes their revisions, after that
@@ -88,13 +69,13 @@ def claim(meta: MetaStore, sources: Iterable[Doc], why: str) -> list[int]:
     keep = live_source_ids(meta)
     now = utcnow_iso()
     claimed = []
-    for doc in sources:
+    for doc in docs:
         source_id = int(doc["id"])
-        if source_id in keep or is_removed(doc):
+        if source_id in keep or sources.is_removed(doc):
             continue
         doc["_removed_at"] = now
         doc["_removed_because"] = why
-        source_store.save(meta, doc)
+        sources.save(meta, doc)
         claimed.append(source_id)
     return claimed
 
@@ -110,54 +91,39 @@ def source_tables(meta: MetaStore, source_id: int) -> list[str]:
     return list(dict.fromkeys(tables))
 
 
-def _source_work(state: ServerState, source_id: int) -> list[asyncio.Task[object]]:
-    tasks = state.running(f"parse-source-{source_id}")
+def _work_on(state: ServerState, source_id: int) -> list[asyncio.Task[Any]]:
+    """The parse and transforms still running on a source's tables."""
+    tasks = state.parses.running(source_id)
     for input_schema in state.meta.children(Kind.INPUT_SCHEMA, source_id):
         for output_schema in state.meta.children(Kind.OUTPUT_SCHEMA, input_schema["id"]):
-            tasks += state.running(f"materialize-{output_schema['id']}")
+            tasks += state.materializations.running(int(output_schema["id"]))
     return tasks
 
 
-async def _wait_for(tasks_now: list[asyncio.Task[object]]) -> None:
-    # Only waiting: these tasks record their own outcome; a crash is logged by spawn.
-    if tasks_now:
-        await asyncio.wait(tasks_now)
-
-
-async def remove_sources(
-    state: ServerState, source_ids: list[int], locks: uploads.UploadLocks | None = None
-) -> None:
+async def remove_sources(state: ServerState, source_ids: list[int]) -> None:
     """Drop the claimed sources' tables and delete their uploads, once nothing runs on them."""
     for source_id in source_ids:
-        # A parse creates the output schema whose materialize then runs: repeat until quiet.
-        while work := _source_work(state, source_id):
-            await _wait_for(work)
+        # A parse creates the output schema whose materialize then runs: repeat until
+        # quiet. Only waiting: the tasks record their own outcome, and spawn logs a crash.
+        while work := _work_on(state, source_id):
+            await asyncio.wait(work)
     tables = [t for sid in source_ids for t in source_tables(state.meta, sid)]
     if tables:
         await state.rows.drop_tables(*tables)
     for source_id in source_ids:
-        if locks is None:
+        async with state.upload_locks.lock(source_id):  # never under a commit's concatenation
             await uploads.remove(state.uploads_dir, source_id)
-            continue
-        async with locks.for_source(source_id):  # never under a commit's concatenation
-            await uploads.remove(state.uploads_dir, source_id)
-        locks.forget(source_id)
+        state.upload_locks.forget(source_id)
     if source_ids:
         logger.info("removed the files and %d tables of sources %s", len(tables), source_ids)
 
 
-async def remove_dataset(
-    state: ServerState,
-    fourfour: str,
-    source_ids: list[int],
-    locks: uploads.UploadLocks | None = None,
-) -> None:
+async def remove_dataset(state: ServerState, fourfour: str, source_ids: list[int]) -> None:
     """After ``DELETE /api/views/{ff}``: its sources, then its published rows.
 
     Applies already spawned for the dataset are waited for first: one may be in the
     middle of writing the dataset table, and would recreate it after the drop.
     """
-    while applies := state.running_with_prefix(f"apply-{fourfour}/"):
-        await _wait_for(applies)
-    await remove_sources(state, source_ids, locks)
+    await state.applies.wait(fourfour)
+    await remove_sources(state, source_ids)
     await state.rows.drop_tables(views.dataset_table(fourfour))

@@ -10,14 +10,15 @@ report failure instead of hanging (§3e).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
 from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.soql_types import GEOMETRY_TYPES, SoqlType
 from dsmsyncd.server.storage.rowstore import InputRef, OutputColumnPlan
-from dsmsyncd.server.storage.soql_types import GEOMETRY_TYPES, SoqlType
 from dsmsyncd.server.storage.sql import ident
 from dsmsyncd.server.transforms import (
     ColumnInput,
@@ -69,6 +70,12 @@ def column_id(meta: MetaStore) -> int:
     a client relies on.
     """
     return meta.next_id(Kind.TRANSFORM)
+
+
+def compile_context(source: Doc) -> CompileContext:
+    """What an expression may read besides its columns: when the source was created."""
+    created = dt.datetime.fromisoformat(source["created_at"]).replace(tzinfo=dt.UTC)
+    return CompileContext(source_created_at=created)
 
 
 def guessed_expression(field_name: str, guessed_type: str) -> str:

@@ -2,36 +2,33 @@
 
 upload bytes → ``RowStore.ingest`` into ``in_{source_id}`` → input schema document →
 first output schema (from the revision's import config, else one guessed transform per
-column) → ``RowStore.materialize`` into ``out_{output_schema_id}`` → counts and
-``finished_at``/``completed_at`` → the revision's ``output_schema_id`` → the signal
-that wakes whoever waits on the output schema.
+column), whose rows ``materialize.py`` then computes.
 
 Each step writes its result to the metastore as soon as it has it, in the order the SDK
 polls for them (§3a: source ``schemas``, then ``output_schemas``, then
-``completed_at``), so a poller sees progress rather than one jump at the end. A failure
-is recorded on the resource it concerns (source ``failed_at`` for a file that cannot be
-parsed, transform ``failed_at`` for an expression that cannot be compiled); nothing is
-left waiting forever.
+``completed_at``), so a poller sees progress rather than one jump at the end. A file
+that cannot be parsed is recorded on the source (``failed_at``); nothing is left
+waiting forever.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
 
-from dsmsyncd.server.catalog import sources as source_store
+from dsmsyncd.server.catalog import configs, revisions, sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
-from dsmsyncd.server.http.auth import creator_ref
-from dsmsyncd.server.jobs import output_schema as output_columns
-from dsmsyncd.server.jobs import signals
-from dsmsyncd.server.jobs.output_schema import ColumnSpec, PlannedColumn
+from dsmsyncd.server.jobs import materialize, output_schema
+from dsmsyncd.server.jobs.output_schema import ColumnSpec
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.state import ServerState
-from dsmsyncd.server.storage.ingest import InputColumnInfo, ParseOptions, UnparsableFile
-from dsmsyncd.server.storage.rowstore import OutputColumnPlan, OutputStats
-from dsmsyncd.server.storage.soql_types import SoqlType
-from dsmsyncd.server.transforms import CompileContext
+from dsmsyncd.server.storage.ingest import (
+    InputColumnInfo,
+    ParsedInput,
+    ParseOptions,
+    UnparsableFile,
+)
 
 logger = logging.getLogger("dsmsyncd.server.jobs.parse")
 
@@ -41,15 +38,16 @@ def start(state: ServerState, source: Doc) -> None:
     if not source["parse_options"].get("parse_source", True):
         mark_blob(state.meta, source)
         return
-    state.spawn(parse_source(state, int(source["id"])), name=f"parse-source-{source['id']}")
+    source_id = int(source["id"])
+    state.parses.start(source_id, parse_source(state, source_id))
 
 
 def mark_blob(meta: MetaStore, source: Doc) -> None:
     """A "Files and Documents" upload: the revision publishes the bytes as they are."""
-    revision = source_store.source_revision(meta, source)
+    revision = revisions.of_source(meta, source)
     if revision is not None:
         revision["blob_id"] = source["id"]
-        source_store.save_revision(meta, revision)
+        revisions.save(meta, revision)
 
 
 async def parse_source(state: ServerState, source_id: int) -> None:
@@ -57,11 +55,39 @@ async def parse_source(state: ServerState, source_id: int) -> None:
     source = meta.get(Kind.SOURCE, source_id)
     if source is None or source.get("_path") is None or _stopped(meta, source_id):
         return
-    table = f"in_{source_id}"
-    options = ParseOptions.from_json(source["parse_options"])
-    config = source_config(meta, source)
+    parsed = await _ingest(state, source)
+    if parsed is None:
+        return
+    isid = meta.next_id(Kind.INPUT_SCHEMA)
+    columns = [
+        input_column(
+            meta,
+            isid,
+            info.field_name,
+            info.display_name,
+            info.position,
+            "text",
+            guessed=str(info.guessed_type),
+        )
+        for info in parsed.columns
+    ]
+    sql_names = {info.field_name: info.sql_name for info in parsed.columns}
+    input_schema = store_input_schema(
+        meta, source, isid, columns, parsed.total_rows, parsed.row_error_count, sql_names
+    )
+    _finish_source(meta, source_id)
+    specs = config_specs(meta, source) or guessed_specs(meta, source, parsed.columns)
+    await materialize.first_output_schema(state, source, input_schema, specs)
+
+
+async def _ingest(state: ServerState, source: Doc) -> ParsedInput | None:
+    """The parsed file in ``in_{id}``; None if the source failed or stopped meanwhile."""
+    meta, source_id = state.meta, int(source["id"])
+    table = input_table(source_id)
+    config = configs.of_source(meta, source)
     # An import config with columns decides the output schema: guessed types go unused.
     guess_types = not (config and config.get("columns"))
+    options = ParseOptions.from_json(source["parse_options"])
     try:
         await state.rows.drop_tables(table)  # a parse resumed after a restart starts clean
         parsed = await state.rows.ingest(
@@ -74,49 +100,48 @@ async def parse_source(state: ServerState, source_id: int) -> None:
         )
     except UnparsableFile as exc:
         _fail_source(meta, source_id, exc.message)
-        return
+        return None
     except Exception as exc:
         if _stopped(meta, source_id):
-            return  # cleanup removed what it read from; nobody waits for this parse
+            return None  # cleanup removed what it read from; nobody waits for this parse
         logger.exception("parsing source %s failed", source_id)
         _fail_source(meta, source_id, f"internal error while parsing: {exc}", key="internal_error")
-        return
+        return None
     if _stopped(meta, source_id):
         # Cancelled (or its revision discarded) while DuckDB was parsing: the thread
         # could not be interrupted, so its table is dropped now instead.
         await state.rows.drop_tables(table)
-        return
-    input_columns = []
-    sql_names: dict[str, str] = {}
-    isid = meta.next_id(Kind.INPUT_SCHEMA)
-    for info in parsed.columns:
-        sql_names[info.field_name] = info.sql_name
-        input_columns.append(
-            {
-                "id": output_columns.column_id(meta),
-                "input_schema_id": isid,
-                "field_name": info.field_name,
-                "display_name": info.display_name,
-                "position": info.position,
-                "soql_type": "text",
-                "semantic_type": None,
-                "guessed_soql_type": str(info.guessed_type),
-                "guessed_subtypes": [],
-            }
-        )
-    input_schema = store_input_schema(
-        meta,
-        source,
-        isid,
-        input_columns,
-        parsed.total_rows,
-        parsed.row_error_count,
-        table,
-        sql_names,
-    )
-    _finish_source(meta, source_id)
-    specs = config_specs(meta, source) or guessed_specs(meta, source, parsed.columns)
-    await first_output_schema(state, source, input_schema, specs)
+        return None
+    return parsed
+
+
+def input_table(source_id: int) -> str:
+    """The DuckDB table that holds a source's parsed (or snapshotted) rows."""
+    return f"in_{source_id}"
+
+
+def input_column(
+    meta: MetaStore,
+    input_schema_id: int,
+    field_name: str,
+    display_name: str,
+    position: int,
+    soql_type: str,
+    *,
+    guessed: str,
+) -> dict[str, Any]:
+    """One input column of an input schema, as the wire shows it (digest §1.3)."""
+    return {
+        "id": output_schema.column_id(meta),
+        "input_schema_id": input_schema_id,
+        "field_name": field_name,
+        "display_name": display_name,
+        "position": position,
+        "soql_type": soql_type,
+        "semantic_type": None,
+        "guessed_soql_type": guessed,
+        "guessed_subtypes": [],
+    }
 
 
 def guessed_specs(meta: MetaStore, source: Doc, columns: list[InputColumnInfo]) -> list[ColumnSpec]:
@@ -141,7 +166,7 @@ def guessed_specs(meta: MetaStore, source: Doc, columns: list[InputColumnInfo]) 
                 display_name=info.display_name,
                 position=info.position,
                 is_primary_key=True if existing and existing.get("id") == row_id else None,
-                transform_expr=output_columns.guessed_expression(info.field_name, soql_type),
+                transform_expr=output_schema.guessed_expression(info.field_name, soql_type),
             )
         )
     return specs
@@ -154,7 +179,6 @@ def store_input_schema(
     input_columns: list[dict[str, Any]],
     total_rows: int | None,
     num_row_errors: int,
-    table: str,
     sql_names: dict[str, str],
 ) -> Doc:
     """Store an input schema; ``sql_names`` maps field names to the table's columns."""
@@ -167,7 +191,7 @@ def store_input_schema(
         "num_row_errors": num_row_errors,
         "input_columns": input_columns,
         "output_schemas": [],
-        "_table": table,
+        "_table": input_table(int(source["id"])),
         "_source_id": source["id"],
         "_sql_names": sql_names,
     }
@@ -176,146 +200,21 @@ def store_input_schema(
 
 def config_specs(meta: MetaStore, source: Doc) -> list[ColumnSpec]:
     """The output columns of the import config the source's revision was opened with."""
-    config = source_config(meta, source)
+    config = configs.of_source(meta, source)
     columns = (config or {}).get("columns") or []
     specs = []
     for index, col in enumerate(columns):
         if isinstance(col, dict) and isinstance(col.get("field_name"), str):
             expr = col.get("transform_expr") or f"`{col['field_name']}`"
-            specs.append(output_columns.spec_from_dict(col, str(expr), index))
+            specs.append(output_schema.spec_from_dict(col, str(expr), index))
     specs.sort(key=lambda s: s.position)
     return specs
-
-
-def source_config(meta: MetaStore, source: Doc) -> Doc | None:
-    return source_config_for_revision(meta, source_store.source_revision(meta, source))
-
-
-def source_config_for_revision(meta: MetaStore, revision: Doc | None) -> Doc | None:
-    """The import config a revision was opened with, if it still exists."""
-    name = (revision or {}).get("_config")
-    return meta.get(Kind.CONFIG, name) if isinstance(name, str) else None
-
-
-def config_from_output_schema(
-    name: str, data_action: str, parse_options: dict[str, Any], doc: Doc, user: Doc, now: str
-) -> Doc:
-    """An import config (same shape as ``routes_configs``) that reproduces ``doc``."""
-    ordered = sorted(doc["output_columns"], key=lambda c: c["position"])
-    return {
-        "name": name,
-        "data_action": data_action,
-        "parse_options": dict(parse_options),
-        "columns": [
-            {
-                "field_name": c["field_name"],
-                "display_name": c.get("display_name") or c["field_name"],
-                "transform_expr": c["transform"]["transform_expr"],
-                "format": c.get("format") or {},
-                "description": c.get("description") or "",
-                "is_primary_key": c.get("is_primary_key"),
-                "flags": c.get("flags") or [],
-            }
-            for c in ordered
-        ],
-        "created_at": now,
-        "updated_at": now,
-        "created_by": creator_ref(user),
-    }
-
-
-def compile_context(source: Doc) -> CompileContext:
-    created = dt.datetime.fromisoformat(source["created_at"]).replace(tzinfo=dt.UTC)
-    return CompileContext(source_created_at=created)
-
-
-async def first_output_schema(
-    state: ServerState, source: Doc, input_schema: Doc, specs: list[ColumnSpec]
-) -> None:
-    """The output schema a parsed source starts with (its revision points at it)."""
-    doc, planned = create_first_output_schema(state, source, input_schema, specs)
-    await materialize(state, doc, planned)
-
-
-def create_first_output_schema(
-    state: ServerState, source: Doc, input_schema: Doc, specs: list[ColumnSpec]
-) -> tuple[Doc, list[PlannedColumn]]:
-    inputs = output_columns.column_inputs(input_schema)
-    planned = output_columns.plan(specs, inputs, compile_context(source), strict=False)
-    doc = output_columns.new_output_schema(
-        state.meta, input_schema, planned, [], source["created_by"]
-    )
-    point_revision_at(state.meta, source, int(doc["id"]))
-    return doc, planned
-
-
-def start_materialize(
-    state: ServerState,
-    source: Doc,
-    doc: Doc,
-    planned: list[PlannedColumn],
-    *,
-    increment_revision: bool,
-) -> None:
-    """Compute a new output schema's rows in the background."""
-    if increment_revision:
-        point_revision_at(state.meta, source, int(doc["id"]))
-    state.spawn(materialize(state, doc, planned), name=f"materialize-{doc['id']}")
-
-
-def point_revision_at(meta: MetaStore, source: Doc, osid: int) -> None:
-    """Make an output schema the one its (open) revision applies by default."""
-    revision = source_store.source_revision(meta, source)
-    if revision is not None and revision.get("closed_at") is None:
-        revision["output_schema_id"] = osid
-        source_store.save_revision(meta, revision)
-
-
-async def materialize(state: ServerState, doc: Doc, planned: list[PlannedColumn]) -> None:
-    """Compute an output schema's rows, then record its counts and completion."""
-    meta = state.meta
-    osid = int(doc["id"])
-    plans = [OutputColumnPlan(p.spec.field_name, p.compiled) for p in planned]
-    try:
-        stats = await state.rows.materialize(doc["_input_table"], doc["_table"], plans)
-    except Exception as exc:
-        logger.exception("materialising output schema %s failed", osid)
-        _finish_output_schema(meta, osid, None, f"internal error while transforming: {exc}")
-    else:
-        _finish_output_schema(meta, osid, stats, None)
-    signals.output_schema_done(state, osid)
-
-
-def _finish_output_schema(
-    meta: MetaStore, osid: int, stats: OutputStats | None, internal: str | None
-) -> None:
-    doc = meta.get(Kind.OUTPUT_SCHEMA, osid)
-    if doc is None:
-        return
-    now = utcnow_iso()
-    counts = list(stats.column_error_counts) if stats is not None else []
-    for index, col in enumerate(doc["output_columns"]):
-        transform = col["transform"]
-        if internal is not None and transform["failed_at"] is None:
-            transform["failed_at"] = now
-            transform["failure_details"] = {"message": internal, "type": "internal_error"}
-        if transform["failed_at"] is None:
-            transform["error_count"] = int(counts[index]) if index < len(counts) else 0
-            transform["completed_at"] = transform["finished_at"] = now
-    doc["error_count"] = int(stats.error_rows) if stats is not None else 0
-    doc["total_rows"] = int(stats.total_rows) if stats is not None else 0
-    doc["finished_at"] = doc["completed_at"] = now
-    meta.put(Kind.OUTPUT_SCHEMA, osid, doc)
 
 
 def _stopped(meta: MetaStore, source_id: int) -> bool:
     """Whether a source was cancelled, failed or cleaned up while work on it ran."""
     source = meta.get(Kind.SOURCE, source_id)
-    return (
-        source is None
-        or source.get("failed_at") is not None
-        or source.get("_removed_at") is not None
-    )
+    return source is None or source.get("failed_at") is not None or sources.is_removed(source)
 
 
 def _fail_source(
@@ -324,13 +223,11 @@ def _fail_source(
     source = meta.get(Kind.SOURCE, source_id)
     if source is None or source.get("failed_at") is not None:
         return  # the first failure (a cancel, say) is the one to report
-    source["failed_at"] = utcnow_iso()
-    source["failure_details"] = source_store.failure(key, message)
-    source_store.save(meta, source)
+    sources.fail(meta, source, key, message)
 
 
 def _finish_source(meta: MetaStore, source_id: int) -> None:
     source = meta.get(Kind.SOURCE, source_id)
     if source is not None and source.get("finished_at") is None:
         source["finished_at"] = utcnow_iso()
-        source_store.save(meta, source)
+        sources.save(meta, source)

@@ -7,7 +7,7 @@ would wait until its own timeout. So each one is settled before the first reques
 
 * it is **resumed**: the apply runs again from the start. That is safe because the
   row write is one DuckDB transaction that records the revision in the row store's
-  apply log (``rowstore_apply``): if the crash came after that commit, the rerun finds
+  apply log (``storage/apply.py``): if the crash came after that commit, the rerun finds
   the revision there and only publishes the metadata, writing no row twice; if it came
   before, the dataset still has exactly its old rows and the rerun writes them once.
   Clients see what a hosted service shows them: an apply that was accepted finishes,
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
 from dsmsyncd.server.catalog import revisions
 from dsmsyncd.server.catalog.metastore import Kind
-from dsmsyncd.server.jobs import apply as apply_jobs
-from dsmsyncd.server.state import STATE, ServerState
+from dsmsyncd.server.jobs import apply
+from dsmsyncd.server.state import ServerState
 
 logger = logging.getLogger("dsmsyncd.server.jobs.resume_apply")
 
@@ -45,10 +43,10 @@ async def resume(state: ServerState) -> tuple[int, int]:
         if task_set is None:
             continue
         revision_id, task_set_id = int(revision["id"]), int(task_set["id"])
-        ref = f"{revision['fourfour']}/{revision['revision_seq']}"
+        ref = revisions.ref(revision)
         tries = sum(1 for entry in task_set.get("log", []) if entry.get("stage") == RESUMED_STAGE)
         if tries >= RESUME_LIMIT and await state.rows.applied(revision_id) is None:
-            apply_jobs.fail(
+            apply.fail(
                 meta,
                 revision_id,
                 task_set_id,
@@ -59,7 +57,7 @@ async def resume(state: ServerState) -> tuple[int, int]:
             logger.warning("apply of revision %s failed: interrupted %d times", ref, tries + 1)
             failed += 1
             continue
-        apply_jobs.note(
+        apply.note(
             meta,
             revision_id,
             task_set_id,
@@ -67,15 +65,8 @@ async def resume(state: ServerState) -> tuple[int, int]:
             "the server restarted while this apply was running; it is resumed, and rows "
             "already written are not written again",
         )
-        state.spawn(
-            apply_jobs.run_apply(state, revision_id, task_set_id),
-            name=f"apply-{ref}-{task_set_id}",
-        )
+        apply.start(state, revision, task_set_id)
         resumed += 1
     if resumed or failed:
         logger.info("unfinished applies at start: %d resumed, %d failed", resumed, failed)
     return resumed, failed
-
-
-async def on_startup(app: web.Application) -> None:
-    await resume(app[STATE])

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
 from dsmsyncd.server.catalog.metastore import Kind
-from dsmsyncd.server.jobs import output_schema as output_columns
-from dsmsyncd.server.jobs import parse as processing
-from dsmsyncd.server.jobs import signals
-from dsmsyncd.server.state import STATE, ServerState
+from dsmsyncd.server.jobs import materialize, output_schema, parse, signals
+from dsmsyncd.server.state import ServerState
 
 logger = logging.getLogger("dsmsyncd.server.jobs.resume_parse")
 
@@ -33,7 +29,7 @@ def resume(state: ServerState) -> int:
             and source.get("failed_at") is None
             and not meta.children(Kind.INPUT_SCHEMA, source["id"])
         ):
-            processing.start(state, source)
+            parse.start(state, source)
             restarted += 1
     for doc in meta.all(Kind.OUTPUT_SCHEMA):
         if signals.is_finished(doc):
@@ -43,22 +39,18 @@ def resume(state: ServerState) -> int:
         if owner is None or input_schema is None:
             continue
         specs = [
-            output_columns.spec_from_dict(col, col["transform"]["transform_expr"], index)
+            output_schema.spec_from_dict(col, col["transform"]["transform_expr"], index)
             for index, col in enumerate(doc["output_columns"])
         ]
         specs.sort(key=lambda s: s.position)
-        planned = output_columns.plan(
+        planned = output_schema.plan(
             specs,
-            output_columns.column_inputs(input_schema),
-            processing.compile_context(owner),
+            output_schema.column_inputs(input_schema),
+            output_schema.compile_context(owner),
             strict=False,
         )
-        state.spawn(processing.materialize(state, doc, planned), name=f"materialize-{doc['id']}")
+        materialize.start(state, doc, planned)
         restarted += 1
     if restarted:
         logger.info("resumed %d unfinished parse/transform jobs", restarted)
     return restarted
-
-
-async def on_startup(app: web.Application) -> None:
-    resume(app[STATE])

@@ -1,34 +1,28 @@
 """Server-side wake-ups between background jobs: "this output schema is finished".
 
 An apply may be requested while its output schema is still being transformed. The
-apply job waits here instead of having clients poll: the processing code calls
+apply job waits here instead of having clients poll: the parse job calls
 :func:`output_schema_done` when it sets ``completed_at`` (or fails the schema), and
-:func:`wait_output_schema` wakes. Events are per server state (two servers in one
-process, as in the tests, never share one) and only a waiter creates one. The stored
-document stays the truth: the waiter re-reads it after each wake and also every
-:data:`FALLBACK_POLL_S` seconds, so a missed signal costs a delay, not a hang.
+:func:`wait_output_schema` wakes. Events live in the server state (two servers in one
+process, as in the tests, never share one) and only a waiter creates one, so signals
+nobody waits for leave nothing behind. The stored document stays the truth: the waiter
+re-reads it after each wake and also every :data:`FALLBACK_POLL_S` seconds, so a missed
+signal costs a delay, not a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 
-from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
+from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.state import ServerState
 
 FALLBACK_POLL_S = 0.05
 
-# Keyed by the state's MetaStore (ServerState is an unhashable dataclass); only waiters
-# create events, so signals nobody waits for leave nothing behind.
-_events: weakref.WeakKeyDictionary[MetaStore, dict[int, asyncio.Event]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 def output_schema_done(state: ServerState, output_schema_id: int) -> None:
     """Call after storing an output schema with ``completed_at`` set, or failed."""
-    event = _events.get(state.meta, {}).get(int(output_schema_id))
+    event = state.output_schema_events.get(int(output_schema_id))
     if event is not None:
         event.set()
 
@@ -44,7 +38,7 @@ def is_finished(doc: Doc) -> bool:
 async def wait_output_schema(state: ServerState, output_schema_id: int) -> Doc | None:
     """The output schema once finished; None if it does not exist (or was deleted)."""
     osid = int(output_schema_id)
-    event = _events.setdefault(state.meta, {}).setdefault(osid, asyncio.Event())
+    event = state.output_schema_events.setdefault(osid, asyncio.Event())
     try:
         while True:
             doc = state.meta.get(Kind.OUTPUT_SCHEMA, osid)
@@ -55,4 +49,4 @@ async def wait_output_schema(state: ServerState, output_schema_id: int) -> Doc |
             except TimeoutError:
                 continue
     finally:
-        _events.get(state.meta, {}).pop(osid, None)
+        state.output_schema_events.pop(osid, None)

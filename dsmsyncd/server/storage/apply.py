@@ -1,4 +1,4 @@
-"""Published datasets: applying an output table to a dataset table, and reading it.
+"""Published datasets: applying an output table to a dataset table.
 
 A dataset table has one column per dataset column, named by its field name, plus
 ``__sid``: a stable internal row id (SODA ``:id`` and the default order). An apply
@@ -27,28 +27,26 @@ Speed (a 1M-row apply should cost about one write of the rows):
   the whole row is what an update means. No index is kept: a hash join per apply is
   cheaper than maintaining an ART index over every row.
 
-These functions block; :class:`~dsmsyncd.server.storage.rowstore.RowStore` runs them in a
-worker thread with a cursor of their own.
+Reading a dataset's rows is ``datasets.py``. These functions block;
+:class:`~dsmsyncd.server.storage.rowstore.RowStore` runs them in a worker thread with a
+cursor of their own.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import duckdb
 
-from dsmsyncd.server.jobs import pause_points
+from dsmsyncd.server import pause_points
+from dsmsyncd.server.soql_types import SoqlType, duckdb_type
 from dsmsyncd.server.storage.output import any_error, error_column_count
-from dsmsyncd.server.storage.soql_types import SoqlType, duckdb_type, to_csv_text, to_wire
-from dsmsyncd.server.storage.sql import ident
+from dsmsyncd.server.storage.sql import count, ident
 from dsmsyncd.server.storage.sql import table as qtable
 
 ApplyAction = Literal["update", "replace", "delete"]
-SelectItem = tuple[str, str, SoqlType]  # (SQL expression, result key, SoQL type)
 
 _INCOMING = "__apply_incoming"  # temporary: deduplicated incoming rows
 _MATCHED = "__apply_matched"  # temporary: (__sid, identifier) of rows an upsert replaces
@@ -181,7 +179,7 @@ def _write_rows(
         assert rid is not None
         deleted = _changed(cur, f"DELETE FROM {ds} WHERE {rid} IN (SELECT {rid} FROM {incoming})")
     else:
-        base = _count(cur, ds, "coalesce(max(__sid), 0)")
+        base = count(cur, ds, "coalesce(max(__sid), 0)")
         if action == "replace":
             deleted = _changed(cur, f"DELETE FROM {ds}")
             created = _insert(cur, ds, names, incoming, base)
@@ -190,66 +188,10 @@ def _write_rows(
             created, updated = _upsert(cur, ds, names, incoming, distinct_ids, rid, base)
         else:
             created = _insert(cur, ds, names, incoming, base)
-    after = _count(cur, ds)
+    after = count(cur, ds)
     cur.execute(f"DROP TABLE IF EXISTS {_INCOMING}")
     cur.execute(f"DROP TABLE IF EXISTS {_MATCHED}")
     return ApplyStats(created, updated, deleted, total - kept, after)
-
-
-def dataset_query(
-    dataset_table: str,
-    select: Sequence[SelectItem],
-    where_sql: str | None,
-    order_sql: Sequence[str],
-    *,
-    paged: bool,
-) -> str:
-    """The SELECT for a dataset read; ``__sid`` breaks ties so paging is stable."""
-    items = ", ".join(f"({expr}) AS {ident(f'_{i}')}" for i, (expr, _, _) in enumerate(select))
-    where = f"WHERE {where_sql}" if where_sql else ""
-    order = ", ".join([*order_sql, "__sid"])
-    limit = "LIMIT ? OFFSET ?" if paged else ""
-    return f"SELECT {items} FROM {qtable(dataset_table)} {where} ORDER BY {order} {limit}"
-
-
-def dataset_rows(
-    cur: duckdb.DuckDBPyConnection,
-    dataset_table: str,
-    select: Sequence[SelectItem],
-    where_sql: str | None,
-    order_sql: Sequence[str],
-    limit: int,
-    offset: int,
-) -> list[dict[str, Any]]:
-    if not table_exists(cur, dataset_table):
-        return []
-    sql = dataset_query(dataset_table, select, where_sql, order_sql, paged=True)
-    rows = cur.execute(sql, [limit, offset]).fetchall()
-    return [
-        {key: to_wire(kind, value) for (_, key, kind), value in zip(select, row, strict=True)}
-        for row in rows
-    ]
-
-
-def dataset_csv(rows: Iterable[tuple[Any, ...]], select: Sequence[SelectItem]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for row in rows:
-        writer.writerow([to_csv_text(kind, v) for (_, _, kind), v in zip(select, row, strict=True)])
-    return buffer.getvalue().encode()
-
-
-def dataset_count(cur: duckdb.DuckDBPyConnection, dataset_table: str) -> int:
-    if not table_exists(cur, dataset_table):
-        return 0
-    return _count(cur, qtable(dataset_table))
-
-
-def table_exists(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = cur.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _reshape(
@@ -352,7 +294,7 @@ def _upsert(
         f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT __sid, {rid} FROM {ds} "
         f"WHERE {rid} IN (SELECT {rid} FROM {incoming})"
     )
-    matched_rows = _count(cur, _MATCHED)
+    matched_rows = count(cur, _MATCHED)
     if matched_rows == 0:
         return _insert(cur, ds, names, incoming, base), 0
     cur.execute(f"DELETE FROM {ds} WHERE __sid IN (SELECT __sid FROM {_MATCHED})")
@@ -364,11 +306,6 @@ def _upsert(
     )
     created = inserted - matched_rows
     return created, incoming_rows - created
-
-
-def _count(cur: duckdb.DuckDBPyConnection, source: str, expr: str = "count(*)") -> int:
-    row = cur.execute(f"SELECT {expr} FROM {source}").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _changed(cur: duckdb.DuckDBPyConnection, sql: str) -> int:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from dsmsyncd.server.storage.soql_types import (
+from dsmsyncd.server.soql_types import (
     SoqlType,
     duckdb_type,
     format_number,

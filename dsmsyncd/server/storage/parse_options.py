@@ -1,7 +1,8 @@
 """Parse options (digest §1.2.1) and field names derived from headers (digest §1.3).
 
-Kept apart from the parser so that request handlers and import configs can validate
-and default options without pulling in DuckDB.
+Kept apart from the parser so that sources and import configs can validate and
+default options without pulling in DuckDB. :meth:`ParseOptions.from_json` is the one
+rule for what parse options may hold, for a source and for an import config alike.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ ENCODINGS: dict[str, tuple[str, str]] = {
 _TSV_CONTENT_TYPES = ("text/tab-separated-values", "text/tsv")
 
 
+class InvalidParseOption(ValueError):
+    """A parse option that cannot be used; ``key`` names it, the message says why."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
 class ParseOptions:
     """The eight parse options of digest §1.2.1, with the server's defaults.
@@ -52,7 +61,7 @@ class ParseOptions:
     def from_json(cls, body: Mapping[str, Any] | None) -> ParseOptions:
         """Options from a request body; missing keys take defaults, unknown keys are ignored.
 
-        Raises ``ValueError`` naming the offending key.
+        Raises :class:`InvalidParseOption` naming the offending key.
         """
         body = body or {}
         opts = cls(
@@ -66,20 +75,30 @@ class ParseOptions:
             remove_empty_rows=_bool_key(body, "remove_empty_rows", True),
         )
         if opts.header_count > 0 and opts.column_header > opts.header_count:
-            raise ValueError(
+            raise InvalidParseOption(
+                "column_header",
                 f"column_header ({opts.column_header}) must be between 1 and "
-                f"header_count ({opts.header_count})"
+                f"header_count ({opts.header_count})",
             )
         if opts.column_separator is not None and len(opts.column_separator) != 1:
-            raise ValueError("column_separator must be a single character")
+            raise InvalidParseOption(
+                "column_separator", "column_separator must be a single character"
+            )
         if len(opts.quote_char) != 1:
-            raise ValueError("quote_char must be a single character")
+            raise InvalidParseOption("quote_char", "quote_char must be a single character")
         if opts.quote_char == opts.column_separator:
-            raise ValueError("quote_char and column_separator must be different characters")
-        if {opts.quote_char, opts.column_separator} & {"\r", "\n"}:
-            raise ValueError("column_separator and quote_char cannot be a line break")
+            raise InvalidParseOption(
+                "quote_char", "quote_char and column_separator must be different characters"
+            )
+        for key in ("column_separator", "quote_char"):
+            if getattr(opts, key) in ("\r", "\n"):
+                raise InvalidParseOption(
+                    key, "column_separator and quote_char cannot be a line break"
+                )
         if opts.encoding is not None and opts.encoding.lower() not in ENCODINGS:
-            raise ValueError(f"encoding must be null (guess) or one of {sorted(ENCODINGS)}")
+            raise InvalidParseOption(
+                "encoding", f"encoding must be null (guess) or one of {sorted(ENCODINGS)}"
+            )
         return opts
 
     def to_json(self) -> dict[str, Any]:
@@ -133,7 +152,9 @@ def _int_key(body: Mapping[str, Any], key: str, default: int, *, minimum: int) -
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}, got {json.dumps(value)}")
+        raise InvalidParseOption(
+            key, f"{key} must be an integer >= {minimum}, got {json.dumps(value)}"
+        )
     return value
 
 
@@ -141,7 +162,7 @@ def _opt_str_key(body: Mapping[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise ValueError(f"{key} must be a string or null, got {json.dumps(value)}")
+    raise InvalidParseOption(key, f"{key} must be a string or null, got {json.dumps(value)}")
 
 
 def _bool_key(body: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -149,5 +170,5 @@ def _bool_key(body: Mapping[str, Any], key: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false, got {json.dumps(value)}")
+        raise InvalidParseOption(key, f"{key} must be true or false, got {json.dumps(value)}")
     return value

@@ -2,10 +2,10 @@
 
 It holds input tables (parsed uploads), output tables (an output schema evaluated over
 an input table) and dataset tables (published rows). The SQL lives in ``ingest``,
-``rowstore_output`` and ``rowstore_apply``; this class gives it an async face.
+``output``, ``apply`` and ``datasets``; this class gives it an async face.
 
 Every public method runs its DuckDB work in a worker thread on a cursor of its own
-(``rowstore_budget``), so the event loop never blocks and work on different tables runs
+(``budget``), so the event loop never blocks and work on different tables runs
 in parallel. Reads get a time budget (``query_timeout``) and are interrupted when it
 passes; anything still running at shutdown is interrupted too. DuckDB serialises
 conflicting writes to the same table; callers keep one writer per dataset (the server's
@@ -26,7 +26,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage import apply as _apply
+from dsmsyncd.server.storage import datasets as _datasets
 from dsmsyncd.server.storage import ingest as _ingest
 from dsmsyncd.server.storage import output as _output
 from dsmsyncd.server.storage.apply import (
@@ -35,12 +37,12 @@ from dsmsyncd.server.storage.apply import (
     ApplyRefused,
     ApplyStats,
     ApplyTarget,
-    SelectItem,
 )
 from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout, Statements
+from dsmsyncd.server.storage.datasets import SelectItem
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.output import InputRef, OutputColumnPlan, OutputStats
-from dsmsyncd.server.storage.sql import drop_relation_sql
+from dsmsyncd.server.storage.sql import drop_relation_sql, table_exists
 
 __all__ = [
     "AppliedColumn",
@@ -227,7 +229,7 @@ class RowStore:
         """Publish an output table's error-free rows into a dataset, atomically.
 
         At most once per revision: applying a revision whose rows are already in
-        returns what that write recorded (``rowstore_apply.apply``).
+        returns what that write recorded (``apply.apply``).
         """
         return await self._run(_apply.apply, target, columns, action, row_identifier)
 
@@ -246,7 +248,7 @@ class RowStore:
     ) -> list[dict[str, Any]]:
         """Rows as ``{key: wire value}``; ``select_sql`` items are (SQL, key, SoQL type)."""
         return await self._read(
-            _apply.dataset_rows, dataset_table, select_sql, where_sql, order_sql, limit, offset
+            _datasets.dataset_rows, dataset_table, select_sql, where_sql, order_sql, limit, offset
         )
 
     async def dataset_csv(
@@ -258,14 +260,20 @@ class RowStore:
     ) -> AsyncGenerator[bytes, None]:
         """Stream a dataset read as CSV; the header row holds the select keys."""
         yield _output.csv_header_names([key for _, key, _ in select_sql])
-        if not await self._read(_apply.table_exists, dataset_table):
+        if not await self._read(table_exists, dataset_table):
             return
-        sql = _apply.dataset_query(dataset_table, select_sql, where_sql, order_sql, paged=False)
+        sql = _datasets.dataset_query(dataset_table, select_sql, where_sql, order_sql, paged=False)
         async for rows in self._stream(sql, []):
-            yield _apply.dataset_csv(rows, select_sql)
+            yield _datasets.dataset_csv(rows, select_sql)
 
     async def dataset_count(self, table: str) -> int:
-        return await self._read(_apply.dataset_count, table)
+        return await self._read(_datasets.dataset_count, table)
+
+    async def snapshot(
+        self, dataset_table: str, input_table: str, columns: Sequence[tuple[str, SoqlType]]
+    ) -> int:
+        """Copy a dataset's rows into an input table (a view source's draft); the count."""
+        return await self._run(_datasets.snapshot, dataset_table, input_table, columns)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms import ColumnInput, ExpressionError, compile_expression, limits
 from dsmsyncd.server.transforms.compiler import compile_node
 from dsmsyncd.server.transforms.parser import (

@@ -1,4 +1,4 @@
-"""SQL text helpers shared by the ingest and row-store modules.
+"""SQL helpers shared by the ingest and row-store modules.
 
 Every identifier and literal that reaches DuckDB from outside goes through these few
 functions, so injection is ruled out in one place: identifiers are double-quoted with
@@ -55,3 +55,17 @@ def relation_exists(cur: Any, name: str) -> bool:
         [name, name],
     ).fetchone()
     return bool(row and row[0])
+
+
+def table_exists(cur: Any, name: str) -> bool:
+    """A (non-temporary) table of that name exists."""
+    row = cur.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def count(cur: Any, source: str, expr: str = "count(*)") -> int:
+    """``expr`` (by default the row count) over ``source``, a quoted table or subquery."""
+    row = cur.execute(f"SELECT {expr} FROM {source}").fetchone()
+    return int(row[0]) if row else 0

@@ -18,7 +18,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,19 +40,6 @@ class ChunkInfo:
     @property
     def end_byte_offset(self) -> int:
         return self.byte_offset + self.length
-
-
-@dataclass
-class UploadLocks:
-    """Per-source locks, so a commit never lists a directory a resend is replacing in."""
-
-    _locks: dict[int, asyncio.Lock] = field(default_factory=dict)
-
-    def for_source(self, source_id: int) -> asyncio.Lock:
-        return self._locks.setdefault(source_id, asyncio.Lock())
-
-    def forget(self, source_id: int) -> None:
-        self._locks.pop(source_id, None)
 
 
 def source_dir(uploads_dir: Path, source_id: int) -> Path:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms.sqlgen import NULL
 from dsmsyncd.server.transforms.typecheck import Typed
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dsmsyncd.server.storage.soql_types import SoqlType, duckdb_type
+from dsmsyncd.server.soql_types import SoqlType, duckdb_type
 from dsmsyncd.server.transforms import binding, functions, limits
 from dsmsyncd.server.transforms.errors import ExpressionError
 from dsmsyncd.server.transforms.parser import (

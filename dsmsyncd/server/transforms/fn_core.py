@@ -7,7 +7,7 @@ complete error because they decide which arguments' errors matter.
 
 from __future__ import annotations
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,

@@ -13,7 +13,7 @@ import threading
 
 import duckdb
 
-from dsmsyncd.server.storage.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType
 
 NULL = "NULL"
 

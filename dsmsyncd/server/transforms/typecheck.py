@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from dsmsyncd.server.storage.soql_types import SoqlType, duckdb_type
+from dsmsyncd.server.soql_types import SoqlType, duckdb_type
 from dsmsyncd.server.transforms.errors import ExpressionError, Reason
 from dsmsyncd.server.transforms.parser import FunCall, Lit, Node
 from dsmsyncd.server.transforms.sqlgen import sql_text

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsmsyncd.server.catalog.metastore import Doc, MetaStore
-from dsmsyncd.server.catalog.revisions import resource
-from dsmsyncd.server.http.bodies import envelope, public
-
-API = "/api/publishing/v1"
-
-
-def revision_path(fourfour: str, seq: int) -> str:
-    return f"{API}/revision/{fourfour}/{seq}"
+from dsmsyncd.server.catalog import revisions
+from dsmsyncd.server.catalog.metastore import Doc, MetaStore, public
+from dsmsyncd.server.http.bodies import envelope
+from dsmsyncd.server.http.paths import revision_path
 
 
 def revision_links(fourfour: str, seq: int) -> dict[str, str]:
@@ -36,9 +31,16 @@ def revision_links(fourfour: str, seq: int) -> dict[str, str]:
     }
 
 
+def revision_resource(meta: MetaStore, revision: Doc) -> dict[str, Any]:
+    """The wire revision, with its task sets embedded (DSMUI polls those)."""
+    out = public(revision)
+    out["task_sets"] = [public(t) for t in revisions.task_sets(meta, revision)]
+    return out
+
+
 def revision_envelope(meta: MetaStore, revision: Doc) -> dict[str, Any]:
     links = revision_links(revision["fourfour"], int(revision["revision_seq"]))
-    return envelope(resource(meta, revision), links)
+    return envelope(revision_resource(meta, revision), links)
 
 
 def task_set_envelope(revision: Doc, task_set: Doc) -> dict[str, Any]:
@@ -46,8 +48,13 @@ def task_set_envelope(revision: Doc, task_set: Doc) -> dict[str, Any]:
     return envelope(public(task_set), {"show": f"{base}/apply/{task_set['id']}"})
 
 
-def plan_steps(revision: Doc) -> list[dict[str, Any]]:
+def plan_envelope(revision: Doc) -> dict[str, Any]:
     """What applying this revision would do, in order (R11)."""
+    base = revision_path(revision["fourfour"], int(revision["revision_seq"]))
+    return envelope(_plan_steps(revision), {"show": f"{base}/plan"})
+
+
+def _plan_steps(revision: Doc) -> list[dict[str, Any]]:
     has_data = revision.get("output_schema_id") is not None
     steps = ["prepare_draft_for_import"]
     if has_data:

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
-from dsmsyncd.server.http.bodies import envelope, public
-
-API = "/api/publishing/v1"
-
-
-def source_path(source_id: int | str) -> str:
-    return f"{API}/source/{source_id}"
+from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, public
+from dsmsyncd.server.http.bodies import envelope
+from dsmsyncd.server.http.paths import API, source_path
 
 
 def output_schema_link_templates(
@@ -69,10 +64,6 @@ def source_links(source_id: int) -> dict[str, Any]:
     }
 
 
-def input_schema_links(source_id: int, input_schema_id: int) -> dict[str, Any]:
-    return input_schema_link_templates(source_id, input_schema_id)
-
-
 def output_schema_links(
     source_id: int, input_schema_id: int, output_schema_id: int
 ) -> dict[str, str]:
@@ -107,7 +98,7 @@ def source_envelope(meta: MetaStore, doc: Doc) -> dict[str, Any]:
 
 
 def input_schema_envelope(meta: MetaStore, doc: Doc) -> dict[str, Any]:
-    links = input_schema_links(int(doc["_source_id"]), int(doc["id"]))
+    links = input_schema_link_templates(int(doc["_source_id"]), int(doc["id"]))
     return envelope(input_schema_resource(meta, doc), links)
 
 

@@ -1,49 +1,32 @@
 """Revision endpoints R1-R8, R11, R12 of digest §2.1.
 
 Every success is 200, 201 or 202 (the SDK treats anything else as an error). Reads
-follow the dataset's visibility, writes need the dataset's owner (``auth.py``).
+follow the dataset's visibility, writes need the dataset's owner (``access.py``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from dsmsyncd.server.catalog import revisions, views
-from dsmsyncd.server.catalog import sources as source_store
+from dsmsyncd.server.catalog import configs, revisions, sources, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.http import auth
-from dsmsyncd.server.http.bodies import (
-    json_reply,
-    optional_int,
-    read_json_object,
-    request_id,
-)
+from dsmsyncd.server.fields import optional_int
+from dsmsyncd.server.http import access, auth
+from dsmsyncd.server.http.bodies import json_reply, read_json_object, request_id, url_seq
+from dsmsyncd.server.http.paths import API
 from dsmsyncd.server.http.represent.revisions import (
-    API,
-    plan_steps,
+    plan_envelope,
     revision_envelope,
     task_set_envelope,
 )
-from dsmsyncd.server.http.routes import sources as routes_sources
 from dsmsyncd.server.ids import unique_fourfour
-from dsmsyncd.server.jobs import apply as apply_jobs
-from dsmsyncd.server.jobs import cleanup
-from dsmsyncd.server.jobs import resume_apply as apply_resume
+from dsmsyncd.server.jobs import apply, cleanup
 from dsmsyncd.server.state import STATE
 
 
 def _meta(request: web.Request) -> MetaStore:
     return request.app[STATE].meta
-
-
-def _closed_error(revision: Doc) -> ApiError:
-    ref = f"{revision['fourfour']}/{revision['revision_seq']}"
-    return ApiError(
-        409,
-        f"revision {ref} is closed (applied or discarded); open a new revision",
-        key="revision_closed",
-    )
 
 
 async def create_dataset(request: web.Request) -> web.Response:
@@ -74,14 +57,14 @@ async def create_dataset(request: web.Request) -> web.Response:
 async def list_revisions(request: web.Request) -> web.Response:
     """R2: newest first; ``?open=true`` keeps only revisions not yet closed."""
     fourfour = request.match_info["fourfour"]
-    auth.view_for_read(request, fourfour)
+    access.view_for_read(request, fourfour)
     meta = _meta(request)
     found = meta.children(Kind.REVISION, fourfour)
     open_filter = request.query.get("open", "").lower()
     if open_filter in ("true", "1"):
-        found = [r for r in found if r.get("closed_at") is None]
+        found = [r for r in found if not revisions.is_closed(r)]
     elif open_filter in ("false", "0"):
-        found = [r for r in found if r.get("closed_at") is not None]
+        found = [r for r in found if revisions.is_closed(r)]
     found.sort(key=lambda r: int(r["revision_seq"]), reverse=True)
     return json_reply([revision_envelope(meta, r) for r in found])
 
@@ -89,14 +72,14 @@ async def list_revisions(request: web.Request) -> web.Response:
 async def create_revision(request: web.Request) -> web.Response:
     """R3: a revision on an existing dataset, with an action or an import config."""
     fourfour = request.match_info["fourfour"]
-    _view, user = auth.view_for_write(request, fourfour)
+    _view, user = access.view_for_write(request, fourfour)
     body = await read_json_object(request)
     meta = _meta(request)
     if "config" in body and body["config"] is not None:
         name = body["config"]
         if not isinstance(name, str):
             raise bad_field("config", "expected the name of an import config")
-        revision = open_with_config(meta, fourfour, user, name)
+        revision = configs.open_revision(meta, fourfour, user, name)
     else:
         action = revisions.parse_action(body.get("action"))
         metadata = revisions.parse_metadata(body.get("metadata"))
@@ -106,26 +89,16 @@ async def create_revision(request: web.Request) -> web.Response:
     return json_reply(revision_envelope(meta, revision), status=201)
 
 
-def open_with_config(meta: MetaStore, fourfour: str, user: Doc, name: str) -> Doc:
-    """A revision whose action comes from import config ``name`` (R3, C6)."""
-    config = meta.get(Kind.CONFIG, name)
-    if config is None:
-        raise not_found("import config", repr(name))
-    action = {"type": config.get("data_action") or "update", "permission": None, "schema": None}
-    return revisions.create(meta, fourfour, user, action=action, metadata={}, config=name)
-
-
 def _revision_for_read(request: web.Request) -> Doc:
     fourfour = request.match_info["fourfour"]
-    auth.view_for_read(request, fourfour)
-    return revisions.get(_meta(request), fourfour, revisions.parse_seq(request.match_info["seq"]))
+    access.view_for_read(request, fourfour)
+    return revisions.get(_meta(request), fourfour, url_seq(request))
 
 
 def _revision_for_write(request: web.Request) -> tuple[Doc, Doc]:
     fourfour = request.match_info["fourfour"]
-    _view, user = auth.view_for_write(request, fourfour)
-    seq = revisions.parse_seq(request.match_info["seq"])
-    return revisions.get(_meta(request), fourfour, seq), user
+    _view, user = access.view_for_write(request, fourfour)
+    return revisions.get(_meta(request), fourfour, url_seq(request)), user
 
 
 async def show_revision(request: web.Request) -> web.Response:
@@ -137,8 +110,8 @@ async def update_revision(request: web.Request) -> web.Response:
     """R5 (PUT and PATCH): metadata merge, output schema, notes, permission."""
     revision, _user = _revision_for_write(request)
     body = await read_json_object(request)
-    if revision.get("closed_at") is not None:
-        raise _closed_error(revision)
+    if revisions.is_closed(revision):
+        raise revisions.closed_error(revision)
     meta = _meta(request)
     revision = revisions.update(meta, revision, body)
     return json_reply(revision_envelope(meta, revision), status=202)
@@ -148,7 +121,7 @@ async def discard_revision(request: web.Request) -> web.Response:
     """R6: close without applying. Discarding twice is harmless; an applied one is not."""
     revision, _user = _revision_for_write(request)
     meta = _meta(request)
-    ref = f"{revision['fourfour']}/{revision['revision_seq']}"
+    ref = revisions.ref(revision)
     if revisions.was_applied(meta, revision):
         raise ApiError(
             409, f"revision {ref} has been applied and cannot be discarded", key="revision_applied"
@@ -159,26 +132,23 @@ async def discard_revision(request: web.Request) -> web.Response:
             f"revision {ref} is being applied; wait for the apply job to finish",
             key="apply_in_progress",
         )
-    if revision.get("closed_at") is None:
+    if not revisions.is_closed(revision):
         with meta.transaction():
             revision = revisions.close(meta, revision)
-            sources = source_store.revision_sources(
+            found = sources.revision_sources(
                 meta, revision["fourfour"], int(revision["revision_seq"])
             )
-            source_store.stop_unsettled(
+            sources.stop_unsettled(
                 meta,
-                sources,
+                found,
                 "revision_discarded",
                 f"revision {ref} was discarded before this source finished uploading "
                 "and parsing; its work was stopped",
             )
-            claimed = cleanup.claim(meta, sources, f"revision {ref} was discarded")
+            claimed = cleanup.claim(meta, found, f"revision {ref} was discarded")
         if claimed:
             state = request.app[STATE]
-            state.spawn(
-                cleanup.remove_sources(state, claimed, request.app[routes_sources.LOCKS]),
-                name=f"cleanup-{ref}",
-            )
+            state.spawn(cleanup.remove_sources(state, claimed), name=f"cleanup-{ref}")
     return json_reply(revision_envelope(meta, revision), status=201)
 
 
@@ -187,26 +157,22 @@ async def apply_revision(request: web.Request) -> web.Response:
     revision, user = _revision_for_write(request)
     body = await read_json_object(request)
     meta = _meta(request)
-    ref = f"{revision['fourfour']}/{revision['revision_seq']}"
-    if revision.get("closed_at") is not None:
-        raise _closed_error(revision)
+    if revisions.is_closed(revision):
+        raise revisions.closed_error(revision)
     if revisions.running_task_set(meta, revision) is not None:
-        raise ApiError(409, f"revision {ref} is already being applied", key="apply_in_progress")
+        raise ApiError(
+            409,
+            f"revision {revisions.ref(revision)} is already being applied",
+            key="apply_in_progress",
+        )
     osid = optional_int(body, "output_schema_id")
     if osid is not None:
-        if meta.get(Kind.OUTPUT_SCHEMA, osid) is None:
-            raise bad_field("output_schema_id", f"output schema {osid} does not exist")
-        if revisions.output_schema_removed(meta, osid):
-            raise bad_field("output_schema_id", f"output schema {osid}'s rows were removed")
+        revisions.check_output_schema(meta, osid)
         revision["output_schema_id"] = osid
-        meta.put(Kind.REVISION, revision["id"], revision)
+        revisions.save(meta, revision)
     osid = revision.get("output_schema_id")
-    state = request.app[STATE]
-    task_set = apply_jobs.new_task_set(meta, revision, osid, user, request_id(request))
-    state.spawn(
-        apply_jobs.run_apply(state, int(revision["id"]), int(task_set["id"])),
-        name=f"apply-{ref}-{task_set['id']}",
-    )
+    task_set = apply.new_task_set(meta, revision, osid, user, request_id(request))
+    apply.start(request.app[STATE], revision, int(task_set["id"]))
     return json_reply(task_set_envelope(revision, task_set))
 
 
@@ -224,9 +190,7 @@ async def show_apply_job(request: web.Request) -> web.Response:
 
 async def show_plan(request: web.Request) -> web.Response:
     """R11: the steps an apply would take."""
-    revision = _revision_for_read(request)
-    links = {"show": f"{API}/revision/{revision['fourfour']}/{revision['revision_seq']}/plan"}
-    return json_reply({"resource": plan_steps(revision), "links": links})
+    return json_reply(plan_envelope(_revision_for_read(request)))
 
 
 async def restore_revision(request: web.Request) -> web.Response:
@@ -241,8 +205,6 @@ async def restore_revision(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
-    # Applies a stopped server left running are settled before the first request.
-    app.on_startup.append(apply_resume.on_startup)
     base = f"{API}/revision"
     app.router.add_post(base, create_dataset)
     app.router.add_get(f"{base}/{{fourfour}}", list_revisions)

@@ -15,22 +15,20 @@ from typing import Any
 
 from aiohttp import web
 
-from dsmsyncd.server.catalog import sources as source_store
-from dsmsyncd.server.catalog.metastore import Doc, Kind, utcnow_iso
+from dsmsyncd.server.catalog import sources
+from dsmsyncd.server.catalog.metastore import Doc, Kind
+from dsmsyncd.server.catalog.users import creator_ref
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.http import auth
-from dsmsyncd.server.http.bodies import json_reply, optional_str, read_json_object, stream_reply
+from dsmsyncd.server.http import access, auth
+from dsmsyncd.server.http.bodies import json_reply, read_json_object, stream_reply, url_id
+from dsmsyncd.server.http.paths import source_path
 from dsmsyncd.server.http.represent.sources import (
-    API,
     input_schema_envelope,
     output_schema_envelope,
     output_schema_resource,
     transform_envelope,
 )
-from dsmsyncd.server.http.routes import configs as routes_configs
-from dsmsyncd.server.jobs import cleanup, signals
-from dsmsyncd.server.jobs import output_schema as output_columns
-from dsmsyncd.server.jobs import parse as processing
+from dsmsyncd.server.jobs import materialize, output_schema, signals
 from dsmsyncd.server.state import STATE, ServerState
 from dsmsyncd.server.storage.rowstore import InputRef, OutputColumnPlan
 
@@ -43,7 +41,7 @@ def _state(request: web.Request) -> ServerState:
 
 
 def _ids(request: web.Request, *names: str) -> list[int]:
-    return [source_store.parse_id(request.match_info[n], n) for n in names]
+    return [url_id(request, n, n) for n in names]
 
 
 def input_schema_of(
@@ -55,9 +53,9 @@ def input_schema_of(
     have removed (a 410 then, rather than a DuckDB error).
     """
     sid, isid = _ids(request, "sid", "isid")
-    source = source_store.source_for(request, sid, write=write)
+    source = access.source_for(request, sid, write=write)
     if rows:
-        cleanup.refuse_if_removed(source)
+        sources.refuse_if_removed(source)
     schema = _state(request).meta.get(Kind.INPUT_SCHEMA, isid)
     if schema is None or int(schema["_source_id"]) != sid:
         raise not_found("input schema", f"{isid} of source {sid}")
@@ -95,19 +93,19 @@ async def transform(request: web.Request) -> web.Response:
     source, schema = input_schema_of(request, write=True)
     user = auth.require_caller(request)
     body = await read_json_object(request)
-    specs = output_columns.specs_from_request(body.get("output_columns"))
+    specs = output_schema.specs_from_request(body.get("output_columns"))
     sort_bys = _sort_bys(body.get("sort_bys"), state, schema)
     increment = request.query.get("increment_revision", "true").lower() not in ("false", "0")
-    planned = output_columns.plan(
+    planned = output_schema.plan(
         specs,
-        output_columns.column_inputs(schema),
-        processing.compile_context(source),
+        output_schema.column_inputs(schema),
+        output_schema.compile_context(source),
         strict=True,
     )
-    doc = output_columns.new_output_schema(
-        state.meta, schema, planned, sort_bys, auth.creator_ref(user)
-    )
-    processing.start_materialize(state, source, doc, planned, increment_revision=increment)
+    doc = output_schema.new_output_schema(state.meta, schema, planned, sort_bys, creator_ref(user))
+    if increment:
+        materialize.point_revision_at(state.meta, source, int(doc["id"]))
+    materialize.start(state, doc, planned)
     return json_reply(output_schema_envelope(doc), status=201)
 
 
@@ -168,7 +166,7 @@ async def rows(request: web.Request) -> web.Response:
     schema, doc = output_schema_of(request, rows=True)
     doc = await _finished(state, doc)
     offset, limit = _page(request)
-    plans, inputs = output_columns.read_plans(doc, schema)
+    plans, inputs = output_schema.read_plans(doc, schema)
     page = await state.rows.rows_page(
         doc["_table"], plans, offset, limit, inputs=inputs, errors_only=False
     )
@@ -181,7 +179,7 @@ async def schema_errors(request: web.Request) -> web.StreamResponse:
     schema, doc = output_schema_of(request, rows=True)
     doc = await _finished(state, doc)
     column = _error_column(request, doc)
-    plans, inputs = output_columns.read_plans(doc, schema)
+    plans, inputs = output_schema.read_plans(doc, schema)
     if "text/csv" in request.headers.get("Accept", ""):
         return await _errors_csv(request, state, doc, plans, inputs, column)
     offset, limit = _page(request)
@@ -224,9 +222,9 @@ async def _errors_csv(
 def _transform_of(request: web.Request, *, rows: bool = False) -> tuple[Doc, dict[str, Any], int]:
     """The output schema, the transform and its column's index, for a transform id."""
     sid, tid = _ids(request, "sid", "tid")
-    source = source_store.source_for(request, sid)
+    source = access.source_for(request, sid)
     if rows:
-        cleanup.refuse_if_removed(source)
+        sources.refuse_if_removed(source)
     meta = _state(request).meta
     pointer = meta.get(Kind.TRANSFORM, tid)
     doc = meta.get(Kind.OUTPUT_SCHEMA, pointer["_output_schema_id"]) if pointer else None
@@ -255,33 +253,8 @@ async def show_transform(request: web.Request) -> web.Response:
     return json_reply(transform_envelope(sid, found))
 
 
-async def build_config(request: web.Request) -> web.Response:
-    """O6: an import config from an output schema's columns and its source's options."""
-    state = _state(request)
-    user = auth.require_caller(request)
-    (osid,) = _ids(request, "osid")
-    doc = state.meta.get(Kind.OUTPUT_SCHEMA, osid)
-    if doc is None:
-        raise not_found("output schema", osid)
-    source = source_store.source_for(request, int(doc["_source_id"]))
-    body = await read_json_object(request)
-    name = optional_str(body, "name")
-    if not name:
-        raise bad_field("name", "the new config needs a name")
-    data_action = optional_str(body, "data_action") or "update"
-    if data_action not in ("update", "replace", "delete"):
-        raise bad_field("data_action", "must be 'update', 'replace' or 'delete'")
-    if state.meta.get(Kind.CONFIG, name) is not None:
-        raise ApiError(409, f"a config named {name!r} already exists", key="config_exists")
-    config = processing.config_from_output_schema(
-        name, data_action, source["parse_options"], doc, user, utcnow_iso()
-    )
-    state.meta.put(Kind.CONFIG, name, config, owner=user["id"])
-    return json_reply(routes_configs.config_envelope(config), status=201)
-
-
 def register(app: web.Application) -> None:
-    src = f"{API}/source/{{sid}}"
+    src = source_path("{sid}")
     schema = f"{src}/schema/{{isid}}"
     router = app.router
     router.add_get(schema, show_input_schema)
@@ -293,4 +266,3 @@ def register(app: web.Application) -> None:
     router.add_get(f"{schema}/errors/{{osid}}", schema_errors)
     router.add_get(f"{src}/transform/{{tid}}", show_transform)
     router.add_get(f"{src}/transform/{{tid}}/validate_row_identifier", validate_row_identifier)
-    router.add_post(f"{API}/config/build_from/{{osid}}", build_config)

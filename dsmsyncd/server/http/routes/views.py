@@ -3,7 +3,7 @@
 ``GET /api/views/{ff}`` answers the raw view JSON (no envelope); ``DELETE`` removes the
 whole dataset: its view, its rows and its revisions. Row reads (``/resource/{ff}.json``,
 ``.csv``, ``/id/{ff}``) take the SODA parameters ``$select $where $order $limit
-$offset``, translated to SQL by ``soql_query``; a query the translator refuses is a 400
+$offset``, translated to SQL by ``storage/soql.py``; a query the translator refuses is a 400
 that names the parameter.
 """
 
@@ -14,18 +14,16 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from dsmsyncd.server.catalog import revisions, views
-from dsmsyncd.server.catalog import sources as source_store
+from dsmsyncd.server.catalog import revisions, sources, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.errors import ApiError
-from dsmsyncd.server.http import auth
+from dsmsyncd.server.http import access, auth
 from dsmsyncd.server.http.bodies import json_reply, stream_reply
-from dsmsyncd.server.http.routes import sources as routes_sources
 from dsmsyncd.server.jobs import cleanup
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.state import STATE
-from dsmsyncd.server.storage.apply import SelectItem
+from dsmsyncd.server.storage.datasets import SelectItem
 from dsmsyncd.server.storage.soql import QueryError, TranslatedQuery, translate_query
-from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.storage.sql import ident
 from dsmsyncd.server.transforms import ColumnInput
 
@@ -33,15 +31,10 @@ from dsmsyncd.server.transforms import ColumnInput
 _IGNORED_PARAMS = frozenset({"$$app_token"})
 
 
-def _is_owner(request: web.Request, view: Doc) -> bool:
-    user = auth.caller(request)
-    return user is not None and user["id"] == view.get("owner", {}).get("id")
-
-
 async def show_view(request: web.Request) -> web.Response:
     fourfour = request.match_info["fourfour"]
-    view = auth.view_for_read(request, fourfour)
-    return json_reply(views.view_wire(view, for_owner=_is_owner(request, view)))
+    view = access.view_for_read(request, fourfour)
+    return json_reply(views.view_wire(view, for_owner=access.is_owner(auth.caller(request), view)))
 
 
 async def delete_view(request: web.Request) -> web.Response:
@@ -51,23 +44,20 @@ async def delete_view(request: web.Request) -> web.Response:
     applies already running on the dataset have ended (``cleanup.remove_dataset``).
     """
     fourfour = request.match_info["fourfour"]
-    auth.view_for_write(request, fourfour)
+    access.view_for_write(request, fourfour)
     state = request.app[STATE]
     meta = state.meta
     with meta.transaction():
-        sources = [
+        found = [
             source
             for revision in meta.children(Kind.REVISION, fourfour)
-            for source in source_store.revision_sources(
-                meta, fourfour, int(revision["revision_seq"])
-            )
+            for source in sources.revision_sources(meta, fourfour, int(revision["revision_seq"]))
         ]
         revisions.delete_all(meta, fourfour)
         meta.delete(Kind.VIEW, fourfour)
-        claimed = cleanup.claim(meta, sources, f"dataset {fourfour} was deleted")
+        claimed = cleanup.claim(meta, found, f"dataset {fourfour} was deleted")
     state.spawn(
-        cleanup.remove_dataset(state, fourfour, claimed, request.app[routes_sources.LOCKS]),
-        name=f"cleanup-dataset-{fourfour}",
+        cleanup.remove_dataset(state, fourfour, claimed), name=f"cleanup-dataset-{fourfour}"
     )
     return json_reply({"id": fourfour, "deleted": True})
 
@@ -119,12 +109,12 @@ async def _read_rows(request: web.Request, fourfour: str, query: TranslatedQuery
 
 
 async def _rows_json(request: web.Request, fourfour: str) -> web.Response:
-    view = auth.view_for_read(request, fourfour)
+    view = access.view_for_read(request, fourfour)
     return json_reply(await _read_rows(request, fourfour, _translate(request, view)))
 
 
 async def _rows_csv(request: web.Request, fourfour: str) -> web.StreamResponse:
-    view = auth.view_for_read(request, fourfour)
+    view = access.view_for_read(request, fourfour)
     query = _translate(request, view)
     if query.aggregate:
         (row,) = await _read_rows(request, fourfour, query)

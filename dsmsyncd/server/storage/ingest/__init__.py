@@ -48,6 +48,7 @@ from typing import Any
 
 import duckdb
 
+from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.ingest import load as duck
 from dsmsyncd.server.storage.ingest.census import Census, InvalidEncoding, RowWriter, take_census
 from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
@@ -59,7 +60,6 @@ from dsmsyncd.server.storage.ingest.errors import (
 )
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
-from dsmsyncd.server.storage.soql_types import SoqlType
 from dsmsyncd.server.storage.sql import check_table, literal
 from dsmsyncd.server.storage.sql import table as qtable
 

@@ -63,25 +63,6 @@ DUCKDB_TYPES: dict[SoqlType, str] = {
     **{t: "VARCHAR" for t in JSON_TEXT_TYPES},
 }
 
-# The public SODA datatype names, as `GET /api/views/{ff}` reports them.
-SODA_DATATYPES: dict[SoqlType, str] = {
-    SoqlType.TEXT: "text",
-    SoqlType.NUMBER: "number",
-    SoqlType.CHECKBOX: "checkbox",
-    SoqlType.CALENDAR_DATE: "calendar_date",
-    SoqlType.DATE: "date",
-    SoqlType.POINT: "point",
-    SoqlType.MULTIPOINT: "multipoint",
-    SoqlType.LINE: "line",
-    SoqlType.MULTILINE: "multiline",
-    SoqlType.POLYGON: "polygon",
-    SoqlType.MULTIPOLYGON: "multipolygon",
-    SoqlType.LOCATION: "location",
-    SoqlType.URL: "url",
-    SoqlType.JSON: "json",
-    SoqlType.NULL: "text",
-}
-
 
 def duckdb_type(soql_type: SoqlType) -> str:
     return DUCKDB_TYPES[soql_type]
