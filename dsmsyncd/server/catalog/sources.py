@@ -109,14 +109,10 @@ def revision_sources(meta: MetaStore, fourfour: str, seq: int) -> list[Doc]:
     return meta.children(Kind.SOURCE, _revision_key(fourfour, seq))
 
 
-def failure(key: str, message: str) -> dict[str, Any]:
-    return {"key": key, "message": message}
-
-
 def fail(meta: MetaStore, doc: Doc, key: str, message: str) -> Doc:
     """Mark a source failed now, with ``failure_details`` ``{key, message}``."""
     doc["failed_at"] = utcnow_iso()
-    doc["failure_details"] = failure(key, message)
+    doc["failure_details"] = {"key": key, "message": message}
     return save(meta, doc)
 
 

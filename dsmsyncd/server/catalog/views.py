@@ -13,8 +13,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
-from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, public
 
 # Revision metadata keys (snake/camel as DSMAPI sends them) copied onto the view.
 METADATA_KEYS = (
@@ -29,13 +28,6 @@ METADATA_KEYS = (
     "metadata",
     "privateMetadata",
 )
-
-# SoQL type → the public SODA datatype name of a column (digest §5.2).
-_DATA_TYPE_NAMES: dict[str, str] = {
-    SoqlType.CALENDAR_DATE: "calendar_date",
-    SoqlType.DATE: "date",
-}
-
 
 def dataset_table(fourfour: str) -> str:
     """The DuckDB table that holds a dataset's published rows."""
@@ -112,15 +104,11 @@ def set_permission(view: Doc, permission: str | None) -> None:
 
 def view_wire(view: Doc, *, for_owner: bool) -> dict[str, Any]:
     """The core view JSON; private metadata only for the owner."""
-    out = {k: v for k, v in view.items() if not k.startswith("_")}
-    out["columns"] = public_columns(view)
+    out = public(view)
+    out["columns"] = [public(c) for c in view.get("columns", [])]
     if not for_owner:
         out.pop("privateMetadata", None)
     return out
-
-
-def data_type_name(soql_type: str) -> str:
-    return _DATA_TYPE_NAMES.get(soql_type, soql_type)
 
 
 def columns_from_output_schema(view: Doc, output_schema: Doc) -> tuple[list[Doc], int | None]:
@@ -148,7 +136,8 @@ def columns_from_output_schema(view: Doc, output_schema: Doc) -> tuple[list[Doc]
             "id": column_id,
             "name": out_col.get("display_name") or field,
             "fieldName": field,
-            "dataTypeName": data_type_name(soql_type),
+            # A column's SODA datatype name is its SoQL type's name (digest §5.2).
+            "dataTypeName": soql_type,
             "position": position,
             "description": out_col.get("description") or "",
             "format": out_col.get("format") or {},
@@ -164,18 +153,6 @@ def columns_from_output_schema(view: Doc, output_schema: Doc) -> tuple[list[Doc]
 def publish_columns(view: Doc, columns: list[Doc], row_id: int | None) -> None:
     view["columns"] = columns
     view["rowIdentifierColumnId"] = row_id
-
-
-def row_identifier_field(view: Doc) -> str | None:
-    row_id = view.get("rowIdentifierColumnId")
-    for column in view.get("columns", []):
-        if column["id"] == row_id:
-            return str(column["fieldName"])
-    return None
-
-
-def public_columns(view: Doc) -> list[Doc]:
-    return [{k: v for k, v in c.items() if not k.startswith("_")} for c in view.get("columns", [])]
 
 
 def save_view(meta: MetaStore, view: Doc) -> Doc:

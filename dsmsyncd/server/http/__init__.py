@@ -1,1 +1,2 @@
-"""The server's HTTP face: routes, wire representations, request bodies, authentication."""
+"""The server's HTTP face: routes, wire representations, URL paths, request bodies, and
+who is calling (``auth``) and what they may do (``access``)."""

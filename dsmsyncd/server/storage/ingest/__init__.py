@@ -8,19 +8,19 @@ A parsed file becomes two tables:
 
 * ``{table}``: columns ``c0 .. cN-1`` (VARCHAR, the raw cells after trimming) and
   ``__offset`` (the row's 0-based data-row ordinal in the file, stable across schemas);
-* ``{table}__row_errors``: every record that is not a row (``ingest_errors``).
+* ``{table}__row_errors``: every record that is not a row (``errors.py``).
 
 Nothing is lost silently. DuckDB's parallel reader is fast and right on well-formed
 files, but on malformed ones (an unterminated quote, a cell over its line limit) it can
 drop hundreds of thousands of rows behind one misplaced reject. So its result is
 accounted for before it is used:
 
-1. Cheap checks (``ingest_checks``), when DuckDB rejected nothing: as many rows as the
+1. Cheap checks (``checks.py``), when DuckDB rejected nothing: as many rows as the
    file has lines after the header (a byte count of newlines, about 40 ms per 100 MB:
    the path of a clean file), or, when there are fewer rows, as many as a count of
    records framed by quote parity (quoted newlines, blank lines). Then the result
    stands.
-2. Otherwise (rejects, stray quotes, or lost rows) the census (``ingest_census``) reads
+2. Otherwise (rejects, stray quotes, or lost rows) the census (``census.py``) reads
    the file once more, sequentially, and decides which records are rows and which are
    row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
    the census's good rows and rejected exactly its bad ones, its table stands with the

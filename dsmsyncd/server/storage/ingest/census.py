@@ -4,7 +4,7 @@ DuckDB's parallel CSV reader is fast but, on malformed input, not faithful: an
 unterminated quote early in a large file makes one thread swallow the rest of its part
 while the others restart mid-file, so hundreds of thousands of rows vanish behind one
 misplaced row error. ``ingest`` therefore checks DuckDB's result against this module and
-lets it decide whenever the cheap checks (``ingest_checks``) leave any doubt.
+lets it decide whenever the cheap checks (``checks.py``) leave any doubt.
 
 The census reads the file once, sequentially, with Python's C ``csv`` reader in strict
 mode, which frames records exactly as DuckDB's strict mode does on well-formed input:
