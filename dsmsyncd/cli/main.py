@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a connection idle this long, before a request or between requests, "
         "or still sending its request headers (default 60)",
     )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     run = commands.add_parser(
         "run",
@@ -270,6 +271,7 @@ def _daemon_command(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dsmsyncd.observe.logging import configure_logging
     from dsmsyncd.server.credentials import CredentialsError, serve_credentials
     from dsmsyncd.server.main import ServeOptions, run_server
 
@@ -299,6 +301,8 @@ def _serve(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
         idle_timeout=args.idle_timeout,
     )
+    # The server's log lines take the daemon's format: JSON off a terminal, console on one.
+    configure_logging(level=args.log_level)
     return run_server(options)
 
 
