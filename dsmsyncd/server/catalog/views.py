@@ -29,6 +29,7 @@ METADATA_KEYS = (
     "privateMetadata",
 )
 
+
 def dataset_table(fourfour: str) -> str:
     """The DuckDB table that holds a dataset's published rows."""
     return "ds_" + fourfour.replace("-", "_")

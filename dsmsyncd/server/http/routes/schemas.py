@@ -1,8 +1,9 @@
 """HTTP routes for input schemas, output schemas, their rows, errors and transforms.
 
-Endpoints (digest §2.3 I1-I4, §2.4 O1-O7). Every URL carries the source id, and the
-schema ids in it must belong to that source, so a caller allowed to read one source
-cannot reach another's schemas by changing the last number.
+Endpoints (digest §2.3 I1-I4, §2.4 O1-O5, O7; O6 ``build_from`` is ``configs.py``).
+Every URL carries the source id, and the schema ids in it must belong to that source,
+so a caller allowed to read one source cannot reach another's schemas by changing the
+last number.
 
 A transform POST (I2) is checked synchronously (a bad expression is a 400 that points
 at the fault) and answered at once with the new, unfinished output schema; its rows
