@@ -83,6 +83,8 @@ class KeyedLocks(Generic[K]):
 
 @dataclass
 class ServerState:
+    """The stores, the upload shape, and the background work of one running server."""
+
     data_dir: Path
     meta: MetaStore
     rows: RowStore

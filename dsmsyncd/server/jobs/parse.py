@@ -51,6 +51,8 @@ def mark_blob(meta: MetaStore, source: Doc) -> None:
 
 
 async def parse_source(state: ServerState, source_id: int) -> None:
+    """Bytes → input table and schema → first output schema and its rows; never raises
+    for a bad file (the source records why it failed)."""
     meta = state.meta
     source = meta.get(Kind.SOURCE, source_id)
     if source is None or source.get("_path") is None or _stopped(meta, source_id):
