@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.config.redact import REDACTED, redact_text
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import SCRUB_MIN_CHARS
 from dsmsyncd.dsmapi import (
@@ -26,7 +27,6 @@ from dsmsyncd.dsmapi import (
     RetryableServerError,
     TransportError,
 )
-from dsmsyncd.observe.logging import REDACTED, redact_text
 
 
 @dataclass(frozen=True)

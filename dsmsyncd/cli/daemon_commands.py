@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from dsmsyncd.cli.check_config import Finding, check_buckets, check_folders, check_target, shown
-from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.config.load import load_config
+from dsmsyncd.config.schema import Config
+from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.observe.logging import configure_logging
 
 EXIT_OK = 0

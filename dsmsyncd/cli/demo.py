@@ -19,7 +19,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config.load import load_config
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
 from dsmsyncd.state import Job
 

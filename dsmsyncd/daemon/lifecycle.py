@@ -27,7 +27,9 @@ from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.blob import Blob
-from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.config.load import load_config
+from dsmsyncd.config.schema import Config
+from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.job_files import finalizer_for, open_job_blob
 from dsmsyncd.daemon.job_routing import release_held, routing_snapshot

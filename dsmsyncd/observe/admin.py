@@ -29,7 +29,7 @@ from typing import Any, Protocol, Self
 from aiohttp import web
 
 from dsmsyncd import __version__
-from dsmsyncd.observe.logging import redact_text, redact_value
+from dsmsyncd.config.redact import redact_text, redact_value
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state.model import Job, JobState, utc_now
 from dsmsyncd.state.store import StateStore

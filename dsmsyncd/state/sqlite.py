@@ -33,6 +33,7 @@ from typing import Any, Self, TypeVar, Unpack
 
 import aiosqlite
 
+from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state.lock import StateFileLock
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, MIGRATIONS, SCHEMA_VERSION
@@ -58,8 +59,6 @@ logger = logging.getLogger("dsmsyncd.state.sqlite")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
-
-MEMORY = ":memory:"
 
 _LANE_ORDER = "mtime_us, relative_path, id"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dsmsyncd.blob import Blob
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.server.main import RunningServer
 from tests.daemon.conftest import ROBOT

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.config.schema import LimitsConfig, load_config
+from dsmsyncd.config import load_config
+from dsmsyncd.config.schema import LimitsConfig
 from dsmsyncd.observe.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
