@@ -20,6 +20,7 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import SCRUB_MIN_CHARS
 from dsmsyncd.dsmapi import (
     API,
+    CURRENT_USER,
     AuthError,
     DsmapiClient,
     DsmapiError,
@@ -93,7 +94,7 @@ def _creatable(path: Path) -> bool:
 async def check_target(config: Config, client: DsmapiClient) -> list[Finding]:
     findings: list[Finding] = []
     try:
-        user = await client.call("GET", "/api/users/current.json", retry=False)
+        user = await client.call("GET", CURRENT_USER, retry=False)
     except AuthError as exc:
         return [Finding(False, "credentials", f"the target refused them: {exc.server_message}")]
     except (TransportError, RetryableServerError) as exc:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dsmsyncd import __version__
+from dsmsyncd.config.schema import ACTIONS
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dataset", required=True, metavar="ID")
     how = push.add_mutually_exclusive_group()
     how.add_argument("--import-config", metavar="NAME")
-    how.add_argument("--action", choices=["update", "replace", "delete"])
+    how.add_argument("--action", choices=ACTIONS)
     push.add_argument("--max-error-rows", type=int, default=0)
     push.add_argument(
         "--dry-run",

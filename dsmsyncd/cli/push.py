@@ -27,7 +27,7 @@ from dsmsyncd.cli.daemon_commands import (
     EXIT_RETRYABLE,
     load_or_report,
 )
-from dsmsyncd.config.schema import Config, MappingConfig
+from dsmsyncd.config.schema import Action, Config, MappingConfig
 from dsmsyncd.daemon.job_routing import routing_snapshot
 from dsmsyncd.finalize.folder import QuarantineReport
 from dsmsyncd.observe.metrics import Metrics
@@ -42,7 +42,7 @@ class PushRequest:
     file: Path
     dataset: str
     import_config: str | None = None
-    action: str | None = None
+    action: Action | None = None
     max_error_rows: int = 0
     dry_run: bool = False
     progress: bool = True
@@ -98,7 +98,7 @@ def mapping_for(request: PushRequest) -> MappingConfig:
         match="*",
         dataset=request.dataset,
         import_config=request.import_config,
-        action=None if request.import_config else (request.action or "update"),  # type: ignore[arg-type]
+        action=None if request.import_config else (request.action or "update"),
         max_error_rows=request.max_error_rows,
         skip_duplicates=False,
         on_success="keep",

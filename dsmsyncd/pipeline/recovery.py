@@ -118,7 +118,7 @@ async def resume_recorded(run: JobRun) -> Job | None:
             await run.to(JobState.APPLYING, {"recovered": "following the apply job"}, **fields)
         logger.info("recovery: following apply job %s", task_set.id, extra=run.extra)
         return await run.follow(task_set)
-    if revision.closed_at is not None:
+    if not revision.is_open:
         await run.start_over("its revision was closed without an apply", discard=False)
         return None
     if job.output_schema_id is not None and job.source_id is not None:
@@ -183,7 +183,7 @@ async def discard_orphans(run: JobRun) -> list[int]:
 async def _is_our_orphan(
     run: JobRun, revision: Revision, user_id: str, since: datetime, filename: str
 ) -> bool:
-    if revision.closed_at is not None or revision.task_sets:
+    if not revision.is_open or revision.task_sets:
         return False
     creator = revision.raw.get("created_by") or {}
     if str(creator.get("user_id")) != user_id:
@@ -252,7 +252,7 @@ async def discard_open_revision(run: JobRun) -> None:
             revision = await run.client.get_revision(run.job.dataset, run.job.revision_seq)
         except (AuthError, RejectedError):
             return
-    if revision is None or revision.closed_at is not None:
+    if revision is None or not revision.is_open:
         return
     try:
         await run.client.discard_revision(revision)

@@ -206,7 +206,7 @@ class JobRun:
     async def start_over(self, why: str, *, discard: bool) -> None:
         """Discard the recorded revision (if asked) and forget its ids: DISCARDED."""
         seq = self.job.revision_seq
-        if discard and self.revision is not None and self.revision.closed_at is None:
+        if discard and self.revision is not None and self.revision.is_open:
             await self.client.discard_revision(self.revision)
         logger.info("starting over: %s", why, extra=self.extra)
         await self.to(JobState.DISCARDED, details={"why": why, "revision_seq": seq}, **CLEARED_IDS)
