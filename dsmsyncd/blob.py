@@ -138,18 +138,6 @@ class LocalFileBlob:
             os.close(fd)
 
 
-def first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
-    """The first ``BlobGone`` in a (nested) exception group: what a stopped upload records."""
-    for exc in group.exceptions:
-        if isinstance(exc, BlobGone):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = first_gone(exc)
-            if found is not None:
-                return found
-    return None
-
-
 async def sha256_of(blob: Blob) -> str:
     """SHA-256 of a blob by ranged reads: memory stays at one read whatever the size."""
     digest = hashlib.sha256()

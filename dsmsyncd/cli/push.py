@@ -28,10 +28,11 @@ from dsmsyncd.cli.daemon_commands import (
     load_or_report,
 )
 from dsmsyncd.config.schema import Action, Config, MappingConfig
-from dsmsyncd.daemon.job_routing import routing_snapshot
-from dsmsyncd.finalize.folder import QuarantineReport
+from dsmsyncd.finalize.report import QuarantineReport
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.job_routing import routing_snapshot
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.state import Job, JobState, StateStore, open_state_store
 
 PUSH_SOURCE = "push"

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 
 from dsmsyncd.blob import Blob, BlobUnreadable
+from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.finalize.bucket import BucketFinalizer
-from dsmsyncd.finalize.folder import Finalizer, FolderFinalizer
+from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.sources.base import Source, SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource

@@ -32,20 +32,22 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.job_files import finalizer_for, open_job_blob
-from dsmsyncd.daemon.job_routing import release_held, routing_snapshot
 from dsmsyncd.daemon.lease import Lease
-from dsmsyncd.daemon.routing import UnmatchedLog, route
+from dsmsyncd.daemon.routing import UnmatchedLog
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.daemon.supervisor import Supervisor
 from dsmsyncd.daemon.target import ClientLease, client_for
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
-from dsmsyncd.finalize.folder import Finalizer
-from dsmsyncd.finalize.sweep import finalize_leftovers
+from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.job_routing import release_held, routing_snapshot
+from dsmsyncd.pipeline.routing import route
+from dsmsyncd.pipeline.sweep import finalize_leftovers
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
 

@@ -3,8 +3,10 @@
 Modules log through ``logging.getLogger("dsmsyncd.<module>")`` (or ``structlog``);
 both go through one root handler whose ``ProcessorFormatter`` renders JSON lines
 when the stream is not a terminal (journald, Kubernetes, a log shipper) and a
-readable console line when it is. Lines logged inside a job carry the job's keys
-(``bind_job``), so one ``grep job_id=42`` or one Loki query shows a file's story.
+readable console line when it is. Every line logged while a job runs carries the job's
+keys (``bind_job``: ``job``, ``file``, ``dataset``, ``revision``), whoever logs it (the
+pipeline, the upload's chunk workers, the client's retries), so one ``grep '"job": 42'``
+or one Loki query shows a file's story.
 
 Redaction (``config/redact.py``, re-exported here) is the last step before rendering,
 after tracebacks become text, so that no line leaves the process with a secret in it
@@ -35,6 +37,7 @@ __all__ = [
     "REDACTED",
     "JobBinding",
     "bind_job",
+    "bind_revision",
     "configure_logging",
     "redact_text",
     "redact_value",
@@ -43,7 +46,7 @@ __all__ = [
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 # The keys bind_job puts on every line of a job.
-JOB_KEYS = ("job_id", "file", "dataset", "revision")
+JOB_KEYS = ("job", "file", "dataset", "revision")
 
 _HANDLER_MARK = "_dsmsyncd_handler"
 
@@ -77,7 +80,7 @@ class JobBinding:
 
 def bind_job(
     *,
-    job_id: int | None = None,
+    job: int | None = None,
     file: str | None = None,
     dataset: str | None = None,
     revision: int | None = None,
@@ -85,14 +88,23 @@ def bind_job(
     """Put the job's keys on every line logged from this context (task) on.
 
     Binds at once; ``None`` keys are left as they are, so a job binds its id, file and
-    dataset when it starts and calls ``bind_job(revision=seq)`` once the revision is
-    known. Used as ``with bind_job(...):`` it restores the previous keys on exit. Each
-    asyncio task has its own copy of the context, so parallel jobs never mix keys.
+    dataset when it starts and ``bind_revision`` follows its revision. Used as ``with
+    bind_job(...):`` it restores the previous keys on exit. Each asyncio task has its
+    own copy of the context (and a task it starts, a copy of that), so parallel jobs
+    never mix keys.
     """
     previous = {k: v for k, v in get_contextvars().items() if k in JOB_KEYS}
-    given = {"job_id": job_id, "file": file, "dataset": dataset, "revision": revision}
+    given = {"job": job, "file": file, "dataset": dataset, "revision": revision}
     bind_contextvars(**{k: v for k, v in given.items() if v is not None})
     return JobBinding(previous)
+
+
+def bind_revision(seq: int | None) -> None:
+    """The job's revision is now ``seq``: opened, or forgotten (None) when it starts over."""
+    if seq is None:
+        unbind_contextvars("revision")
+    else:
+        bind_contextvars(revision=seq)
 
 
 # Attributes every LogRecord has, plus those that formatters add ("message", "asctime"):
