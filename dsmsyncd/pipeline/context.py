@@ -24,7 +24,10 @@ from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.row_errors import Processed
 from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
 
-logger = logging.getLogger("dsmsyncd.pipeline.context")
+# A job's story is told under one logger name, whichever module of the pipeline writes
+# the line: operators (and tests) follow a job by it.
+JOB_LOGGER_NAME = "dsmsyncd.pipeline.sync_job"
+logger = logging.getLogger(JOB_LOGGER_NAME)
 
 DRY_RUN_SAMPLE_ROWS = 10
 # What a job forgets when its revision is discarded: the next attempt starts afresh.

@@ -19,12 +19,17 @@ from datetime import timedelta
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import AuthError, RejectedError, RetryableServerError, TransportError
 from dsmsyncd.finalize.report import QuarantineReport
-from dsmsyncd.pipeline.context import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, RunningJob
+from dsmsyncd.pipeline.context import (
+    CLEARED_IDS,
+    DRY_RUN_SAMPLE_ROWS,
+    JOB_LOGGER_NAME,
+    RunningJob,
+)
 from dsmsyncd.pipeline.job_routing import HELD_REASON, held_message
 from dsmsyncd.pipeline.refusals import Quarantine
 from dsmsyncd.state import Job, JobState, JobUpdate
 
-logger = logging.getLogger("dsmsyncd.pipeline.outcomes")
+logger = logging.getLogger(JOB_LOGGER_NAME)
 
 
 async def discard_open_revision(run: RunningJob) -> None:

@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
 from dsmsyncd.dsmapi import OutcomeUnknown, RejectedError, Revision, TaskSet
-from dsmsyncd.pipeline.context import RunningJob
+from dsmsyncd.pipeline.context import JOB_LOGGER_NAME, RunningJob
 from dsmsyncd.pipeline.row_errors import wait_for_processing
 from dsmsyncd.state import Job, JobState, JobUpdate
 
-logger = logging.getLogger("dsmsyncd.pipeline.resume")
+logger = logging.getLogger(JOB_LOGGER_NAME)
 
 
 def upload_filename(job: Job) -> str:

@@ -51,6 +51,7 @@ from dsmsyncd.pipeline import outcomes, resume
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     DRY_RUN_SAMPLE_ROWS,
+    JOB_LOGGER_NAME,
     PipelineContext,
     TargetAccount,
 )
@@ -68,7 +69,7 @@ from dsmsyncd.pipeline.schema_drift import check_schema_drift
 from dsmsyncd.pipeline.upload import content_type_for, upload_blob
 from dsmsyncd.state import Job, JobState, JobUpdate
 
-logger = logging.getLogger("dsmsyncd.pipeline.sync_job")
+logger = logging.getLogger(JOB_LOGGER_NAME)
 
 
 __all__ = ["JobRun", "Pipeline", "PipelineContext"]

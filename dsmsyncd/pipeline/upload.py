@@ -9,15 +9,12 @@ shared semaphore lets the daemon cap chunks in flight across all uploads.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import DsmapiClient, Source
-
-logger = logging.getLogger("dsmsyncd.pipeline.upload")
 
 ProgressCallback = Callable[[int], None]
 
