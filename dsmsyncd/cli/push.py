@@ -20,13 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dsmsyncd.blob import LocalFileBlob
-from dsmsyncd.cli.daemon_commands import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    EXIT_REJECTED,
-    EXIT_RETRYABLE,
-    load_or_report,
-)
+from dsmsyncd.cli.daemon_commands import load_or_report
+from dsmsyncd.cli.exit_codes import ExitCode
 from dsmsyncd.config.schema import Action, Config, MappingConfig
 from dsmsyncd.finalize.report import QuarantineReport
 from dsmsyncd.observe.metrics import Metrics
@@ -110,15 +105,15 @@ def mapping_for(request: PushRequest) -> MappingConfig:
 def push_command(config_path: Path, request: PushRequest) -> int:
     config = load_or_report(config_path)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     if not request.file.is_file():
         print(f"dsmsyncd push: {request.file} is not a readable file", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     try:
         mapping = mapping_for(request)
     except ValueError as exc:
         print(f"dsmsyncd push: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     return asyncio.run(push(config, mapping, request))
 
 
@@ -188,15 +183,15 @@ async def _summarise(
         print(f"dry run outcome: {outcome}; {details.get('message') or ''}".rstrip("; "))
         for row in [*details.get("parse_errors", []), *details.get("error_rows", [])][:10]:
             print("  " + json.dumps(row, default=str))
-        return EXIT_REJECTED if outcome == "would_quarantine" else EXIT_OK
+        return ExitCode.REJECTED if outcome == "would_quarantine" else ExitCode.OK
     if job.state in (JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.SKIPPED):
         if job.state is JobState.AWAITING_APPROVAL:
             print("applied and submitted for approval: it is published once someone approves it")
-        return EXIT_OK
+        return ExitCode.OK
     if job.state is JobState.QUARANTINED:
         print(f"rejected: {job.error}", file=sys.stderr)
         if finalizer.report is not None:
             print(finalizer.report.to_json(), file=sys.stderr)
-        return EXIT_REJECTED
+        return ExitCode.REJECTED
     print(f"failed, try again later: {job.error}", file=sys.stderr)
-    return EXIT_RETRYABLE
+    return ExitCode.RETRYABLE

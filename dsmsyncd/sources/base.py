@@ -3,7 +3,8 @@
 A source yields a ``Candidate`` once per identity (path + size + mtime for a file),
 only after the stability gate has passed it, and in arrival order (mtime, then name).
 It never decides where a file goes (that is routing) and never moves it (that is the
-finalizer): sources know nothing of datasets.
+finalizer, which the daemon pairs with each source when it builds them): sources know
+nothing of datasets. The daemon talks to a source through ``Source`` alone.
 """
 
 from __future__ import annotations
@@ -73,9 +74,16 @@ class SourceError(Exception):
         super().__init__(f"{where}: {what}; {fix}")
 
 
+class SourceVanished(SourceError):
+    """The file asked for is not there at all (deleted or moved away since it was found):
+    a job can tell it from a file it may not read, and quarantine it with that reason."""
+
+
 class Source(Protocol):
     """A place files arrive in.
 
+    Its life: built from its ``[[source]]`` (nothing is sent), ``start``-ed, asked for
+    ``candidates`` until stopped, read with ``open_blob`` by the jobs, ``aclose``-d.
     ``candidates`` is declared with a plain ``def``: an ``async def`` generator is
     called without ``await`` and returns an ``AsyncIterator``, which is what this says.
     """
@@ -83,12 +91,21 @@ class Source(Protocol):
     @property
     def name(self) -> str: ...
 
+    async def start(self) -> None:
+        """Open what the source reads through (idempotent); ``SourceError`` on bad config."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release it; blobs opened from the source stop working."""
+        ...
+
     def candidates(self, stop: asyncio.Event) -> AsyncIterator[Candidate]:
         """Yield each stable file once per identity, oldest first, until ``stop`` is set."""
         ...
 
     def open_blob(self, relative_path: str, identity: str | None = None) -> Blob:
-        """The file's bytes; raises ``SourceError`` if it vanished or escapes the root.
+        """The file's bytes; ``SourceVanished`` if it is not there, ``SourceError`` if it
+        cannot be read or escapes the root.
 
         With the job's ``identity``, the bytes of that version only: ``BlobChanged``
         if the file or object has changed since it was found.

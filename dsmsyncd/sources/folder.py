@@ -30,7 +30,13 @@ from watchfiles import awatch
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import ignore
 from dsmsyncd.config.schema import SourceConfig
-from dsmsyncd.sources.base import Candidate, SourceError, file_identity, parse_file_identity
+from dsmsyncd.sources.base import (
+    Candidate,
+    SourceError,
+    SourceVanished,
+    file_identity,
+    parse_file_identity,
+)
 from dsmsyncd.sources.stability import Clock, StabilityGate
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
@@ -70,6 +76,14 @@ class FolderSource:
         self._gate = StabilityGate(config.min_age, clock)
         self._warned: set[str] = set()
         self._root_missing = False
+
+    # -- lifecycle: a folder holds nothing open -----------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to open: a folder is read with the file system's calls."""
+
+    async def aclose(self) -> None:
+        """Nothing to release; discovery stops with its ``stop`` event."""
 
     # -- scanning (synchronous; run in a thread) ---------------------------------------
 
@@ -292,12 +306,21 @@ class FolderSource:
     # -- reading and health ----------------------------------------------------------------
 
     def open_blob(self, relative_path: str, identity: str | None = None) -> LocalFileBlob:
-        """The file's bytes by range; refuses a path that leaves the root or is gone.
+        """The file's bytes by range; refuses a path that leaves the root or is gone
+        (``SourceVanished`` when nothing at all is at the path any more).
 
         Pass the job's ``identity``: a file whose size or mtime moved since it was found
         raises ``BlobChanged`` rather than handing the job bytes it was not found with
         (a file found empty and filled since); the new version is a job of its own.
         """
+        try:
+            return self._open_blob(relative_path, identity)
+        except SourceError as exc:
+            if os.path.lexists(self.root / relative_path):
+                raise
+            raise SourceVanished(exc.what, where=exc.where, fix=exc.fix) from None
+
+    def _open_blob(self, relative_path: str, identity: str | None) -> LocalFileBlob:
         where = f"source {self.name}: {relative_path!r}"
         root_real = os.path.realpath(self.root)
         path = self.root / relative_path

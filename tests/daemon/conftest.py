@@ -51,6 +51,9 @@ class BytesBlob:
     async def read_range(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
+
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:

@@ -82,6 +82,9 @@ class ActAtSecondChunk:
             await self._act()
         return await self.inner.read_range(offset, length)
 
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
+
 
 class BucketRun:
     def __init__(

@@ -212,6 +212,9 @@ class GatedBlob:
         await self.gate.go.wait()
         return await self.inner.read_range(offset, length)
 
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
+
 
 @pytest.mark.parametrize("poll_after", ["200ms", "300ms"], ids=["unchanged", "changed"])
 async def test_reload_while_a_bucket_job_uploads_lets_it_publish(
