@@ -1,5 +1,5 @@
-"""How an attempt at a job ends when it does not publish: quarantined, held, skipped or
-retried later.
+"""How an attempt at a job ends: published (the file moved), quarantined, held,
+skipped, retried later, or a dry run's verdict.
 
 What the file or the server refuses is quarantined with a report, after the job's open
 revision is discarded (no draft lingers); a transport fault, a 5xx/429 or refused
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import timedelta
 
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import AuthError, RejectedError, RetryableServerError, TransportError
 from dsmsyncd.finalize.report import QuarantineReport
+from dsmsyncd.observe.metrics import Outcome
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     DRY_RUN_SAMPLE_ROWS,
@@ -27,9 +29,43 @@ from dsmsyncd.pipeline.context import (
 )
 from dsmsyncd.pipeline.job_routing import HELD_REASON, held_message
 from dsmsyncd.pipeline.refusals import Quarantine
+from dsmsyncd.pipeline.row_errors import Processed, data_error_rows, parse_error_rows
 from dsmsyncd.state import Job, JobState, JobUpdate
 
 logger = logging.getLogger(JOB_LOGGER_NAME)
+
+
+async def succeeded(run: RunningJob, outcome: Outcome) -> Job:
+    """The job is terminal already; move the file, then record where it went."""
+    began = time.monotonic()
+    try:
+        where = await run.ctx.finalizer_for(run.job).succeeded(run.job, run.mapping)
+    except OSError as exc:
+        logger.error("could not finalize the file: %s", exc)
+        where = f"left in place: {exc}"
+    await run.to(run.job.state, {"file": where}, finished_at=run.job.finished_at)
+    run.ctx.metrics.phase("finalize", time.monotonic() - began)
+    run.ctx.metrics.finished(run.job.dataset, outcome)
+    logger.info("%s (%s)", outcome, where)
+    return run.job
+
+
+async def would_apply(run: RunningJob, processed: Processed) -> Job:
+    """A dry run passed every check: discard the revision, say what would have happened."""
+    assert run.source is not None
+    rows = await data_error_rows(run.client, processed, run.source.id)
+    parse_errors = await parse_error_rows(run.client, processed, run.source)
+    await discard_open_revision(run)
+    details: dict[str, object] = {
+        "dry_run": True,
+        "outcome": "would_apply",
+        "total_rows": processed.schema.total_rows,
+        "error_count": processed.error_count,
+        "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
+        "parse_error_count": processed.parse_error_count,
+        "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
+    }
+    return await run.to(JobState.DISCARDED, details, **CLEARED_IDS)
 
 
 async def discard_open_revision(run: RunningJob) -> None:

@@ -50,7 +50,6 @@ from dsmsyncd.observe.logging import bind_job, bind_revision
 from dsmsyncd.pipeline import outcomes, resume
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
-    DRY_RUN_SAMPLE_ROWS,
     JOB_LOGGER_NAME,
     PipelineContext,
     TargetAccount,
@@ -69,10 +68,9 @@ from dsmsyncd.pipeline.schema_drift import check_schema_drift
 from dsmsyncd.pipeline.upload import content_type_for, upload_blob
 from dsmsyncd.state import Job, JobState, JobUpdate
 
+__all__ = ["JobRun", "Pipeline"]
+
 logger = logging.getLogger(JOB_LOGGER_NAME)
-
-
-__all__ = ["JobRun", "Pipeline", "PipelineContext"]
 
 
 class Pipeline:
@@ -224,7 +222,7 @@ class JobRun:
             return None
         logger.info("same content as job %s: skipped", duplicate.id)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
-        return await self._finalize_success("skipped")
+        return await outcomes.succeeded(self, "skipped")
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
@@ -313,7 +311,7 @@ class JobRun:
             )
         await self._replace_guard(processed)
         if self.dry_run:
-            return await self._dry_run_outcome(processed)
+            return await outcomes.would_apply(self, processed)
         await self.to(JobState.APPLYING)
         try:
             task_set = await self.client.apply(self.revision, schema.id)
@@ -322,22 +320,6 @@ class JobRun:
         if task_set.id is not None:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
-
-    async def _dry_run_outcome(self, processed: Processed) -> Job:
-        assert self.source is not None
-        rows = await data_error_rows(self.client, processed, self.source.id)
-        parse_errors = await parse_error_rows(self.client, processed, self.source)
-        await outcomes.discard_open_revision(self)
-        details: dict[str, object] = {
-            "dry_run": True,
-            "outcome": "would_apply",
-            "total_rows": processed.schema.total_rows,
-            "error_count": processed.error_count,
-            "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
-            "parse_error_count": processed.parse_error_count,
-            "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
-        }
-        return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
 
     async def _replace_guard(self, processed: Processed) -> None:
         assert self.revision is not None
@@ -361,10 +343,10 @@ class JobRun:
         self.ctx.metrics.phase("apply", time.monotonic() - began)
         if final.status == "successful":
             await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
-            return await self._finalize_success("published")
+            return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
             await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
-            return await self._finalize_success("awaiting_approval")
+            return await outcomes.succeeded(self, "awaiting_approval")
         message = next(
             (
                 str(entry["details"]["message"])
@@ -377,19 +359,3 @@ class JobRun:
             "apply_failed",
             f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
         )
-
-    # -- outcomes -----------------------------------------------------------------------
-
-    async def _finalize_success(self, outcome: str) -> Job:
-        """The job is terminal already; move the file, then record where it went."""
-        began = time.monotonic()
-        try:
-            where = await self.ctx.finalizer_for(self.job).succeeded(self.job, self.mapping)
-        except OSError as exc:
-            logger.error("could not finalize the file: %s", exc)
-            where = f"left in place: {exc}"
-        await self.to(self.job.state, {"file": where}, finished_at=self.job.finished_at)
-        self.ctx.metrics.phase("finalize", time.monotonic() - began)
-        self.ctx.metrics.finished(self.job.dataset, outcome)
-        logger.info("%s (%s)", outcome, where)
-        return self.job
