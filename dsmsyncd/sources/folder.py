@@ -1,8 +1,8 @@
 """A local drop folder: files present at start, filesystem events, and a periodic rescan.
 
-Events (watchfiles) only say *when* to look: every batch triggers a full scan, so a
-lost event (network mounts, an overflowing inotify queue) costs latency, never a
-file, and the ``poll_interval`` rescan is the safety net. Files still settling are
+Events (watchfiles, ``watch.py``) only say *when* to look: every batch triggers a full
+scan, so a lost event (network mounts, an overflowing inotify queue) costs latency,
+never a file, and the ``poll_interval`` rescan is the safety net. Files still settling are
 re-checked on their own when they are due, so a file becomes a candidate ``min_age``
 after it stops changing even if no further event arrives.
 
@@ -25,8 +25,6 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 
-from watchfiles import awatch
-
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import ignore
 from dsmsyncd.config.schema import SourceConfig
@@ -38,16 +36,10 @@ from dsmsyncd.sources.base import (
     parse_file_identity,
 )
 from dsmsyncd.sources.stability import Clock, StabilityGate
+from dsmsyncd.sources.watch import watch
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
 
-# watchfiles groups changes for at most this long; the gate waits min_age anyway.
-WATCH_DEBOUNCE_MS = 500
-WATCH_STEP_MS = 50
-# How often the watch thread wakes without events, to notice a replaced root.
-WATCH_TIMEOUT_MS = 5_000
-# Between attempts to (re)start watching a missing or unwatchable root.
-WATCH_RETRY_S = 5.0
 # Never spin: the shortest wait between two looks at the folder.
 MIN_WAIT_S = 0.05
 
@@ -223,7 +215,9 @@ class FolderSource:
         wake = asyncio.Event()
         halt = asyncio.Event()  # ours alone: watchfiles sets it if its task is cancelled
         relay = asyncio.create_task(_relay(stop, halt, wake), name=f"stop-{self.name}")
-        watcher = asyncio.create_task(self._watch(halt, wake), name=f"watch-{self.name}")
+        watcher = asyncio.create_task(
+            watch(self.name, self.root, self._poll_s, halt, wake), name=f"watch-{self.name}"
+        )
         loop = asyncio.get_running_loop()
         batch: list[Candidate] = []
         handed = 0
@@ -258,50 +252,6 @@ class FolderSource:
             halt.set()
             relay.cancel()
             await asyncio.gather(relay, watcher, return_exceptions=True)
-
-    async def _watch(self, halt: asyncio.Event, wake: asyncio.Event) -> None:
-        """Set ``wake`` on every event batch; re-arm when the root is replaced or returns."""
-        reported = False
-        while not halt.is_set():
-            armed = _dir_id(self.root)
-            if armed is not None:
-                try:
-                    async with contextlib.aclosing(
-                        awatch(
-                            self.root,
-                            watch_filter=None,
-                            debounce=WATCH_DEBOUNCE_MS,
-                            step=WATCH_STEP_MS,
-                            stop_event=halt,
-                            rust_timeout=WATCH_TIMEOUT_MS,
-                            yield_on_timeout=True,
-                            recursive=True,
-                        )
-                    ) as batches:
-                        async for batch in batches:
-                            reported = False
-                            if batch:
-                                wake.set()
-                            if _dir_id(self.root) != armed:
-                                wake.set()
-                                break
-                        else:
-                            return  # halted
-                    continue  # the root was replaced: watch the new one at once
-                except (OSError, RuntimeError) as exc:
-                    if not reported:
-                        logger.warning(
-                            "source %s: cannot watch %s for events (%s); relying on the "
-                            "rescan every %.0fs",
-                            self.name,
-                            self.root,
-                            exc,
-                            self._poll_s,
-                        )
-                        reported = True
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(WATCH_RETRY_S):
-                    await halt.wait()
 
     # -- reading and health ----------------------------------------------------------------
 
@@ -395,14 +345,6 @@ def _check_identity(path: Path, identity: str, st: os.stat_result, where: str) -
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _dir_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _in_arrival_order(candidates: list[Candidate]) -> list[Candidate]:
