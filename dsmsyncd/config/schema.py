@@ -258,19 +258,19 @@ class SourceConfig(_Section):
     @property
     def bucket(self) -> str:
         """The bucket of an ``s3://`` source."""
-        match = _S3_URL.match(self.url)
-        if match is None:
-            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
-        return match.group(1)
+        return self._s3_url().group(1)
 
     @property
     def prefix(self) -> str:
         """The key prefix of an ``s3://`` source: empty, or ending in ``/``."""
+        prefix = (self._s3_url().group(2) or "").lstrip("/")
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+    def _s3_url(self) -> re.Match[str]:
         match = _S3_URL.match(self.url)
         if match is None:
             raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
-        prefix = (match.group(2) or "").lstrip("/")
-        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        return match
 
 
 class MappingConfig(_Section):

@@ -10,14 +10,18 @@ nothing of datasets. The daemon talks to a source through ``Source`` alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from dsmsyncd.blob import Blob
+from dsmsyncd.sources.stability import StabilityGate
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Never spin: the shortest wait between two looks at a source.
+MIN_WAIT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,43 @@ def parse_file_identity(identity: str) -> tuple[str, int, int]:
     if not identity.startswith("file:") or not size.isdigit() or not mtime_ns.lstrip("-").isdigit():
         raise ValueError(f"{identity!r} is not the identity of a local file")
     return path, int(size), int(mtime_ns)
+
+
+@dataclass
+class Batch:
+    """The candidates one look at a source found, handed over one by one until ``stop``.
+
+    Those not handed over (the daemon stopped first) are ``unhanded``: the source forgets
+    them, so that a later run of it finds them again rather than taking them as seen.
+    """
+
+    found: list[Candidate] = field(default_factory=list)
+    handed: int = 0
+
+    def hand_over(self, stop: asyncio.Event) -> Iterator[Candidate]:
+        for candidate in self.found:
+            if stop.is_set():
+                return
+            self.handed += 1  # counted before the yield: once yielded, it is delivered
+            yield candidate
+
+    @property
+    def unhanded(self) -> list[Candidate]:
+        return self.found[self.handed :]
+
+
+async def wait_for_next_look(
+    woken: asyncio.Event, next_full: float, gate: StabilityGate, *, settling: bool = True
+) -> None:
+    """Until ``woken`` is set, the next full look is due (loop time ``next_full``) or, with
+    ``settling``, a file the stability gate is waiting for is due to be looked at again."""
+    timeout = next_full - asyncio.get_running_loop().time()
+    due = gate.seconds_until_due()
+    if due is not None and settling:
+        timeout = min(timeout, due)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(timeout, MIN_WAIT_S)):
+            await woken.wait()
 
 
 class SourceError(Exception):

@@ -17,7 +17,6 @@ attention is logged once, for as long as it lasts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -29,19 +28,18 @@ from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import ignore
 from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import (
+    Batch,
     Candidate,
     SourceError,
     SourceVanished,
     file_identity,
     parse_file_identity,
+    wait_for_next_look,
 )
 from dsmsyncd.sources.stability import Clock, StabilityGate
 from dsmsyncd.sources.watch import watch
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
-
-# Never spin: the shortest wait between two looks at the folder.
-MIN_WAIT_S = 0.05
 
 
 class FolderSource:
@@ -219,35 +217,22 @@ class FolderSource:
             watch(self.name, self.root, self._poll_s, halt, wake), name=f"watch-{self.name}"
         )
         loop = asyncio.get_running_loop()
-        batch: list[Candidate] = []
-        handed = 0
+        batch = Batch()
         try:
             full, next_full = True, loop.time()
             while not stop.is_set():
-                batch = await asyncio.to_thread(self.scan if full else self.recheck_pending)
-                handed = 0
+                batch = Batch(await asyncio.to_thread(self.scan if full else self.recheck_pending))
                 if full:
                     next_full = loop.time() + self._poll_s
-                for candidate in batch:
-                    if stop.is_set():
-                        break
-                    handed += 1  # counted before the yield: once yielded, it is delivered
+                for candidate in batch.hand_over(stop):
                     yield candidate
-                # Wake for the next full rescan, or sooner when a settling file is due.
-                timeout = next_full - loop.time()
-                due = self._gate.seconds_until_due()
-                if due is not None:
-                    timeout = min(timeout, due)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(timeout, MIN_WAIT_S)):
-                        await wake.wait()
+                await wait_for_next_look(wake, next_full, self._gate)
                 full = wake.is_set() or loop.time() >= next_full
                 wake.clear()
                 if watcher.done() and not halt.is_set():
                     watcher.result()  # the watch died: raise its error for the daemon to see
         finally:
-            # Not handed over: forget them so that a later run of this source finds them.
-            for candidate in batch[handed:]:
+            for candidate in batch.unhanded:
                 self._gate.forget(candidate.relative_path)
             halt.set()
             relay.cancel()
