@@ -110,6 +110,12 @@ class SqliteStateStore:
             self._file_lock.acquire()  # before the first byte is read: a second daemon stops here
         conn: aiosqlite.Connection | None = None
         try:
+            if self.path != MEMORY:
+                # A file that cannot be opened at all fails here, in a thread that is waited
+                # for. Failing in aiosqlite's connect instead leaves its worker thread to
+                # stop on its own, and that thread then reports to an event loop that
+                # ``run`` may have closed already: a traceback after a clean exit 3.
+                await asyncio.to_thread(_open_and_close, self.path)
             conn = await aiosqlite.connect(self.path, isolation_level=None)
             conn.row_factory = aiosqlite.Row
             if self._trace is not None:
@@ -375,6 +381,10 @@ async def _append_event(
         " VALUES (?, ?, ?, ?, ?)",
         (job_id, at_us, state.value, previous.value if previous else None, codec.to_json(details)),
     )
+
+
+def _open_and_close(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 def _due(job: Job, now: datetime) -> bool:

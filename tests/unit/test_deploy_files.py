@@ -422,6 +422,12 @@ def test_systemd_unit_lifecycle() -> None:
     assert _unit()["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+def test_systemd_unit_asks_for_watchdog_pings() -> None:
+    service = {key: values[-1] for key, values in _unit()["Service"].items()}
+    # The daemon pings every half interval: room left for a busy event loop.
+    assert _seconds(service["WatchdogSec"]) >= 10
+
+
 def test_systemd_unit_hardening() -> None:
     service = {key: values[-1] for key, values in _unit()["Service"].items()}
     assert service["ProtectSystem"] == "strict"
