@@ -61,7 +61,8 @@ import aiohttp
 import trustme
 
 from dsmsyncd.blob import LocalFileBlob
-from dsmsyncd.config.schema import Config, load_config
+from dsmsyncd.config import load_config
+from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.daemon.target import client_for
 from dsmsyncd.dsmapi import Credentials, DsmapiClient

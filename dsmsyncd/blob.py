@@ -66,7 +66,16 @@ class Blob(Protocol):
         """Changes whenever the content may have changed (path + size + mtime, or key + ETag)."""
         ...
 
-    async def read_range(self, offset: int, length: int) -> bytes: ...
+    async def read_range(self, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` (the header check and the content hash read so)."""
+        ...
+
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        """Fill ``buffer`` with the bytes at ``offset``: the uploader reuses one buffer per
+        worker, which keeps a 1 GB upload from allocating (and page-faulting in) a fresh
+        chunk-sized block for every chunk (measured in bench/RESULTS.md). A blob that can
+        only read by range fills it from ``read_range``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,7 @@ class LocalFileBlob:
         return await asyncio.to_thread(self._pread, offset, length)
 
     async def read_into(self, offset: int, buffer: memoryview) -> None:
-        """Fill ``buffer`` with the bytes at ``offset``: the uploader reuses one buffer per
-        worker, which keeps a 1 GB upload from allocating (and page-faulting in) a fresh
-        chunk-sized block for every chunk (measured in bench/RESULTS.md)."""
+        """Fill ``buffer`` with the bytes at ``offset``, read straight into it."""
         await asyncio.to_thread(self._preadinto, offset, buffer)
 
     def _pread(self, offset: int, length: int) -> bytes:
@@ -136,18 +143,6 @@ class LocalFileBlob:
                 done += count
         finally:
             os.close(fd)
-
-
-def first_gone(group: BaseExceptionGroup[BaseException]) -> BlobGone | None:
-    """The first ``BlobGone`` in a (nested) exception group: what a stopped upload records."""
-    for exc in group.exceptions:
-        if isinstance(exc, BlobGone):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = first_gone(exc)
-            if found is not None:
-                return found
-    return None
 
 
 async def sha256_of(blob: Blob) -> str:

@@ -15,10 +15,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.config.redact import REDACTED, redact_text
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import SCRUB_MIN_CHARS
 from dsmsyncd.dsmapi import (
     API,
+    CURRENT_USER,
     AuthError,
     DsmapiClient,
     DsmapiError,
@@ -26,7 +28,6 @@ from dsmsyncd.dsmapi import (
     RetryableServerError,
     TransportError,
 )
-from dsmsyncd.observe.logging import REDACTED, redact_text
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _creatable(path: Path) -> bool:
 async def check_target(config: Config, client: DsmapiClient) -> list[Finding]:
     findings: list[Finding] = []
     try:
-        user = await client.call("GET", "/api/users/current.json", retry=False)
+        user = await client.call("GET", CURRENT_USER, retry=False)
     except AuthError as exc:
         return [Finding(False, "credentials", f"the target refused them: {exc.server_message}")]
     except (TransportError, RetryableServerError) as exc:

@@ -1,25 +1,25 @@
 """The daemon's commands: ``run``, ``check-config``, ``status`` (``push`` lives in push.py).
 
-Exit codes (documented in the README) let scripts tell why a command ended.
+Exit codes (``exit_codes.py``, documented in the README) let scripts tell why a command
+ended; ``run`` ends with a startup failure's one-line reason, never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
 from dsmsyncd.cli.check_config import Finding, check_buckets, check_folders, check_target, shown
-from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.cli.exit_codes import ExitCode
+from dsmsyncd.config.load import load_config
+from dsmsyncd.config.schema import Config
+from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.observe.logging import configure_logging
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
-EXIT_STARTUP_FAILURE = 3
-EXIT_REJECTED = 4  # the input was refused: quarantined, or a dry run over the threshold
-EXIT_RETRYABLE = 5  # the target or network failed: try again later
+logger = logging.getLogger("dsmsyncd.cli.daemon_commands")
 
 
 def load_or_report(path: Path) -> Config | None:
@@ -33,20 +33,25 @@ def load_or_report(path: Path) -> Config | None:
 def run_command(config_path: Path, log_level: str) -> int:
     config = load_or_report(config_path)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     configure_logging(level=log_level)
-    from dsmsyncd.daemon.lifecycle import Daemon
+    from dsmsyncd.daemon.lifecycle import Daemon, StartupFailed
 
-    async def main() -> int:
-        return await Daemon(config_path, config).run()
+    async def main() -> None:
+        await Daemon(config_path, config).run()
 
-    return asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except StartupFailed as exc:
+        logger.error("startup failed: %s", exc)
+        return ExitCode.STARTUP_FAILURE
+    return ExitCode.OK
 
 
 def check_config_command(config_path: Path, *, offline: bool) -> int:
     config = load_or_report(config_path)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     findings: list[Finding] = []
     if not offline:
         findings = check_folders(config) + asyncio.run(_online(config))
@@ -57,15 +62,15 @@ def check_config_command(config_path: Path, *, offline: bool) -> int:
     wrong = [f for f in failed if not f.retryable]
     if wrong:
         print(f"{config_path}: {len(wrong)} problem(s)")
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     if failed:
         print(
             f"{config_path}: no problem found, but {len(failed)} check(s) could not be made "
             "(the target or the network did not answer); try again later"
         )
-        return EXIT_RETRYABLE
+        return ExitCode.RETRYABLE
     print(f"{config_path}: valid")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _online(config: Config) -> list[Finding]:
@@ -79,14 +84,14 @@ async def _online(config: Config) -> list[Finding]:
 def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
     config = load_or_report(config_path)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     rows = asyncio.run(_recent(config, limit))
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
-        return EXIT_OK
+        return ExitCode.OK
     if not rows:
         print("no jobs recorded yet")
-        return EXIT_OK
+        return ExitCode.OK
     by_dataset: dict[str, list[dict[str, object]]] = {}
     for row in rows:
         by_dataset.setdefault(str(row["dataset"]), []).append(row)
@@ -95,7 +100,7 @@ def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
         for job in jobs:
             error = f"  {job['error']}" if job.get("error") else ""
             print(f"  #{job['id']:<5} {job['state']:<18} {job['updated_at']}  {job['file']}{error}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def _recent(config: Config, limit: int) -> list[dict[str, object]]:

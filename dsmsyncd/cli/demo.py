@@ -19,7 +19,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.cli.exit_codes import ExitCode
+from dsmsyncd.config.load import load_config
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, DsmapiError
 from dsmsyncd.state import Job
 
@@ -81,7 +82,7 @@ def run_demo(data_dir: Path, listen: tuple[str, int], *, keep_serving: bool = Fa
     try:
         return asyncio.run(_demo(data_dir.resolve(), listen, keep_serving))
     except KeyboardInterrupt:
-        return 0
+        return ExitCode.OK
 
 
 async def _demo(root: Path, listen: tuple[str, int], keep_serving: bool) -> int:
@@ -108,7 +109,7 @@ async def _demo(root: Path, listen: tuple[str, int], keep_serving: bool) -> int:
         ca = str(server.ca_path)
         fourfour = await _prepare_dataset(server.url, ca)
         if fourfour is None:
-            return 1
+            return ExitCode.FAILURE
         config_path = _write_daemon_config(root, server.url, ca, fourfour)
         print(f"daemon configuration: {config_path}")
         return await _run_daemon(root, config_path, server.url, ca, fourfour, keep_serving)
@@ -206,7 +207,7 @@ async def _run_daemon(
             job = await finished.get()
         print(f"job #{job.id}: {job.state.value}" + (f" ({job.error})" if job.error else ""))
         if job.state.value != "published":
-            return 1
+            return ExitCode.FAILURE
         await _show(url, ca, fourfour, root / "secrets" / "netrc")
         if keep_serving:
             print(f"serving until Ctrl-C; drop more files into {root / 'drop' / 'permits'}")
@@ -216,7 +217,7 @@ async def _run_daemon(
                 "the server and daemon stop now; `.venv/bin/dsmsyncd demo --keep-serving` "
                 "keeps them up so that the URL above answers"
             )
-        return 0
+        return ExitCode.OK
     finally:
         daemon.stop.set()
         await runner

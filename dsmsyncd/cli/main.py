@@ -1,7 +1,7 @@
-"""Command line: ``dsmsyncd serve`` and ``dsmsyncd demo`` (the daemon commands join later).
+"""Command line: argparse and dispatch of every ``dsmsyncd`` command.
 
-Exit codes are part of the interface, so scripts can tell a bad invocation from a
-failure: 0 ok, 2 usage or config error, 3 startup failure, 1 anything else.
+The daemon's commands live in ``daemon_commands.py`` and ``push.py``, ``serve`` starts
+the local server, ``demo`` both; every command's exit codes are ``exit_codes.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dsmsyncd import __version__
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_STARTUP_FAILURE = 3
+from dsmsyncd.cli.exit_codes import ExitCode
+from dsmsyncd.config.schema import ACTIONS
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -200,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dataset", required=True, metavar="ID")
     how = push.add_mutually_exclusive_group()
     how.add_argument("--import-config", metavar="NAME")
-    how.add_argument("--action", choices=["update", "replace", "delete"])
+    how.add_argument("--action", choices=ACTIONS)
     push.add_argument("--max-error-rows", type=int, default=0)
     push.add_argument(
         "--dry-run",
@@ -277,14 +274,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     if (args.tls_cert is None) != (args.tls_key is None):
         print("dsmsyncd serve: --tls-cert and --tls-key go together", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         users, tokens = serve_credentials(
             args.users, args.users_file, args.tokens, args.tokens_file
         )
     except CredentialsError as exc:
         print(f"dsmsyncd serve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     host, port = args.listen
     options = ServeOptions(
         listen_host=host,

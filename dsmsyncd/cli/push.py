@@ -20,18 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dsmsyncd.blob import LocalFileBlob
-from dsmsyncd.cli.daemon_commands import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    EXIT_REJECTED,
-    EXIT_RETRYABLE,
-    load_or_report,
-)
-from dsmsyncd.config.schema import Config, MappingConfig
-from dsmsyncd.daemon.job_routing import routing_snapshot
-from dsmsyncd.finalize.folder import QuarantineReport
+from dsmsyncd.cli.daemon_commands import load_or_report
+from dsmsyncd.cli.exit_codes import ExitCode
+from dsmsyncd.config.schema import Action, Config, MappingConfig
+from dsmsyncd.finalize.report import QuarantineReport
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.job_routing import routing_snapshot
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.state import Job, JobState, StateStore, open_state_store
 
 PUSH_SOURCE = "push"
@@ -42,7 +38,7 @@ class PushRequest:
     file: Path
     dataset: str
     import_config: str | None = None
-    action: str | None = None
+    action: Action | None = None
     max_error_rows: int = 0
     dry_run: bool = False
     progress: bool = True
@@ -98,7 +94,7 @@ def mapping_for(request: PushRequest) -> MappingConfig:
         match="*",
         dataset=request.dataset,
         import_config=request.import_config,
-        action=None if request.import_config else (request.action or "update"),  # type: ignore[arg-type]
+        action=None if request.import_config else (request.action or "update"),
         max_error_rows=request.max_error_rows,
         skip_duplicates=False,
         on_success="keep",
@@ -109,15 +105,15 @@ def mapping_for(request: PushRequest) -> MappingConfig:
 def push_command(config_path: Path, request: PushRequest) -> int:
     config = load_or_report(config_path)
     if config is None:
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     if not request.file.is_file():
         print(f"dsmsyncd push: {request.file} is not a readable file", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     try:
         mapping = mapping_for(request)
     except ValueError as exc:
         print(f"dsmsyncd push: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.USAGE
     return asyncio.run(push(config, mapping, request))
 
 
@@ -187,15 +183,15 @@ async def _summarise(
         print(f"dry run outcome: {outcome}; {details.get('message') or ''}".rstrip("; "))
         for row in [*details.get("parse_errors", []), *details.get("error_rows", [])][:10]:
             print("  " + json.dumps(row, default=str))
-        return EXIT_REJECTED if outcome == "would_quarantine" else EXIT_OK
+        return ExitCode.REJECTED if outcome == "would_quarantine" else ExitCode.OK
     if job.state in (JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.SKIPPED):
         if job.state is JobState.AWAITING_APPROVAL:
             print("applied and submitted for approval: it is published once someone approves it")
-        return EXIT_OK
+        return ExitCode.OK
     if job.state is JobState.QUARANTINED:
         print(f"rejected: {job.error}", file=sys.stderr)
         if finalizer.report is not None:
             print(finalizer.report.to_json(), file=sys.stderr)
-        return EXIT_REJECTED
+        return ExitCode.REJECTED
     print(f"failed, try again later: {job.error}", file=sys.stderr)
-    return EXIT_RETRYABLE
+    return ExitCode.RETRYABLE

@@ -8,19 +8,17 @@ and ``config_secrets`` keeps them out of every error message.
 
 A config error names the file, the key path (``mapping[2].dataset``), what was
 expected and, unless it may be a secret, what was found, for every mistake at once
-(invariant 6). Every command that reads a config (``run``, ``check-config``, a SIGHUP
-reload) goes through ``load_config``, so they accept and refuse the same files.
+(invariant 6). This module holds the sections' models and their own checks;
+``load.py`` reads a file through them (``load_config``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import ssl
-import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -29,27 +27,28 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from dsmsyncd.config.paths import finalize_dir_problems, source_overlaps
-from dsmsyncd.config.secrets import ConfigError, ConfigProblem, resolve
+from dsmsyncd.config.state_url import check_state_url
 
 __all__ = [
+    "ACTIONS",
+    "Action",
     "AdminConfig",
     "Config",
-    "ConfigError",
-    "ConfigProblem",
     "LimitsConfig",
     "MappingConfig",
     "SourceConfig",
     "StateConfig",
     "TargetConfig",
-    "load_config",
     "parse_duration",
 ]
+
+Action = Literal["update", "replace", "delete"]
+"""How a revision opened without an import config changes its dataset (digest §1.1)."""
+ACTIONS: tuple[Action, ...] = get_args(Action)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -124,8 +123,6 @@ class StateConfig(_Section):
     @field_validator("url")
     @classmethod
     def _openable(cls, value: str) -> str:
-        from dsmsyncd.state.url import check_state_url  # the rule lives with the stores
-
         check_state_url(value)
         return value
 
@@ -261,19 +258,19 @@ class SourceConfig(_Section):
     @property
     def bucket(self) -> str:
         """The bucket of an ``s3://`` source."""
-        match = _S3_URL.match(self.url)
-        if match is None:
-            raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
-        return match.group(1)
+        return self._s3_url().group(1)
 
     @property
     def prefix(self) -> str:
         """The key prefix of an ``s3://`` source: empty, or ending in ``/``."""
+        prefix = (self._s3_url().group(2) or "").lstrip("/")
+        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+    def _s3_url(self) -> re.Match[str]:
         match = _S3_URL.match(self.url)
         if match is None:
             raise ValueError(f"source {self.name}: {self.url} is not an s3:// URL")
-        prefix = (match.group(2) or "").lstrip("/")
-        return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        return match
 
 
 class MappingConfig(_Section):
@@ -281,7 +278,7 @@ class MappingConfig(_Section):
     match: str
     dataset: str
     import_config: str | None = None
-    action: Literal["update", "replace", "delete"] | None = None
+    action: Action | None = None
     max_error_rows: int = Field(default=0, ge=0)
     max_row_drop: float = Field(default=0.5, ge=0.0, le=1.0)
     allow_empty_replace: bool = False
@@ -327,29 +324,3 @@ class Config(_Section):
                 f"known sources: {', '.join(names) or 'none'}"
             )
         return self
-
-
-def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
-    """Read, resolve and validate ``path``; ConfigError lists every mistake found."""
-    env = dict(os.environ if environ is None else environ)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(
-            path, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]
-        ) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
-    resolved, resolution = resolve(raw, env, path.parent)
-    problems = resolution.problems
-    try:
-        config = Config.model_validate(resolved)
-    except ValidationError as exc:
-        problems += [resolution.explain(err) for err in exc.errors()]
-        raise ConfigError(path, problems) from None
-    found = source_overlaps(config.source)
-    found += finalize_dir_problems(config.source, config.mapping)
-    problems += [ConfigProblem(p.key, resolution.scrub(p.message)) for p in found]
-    if problems:
-        raise ConfigError(path, problems)
-    return config

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsmsyncd.observe.logging import REDACTED, redact_text
+from dsmsyncd.config.redact import REDACTED, redact_text
 
 Loc = tuple[str | int, ...]
 

@@ -1,12 +1,14 @@
 """The daemon's lifecycle: startup → main loop → drain → shutdown, as named phases.
 
-``startup`` opens the state store, the DSMAPI client and the admin server and checks
-the target; only then is the daemon ready (``/readyz`` green, ``READY=1`` to systemd).
-The main loop runs one discovery task per source and the scheduler. SIGTERM/SIGINT
-only set an event; the drain then stops discovery, lets running jobs finish within
-``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in
-reverse order. A second signal cancels at once; an interrupted job resumes at the
-next start. SIGHUP reloads the configuration, keeping the old one if the new is bad.
+``startup`` opens the state store, the DSMAPI client and the admin server, probes the
+target (an unreachable one is retried, and shown by ``/readyz``), starts the sources and
+finishes what a crash left; only then is the daemon ready (``READY=1`` to systemd). The
+main loop runs one discovery task per source, the scheduler, and systemd's watchdog
+pings. SIGTERM/SIGINT only set an event; the drain then stops discovery, lets running
+jobs finish within ``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes
+everything in reverse order. A second signal cancels at once; an interrupted job
+resumes at the next start. SIGHUP reloads the configuration, keeping the old one if
+the new is bad.
 
 The state store is opened exclusively (a second daemon on the same file refuses to
 start), and every task the daemon starts runs under the ``Supervisor``: a failure is
@@ -18,53 +20,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.blob import Blob
-from dsmsyncd.config.schema import Config, ConfigError, load_config
+from dsmsyncd.config.load import load_config
+from dsmsyncd.config.schema import Config
+from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.daemon import signals
-from dsmsyncd.daemon.job_files import finalizer_for, open_job_blob
-from dsmsyncd.daemon.job_routing import release_held, routing_snapshot
+from dsmsyncd.daemon.discovery import Discovery, record_job
 from dsmsyncd.daemon.lease import Lease
-from dsmsyncd.daemon.routing import UnmatchedLog, route
+from dsmsyncd.daemon.routing import UnmatchedLog
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.daemon.source_set import Sources
+from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks
 from dsmsyncd.daemon.supervisor import Supervisor
 from dsmsyncd.daemon.target import ClientLease, client_for
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
-from dsmsyncd.finalize.folder import Finalizer
-from dsmsyncd.finalize.sweep import finalize_leftovers
+from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.observe import sdnotify
-from dsmsyncd.observe.admin import AdminServer, create_admin_app, start_admin
+from dsmsyncd.observe.admin import OK, AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.job_routing import release_held
+from dsmsyncd.pipeline.sweep import finalize_leftovers
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.sources.base import Candidate, Source, SourceError
 from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
 
 logger = logging.getLogger("dsmsyncd.daemon.lifecycle")
 
-EXIT_OK = 0
-EXIT_STARTUP_FAILURE = 3
-TARGET_CHECK_INTERVAL_S = 15.0
 
-
-@dataclass
-class DaemonState:
-    """What the admin server reads: kept current by the daemon, never by the handlers."""
-
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    draining: bool = False
-    target_ok: bool = False
-    target_message: str = "not checked yet"
-    target_checked: float = 0.0
-    sources_checked: float = float("-inf")
-    source_problems: dict[str, str] = field(default_factory=dict)
+class StartupFailed(Exception):
+    """The daemon could not start; the message is the one-line reason (a state store that
+    cannot be opened or is too new, an admin port in use, a bad source …). What had
+    started is shut down again before it is raised."""
 
 
 class Daemon:
@@ -72,20 +65,24 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.metrics = Metrics()
-        self.state = DaemonState()
+        self.started_at = datetime.now(UTC)
+        self.draining = False
         self.stop = asyncio.Event()
+        self.started = asyncio.Event()
         self._store: StateStore | None = None
         self._client: DsmapiClient | None = None
         self._lease: ClientLease | None = None  # the client new jobs run with
+        self._status: SimpleStatus | None = None
         self._admin: AdminServer | None = None
         self._scheduler: Scheduler | None = None
         self._sources = Sources({}, {})
+        self._source_checks = SourceChecks(self.metrics)
         self._tasks = Supervisor(self.metrics, self.stop)
+        self._discovery = Discovery(self._tasks, self.stop, self.accept)
         self._reload_lock = asyncio.Lock()
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
-        self.started = asyncio.Event()
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -98,17 +95,20 @@ class Daemon:
     # -- lifecycle -----------------------------------------------------------------
 
     async def run(self) -> int:
+        """Start, serve until ``stop`` is set, drain and shut down; 0 once stopped.
+
+        Raises ``StartupFailed`` when the daemon cannot start (the CLI turns it into
+        its startup-failure exit code and one line of log)."""
         try:
             await self.startup()
         except (DsmapiError, SourceError, StateStoreError, OSError, ValueError) as exc:
-            logger.error("startup failed: %s", exc)
             await self.shutdown()
-            return EXIT_STARTUP_FAILURE
+            raise StartupFailed(str(exc)) from exc
         try:
             await self.main_loop()
         finally:
             await self.shutdown()
-        return EXIT_OK
+        return 0
 
     async def startup(self) -> None:
         signals.install(self._handle_exit, self._handle_reload)
@@ -117,20 +117,14 @@ class Daemon:
         self._client = client_for(self.config, on_retry=self._on_retry)
         await self._client.__aenter__()
         self._lease = ClientLease(self._client)
-        from dsmsyncd.observe.admin import SimpleStatus  # the status provider of the daemon
-
-        status = SimpleStatus(
-            self._store, ready_checks=self._ready_checks, extra=self._status_extra
-        )
+        self._status = self._status_provider(self._store)
         admin = self.config.admin
         self._admin = await start_admin(
-            create_admin_app(status, self.metrics), admin.host, admin.port
+            create_admin_app(self._status, self.metrics), admin.host, admin.port
         )
-        await self._check_target(force=True)
-        if not self.state.target_ok:
-            logger.warning(
-                "target not reachable yet: %s (will keep trying)", self.state.target_message
-            )
+        target = await self._status.check_target()
+        if target != OK:
+            logger.warning("target not reachable yet: %s (will keep trying)", target)
         self._sources = Sources.build(self.config)
         await self._sources.start()
         await finalize_leftovers(
@@ -160,13 +154,14 @@ class Daemon:
         scheduler = self._scheduler
         assert scheduler is not None
         for name, source in self._sources.items():
-            self._keep_discovering(name, source)
+            self._discovery.start(name, source)
         self._tasks.keep("scheduler", lambda: scheduler.run(self.stop))
+        self._keep_watchdog()
         await self.stop.wait()
-        self.state.draining = True
+        self.draining = True
         sdnotify.stopping()
         logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
-        await self._stop_discovery()
+        await self._discovery.stop()
         finished = await scheduler.drain(self.config.limits.drain_timeout)
         await self._tasks.wait("scheduler")
         logger.info("drained", extra={"all_jobs_finished": finished})
@@ -187,72 +182,27 @@ class Daemon:
             await self._store.close()
             self._store = None
 
+    def _keep_watchdog(self) -> None:
+        """Under ``WatchdogSec=``, ping systemd at half the interval while the state store
+        answers: a daemon whose loop or store hangs stops pinging and is restarted."""
+        interval = sdnotify.watchdog_interval()
+        status = self._status
+        if interval is not None and status is not None:
+            self._tasks.keep(
+                "watchdog", lambda: sdnotify.keep_watchdog(interval, status.store_answers)
+            )
+
     # -- discovery -------------------------------------------------------------------
-
-    def _keep_discovering(self, name: str, source: Source) -> None:
-        self._tasks.keep(f"discovery:{name}", lambda: self._discover(source))
-
-    async def _discover(self, source: Source) -> None:
-        source_stop = asyncio.Event()
-        watcher = asyncio.create_task(self._mirror_stop(source_stop))
-        try:
-            async for candidate in source.candidates(source_stop):
-                await self._record(candidate)
-        finally:
-            watcher.cancel()
-
-    async def _record(self, candidate: Candidate) -> None:
-        """``accept``, retried with back-off while it fails (a full state disk): the source
-        offers a candidate once, so giving up would lose the file until a restart."""
-        task = f"discovery:{candidate.source}"
-        while True:
-            try:
-                await self.accept(candidate)
-            except Exception as exc:
-                doing = f"cannot record {candidate.relative_path} as a job"
-                if await self._tasks.stopped_within(self._tasks.failed(task, exc, doing)):
-                    return
-                continue
-            self._tasks.recovered(task)
-            return
-
-    async def _mirror_stop(self, event: asyncio.Event) -> None:
-        await self.stop.wait()
-        event.set()
 
     async def accept(self, candidate: Candidate) -> Job | None:
         """Record a stable file as a job of its mapping's dataset, or log that nothing maps it."""
         assert self._store is not None
         assert self._scheduler is not None
-        routed = route(candidate.source, candidate.relative_path, self.config.mapping)
-        if routed is None:
-            if self._unmatched.first_time(candidate):
-                self.metrics.unmatched(candidate.source)
-            return None
-        index, mapping = routed
-        job = await self._store.add_job(
-            source=candidate.source,
-            relative_path=candidate.relative_path,
-            identity=candidate.identity,
-            size=candidate.size,
-            mtime=candidate.mtime,
-            dataset=mapping.dataset,
-            mapping_index=index,
-            routing=routing_snapshot(mapping),
-        )
+        mappings = self.config.mapping
+        job = await record_job(self._store, candidate, mappings, self.metrics, self._unmatched)
         if job is not None:
-            self.metrics.discovered(candidate.source)
-            logger.info(
-                "discovered %s for %s",
-                candidate.relative_path,
-                mapping.dataset,
-                extra={"job": job.id},
-            )
             self._scheduler.wake()
         return job
-
-    async def _stop_discovery(self) -> None:
-        await self._tasks.cancel(self._tasks.names("discovery:"))
 
     # -- pipeline wiring ---------------------------------------------------------------
 
@@ -294,64 +244,50 @@ class Daemon:
 
     def _open_blob(self, job: Job, sources: Sources | None = None) -> Blob:
         """The job's bytes, from ``sources`` (the generation the job started with)."""
-        return open_job_blob(self._sources if sources is None else sources, job)
+        return (self._sources if sources is None else sources).open_blob(job)
 
     def _finalizer_for(self, job: Job, sources: Sources | None = None) -> Finalizer:
-        return finalizer_for(self._sources if sources is None else sources, job)
+        return (self._sources if sources is None else sources).finalizer(job)
 
     def _on_retry(self, reason: str, attempt: int, delay: float) -> None:
         self.metrics.retried(reason)
 
+    async def _release_held(self) -> None:
+        """Jobs held for want of a mapping go back to their lanes if the config has it."""
+        assert self._store is not None
+        if await release_held(self._store, self.config.mapping) and self._scheduler:
+            self._scheduler.wake()
+
     # -- readiness and status --------------------------------------------------------
 
-    async def _check_target(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.state.target_checked < TARGET_CHECK_INTERVAL_S:
-            return
-        self.state.target_checked = now
+    def _status_provider(self, store: StateStore) -> SimpleStatus:
+        return SimpleStatus(
+            store,
+            draining=lambda: self.draining,
+            probe_target=self._probe_target,
+            sources=lambda: [{"name": s.name, "url": s.url} for s in self.config.source],
+            ready_checks=self._ready_checks,
+            extra=self._status_extra,
+            started_at=self.started_at,
+            target_ttl=CHECK_INTERVAL_S,
+        )
+
+    async def _probe_target(self) -> None:
         assert self._client is not None
-        try:
-            await self._client.call("GET", "/api/users/current.json", retry=False)
-        except DsmapiError as exc:
-            self.state.target_ok, self.state.target_message = False, str(exc)
-        else:
-            self.state.target_ok, self.state.target_message = True, "ok"
+        await self._client.current_user(retry=False)
 
     async def _ready_checks(self) -> dict[str, str]:
-        problems: dict[str, str] = {}
-        if self.state.draining:
-            problems["draining"] = "the daemon is stopping"
-        await self._check_target()
-        if not self.state.target_ok:
-            problems["target"] = self.state.target_message
-        problems.update(await self._source_problems())
+        problems = await self._source_checks.problems(self._sources)
         problems.update(self._tasks.problems())
         if self._scheduler is not None:
             problems.update(self._scheduler.problems())
         return problems
 
-    async def _source_problems(self) -> dict[str, str]:
-        """Source checks send requests (a bucket probe), so they run at most every 15 s."""
-        now = time.monotonic()
-        if now - self.state.sources_checked >= TARGET_CHECK_INTERVAL_S:
-            self.state.sources_checked = now
-            found: dict[str, str] = {}
-            for name, source in self._sources.items():
-                problems = await source.check()
-                self.metrics.source_up.labels(name).set(0 if problems else 1)
-                for problem in problems:
-                    found[f"source {name}"] = problem
-            self.state.source_problems = found
-        return dict(self.state.source_problems)
-
     async def _status_extra(self) -> dict[str, Any]:
         current = self._scheduler.current if self._scheduler else {}
+        target_ok = self._status is not None and self._status.target_ok
         return {
-            "version": __version__,
-            "started_at": self.state.started_at.isoformat(),
-            "draining": self.state.draining,
-            "target": {"url": self.config.target.url, "ok": self.state.target_ok},
-            "sources": [{"name": s.name, "url": s.url} for s in self.config.source],
+            "target": {"url": self.config.target.url, "ok": target_ok},
             "running": {ds: job.relative_path for ds, job in current.items()},
         }
 
@@ -361,10 +297,13 @@ class Daemon:
         self._signals += 1
         if self._signals > 1:
             logger.warning("second %s: cancelling running jobs now", sig.name)
-            signals.cancel_lanes()
+            if self._scheduler is not None:
+                self._scheduler.cancel_running("forced stop")
             return
         logger.info("%s received: draining", sig.name)
         self.stop.set()
+
+    # -- reload (SIGHUP) ------------------------------------------------------------------
 
     def _handle_reload(self) -> None:
         try:
@@ -398,11 +337,12 @@ class Daemon:
                         exc,
                     )
                     return
-            live = self._store is not None and not self.state.draining
+            live = self._store is not None and not self.draining
             sources, retired = await self._next_sources(new) if live else (self._sources, {})
             if switch:
                 self._client, self._lease = client, ClientLease(client)
-                self.state.target_checked = float("-inf")  # probe the new target next time
+                if self._status is not None:
+                    self._status.forget_target()  # probe the new target next time
             self.config = new
             self._use_sources(sources, retired)
             if self._scheduler is not None:
@@ -421,17 +361,11 @@ class Daemon:
             if live:
                 await self._release_held()
 
-    async def _release_held(self) -> None:
-        """Jobs held for want of a mapping go back to their lanes if the reload brought it."""
-        assert self._store is not None
-        if await release_held(self._store, self.config.mapping) and self._scheduler:
-            self._scheduler.wake()
-
     async def _next_sources(self, new: Config) -> tuple[Sources, dict[str, Lease[Source]]]:
         """The sources of ``new``: unchanged ones carried over, running; the others built
         and started, their predecessors' discovery stopped (they are retired next)."""
         sources, retired = self._sources.reloaded(new)
-        await self._tasks.cancel([f"discovery:{name}" for name in retired])
+        await self._discovery.stop(retired)
         try:
             await sources.start()
         except SourceError as exc:  # discovery keeps trying to start it, under supervision
@@ -447,4 +381,4 @@ class Daemon:
         if not self.stop.is_set():
             for name, source in sources.items():
                 if not sources.kept_from(previous, name):
-                    self._keep_discovering(name, source)
+                    self._discovery.start(name, source)

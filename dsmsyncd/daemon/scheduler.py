@@ -56,10 +56,6 @@ class Scheduler:
         """A job was added or became runnable: look for work now rather than at the next tick."""
         self._wake.set()
 
-    @property
-    def busy_datasets(self) -> list[str]:
-        return sorted(self._lanes)
-
     def problems(self) -> dict[str, str]:
         """Lanes whose last run crashed (a bug, not a job outcome), for ``/readyz``."""
         return {
@@ -137,6 +133,12 @@ class Scheduler:
             n for state, n in counts.items() if state not in TERMINAL_STATES | {JobState.HELD}
         )
         self._metrics.queue_depth.set(max(0, waiting - len(self._lanes)))
+
+    def cancel_running(self, why: str) -> None:
+        """Cancel every running job now (a second stop signal); each resumes at the next
+        start, from the last step it recorded (writes are shielded)."""
+        for task in self._lanes.values():
+            task.cancel(msg=why)
 
     async def drain(self, timeout_s: float) -> bool:
         """Stop starting jobs and let running ones finish; cancel them past ``timeout_s``.

@@ -30,10 +30,3 @@ def remove() -> None:
     for sig in (*STOP_SIGNALS, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(sig)
-
-
-def cancel_lanes() -> None:
-    """A second stop signal: cancel every running job now (each resumes at the next start)."""
-    for task in asyncio.all_tasks():
-        if task is not asyncio.current_task() and task.get_name().startswith("lane-"):
-            task.cancel(msg="forced stop")

@@ -1,4 +1,10 @@
-"""The daemon's sources, built from the config: one per ``[[source]]``, by URL scheme.
+"""The daemon's sources, built from the config: one per ``[[source]]``, by URL scheme,
+each paired with the finalizer that moves its files (a folder's, a bucket's).
+
+The pairing happens here, where the URL scheme picks the source's class: ``finalize/``
+sits above ``sources/`` (a bucket finalizer borrows its source's S3 client), and a
+source never moves a file, so a source does not make its finalizer; the daemon asks
+``Sources`` for a job's blob and finalizer and talks to each through its protocol.
 
 A ``Sources`` is one generation of them, as a read-only mapping by name. A reload
 (SIGHUP) makes the next generation with ``reloaded``: a source whose ``[[source]]``
@@ -13,15 +19,21 @@ Jobs take their source's lease with ``use`` for the length of their run.
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.blob import Blob, BlobUnreadable
 from dsmsyncd.config.schema import Config, SourceConfig
 from dsmsyncd.daemon.lease import Lease
-from dsmsyncd.sources.base import Source
+from dsmsyncd.finalize.base import Finalizer
+from dsmsyncd.finalize.bucket import BucketFinalizer
+from dsmsyncd.finalize.folder import FolderFinalizer
+from dsmsyncd.sources.base import Source, SourceError, SourceVanished
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
+from dsmsyncd.state import Job
 
 
 @dataclass(frozen=True)
@@ -49,41 +61,49 @@ def source_specs(config: Config) -> dict[str, SourceSpec]:
     }
 
 
-def build_source(spec: SourceSpec) -> Source:
+@dataclass(frozen=True)
+class _Built:
+    """A source as a generation holds it: leased by the jobs reading from it, and the
+    finalizer that moves its files."""
+
+    lease: Lease[Source]
+    finalizer: Finalizer
+
+
+def build_source(spec: SourceSpec) -> tuple[Source, Finalizer]:
+    """The source ``spec`` names, by URL scheme, and its finalizer."""
     if spec.config.url.startswith("s3://"):
-        return BucketSource(spec.config, exclude_dirs=spec.exclude_dirs)
-    return FolderSource(spec.config, exclude_dirs=spec.exclude_dirs)
+        bucket = BucketSource(spec.config, exclude_dirs=spec.exclude_dirs)
+        return bucket, BucketFinalizer(bucket)
+    folder = FolderSource(spec.config, exclude_dirs=spec.exclude_dirs)
+    return folder, FolderFinalizer(folder.root)
 
 
-async def _close(source: Source) -> None:
-    if isinstance(source, BucketSource):
-        await source.aclose()
-
-
-def _lease(source: Source) -> Lease[Source]:
-    return Lease(source, lambda: _close(source))
+def _built(spec: SourceSpec) -> _Built:
+    source, finalizer = build_source(spec)
+    return _Built(Lease(source, source.aclose), finalizer)
 
 
 class Sources(Mapping[str, Source]):
     """One generation of the daemon's sources, each leased by the jobs reading from it."""
 
-    def __init__(self, specs: Mapping[str, SourceSpec], leases: Mapping[str, Lease[Source]]):
+    def __init__(self, specs: Mapping[str, SourceSpec], built: Mapping[str, _Built]):
         self._specs = dict(specs)
-        self._leases = dict(leases)
+        self._built = dict(built)
 
     @classmethod
     def build(cls, config: Config) -> Sources:
         specs = source_specs(config)
-        return cls(specs, {name: _lease(build_source(spec)) for name, spec in specs.items()})
+        return cls(specs, {name: _built(spec) for name, spec in specs.items()})
 
     def __getitem__(self, name: str) -> Source:
-        return self._leases[name].resource
+        return self._built[name].lease.resource
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._leases)
+        return iter(self._built)
 
     def __len__(self) -> int:
-        return len(self._leases)
+        return len(self._built)
 
     def reloaded(self, config: Config) -> tuple[Sources, dict[str, Lease[Source]]]:
         """(the next generation, the leases of this one to retire, by name).
@@ -92,31 +112,51 @@ class Sources(Mapping[str, Source]):
         every other one of the next generation is new and not started yet.
         """
         specs = source_specs(config)
-        leases: dict[str, Lease[Source]] = {}
+        built: dict[str, _Built] = {}
         for name, spec in specs.items():
-            kept = self._leases.get(name) if self._specs.get(name) == spec else None
-            leases[name] = kept if kept is not None else _lease(build_source(spec))
+            kept = self._built.get(name) if self._specs.get(name) == spec else None
+            built[name] = kept if kept is not None else _built(spec)
         retired = {
-            name: lease for name, lease in self._leases.items() if leases.get(name) is not lease
+            name: old.lease
+            for name, old in self._built.items()
+            if name not in built or built[name] is not old
         }
-        return Sources(specs, leases), retired
+        return Sources(specs, built), retired
 
     def kept_from(self, previous: Sources, name: str) -> bool:
         """Whether source ``name`` of this generation is the very one of ``previous``."""
-        return name in previous._leases and previous._leases[name] is self._leases.get(name)
+        return name in previous._built and previous._built[name] is self._built.get(name)
 
     def use(self, name: str) -> contextlib.AbstractAsyncContextManager[object]:
         """Hold source ``name`` open for a job's run (nothing to hold if there is none)."""
-        lease = self._leases.get(name)
-        return lease.use() if lease is not None else contextlib.nullcontext()
+        built = self._built.get(name)
+        return built.lease.use() if built is not None else contextlib.nullcontext()
+
+    def open_blob(self, job: Job) -> Blob:
+        """The job's bytes. A refusal is an OSError the pipeline handles, never a lane
+        crash: a file that is gone is FileNotFoundError (quarantined as
+        ``file_vanished``), one that is there but cannot be read BlobUnreadable (retried
+        ``max_read_attempts`` times, then quarantined as ``file_unreadable``), and one
+        that is not the version the job was discovered as BlobChanged (skipped: the new
+        version is a job of its own, and the finalizer checks the same identity before
+        it moves anything)."""
+        try:
+            return self[job.source].open_blob(job.relative_path, job.identity)
+        except SourceVanished as exc:
+            raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
+        except SourceError as exc:
+            raise BlobUnreadable(errno.EIO, str(exc), job.relative_path) from exc
+
+    def finalizer(self, job: Job) -> Finalizer:
+        """Who moves the job's file: the finalizer paired with its source."""
+        return self._built[job.source].finalizer
 
     async def start(self) -> None:
-        """Open the bucket clients (idempotent; nothing is sent yet)."""
-        for lease in self._leases.values():
-            if isinstance(lease.resource, BucketSource):
-                await lease.resource.start()
+        """Start every source (idempotent; a bucket opens its client, nothing is sent)."""
+        for built in self._built.values():
+            await built.lease.resource.start()
 
     async def close(self) -> None:
         """At shutdown: close every source of this generation now."""
-        for lease in self._leases.values():
-            await _close(lease.resource)
+        for built in self._built.values():
+            await built.lease.resource.aclose()

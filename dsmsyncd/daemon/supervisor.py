@@ -105,9 +105,6 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def names(self, prefix: str = "") -> list[str]:
-        return [name for name in self._tasks if name.startswith(prefix)]
-
     # -- one-shot tasks --------------------------------------------------------------
 
     def spawn(self, name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

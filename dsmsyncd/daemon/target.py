@@ -35,7 +35,3 @@ class ClientLease(Lease[DsmapiClient]):
 
     def __init__(self, client: DsmapiClient) -> None:
         super().__init__(client, client.aclose)
-
-    @property
-    def client(self) -> DsmapiClient:
-        return self.resource

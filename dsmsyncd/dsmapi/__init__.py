@@ -1,6 +1,6 @@
 """Async client for the Dataset Management API (publishing API v1)."""
 
-from dsmsyncd.dsmapi.client import API, Credentials, DsmapiClient
+from dsmsyncd.dsmapi.client import Credentials, DsmapiClient
 from dsmsyncd.dsmapi.errors import (
     AuthError,
     DsmapiError,
@@ -12,6 +12,8 @@ from dsmsyncd.dsmapi.errors import (
     TransportError,
 )
 from dsmsyncd.dsmapi.models import (
+    API,
+    CURRENT_USER,
     InputSchema,
     OutputSchema,
     Revision,
@@ -23,6 +25,7 @@ from dsmsyncd.dsmapi.retry import RetryPolicy
 
 __all__ = [
     "API",
+    "CURRENT_USER",
     "AuthError",
     "Credentials",
     "DsmapiClient",

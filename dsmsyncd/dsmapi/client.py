@@ -7,12 +7,14 @@ idempotent, sent exactly once when it is not — is ``transport.py``'s job.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
+from dsmsyncd.config.schema import Action
 from dsmsyncd.dsmapi.errors import ResourceFailed
 from dsmsyncd.dsmapi.models import (
+    API,
+    CURRENT_USER,
     InputSchema,
     OutputSchema,
     Revision,
@@ -23,10 +25,6 @@ from dsmsyncd.dsmapi.models import (
 from dsmsyncd.dsmapi.transport import Credentials, Transport, poll, ssl_context
 
 __all__ = ["API", "Credentials", "DsmapiClient", "ssl_context"]
-
-logger = logging.getLogger("dsmsyncd.dsmapi.client")
-
-API = "/api/publishing/v1"
 
 
 class DsmapiClient(Transport):
@@ -42,7 +40,7 @@ class DsmapiClient(Transport):
     async def open_revision(
         self,
         fourfour: str,
-        action: str,
+        action: Action,
         *,
         permission: str | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -241,9 +239,12 @@ class DsmapiClient(Transport):
         body = await self.call_once("POST", f"{API}/config", body=dict(config))
         return dict(body["resource"])
 
-    async def current_user(self) -> dict[str, Any]:
-        """The signed-in user (core API); its ``id`` is what ``created_by.user_id`` shows."""
-        return dict(await self.call("GET", "/api/users/current.json"))
+    async def current_user(self, *, retry: bool = True) -> dict[str, Any]:
+        """The signed-in user (core API); its ``id`` is what ``created_by.user_id`` shows.
+
+        ``retry=False`` makes it a probe: one request, whose failure says the target
+        cannot be used now."""
+        return dict(await self.call("GET", CURRENT_USER, retry=retry))
 
     async def get_view(self, fourfour: str) -> dict[str, Any]:
         return dict(await self.call("GET", f"/api/views/{fourfour}"))

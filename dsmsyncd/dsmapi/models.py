@@ -13,6 +13,11 @@ from typing import Any
 
 Json = dict[str, Any]
 
+API = "/api/publishing/v1"
+"""The prefix of every publishing API path (digest §2): spelled here and nowhere else."""
+CURRENT_USER = "/api/users/current.json"
+"""The core API's signed-in user: what a cheap authenticated probe of the target asks."""
+
 
 def envelope_parts(body: Any) -> tuple[Json, dict[str, Any]]:
     """Split an envelope; a 2xx body without ``resource`` is its own resource (digest §1.0)."""
@@ -55,7 +60,13 @@ class Revision:
 
     @property
     def path(self) -> str:
-        return f"/api/publishing/v1/revision/{self.fourfour}/{self.seq}"
+        return f"{API}/revision/{self.fourfour}/{self.seq}"
+
+    @property
+    def is_open(self) -> bool:
+        """Neither applied nor discarded: both close a revision (``closed_at`` set, digest
+        §1.1), after which the server refuses changes to it (``revision_closed``)."""
+        return self.closed_at is None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ fails at once, because repeating a rejected request only repeats the rejection.
 A **non-idempotent** request (create a dataset, open a revision, create a source,
 transform, create a config, apply) is never retried, neither here nor by aiohttp
 (``transport.Transport.call_once``): a transport failure after it may have been sent
-is ``OutcomeUnknown``, and the pipeline's recovery (``recovery.py``) reads the
+is ``OutcomeUnknown``, and the pipeline (``pipeline/resume.py``) reads the
 revision to decide — follow the apply job the server started, look for the orphan
 revision it opened, or send the request again once it is known not to have happened.
 """

@@ -1,7 +1,7 @@
 """Finalizing jobs of bucket sources: archive and quarantine are copies under other prefixes.
 
-Kept apart from ``finalize.py`` so that finalizing a local file (and ``dsmsyncd
-push``) never imports the S3 client.
+Kept apart from ``folder.py`` so that finalizing a local file (and ``dsmsyncd push``)
+never imports the S3 client.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobVanished
 from dsmsyncd.config.paths import bucket_location
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.finalize.folder import REPORT_SUFFIX, QuarantineReport, split_name
+from dsmsyncd.finalize.folder import split_name
+from dsmsyncd.finalize.report import REPORT_SUFFIX, QuarantineReport
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import (
     S3Error,

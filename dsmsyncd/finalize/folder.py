@@ -1,13 +1,11 @@
-"""What happens to a file once its job is over: archive, delete, keep or quarantine.
-
-``FolderFinalizer`` moves files of a drop folder; ``BucketFinalizer`` copies objects
-of a bucket to an archive or quarantine prefix and then deletes the original.
+"""What happens to a file of a drop folder once its job is over: archive, delete, keep
+or quarantine (``bucket.py`` does the same for objects of a bucket).
 
 A source file is never modified in place (invariant 2): it is moved whole, and a move
 never overwrites (``name (1).csv``, ``name (2).csv`` …), so two files with the same
 name — a daily ``export.csv`` — both survive. A quarantined file gets a
-machine-readable report beside it, written atomically (temporary file + rename) so
-that a reader never sees half a report. A file that vanished meanwhile (someone moved
+machine-readable report beside it (``report.py``), written atomically (temporary file
++ rename) so that a reader never sees half a report. A file that vanished meanwhile (someone moved
 it by hand) is reported in the returned location, not raised: the job's outcome on the
 dataset is already decided and recorded.
 
@@ -18,97 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
 
-from dsmsyncd import __version__
 from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.finalize.report import REPORT_SUFFIX, QuarantineReport
 from dsmsyncd.sources.base import parse_file_identity
 from dsmsyncd.state import Job
 
 logger = logging.getLogger("dsmsyncd.finalize.folder")
-
-QuarantineReason = Literal[
-    "too_many_row_errors",
-    "schema_drift",
-    "empty_file",
-    "empty_replace",
-    "row_drop_guard",
-    "rejected_by_server",
-    "auth_refused",
-    "unparsable_file",
-    "transform_failed",
-    "apply_failed",
-    "unknown_dataset",
-    "file_vanished",
-    "file_unreadable",
-]
-MAX_REPORTED_ERROR_ROWS = 100
-REPORT_SUFFIX = ".report.json"
-
-
-@dataclass(frozen=True)
-class ReportedFile:
-    path: str
-    size: int
-    sha256: str | None
-    source: str = ""
-
-
-@dataclass(frozen=True)
-class QuarantineReport:
-    """Why a file was not published, in a form an operator and a script can both read.
-
-    ``reason`` is a machine key (see ``QuarantineReason``); ``message`` says what went
-    wrong, where, and how to fix it. No credential ever goes in here (invariant 5):
-    only ids, counts, the server's message and request id, and the error rows.
-
-    ``error_count`` is every row that would not be published; ``parse_error_count`` of
-    them could not be parsed at all (listed in ``parse_errors``), the rest had data
-    errors in a transform (listed in ``error_rows``).
-    """
-
-    reason: QuarantineReason
-    message: str
-    dataset: str
-    file: ReportedFile
-    revision_seq: int | None = None
-    revision_id: int | None = None
-    error_count: int = 0
-    error_rows: list[Any] = field(default_factory=list)
-    parse_error_count: int = 0
-    parse_errors: list[Any] = field(default_factory=list)
-    server_request_id: str | None = None
-    discovered_at: datetime | None = None
-    started_at: datetime | None = None
-    quarantined_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    dsmsyncd_version: str = __version__
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["error_rows"] = list(self.error_rows[:MAX_REPORTED_ERROR_ROWS])
-        data["parse_errors"] = list(self.parse_errors[:MAX_REPORTED_ERROR_ROWS])
-        for key in ("discovered_at", "started_at", "quarantined_at"):
-            value = data[key]
-            data[key] = value.isoformat() if isinstance(value, datetime) else None
-        return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-
-
-class Finalizer(Protocol):
-    """Puts a finished job's file where its mapping says; returns where it went."""
-
-    async def succeeded(self, job: Job, mapping: MappingConfig) -> str: ...
-
-    async def quarantine(
-        self, job: Job, mapping: MappingConfig, report: QuarantineReport
-    ) -> str: ...
 
 
 class FolderFinalizer:
@@ -295,6 +215,3 @@ def write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-# -- buckets -------------------------------------------------------------------------------

@@ -1,1 +1,2 @@
-"""What operators see of the daemon: structured logs, Prometheus metrics, the admin HTTP app."""
+"""What operators see of the daemon: structured logs, Prometheus metrics, the admin HTTP app,
+and the notify protocol of systemd (readiness, stopping, watchdog)."""

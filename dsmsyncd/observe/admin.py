@@ -8,42 +8,34 @@
                    client prefers text/html (a browser) or asks ``?format=html``
 
 The app only reads: what it shows comes from a ``StatusProvider``, so the daemon
-decides what "ready" means and tests can serve any state. Everything it returns is
-passed through the log redactor first, and HTML is escaped value by value, because a
-file name or a server's error message is outside data (DESIGN.md invariant 5).
+decides what "ready" means (``daemon/status.py``) and tests can serve any state.
+Everything it returns is passed through the redactor first, and HTML is escaped value
+by value, because a file name or a server's error message is outside data (DESIGN.md
+invariant 5).
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, Self
 
 from aiohttp import web
 
-from dsmsyncd import __version__
-from dsmsyncd.observe.logging import redact_text, redact_value
+from dsmsyncd.config.redact import redact_text, redact_value
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state.model import Job, JobState, utc_now
-from dsmsyncd.state.store import StateStore
 
-__all__ = ["OK", "AdminServer", "SimpleStatus", "StatusProvider", "create_admin_app", "start_admin"]
+__all__ = ["OK", "AdminServer", "StatusProvider", "create_admin_app", "start_admin"]
 
 logger = logging.getLogger("dsmsyncd.observe.admin")
 
 OK = "ok"
 """The message of a passing readiness check; any other message means the check failed."""
 
-RUNNING_STATES = frozenset(
-    {JobState.OPENING, JobState.UPLOADING, JobState.PROCESSING, JobState.APPLYING}
-)
 _NO_STORE = {"Cache-Control": "no-store"}
 _dumps = partial(json.dumps, default=str)
 
@@ -186,167 +178,6 @@ async def start_admin(app: web.Application, host: str, port: int) -> AdminServer
     server = AdminServer(url=f"http://{shown}:{bound_port}", _runner=runner)
     logger.info("admin HTTP listening on %s", server.url)
     return server
-
-
-# -- a StatusProvider over the state store ---------------------------------------------
-
-
-class SimpleStatus:
-    """StatusProvider built from the state store and a few callables from the daemon.
-
-    ``probe_target`` (say, a cheap authenticated GET on the DSMAPI) raises when the
-    target cannot be used; its outcome is cached for ``target_ttl`` seconds so that
-    probes every few seconds do not turn into calls on the publishing API. Each check
-    gives up after ``check_timeout`` seconds, because a probe that hangs is a failure.
-
-    Two hooks let the daemon add what only it knows: ``ready_checks`` returns more
-    checks (name → message; any message but ``OK`` fails readiness, so it may return
-    only its problems), and ``extra`` returns keys laid over the snapshot (the target's
-    URL, the jobs its scheduler holds).
-    """
-
-    def __init__(
-        self,
-        store: StateStore,
-        *,
-        draining: Callable[[], bool] = lambda: False,
-        probe_target: Callable[[], Awaitable[object]] | None = None,
-        datasets: Callable[[], Iterable[str]] = tuple,
-        sources: Callable[[], Sequence[Mapping[str, Any]]] = list,
-        ready_checks: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
-        extra: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
-        version: str = __version__,
-        started_at: datetime | None = None,
-        recent_per_dataset: int = 10,
-        target_ttl: float = 30.0,
-        check_timeout: float = 2.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._draining = draining
-        self._probe_target = probe_target
-        self._datasets = datasets
-        self._sources = sources
-        self._ready_checks = ready_checks
-        self._extra = extra
-        self._version = version
-        self._started_at = started_at or utc_now()
-        self._recent = recent_per_dataset
-        self._target_ttl = target_ttl
-        self._timeout = check_timeout
-        self._monotonic = monotonic
-        self._target: tuple[float, str] | None = None  # (checked at, message)
-        self._target_lock = asyncio.Lock()
-
-    async def ready(self) -> tuple[bool, dict[str, str]]:
-        checks = {
-            "state_store": await self._check(self._store.ping()),
-            "target": await self._check_target(),
-            "draining": (
-                "draining: finishing jobs in flight, taking no new files"
-                if self._draining()
-                else OK
-            ),
-        }
-        if self._ready_checks is not None:
-            checks.update(await self._more_checks(self._ready_checks))
-        return all(message == OK for message in checks.values()), checks
-
-    async def _more_checks(
-        self, ready_checks: Callable[[], Awaitable[Mapping[str, str]]]
-    ) -> dict[str, str]:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return dict(await ready_checks())
-        except Exception as exc:
-            return {"daemon": self._describe(exc)}
-
-    async def _check(self, probe: Awaitable[object]) -> str:
-        try:
-            async with asyncio.timeout(self._timeout):
-                await probe
-        except Exception as exc:
-            return self._describe(exc)
-        return OK
-
-    def _describe(self, exc: Exception) -> str:
-        if isinstance(exc, TimeoutError):
-            return f"no answer within {self._timeout:g} s"
-        return redact_text(f"{type(exc).__name__}: {exc}")
-
-    async def _check_target(self) -> str:
-        if self._probe_target is None:
-            return OK
-        async with self._target_lock:  # one probe at a time; the others get its result
-            cached = self._target
-            if cached is None or self._monotonic() - cached[0] >= self._target_ttl:
-                cached = (self._monotonic(), await self._check(self._probe_target()))
-                self._target = cached
-            return cached[1]
-
-    async def snapshot(self) -> dict[str, Any]:
-        unfinished = await self._store.unfinished_jobs()
-        recent_any = await self._store.recent_jobs(self._recent)
-        names = dict.fromkeys(
-            [
-                *self._datasets(),
-                *(job.dataset for job in unfinished),
-                *(job.dataset for job in recent_any),
-            ]
-        )
-        datasets = []
-        for name in names:
-            lane = [job for job in unfinished if job.dataset == name]
-            current = next((job for job in lane if job.state in RUNNING_STATES), None)
-            datasets.append(
-                {
-                    "dataset": name,
-                    "current": _job_view(current) if current else None,
-                    "queued": sum(
-                        job.state not in RUNNING_STATES | {JobState.HELD} for job in lane
-                    ),
-                    "held": sum(job.state is JobState.HELD for job in lane),
-                    "recent": [
-                        _job_view(job) for job in await self._store.recent_jobs(self._recent, name)
-                    ],
-                }
-            )
-        counts = await self._store.counts_by_state()
-        snapshot: dict[str, Any] = {
-            "version": self._version,
-            "started_at": self._started_at.isoformat(),
-            "draining": self._draining(),
-            "counts": {state.value: n for state, n in counts.items()},
-            "datasets": datasets,
-            "sources": [dict(source) for source in self._sources()],
-        }
-        if self._extra is not None:
-            snapshot.update(await self._extra())
-        return snapshot
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _job_view(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "file": job.relative_path,
-        "source": job.source,
-        "dataset": job.dataset,
-        "revision": job.revision_seq,
-        "attempts": job.attempts,
-        "size": job.size,
-        "error": job.error,
-        "error_count": job.error_count,
-        "discovered_at": _iso(job.discovered_at),
-        "updated_at": _iso(job.updated_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "next_attempt_at": _iso(job.next_attempt_at),
-    }
 
 
 # -- the HTML page ---------------------------------------------------------------------

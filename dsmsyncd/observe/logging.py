@@ -3,19 +3,19 @@
 Modules log through ``logging.getLogger("dsmsyncd.<module>")`` (or ``structlog``);
 both go through one root handler whose ``ProcessorFormatter`` renders JSON lines
 when the stream is not a terminal (journald, Kubernetes, a log shipper) and a
-readable console line when it is. Lines logged inside a job carry the job's keys
-(``bind_job``), so one ``grep job_id=42`` or one Loki query shows a file's story.
+readable console line when it is. Every line logged while a job runs carries the job's
+keys (``bind_job``: ``job``, ``file``, ``dataset``, ``revision``), whoever logs it (the
+pipeline, the upload's chunk workers, the client's retries), so one ``grep '"job": 42'``
+or one Loki query shows a file's story.
 
-Redaction is the last step before rendering, after tracebacks become text, so that
-no line leaves the process with a secret in it (DESIGN.md invariant 5): values of
-keys that name a secret, ``user:password@`` in URLs, and ``token=…`` /
-``Authorization: Basic …`` inside free text (exception messages quote requests).
+Redaction (``config/redact.py``, re-exported here) is the last step before rendering,
+after tracebacks become text, so that no line leaves the process with a secret in it
+(DESIGN.md invariant 5).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Mapping
 from types import TracebackType
@@ -31,57 +31,24 @@ from structlog.contextvars import (
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from dsmsyncd.config.redact import REDACTED, redact_text, redact_value
+
 __all__ = [
     "REDACTED",
     "JobBinding",
     "bind_job",
+    "bind_revision",
     "configure_logging",
     "redact_text",
     "redact_value",
 ]
 
-REDACTED = "********"
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
-# Keys whose values are secrets, wherever they appear (event keys, nested dicts, extra=).
-_SECRET_KEY = re.compile(
-    r"passw(or)?d|secret|token|authorization|api[_-]?key|credential|cookie", re.IGNORECASE
-)
-# Userinfo in a URL: everything between "scheme://" and the last "@" before the path.
-# Greedy up to the last "@", so that an unencoded "@" in a password is covered too.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s/\"'<>]+@")
-# "app_token=abc", "password: abc", "Authorization: Basic abc" in free text; the
-# Socrata app token often travels as a query parameter ($$app_token=...).
-_INLINE_SECRET = re.compile(
-    r"(?P<key>(?:passw(?:or)?d|secret|token|authorization|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)"
-    r"(?P<scheme>(?:basic|bearer|token)\s+)?"
-    r"[^\s\"'&,;}]+",
-    re.IGNORECASE,
-)
-
 # The keys bind_job puts on every line of a job.
-JOB_KEYS = ("job_id", "file", "dataset", "revision")
+JOB_KEYS = ("job", "file", "dataset", "revision")
 
 _HANDLER_MARK = "_dsmsyncd_handler"
-
-
-def redact_text(text: str) -> str:
-    """Mask credentials inside free text: URL userinfo and ``key=value`` secrets."""
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
-    return _INLINE_SECRET.sub(lambda m: f"{m['key']}{m['scheme'] or ''}{REDACTED}", text)
-
-
-def redact_value(value: Any, key: str = "") -> Any:
-    """A copy of ``value`` with secrets masked, recursing through dicts, lists and tuples."""
-    if key and value is not None and _SECRET_KEY.search(key):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, Mapping):
-        return {k: redact_value(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_value(v) for v in value]
-    return value
 
 
 def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -113,7 +80,7 @@ class JobBinding:
 
 def bind_job(
     *,
-    job_id: int | None = None,
+    job: int | None = None,
     file: str | None = None,
     dataset: str | None = None,
     revision: int | None = None,
@@ -121,14 +88,23 @@ def bind_job(
     """Put the job's keys on every line logged from this context (task) on.
 
     Binds at once; ``None`` keys are left as they are, so a job binds its id, file and
-    dataset when it starts and calls ``bind_job(revision=seq)`` once the revision is
-    known. Used as ``with bind_job(...):`` it restores the previous keys on exit. Each
-    asyncio task has its own copy of the context, so parallel jobs never mix keys.
+    dataset when it starts and ``bind_revision`` follows its revision. Used as ``with
+    bind_job(...):`` it restores the previous keys on exit. Each asyncio task has its
+    own copy of the context (and a task it starts, a copy of that), so parallel jobs
+    never mix keys.
     """
     previous = {k: v for k, v in get_contextvars().items() if k in JOB_KEYS}
-    given = {"job_id": job_id, "file": file, "dataset": dataset, "revision": revision}
+    given = {"job": job, "file": file, "dataset": dataset, "revision": revision}
     bind_contextvars(**{k: v for k, v in given.items() if v is not None})
     return JobBinding(previous)
+
+
+def bind_revision(seq: int | None) -> None:
+    """The job's revision is now ``seq``: opened, or forgotten (None) when it starts over."""
+    if seq is None:
+        unbind_contextvars("revision")
+    else:
+        bind_contextvars(revision=seq)
 
 
 # Attributes every LogRecord has, plus those that formatters add ("message", "asctime"):

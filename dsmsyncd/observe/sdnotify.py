@@ -11,11 +11,21 @@ Protocol: https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
-__all__ = ["notify", "ready", "status", "stopping", "watchdog", "watchdog_interval"]
+__all__ = [
+    "keep_watchdog",
+    "notify",
+    "ready",
+    "status",
+    "stopping",
+    "watchdog",
+    "watchdog_interval",
+]
 
 logger = logging.getLogger("dsmsyncd.observe.sdnotify")
 
@@ -90,3 +100,30 @@ def watchdog_interval() -> float | None:
         # Inherited from a parent that systemd watches, not us.
         return None
     return int(usec) / 1_000_000
+
+
+async def keep_watchdog(interval_s: float, healthy: Callable[[], Awaitable[bool]]) -> None:
+    """Ping ``WATCHDOG=1`` every ``interval_s / 2`` while ``healthy()`` holds; until cancelled.
+
+    Skipping the pings while unhealthy is the point: systemd then restarts a daemon that
+    is alive but stuck (say, on a state store that no longer answers). A stuck event loop
+    stops them by itself. The first unhealthy look and the recovery are logged once each.
+    """
+    period = interval_s / 2
+    loop = asyncio.get_running_loop()
+    was_healthy = True
+    while True:
+        began = loop.time()
+        ok = await healthy()
+        if ok:
+            watchdog()
+        if ok != was_healthy:
+            if ok:
+                logger.info("healthy again: watchdog pings resume")
+            else:
+                logger.error(
+                    "not healthy: watchdog pings stop; systemd restarts the daemon after %gs",
+                    interval_s,
+                )
+            was_healthy = ok
+        await asyncio.sleep(max(0.0, period - (loop.time() - began)))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsmsyncd.dsmapi import DsmapiClient, InputSchema, OutputSchema, Source
-from dsmsyncd.finalize.folder import MAX_REPORTED_ERROR_ROWS
+from dsmsyncd.finalize.report import MAX_REPORTED_ERROR_ROWS
 
 # An unterminated quote can make one "row" of megabytes; a report keeps its start.
 MAX_REPORTED_CELL_CHARS = 1000

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import DsmapiClient, RejectedError
 from dsmsyncd.pipeline.guards import header_field_names, missing_columns, referenced_columns
-from dsmsyncd.pipeline.recovery import Quarantine
+from dsmsyncd.pipeline.refusals import Quarantine
 
 HEAD_BYTES = 64 * 1024  # enough for any sane header row
 

@@ -13,33 +13,31 @@ The forward path (DESIGN.md, "The DSMAPI flow")::
 
 Each state is written *before* its side effect and what the server returned right
 *after* it (the store commits before ``transition`` returns), so after a crash the
-row says which step may have happened; ``recovery.py`` turns that into "follow",
+row says which step may have happened; ``resume.py`` turns that into "follow",
 "continue" or "discard and start over" — never a second apply (invariant 1).
 
-Failures branch on how they heal: transport faults and 5xx/429 leave the job
-FAILED_RETRYABLE with its ids kept and a jittered, capped backoff; everything the
-file or the server refuses goes to quarantine with a report, after the job's open
-revision is discarded so that no draft lingers (invariant 2). A file or object that
-changes or vanishes while the job reads it (``BlobGone``) ends the job SKIPPED, its
-revision discarded: the new version is a new identity and runs as its own job.
+Failures branch on how they heal (``outcomes.py``): transport faults and 5xx/429
+leave the job FAILED_RETRYABLE with its ids kept and a jittered, capped backoff;
+everything the file or the server refuses (``refusals.Quarantine``) goes to quarantine
+with a report, after the job's open revision is discarded so that no draft lingers
+(invariant 2). A file or object that changes or vanishes while the job reads it
+(``BlobGone``) ends the job SKIPPED, its revision discarded: the new version is a new
+identity and runs as its own job.
+
+Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` and
+``revision`` (``observe.logging.bind_job``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
 from typing import Unpack
 
-from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, first_gone, sha256_of
+from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, sha256_of
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.job_routing import job_mapping
 from dsmsyncd.dsmapi import (
-    AuthError,
-    DsmapiClient,
     DsmapiError,
     OutcomeUnknown,
     RejectedError,
@@ -47,11 +45,18 @@ from dsmsyncd.dsmapi import (
     Source,
     TaskSet,
 )
-from dsmsyncd.finalize.folder import Finalizer, QuarantineReason
-from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline import recovery
+from dsmsyncd.finalize.report import QuarantineReason
+from dsmsyncd.observe.logging import bind_job, bind_revision
+from dsmsyncd.pipeline import outcomes, resume
+from dsmsyncd.pipeline.context import (
+    CLEARED_IDS,
+    JOB_LOGGER_NAME,
+    PipelineContext,
+    TargetAccount,
+)
 from dsmsyncd.pipeline.guards import empty_file_message, replace_guard
-from dsmsyncd.pipeline.recovery import CLEARED_IDS, DRY_RUN_SAMPLE_ROWS, Quarantine
+from dsmsyncd.pipeline.job_routing import job_mapping
+from dsmsyncd.pipeline.refusals import Quarantine, as_quarantine
 from dsmsyncd.pipeline.row_errors import (
     Processed,
     data_error_rows,
@@ -61,30 +66,11 @@ from dsmsyncd.pipeline.row_errors import (
 )
 from dsmsyncd.pipeline.schema_drift import check_schema_drift
 from dsmsyncd.pipeline.upload import content_type_for, upload_blob
-from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
+from dsmsyncd.state import Job, JobState, JobUpdate
 
-logger = logging.getLogger("dsmsyncd.pipeline.sync_job")
+__all__ = ["JobRun", "Pipeline"]
 
-
-@dataclass(frozen=True)
-class PipelineContext:
-    """The shared resources every job uses, built once by the daemon."""
-
-    client: DsmapiClient
-    store: StateStore
-    metrics: Metrics
-    mappings: Sequence[MappingConfig]
-    open_blob: Callable[[Job], Blob]
-    finalizer_for: Callable[[Job], Finalizer]
-    chunk_limit: asyncio.Semaphore
-    retry_base_s: float = 5.0
-    retry_max_s: float = 900.0
-    # Attempts that may fail to read the file before it is quarantined (file_unreadable).
-    max_read_attempts: int = 5
-    # How far before a job's start a revision may have been stamped by the server's
-    # clock and still count as possibly this job's orphan.
-    orphan_skew_s: float = 120.0
-    clock: Callable[[], datetime] = utc_now
+logger = logging.getLogger(JOB_LOGGER_NAME)
 
 
 class Pipeline:
@@ -92,8 +78,7 @@ class Pipeline:
 
     def __init__(self, ctx: PipelineContext) -> None:
         self.ctx = ctx
-        self._user_id: str | None = None
-        self._auth_refused = False
+        self.account = TargetAccount(ctx.client)
 
     async def run(
         self,
@@ -111,33 +96,11 @@ class Pipeline:
         """
         if job.terminal:
             return job
-        return await JobRun(self, job, dry_run, on_progress).execute()
-
-    def auth_refused(self, exc: AuthError) -> None:
-        """Say once per episode that the target refuses us; every job waits and retries."""
-        if self._auth_refused:
-            logger.debug("still refused: %s", exc)
-            return
-        self._auth_refused = True
-        logger.error(
-            "the target refuses our credentials or permission (HTTP %d: %s); jobs wait and "
-            "retry with backoff until it accepts them: check [target] username/password or "
-            "token, and the user's rights to the datasets",
-            exc.status,
-            exc.server_message,
+        keys = bind_job(
+            job=job.id, file=job.relative_path, dataset=job.dataset, revision=job.revision_seq
         )
-
-    def auth_accepted(self) -> None:
-        """A request that needs our credentials succeeded: end a refusal episode."""
-        if self._auth_refused:
-            self._auth_refused = False
-            logger.info("the target accepts our credentials again; waiting jobs resume")
-
-    async def user_id(self) -> str:
-        """Our user's id on the server, as revisions show it in ``created_by``."""
-        if self._user_id is None:
-            self._user_id = str((await self.ctx.client.current_user())["id"])
-        return self._user_id
+        with keys:
+            return await JobRun(self, job, dry_run, on_progress).execute()
 
 
 class JobRun:
@@ -150,9 +113,9 @@ class JobRun:
         dry_run: bool,
         on_progress: Callable[[int], None] | None,
     ) -> None:
-        self.pipeline = pipeline
         self.ctx = pipeline.ctx
         self.client = pipeline.ctx.client
+        self.account = pipeline.account
         self.job = job
         self._mapping, self.held_because = job_mapping(job, pipeline.ctx.mappings)
         self.dry_run = dry_run
@@ -168,16 +131,6 @@ class JobRun:
         """The mapping the job runs with; a held job has none (``execute`` parks it first)."""
         assert self._mapping is not None, "a held job has no mapping"
         return self._mapping
-
-    @property
-    def extra(self) -> dict[str, object]:
-        job = self.job
-        return {
-            "job": job.id,
-            "file": job.relative_path,
-            "dataset": job.dataset,
-            "revision": job.revision_seq,
-        }
 
     def blob(self) -> Blob:
         if self._blob is None:
@@ -201,14 +154,15 @@ class JobRun:
         self.job = await self.ctx.store.transition(
             self.job.id, state, expect=self.job.state, details=details, **fields
         )
+        bind_revision(self.job.revision_seq)
         return self.job
 
     async def start_over(self, why: str, *, discard: bool) -> None:
         """Discard the recorded revision (if asked) and forget its ids: DISCARDED."""
         seq = self.job.revision_seq
-        if discard and self.revision is not None and self.revision.closed_at is None:
+        if discard and self.revision is not None and self.revision.is_open:
             await self.client.discard_revision(self.revision)
-        logger.info("starting over: %s", why, extra=self.extra)
+        logger.info("starting over: %s", why)
         await self.to(JobState.DISCARDED, details={"why": why, "revision_seq": seq}, **CLEARED_IDS)
         self.revision = None
         self.source = None
@@ -219,27 +173,27 @@ class JobRun:
         try:
             try:
                 if self.held_because is not None:
-                    return await recovery.hold(self, self.held_because)
+                    return await outcomes.hold(self, self.held_because)
                 return await self._drive()
             except (Quarantine, DsmapiError, FileNotFoundError) as exc:
-                refusal = recovery.as_quarantine(exc, self.job)
+                refusal = as_quarantine(exc, self.job)
                 if refusal is None:
                     raise
             except BlobGone as gone:
-                return await recovery.skip_gone(self, gone)
-            return await recovery.quarantine(self, refusal)
+                return await outcomes.skip_gone(self, gone)
+            return await outcomes.quarantine(self, refusal)
         except BlobUnreadable as exc:
-            return await recovery.unreadable(self, exc)
+            return await outcomes.unreadable(self, exc)
         except (DsmapiError, OSError) as exc:
-            return await recovery.retry_later(self, exc)
+            return await outcomes.retry_later(self, exc)
 
     async def _drive(self) -> Job:
         if self.job.revision_seq is not None:
-            resumed = await recovery.resume_recorded(self)
+            resumed = await resume.resume_recorded(self)
             if resumed is not None:
                 return resumed
         elif self.job.started_at is not None:
-            await recovery.discard_orphans(self)
+            await resume.discard_orphans(self)
         return await self._fresh()
 
     async def _fresh(self) -> Job:
@@ -266,9 +220,9 @@ class JobRun:
             if self.job.content_sha256 is None:
                 await self.to(self.job.state, content_sha256=sha)
             return None
-        logger.info("same content as job %s: skipped", duplicate.id, extra=self.extra)
+        logger.info("same content as job %s: skipped", duplicate.id)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
-        return await self._finalize_success("skipped")
+        return await outcomes.succeeded(self, "skipped")
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
@@ -292,10 +246,10 @@ class JobRun:
                 request_id=exc.request_id,
             ) from exc
         self.revision = revision
-        self.pipeline.auth_accepted()
+        self.account.accepted()
         await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
         self.source = await self.client.create_upload_source(
-            revision, recovery.upload_filename(self.job)
+            revision, resume.upload_filename(self.job)
         )
         await self.to(JobState.UPLOADING, source_id=self.source.id)
         self.ctx.metrics.phase("open", time.monotonic() - began)
@@ -310,22 +264,14 @@ class JobRun:
             if self._on_progress is not None:
                 self._on_progress(count)
 
-        try:
-            result = await upload_blob(
-                self.client,
-                self.source,
-                blob,
-                content_type=content_type_for(blob.name),
-                global_limit=self.ctx.chunk_limit,
-                on_progress=progress,
-            )
-        except BaseExceptionGroup as group:
-            # The chunk workers run in a TaskGroup: a changed or vanished file stops them
-            # all, and is what the job records (not the group around it).
-            gone = first_gone(group)
-            if gone is None:
-                raise
-            raise gone from group
+        result = await upload_blob(
+            self.client,
+            self.source,
+            blob,
+            content_type=content_type_for(blob.name),
+            global_limit=self.ctx.chunk_limit,
+            on_progress=progress,
+        )
         await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
@@ -365,31 +311,15 @@ class JobRun:
             )
         await self._replace_guard(processed)
         if self.dry_run:
-            return await self._dry_run_outcome(processed)
+            return await outcomes.would_apply(self, processed)
         await self.to(JobState.APPLYING)
         try:
             task_set = await self.client.apply(self.revision, schema.id)
         except OutcomeUnknown as unknown:
-            task_set = await recovery.apply_outcome(self, unknown)
+            task_set = await resume.apply_outcome(self, unknown)
         if task_set.id is not None:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
-
-    async def _dry_run_outcome(self, processed: Processed) -> Job:
-        assert self.source is not None
-        rows = await data_error_rows(self.client, processed, self.source.id)
-        parse_errors = await parse_error_rows(self.client, processed, self.source)
-        await recovery.discard_open_revision(self)
-        details: dict[str, object] = {
-            "dry_run": True,
-            "outcome": "would_apply",
-            "total_rows": processed.schema.total_rows,
-            "error_count": processed.error_count,
-            "error_rows": rows[:DRY_RUN_SAMPLE_ROWS],
-            "parse_error_count": processed.parse_error_count,
-            "parse_errors": parse_errors[:DRY_RUN_SAMPLE_ROWS],
-        }
-        return await self.to(JobState.DISCARDED, details, **CLEARED_IDS)
 
     async def _replace_guard(self, processed: Processed) -> None:
         assert self.revision is not None
@@ -413,10 +343,10 @@ class JobRun:
         self.ctx.metrics.phase("apply", time.monotonic() - began)
         if final.status == "successful":
             await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
-            return await self._finalize_success("published")
+            return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
             await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
-            return await self._finalize_success("awaiting_approval")
+            return await outcomes.succeeded(self, "awaiting_approval")
         message = next(
             (
                 str(entry["details"]["message"])
@@ -429,19 +359,3 @@ class JobRun:
             "apply_failed",
             f"applying revision {self.revision.seq} of {self.job.dataset} failed: {message}",
         )
-
-    # -- outcomes -----------------------------------------------------------------------
-
-    async def _finalize_success(self, outcome: str) -> Job:
-        """The job is terminal already; move the file, then record where it went."""
-        began = time.monotonic()
-        try:
-            where = await self.ctx.finalizer_for(self.job).succeeded(self.job, self.mapping)
-        except OSError as exc:
-            logger.error("could not finalize the file: %s", exc, extra=self.extra)
-            where = f"left in place: {exc}"
-        await self.to(self.job.state, {"file": where}, finished_at=self.job.finished_at)
-        self.ctx.metrics.phase("finalize", time.monotonic() - began)
-        self.ctx.metrics.finished(self.job.dataset, outcome)
-        logger.info("%s (%s)", outcome, where, extra=self.extra)
-        return self.job

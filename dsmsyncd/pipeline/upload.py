@@ -9,15 +9,12 @@ shared semaphore lets the daemon cap chunks in flight across all uploads.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import DsmapiClient, Source
-
-logger = logging.getLogger("dsmsyncd.pipeline.upload")
 
 ProgressCallback = Callable[[int], None]
 
@@ -75,19 +72,14 @@ async def upload_blob(
 
     async def worker() -> None:
         nonlocal sent
-        # A blob that can read into a buffer gets one per worker, reused for every chunk.
-        reader = getattr(blob, "read_into", None)
-        buffer = bytearray(chunk_size) if reader is not None and chunks else None
+        # One buffer per worker, reused for every chunk it sends (see Blob.read_into).
+        buffer = memoryview(bytearray(chunk_size if chunks else 0))
         for seq, offset, length in pending:
             if global_limit is not None:
                 await global_limit.acquire()
             try:
-                data: bytes | memoryview
-                if reader is not None and buffer is not None:
-                    data = memoryview(buffer)[:length]
-                    await reader(offset, data)
-                else:
-                    data = await blob.read_range(offset, length)
+                data = buffer[:length]
+                await blob.read_into(offset, data)
                 await client.upload_chunk(source, seq, offset, data)
             finally:
                 if global_limit is not None:

@@ -19,7 +19,6 @@ The source owns one aiobotocore client, opened by ``start`` and closed by ``aclo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING
 from dsmsyncd.config import ignore
 from dsmsyncd.config.paths import bucket_location
 from dsmsyncd.config.schema import SourceConfig
-from dsmsyncd.sources.base import Candidate, SourceError
+from dsmsyncd.sources.base import Batch, Candidate, SourceError, wait_for_next_look
 from dsmsyncd.sources.s3 import (
     S3ObjectBlob,
     create_client,
@@ -55,8 +54,6 @@ logger = logging.getLogger("dsmsyncd.sources.bucket")
 # Settling objects are re-checked by HEAD when due while at most this many; past it,
 # a full listing (1 000 keys a request) is the cheaper way to look at them again.
 RECHECK_MAX_KEYS = 50
-# Never spin: the shortest wait between two looks at the bucket.
-MIN_WAIT_S = 0.05
 
 
 class ClientState(Enum):
@@ -250,37 +247,27 @@ class BucketSource:
         """
         await self.start()
         loop = asyncio.get_running_loop()
-        batch: list[Candidate] = []
-        handed = 0
+        batch = Batch()
         next_full = loop.time()
         try:
             while not stop.is_set():
                 settling = sum(1 for _ in self._gate.pending())
                 full = loop.time() >= next_full or settling > RECHECK_MAX_KEYS
-                batch, handed = [], 0
+                batch = Batch()
                 try:
-                    batch = await (self.scan() if full else self.recheck_pending())
+                    batch = Batch(await (self.scan() if full else self.recheck_pending()))
                 except SourceError as exc:
                     self._failed(exc)
                 else:
                     self._recovered()
                 if full:
                     next_full = loop.time() + self._poll_s
-                for candidate in batch:
-                    if stop.is_set():
-                        break
-                    handed += 1  # counted before the yield: once yielded, it is delivered
+                for candidate in batch.hand_over(stop):
                     yield candidate
-                timeout = next_full - loop.time()
-                due = self._gate.seconds_until_due()
-                if due is not None and self.problem is None:
-                    timeout = min(timeout, due)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(timeout, MIN_WAIT_S)):
-                        await stop.wait()
+                # While the bucket fails, settling objects wait for the next poll too.
+                await wait_for_next_look(stop, next_full, self._gate, settling=self.problem is None)
         finally:
-            # Not handed over: forget them so that a later run of this source finds them.
-            for candidate in batch[handed:]:
+            for candidate in batch.unhanded:
                 key = parse_identity(candidate.identity)[1]
                 self._gate.forget(key)
                 self._yielded.pop(key, None)

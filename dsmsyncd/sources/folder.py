@@ -1,8 +1,8 @@
 """A local drop folder: files present at start, filesystem events, and a periodic rescan.
 
-Events (watchfiles) only say *when* to look: every batch triggers a full scan, so a
-lost event (network mounts, an overflowing inotify queue) costs latency, never a
-file, and the ``poll_interval`` rescan is the safety net. Files still settling are
+Events (watchfiles, ``watch.py``) only say *when* to look: every batch triggers a full
+scan, so a lost event (network mounts, an overflowing inotify queue) costs latency,
+never a file, and the ``poll_interval`` rescan is the safety net. Files still settling are
 re-checked on their own when they are due, so a file becomes a candidate ``min_age``
 after it stops changing even if no further event arrives.
 
@@ -17,7 +17,6 @@ attention is logged once, for as long as it lasts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -25,25 +24,22 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 
-from watchfiles import awatch
-
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
 from dsmsyncd.config import ignore
 from dsmsyncd.config.schema import SourceConfig
-from dsmsyncd.sources.base import Candidate, SourceError, file_identity, parse_file_identity
+from dsmsyncd.sources.base import (
+    Batch,
+    Candidate,
+    SourceError,
+    SourceVanished,
+    file_identity,
+    parse_file_identity,
+    wait_for_next_look,
+)
 from dsmsyncd.sources.stability import Clock, StabilityGate
+from dsmsyncd.sources.watch import watch
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
-
-# watchfiles groups changes for at most this long; the gate waits min_age anyway.
-WATCH_DEBOUNCE_MS = 500
-WATCH_STEP_MS = 50
-# How often the watch thread wakes without events, to notice a replaced root.
-WATCH_TIMEOUT_MS = 5_000
-# Between attempts to (re)start watching a missing or unwatchable root.
-WATCH_RETRY_S = 5.0
-# Never spin: the shortest wait between two looks at the folder.
-MIN_WAIT_S = 0.05
 
 
 class FolderSource:
@@ -70,6 +66,14 @@ class FolderSource:
         self._gate = StabilityGate(config.min_age, clock)
         self._warned: set[str] = set()
         self._root_missing = False
+
+    # -- lifecycle: a folder holds nothing open -----------------------------------------
+
+    async def start(self) -> None:
+        """Nothing to open: a folder is read with the file system's calls."""
+
+    async def aclose(self) -> None:
+        """Nothing to release; discovery stops with its ``stop`` event."""
 
     # -- scanning (synchronous; run in a thread) ---------------------------------------
 
@@ -209,95 +213,49 @@ class FolderSource:
         wake = asyncio.Event()
         halt = asyncio.Event()  # ours alone: watchfiles sets it if its task is cancelled
         relay = asyncio.create_task(_relay(stop, halt, wake), name=f"stop-{self.name}")
-        watcher = asyncio.create_task(self._watch(halt, wake), name=f"watch-{self.name}")
+        watcher = asyncio.create_task(
+            watch(self.name, self.root, self._poll_s, halt, wake), name=f"watch-{self.name}"
+        )
         loop = asyncio.get_running_loop()
-        batch: list[Candidate] = []
-        handed = 0
+        batch = Batch()
         try:
             full, next_full = True, loop.time()
             while not stop.is_set():
-                batch = await asyncio.to_thread(self.scan if full else self.recheck_pending)
-                handed = 0
+                batch = Batch(await asyncio.to_thread(self.scan if full else self.recheck_pending))
                 if full:
                     next_full = loop.time() + self._poll_s
-                for candidate in batch:
-                    if stop.is_set():
-                        break
-                    handed += 1  # counted before the yield: once yielded, it is delivered
+                for candidate in batch.hand_over(stop):
                     yield candidate
-                # Wake for the next full rescan, or sooner when a settling file is due.
-                timeout = next_full - loop.time()
-                due = self._gate.seconds_until_due()
-                if due is not None:
-                    timeout = min(timeout, due)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(timeout, MIN_WAIT_S)):
-                        await wake.wait()
+                await wait_for_next_look(wake, next_full, self._gate)
                 full = wake.is_set() or loop.time() >= next_full
                 wake.clear()
                 if watcher.done() and not halt.is_set():
                     watcher.result()  # the watch died: raise its error for the daemon to see
         finally:
-            # Not handed over: forget them so that a later run of this source finds them.
-            for candidate in batch[handed:]:
+            for candidate in batch.unhanded:
                 self._gate.forget(candidate.relative_path)
             halt.set()
             relay.cancel()
             await asyncio.gather(relay, watcher, return_exceptions=True)
 
-    async def _watch(self, halt: asyncio.Event, wake: asyncio.Event) -> None:
-        """Set ``wake`` on every event batch; re-arm when the root is replaced or returns."""
-        reported = False
-        while not halt.is_set():
-            armed = _dir_id(self.root)
-            if armed is not None:
-                try:
-                    async with contextlib.aclosing(
-                        awatch(
-                            self.root,
-                            watch_filter=None,
-                            debounce=WATCH_DEBOUNCE_MS,
-                            step=WATCH_STEP_MS,
-                            stop_event=halt,
-                            rust_timeout=WATCH_TIMEOUT_MS,
-                            yield_on_timeout=True,
-                            recursive=True,
-                        )
-                    ) as batches:
-                        async for batch in batches:
-                            reported = False
-                            if batch:
-                                wake.set()
-                            if _dir_id(self.root) != armed:
-                                wake.set()
-                                break
-                        else:
-                            return  # halted
-                    continue  # the root was replaced: watch the new one at once
-                except (OSError, RuntimeError) as exc:
-                    if not reported:
-                        logger.warning(
-                            "source %s: cannot watch %s for events (%s); relying on the "
-                            "rescan every %.0fs",
-                            self.name,
-                            self.root,
-                            exc,
-                            self._poll_s,
-                        )
-                        reported = True
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(WATCH_RETRY_S):
-                    await halt.wait()
-
     # -- reading and health ----------------------------------------------------------------
 
     def open_blob(self, relative_path: str, identity: str | None = None) -> LocalFileBlob:
-        """The file's bytes by range; refuses a path that leaves the root or is gone.
+        """The file's bytes by range; refuses a path that leaves the root or is gone
+        (``SourceVanished`` when nothing at all is at the path any more).
 
         Pass the job's ``identity``: a file whose size or mtime moved since it was found
         raises ``BlobChanged`` rather than handing the job bytes it was not found with
         (a file found empty and filled since); the new version is a job of its own.
         """
+        try:
+            return self._open_blob(relative_path, identity)
+        except SourceError as exc:
+            if os.path.lexists(self.root / relative_path):
+                raise
+            raise SourceVanished(exc.what, where=exc.where, fix=exc.fix) from None
+
+    def _open_blob(self, relative_path: str, identity: str | None) -> LocalFileBlob:
         where = f"source {self.name}: {relative_path!r}"
         root_real = os.path.realpath(self.root)
         path = self.root / relative_path
@@ -372,14 +330,6 @@ def _check_identity(path: Path, identity: str, st: os.stat_result, where: str) -
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _dir_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _in_arrival_order(candidates: list[Candidate]) -> list[Candidate]:

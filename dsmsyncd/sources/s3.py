@@ -319,6 +319,10 @@ class S3ObjectBlob:
             )
         return data
 
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        """Fill ``buffer`` from one ranged GET (the response body arrives as bytes)."""
+        buffer[:] = await self.read_range(offset, len(buffer))
+
     @contextlib.asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
         try:

@@ -6,6 +6,7 @@ not connected until used as ``async with store:`` (or ``await store.open()``).
 
 from __future__ import annotations
 
+from dsmsyncd.config.state_url import check_state_url, sqlite_path_from_url
 from dsmsyncd.state.lock import StateLocked
 from dsmsyncd.state.migrations import SCHEMA_VERSION
 from dsmsyncd.state.model import (
@@ -25,7 +26,6 @@ from dsmsyncd.state.store import (
     StoreStatus,
     UnknownJob,
 )
-from dsmsyncd.state.url import check_state_url, sqlite_path_from_url
 
 __all__ = [
     "SCHEMA_VERSION",

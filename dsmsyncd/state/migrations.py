@@ -1,7 +1,18 @@
-"""The SQLite state database's schema: forward-only migrations, and the lane filters
-whose spelling the partial indexes depend on."""
+"""The SQLite state database's schema: forward-only migrations, how they are applied,
+and the lane filters whose spelling the partial indexes depend on."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import aiosqlite
+
+from dsmsyncd.state import sqlite_codec as codec
+from dsmsyncd.state.store import SchemaTooNew
+
+logger = logging.getLogger("dsmsyncd.state.migrations")
 
 # Non-terminal jobs, spelled exactly as in the partial indexes of migration 1 so that
 # SQLite uses them. Changing the terminal set needs a migration that rebuilds them.
@@ -65,3 +76,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def migrate(conn: aiosqlite.Connection, path: str, clock: Callable[[], datetime]) -> None:
+    """Bring the database at ``path`` to ``SCHEMA_VERSION`` in one transaction;
+    ``SchemaTooNew`` if a newer dsmsyncd wrote it (nothing is changed then)."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at_us INTEGER NOT NULL)"
+        )
+        rows = await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        current = int(next(iter(rows))[0])
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(path, current, SCHEMA_VERSION)
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)",
+                (version, codec.to_us(clock())),
+            )
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    if current < SCHEMA_VERSION:
+        logger.info(
+            "state database %s migrated from schema %d to %d",
+            path,
+            current,
+            SCHEMA_VERSION,
+        )

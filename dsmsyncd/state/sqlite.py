@@ -33,9 +33,10 @@ from typing import Any, Self, TypeVar, Unpack
 
 import aiosqlite
 
+from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state.lock import StateFileLock
-from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, MIGRATIONS, SCHEMA_VERSION
+from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, migrate
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     UPDATABLE_FIELDS,
@@ -46,7 +47,6 @@ from dsmsyncd.state.model import (
     utc_now,
 )
 from dsmsyncd.state.store import (
-    SchemaTooNew,
     StaleTransition,
     StateStoreError,
     StoreStatus,
@@ -58,8 +58,6 @@ logger = logging.getLogger("dsmsyncd.state.sqlite")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
-
-MEMORY = ":memory:"
 
 _LANE_ORDER = "mtime_us, relative_path, id"
 
@@ -112,6 +110,12 @@ class SqliteStateStore:
             self._file_lock.acquire()  # before the first byte is read: a second daemon stops here
         conn: aiosqlite.Connection | None = None
         try:
+            if self.path != MEMORY:
+                # A file that cannot be opened at all fails here, in a thread that is waited
+                # for. Failing in aiosqlite's connect instead leaves its worker thread to
+                # stop on its own, and that thread then reports to an event loop that
+                # ``run`` may have closed already: a traceback after a clean exit 3.
+                await asyncio.to_thread(_open_and_close, self.path)
             conn = await aiosqlite.connect(self.path, isolation_level=None)
             conn.row_factory = aiosqlite.Row
             if self._trace is not None:
@@ -120,7 +124,7 @@ class SqliteStateStore:
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=10000")
-            await self._migrate(conn)
+            await migrate(conn, self.path, self._clock)
         except BaseException as exc:
             if conn is not None:
                 await conn.close()
@@ -144,39 +148,6 @@ class SqliteStateStore:
             await conn.close()
         if self._file_lock is not None:
             self._file_lock.release()
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version"
-                " (version INTEGER PRIMARY KEY, applied_at_us INTEGER NOT NULL)"
-            )
-            rows = await conn.execute_fetchall(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_version"
-            )
-            current = int(next(iter(rows))[0])
-            if current > SCHEMA_VERSION:
-                raise SchemaTooNew(self.path, current, SCHEMA_VERSION)
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_version (version, applied_at_us) VALUES (?, ?)",
-                    (version, codec.to_us(self._clock())),
-                )
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                await conn.execute("ROLLBACK")
-            raise
-        if current < SCHEMA_VERSION:
-            logger.info(
-                "state database %s migrated from schema %d to %d",
-                self.path,
-                current,
-                SCHEMA_VERSION,
-            )
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -410,6 +381,10 @@ async def _append_event(
         " VALUES (?, ?, ?, ?, ?)",
         (job_id, at_us, state.value, previous.value if previous else None, codec.to_json(details)),
     )
+
+
+def _open_and_close(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 def _due(job: Job, now: datetime) -> bool:

@@ -18,11 +18,12 @@ import pytest
 
 from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.job_routing import routing_snapshot
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy, Revision
 from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.job_routing import routing_snapshot
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.pipeline.upload import upload_blob
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.state import Job, JobState, SqliteStateStore, StateStore
@@ -49,6 +50,9 @@ class BytesBlob:
 
     async def read_range(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
+
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.pipeline.context import PipelineContext
+from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState, SqliteStateStore
@@ -80,6 +81,9 @@ class ActAtSecondChunk:
             self.acted = True
             await self._act()
         return await self.inner.read_range(offset, length)
+
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
 
 
 class BucketRun:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dsmsyncd.blob import Blob
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient
@@ -211,6 +211,9 @@ class GatedBlob:
         self.gate.reading.set()
         await self.gate.go.wait()
         return await self.inner.read_range(offset, length)
+
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
 
 
 @pytest.mark.parametrize("poll_after", ["200ms", "300ms"], ids=["unchanged", "changed"])

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.finalize.folder import FolderFinalizer, QuarantineReport, ReportedFile
+from dsmsyncd.finalize.folder import FolderFinalizer
+from dsmsyncd.finalize.report import QuarantineReport, ReportedFile
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import Job, JobState
 

@@ -143,6 +143,9 @@ class BytesBlob:
     async def read_range(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
+    async def read_into(self, offset: int, buffer: memoryview) -> None:
+        buffer[:] = await self.read_range(offset, len(buffer))
+
 
 async def publish_dataset(
     client: DsmapiClient, csv: bytes | None, *, row_id: str | None = None, name: str = "Rows"

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.state import Job
 

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dsmsyncd.config.schema import load_config
+from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.sources.base import Candidate, file_identity
 

@@ -18,7 +18,8 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.finalize.folder import Finalizer, QuarantineReport
+from dsmsyncd.finalize.base import Finalizer
+from dsmsyncd.finalize.report import QuarantineReport
 from dsmsyncd.state import Job, JobState
 
 from .conftest import Http, Site, publish_dataset, running_daemon

@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from dsmsyncd import __version__
-from dsmsyncd.observe.admin import OK, AdminServer, SimpleStatus, create_admin_app, start_admin
+from dsmsyncd.daemon.status import SimpleStatus
+from dsmsyncd.observe.admin import OK, AdminServer, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import JobState, SqliteStateStore
 

@@ -11,7 +11,7 @@ import pytest
 
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.bucket import BucketFinalizer
-from dsmsyncd.finalize.folder import QuarantineReport, ReportedFile
+from dsmsyncd.finalize.report import QuarantineReport, ReportedFile
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState
 from tests import moto_server

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.config.schema import ConfigError, load_config, parse_duration
+from dsmsyncd.config import ConfigError, load_config
+from dsmsyncd.config.schema import parse_duration
 
 GOOD = """
 [target]

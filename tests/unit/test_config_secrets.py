@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.config.schema import ConfigError, load_config
+from dsmsyncd.config import ConfigError, load_config
 
 MARKER = "Zq7-marker-secret-9Xw"
 

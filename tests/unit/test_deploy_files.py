@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.config.schema import LimitsConfig, load_config
+from dsmsyncd.config import load_config
+from dsmsyncd.config.schema import LimitsConfig
 from dsmsyncd.observe.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -419,6 +420,12 @@ def test_systemd_unit_lifecycle() -> None:
     text = UNIT.read_text(encoding="utf-8")
     assert 'password_file = "${CREDENTIALS_DIRECTORY}/dsm_password"' in text
     assert _unit()["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_systemd_unit_asks_for_watchdog_pings() -> None:
+    service = {key: values[-1] for key, values in _unit()["Service"].items()}
+    # The daemon pings every half interval: room left for a busy event loop.
+    assert _seconds(service["WatchdogSec"]) >= 10
 
 
 def test_systemd_unit_hardening() -> None:

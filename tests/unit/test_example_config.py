@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from dsmsyncd.config import ConfigError, load_config
 from dsmsyncd.config.schema import (
     AdminConfig,
-    ConfigError,
     LimitsConfig,
     MappingConfig,
     SourceConfig,
     StateConfig,
     TargetConfig,
-    load_config,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"

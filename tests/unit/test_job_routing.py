@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.job_routing import job_mapping, release_held, routing_snapshot
+from dsmsyncd.pipeline.job_routing import job_mapping, release_held, routing_snapshot
 from dsmsyncd.state import SCHEMA_VERSION, JobState, SqliteStateStore
-from dsmsyncd.state.sqlite import MIGRATIONS
+from dsmsyncd.state.migrations import MIGRATIONS
 
 
 def _mapping(dataset: str, match: str, action: str = "update") -> MappingConfig:

@@ -114,36 +114,36 @@ def test_configure_logging_rejects_unknown_level() -> None:
 
 
 def test_bind_job_puts_job_keys_on_stdlib_and_structlog_lines(lines: Lines) -> None:
-    with bind_job(job_id=7, file="permits/a.csv", dataset="abcd-1234"):
+    with bind_job(job=7, file="permits/a.csv", dataset="abcd-1234"):
         logging.getLogger("dsmsyncd.pipeline.upload").info("chunk sent")
         bind_job(revision=3)
         structlog.get_logger("dsmsyncd.pipeline.sync_job").info("applied")
     logging.getLogger("dsmsyncd.daemon.scheduler").info("idle")
 
     sent, applied, idle = lines()
-    assert {k: sent[k] for k in ("job_id", "file", "dataset")} == {
-        "job_id": 7,
+    assert {k: sent[k] for k in ("job", "file", "dataset")} == {
+        "job": 7,
         "file": "permits/a.csv",
         "dataset": "abcd-1234",
     }
     assert "revision" not in sent
     assert applied["revision"] == 3
-    assert applied["job_id"] == 7
-    assert not {"job_id", "file", "dataset", "revision"} & idle.keys()
+    assert applied["job"] == 7
+    assert not {"job", "file", "dataset", "revision"} & idle.keys()
 
 
 async def test_bind_job_keeps_parallel_jobs_apart(lines: Lines) -> None:
     both_bound = asyncio.Barrier(2)
 
     async def job(job_id: int) -> None:
-        with bind_job(job_id=job_id, file=f"f{job_id}.csv", dataset="abcd-1234"):
+        with bind_job(job=job_id, file=f"f{job_id}.csv", dataset="abcd-1234"):
             await both_bound.wait()
             logging.getLogger("dsmsyncd.pipeline.sync_job").info("step", extra={"step_of": job_id})
 
     await asyncio.gather(job(1), job(2))
 
     steps = [line for line in lines() if line["logger"] == "dsmsyncd.pipeline.sync_job"]
-    assert sorted((line["job_id"], line["step_of"]) for line in steps) == [(1, 1), (2, 2)]
+    assert sorted((line["job"], line["step_of"]) for line in steps) == [(1, 1), (2, 2)]
 
 
 def test_redaction_masks_secret_keys_at_any_depth(lines: Lines) -> None:

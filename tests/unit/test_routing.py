@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.routing import UnmatchedLog, glob_regex, route
+from dsmsyncd.daemon.routing import UnmatchedLog
+from dsmsyncd.pipeline.routing import glob_regex, route
 from dsmsyncd.sources.base import Candidate
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import logging
 import os
 import socket
 import uuid
@@ -102,3 +106,37 @@ def test_watchdog_interval_is_none_when_unset(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
 
     assert sdnotify.watchdog_interval() is None
+
+
+async def test_keep_watchdog_pings_at_half_the_interval_only_while_healthy(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    verdicts = [True, True, False, False, True]
+    looked_at: list[float] = []
+    scripted_out = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def healthy() -> bool:
+        looked_at.append(loop.time())
+        if not verdicts:
+            scripted_out.set()
+            await asyncio.Event().wait()  # stays here until cancelled
+        return verdicts.pop(0)
+
+    with caplog.at_level(logging.INFO, logger="dsmsyncd.observe.sdnotify"):
+        pinging = asyncio.create_task(sdnotify.keep_watchdog(0.2, healthy))
+        await asyncio.wait_for(scripted_out.wait(), 10)
+        pinging.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pinging
+
+    listener.setblocking(False)
+    pings = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            pings.append(listener.recv(4096))
+    assert pings == [b"WATCHDOG=1"] * 3  # one per healthy look, none else
+    gaps = [later - earlier for earlier, later in itertools.pairwise(looked_at)]
+    assert all(gap >= 0.09 for gap in gaps), gaps  # every 0.1 s: half of 0.2 s
+    assert caplog.text.count("watchdog pings stop") == 1
+    assert caplog.text.count("watchdog pings resume") == 1

@@ -23,7 +23,7 @@ from dsmsyncd.state import (
     open_state_store,
     sqlite_path_from_url,
 )
-from dsmsyncd.state.sqlite import ACTIVE_SQL, MIGRATIONS
+from dsmsyncd.state.migrations import ACTIVE_SQL, MIGRATIONS
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.folder import FolderFinalizer
-from dsmsyncd.finalize.sweep import finalize_leftovers
+from dsmsyncd.pipeline.sweep import finalize_leftovers
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import JobState, SqliteStateStore
 

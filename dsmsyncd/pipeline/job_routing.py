@@ -33,10 +33,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.routing import route
+from dsmsyncd.pipeline.routing import route
 from dsmsyncd.state import Job, JobState, StateStore
 
-logger = logging.getLogger("dsmsyncd.daemon.job_routing")
+logger = logging.getLogger("dsmsyncd.pipeline.job_routing")
 
 HELD_REASON = "mapping_removed"
 

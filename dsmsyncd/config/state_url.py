@@ -2,14 +2,17 @@
 
 The config validates ``[state] url`` with ``check_state_url`` and ``open_state_store``
 opens with the same parsing, so ``check-config`` refuses exactly what ``run`` could
-not open. Messages never quote the URL: a PostgreSQL URL carries a password.
+not open. The rule lives here, at the base, because the config (which every layer
+may use) validates with it; the stores build on it. Messages never quote the URL:
+a PostgreSQL URL carries a password.
 """
 
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from dsmsyncd.state.sqlite import MEMORY
+MEMORY = ":memory:"
+"""SQLite's name for a database that lives in memory only (``sqlite:///:memory:``)."""
 
 
 def check_state_url(url: str) -> None:

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable, Sequence
 
 from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.daemon.job_routing import recorded_mapping
-from dsmsyncd.finalize.folder import Finalizer, QuarantineReport, ReportedFile
-from dsmsyncd.state import Job, JobState, StateStore
+from dsmsyncd.finalize.base import Finalizer
+from dsmsyncd.finalize.report import QuarantineReport
+from dsmsyncd.pipeline.job_routing import recorded_mapping
+from dsmsyncd.state import Job, JobEvent, JobState, StateStore
 
-logger = logging.getLogger("dsmsyncd.finalize.sweep")
+logger = logging.getLogger("dsmsyncd.pipeline.sweep")
 
 SWEPT_STATES = frozenset({JobState.PUBLISHED, JobState.AWAITING_APPROVAL, JobState.QUARANTINED})
 RECENT_JOBS = 500
@@ -42,30 +43,7 @@ async def finalize_leftovers(
         events = await store.events(job.id)
         if any("file" in (event.details or {}) for event in events if event.state is job.state):
             continue
-        finalizer = finalizer_for(job)
-        try:
-            if job.state is JobState.QUARANTINED:
-                reason = next(
-                    (str(e.details["reason"]) for e in reversed(events) if "reason" in e.details),
-                    "rejected_by_server",
-                )
-                report = QuarantineReport(
-                    reason=reason,  # type: ignore[arg-type]  # recorded from the same set
-                    message=job.error or "quarantined before a crash; see the job's history",
-                    dataset=job.dataset,
-                    file=ReportedFile(job.relative_path, job.size, job.content_sha256, job.source),
-                    revision_seq=job.revision_seq,
-                    revision_id=job.revision_id,
-                    error_count=job.error_count or 0,
-                    discovered_at=job.discovered_at,
-                    started_at=job.started_at,
-                )
-                where = await finalizer.quarantine(job, mapping, report)
-            else:
-                where = await finalizer.succeeded(job, mapping)
-        except OSError as exc:
-            logger.error("could not finalize %s after a restart: %s", job.relative_path, exc)
-            where = f"left in place: {exc}"
+        where = await _finalize(job, events, mapping, finalizer_for(job))
         await store.transition(
             job.id,
             job.state,
@@ -76,3 +54,26 @@ async def finalize_leftovers(
         logger.info("finalized %s after a restart: %s", job.relative_path, where)
         swept += 1
     return swept
+
+
+async def _finalize(
+    job: Job, events: Sequence[JobEvent], mapping: MappingConfig, finalizer: Finalizer
+) -> str:
+    """Move the file as the job's recorded outcome says; where it went (or why it stayed)."""
+    try:
+        if job.state is not JobState.QUARANTINED:
+            return await finalizer.succeeded(job, mapping)
+        reason = next(
+            (str(e.details["reason"]) for e in reversed(events) if "reason" in e.details),
+            "rejected_by_server",
+        )
+        report = QuarantineReport.of_job(
+            job,
+            reason,  # type: ignore[arg-type]  # recorded from the same set
+            job.error or "quarantined before a crash; see the job's history",
+            sha256=job.content_sha256,
+        )
+        return await finalizer.quarantine(job, mapping, report)
+    except OSError as exc:
+        logger.error("could not finalize %s after a restart: %s", job.relative_path, exc)
+        return f"left in place: {exc}"
