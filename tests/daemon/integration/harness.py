@@ -1,0 +1,130 @@
+"""A pipeline harness on the real local server, and a store that "crashes" on cue.
+
+``Harness`` holds one test's folders and mappings and builds the ``Pipeline`` the
+daemon would build; ``CrashingStore`` stands for kill -9 between two steps. The
+``harness`` fixture is in this folder's ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dsmsyncd.blob import LocalFileBlob
+from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.job_routing import routing_snapshot
+from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.finalize.folder import FolderFinalizer
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
+from dsmsyncd.server.main import RunningServer
+from dsmsyncd.state import Job, JobState, StateStore
+
+
+class Crash(Exception):
+    """Stands for kill -9: raised instead of a state write, nothing after it runs."""
+
+
+class CrashingStore:
+    """A store that 'dies' at the first transition ``crash_when`` picks (before writing it)."""
+
+    def __init__(
+        self, inner: StateStore, crash_when: Callable[[JobState, Mapping[str, Any]], bool]
+    ):
+        self._inner = inner
+        self._crash_when = crash_when
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def transition(self, job_id: int, new_state: JobState, **kw: Any) -> Job:
+        if self._crash_when(new_state, kw):
+            raise Crash(f"crash before recording {new_state} {sorted(kw)}")
+        return await self._inner.transition(job_id, new_state, **kw)
+
+
+@dataclass
+class Harness:
+    root: Path
+    client: DsmapiClient
+    store: StateStore
+    server: RunningServer
+    metrics: Metrics = field(default_factory=Metrics)
+    mappings: list[MappingConfig] = field(default_factory=list)
+
+    @property
+    def drop(self) -> Path:
+        return self.root / "drop"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def mapping(self, dataset: str, **kw: Any) -> int:
+        """Add a mapping (action update unless told); its index."""
+        if "import_config" not in kw:
+            kw.setdefault("action", "update")
+        self.mappings.append(
+            MappingConfig(
+                source="drop",
+                match="*.csv",
+                dataset=dataset,
+                archive_dir=self.archive,
+                quarantine_dir=self.quarantine,
+                **kw,
+            )
+        )
+        return len(self.mappings) - 1
+
+    async def add_job(self, mapping_index: int, name: str, content: bytes) -> Job:
+        self.drop.mkdir(parents=True, exist_ok=True)
+        path = self.drop / name
+        path.write_bytes(content)
+        blob = LocalFileBlob.open(path)
+        job = await self.store.add_job(
+            source="drop",
+            relative_path=name,
+            identity=blob.identity,
+            size=blob.size,
+            mtime=datetime.now(UTC),
+            dataset=self.mappings[mapping_index].dataset,
+            mapping_index=mapping_index,
+            routing=routing_snapshot(self.mappings[mapping_index]),
+        )
+        assert job is not None
+        return job
+
+    def context(self, *, client: DsmapiClient | None = None, store: Any = None) -> PipelineContext:
+        return PipelineContext(
+            client=client or self.client,
+            store=store or self.store,
+            metrics=self.metrics,
+            mappings=self.mappings,
+            open_blob=lambda job: LocalFileBlob.open(self.drop / job.relative_path),
+            finalizer_for=lambda job: FolderFinalizer(self.drop),
+            chunk_limit=asyncio.Semaphore(8),
+            retry_base_s=1.0,
+            retry_max_s=10.0,
+        )
+
+    def pipeline(self, **kw: Any) -> Pipeline:
+        return Pipeline(self.context(**kw))
+
+    async def run(self, mapping_index: int, name: str, content: bytes, **kw: Any) -> Job:
+        job = await self.add_job(mapping_index, name, content)
+        return await self.pipeline().run(job, **kw)
+
+    async def details(self, job: Job) -> dict[str, Any]:
+        """Every event's details of the job, merged (later events win)."""
+        merged: dict[str, Any] = {}
+        for event in await self.store.events(job.id):
+            merged.update(event.details)
+        return merged
