@@ -17,6 +17,7 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import SqliteStateStore
 from tests.daemon.datasets import robot_client
+from tests.daemon.fake_clock import FakeClock
 from tests.daemon.moto_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -70,3 +71,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

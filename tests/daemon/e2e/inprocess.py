@@ -84,3 +84,14 @@ async def running_daemon(
         async with asyncio.timeout(30):
             code = await runner
         assert code == 0
+
+
+async def run_files(site: Site, *files: tuple[str, bytes]) -> list[Job]:
+    """The daemon started, handed ``files`` one at a time (each dropped once the run of the
+    one before has ended), then stopped; the job of each file as its run ended, in order."""
+    jobs: list[Job] = []
+    async with running_daemon(site) as daemon:
+        for name, content in files:
+            site.drop_file(name, content)
+            jobs += await daemon.finished_jobs(1)
+    return jobs

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
 from tests.daemon.datasets import publish_dataset
-from tests.daemon.e2e.inprocess import running_daemon
+from tests.daemon.e2e.inprocess import run_files
 from tests.daemon.e2e.plain_http import Http
-from tests.daemon.e2e.processes import run_cli
+from tests.daemon.e2e.processes import CliResult, run_cli
 from tests.daemon.e2e.site import Site
 
 SEED = b"id,name,score\n1,ann,10\n2,bob,20\n"
@@ -18,6 +22,25 @@ CONFIG_COLUMNS = [
     {"field_name": "id", "display_name": "Id", "transform_expr": "`id`"},
     {"field_name": "score", "display_name": "Score", "transform_expr": "to_number(`score`)"},
 ]
+
+
+@dataclass(frozen=True)
+class Pushed:
+    dataset: str
+    result: CliResult
+    rows_before: list[dict[str, Any]]
+
+
+async def push(site: Site, client: DsmapiClient, http: Http, file: Path, *flags: str) -> Pushed:
+    """``dsmsyncd push FILE --dataset FF --action update FLAGS``, where FF is a new dataset
+    published with SEED."""
+    ff = await publish_dataset(client, SEED)
+    config = site.write_config()
+    before = await http.rows(ff, **{"$order": "id"})
+    result = await run_cli(
+        "push", str(file), "--dataset", ff, "--action", "update", *flags, "-c", str(config)
+    )
+    return Pushed(ff, result, before)
 
 
 async def test_check_config_offline_bad_config_names_key_paths(site: Site) -> None:
@@ -64,13 +87,10 @@ async def test_check_config_online_missing_dataset_fails(site: Site, client: Dsm
 async def test_push_publishes_file_and_exits_zero(
     site: Site, client: DsmapiClient, http: Http, tmp_path: Path
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    config = site.write_config()
     file = tmp_path / "push.csv"
     file.write_bytes(b"id,name,score\n3,cy,30\n4,di,40\n")
-    result = await run_cli(
-        "push", str(file), "--dataset", ff, "--action", "update", "-c", str(config)
-    )
+    pushed = await push(site, client, http, file)
+    ff, result = pushed.dataset, pushed.result
     assert result.code == 0, result
     assert "published" in result.out
     assert [r["id"] for r in await http.rows(ff, **{"$order": "id"})] == ["1", "2", "3", "4"]
@@ -78,50 +98,44 @@ async def test_push_publishes_file_and_exits_zero(
     assert file.exists()  # a pushed file stays where it is
 
 
-async def test_push_dry_run_bad_file_exits_4_and_changes_nothing(
-    site: Site, client: DsmapiClient, http: Http, tmp_path: Path
-) -> None:
-    ff = await publish_dataset(client, SEED)
-    config = site.write_config()
-    file = tmp_path / "bad.csv"
-    file.write_bytes(b"id,name,score\n3,cy,thirty\n4,di,40\n5,ed,fifty\n")
-    before = await http.rows(ff, **{"$order": "id"})
-    result = await run_cli(
-        "push", str(file), "--dataset", ff, "--action", "update", "--dry-run", "-c", str(config)
-    )
-    assert result.code == 4, result
-    assert "rows with errors: 2" in result.out
-    assert "would_quarantine" in result.out
-    assert await http.rows(ff, **{"$order": "id"}) == before
-    assert await http.open_revisions(ff) == []
+DRY_RUNS = {
+    "bad_file_exits_4": (
+        b"id,name,score\n3,cy,thirty\n4,di,40\n5,ed,fifty\n",
+        4,
+        ["rows with errors: 2", "would_quarantine"],
+    ),
+    "rows_the_server_could_not_parse_are_reported": (
+        b"id,name,score\n3,cy,30\n4,di\n5,ed,50,extra\n",
+        4,
+        [
+            "rows with errors: 2",
+            "of which rows the server could not parse: 2",
+            "would_quarantine",
+            '"too_short"',
+            '"too_long"',
+        ],
+    ),
+    "good_file_exits_0": (b"id,name,score\n3,cy,30\n", 0, ["rows with errors: 0", "would_apply"]),
+}
 
 
-async def test_push_dry_run_reports_rows_the_server_could_not_parse(
-    site: Site, client: DsmapiClient, http: Http, tmp_path: Path
+@pytest.mark.parametrize("case", sorted(DRY_RUNS))
+async def test_push_dry_run_changes_nothing(
+    site: Site, client: DsmapiClient, http: Http, tmp_path: Path, case: str
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    config = site.write_config()
-    file = tmp_path / "ragged.csv"
-    file.write_bytes(b"id,name,score\n3,cy,30\n4,di\n5,ed,50,extra\n")
-    result = await run_cli(
-        "push", str(file), "--dataset", ff, "--action", "update", "--dry-run", "-c", str(config)
-    )
-    assert result.code == 4, result
-    assert "rows with errors: 2" in result.out
-    assert "of which rows the server could not parse: 2" in result.out
-    assert "would_quarantine" in result.out
-    assert '"too_short"' in result.out
-    assert '"too_long"' in result.out
-    assert await http.count(ff) == 2
-    assert await http.open_revisions(ff) == []
+    content, code, said = DRY_RUNS[case]
+    (tmp_path / "file.csv").write_bytes(content)
+    pushed = await push(site, client, http, tmp_path / "file.csv", "--dry-run")
+    assert pushed.result.code == code, pushed.result
+    assert [line for line in said if line not in pushed.result.out] == []
+    assert await http.rows(pushed.dataset, **{"$order": "id"}) == pushed.rows_before
+    assert await http.open_revisions(pushed.dataset) == []
 
 
 async def test_status_lists_recent_jobs(site: Site, client: DsmapiClient) -> None:
     ff = await publish_dataset(client, SEED)
     site.map(ff)
-    async with running_daemon(site) as daemon:
-        site.drop_file("day1.csv", b"id,name,score\n3,cy,30\n")
-        (job,) = await daemon.finished_jobs(1)
+    (job,) = await run_files(site, ("day1.csv", b"id,name,score\n3,cy,30\n"))
     assert job.state is JobState.PUBLISHED, job.error
     result = await run_cli("status", "-c", str(site.config_path))
     assert result.code == 0, result
@@ -132,20 +146,3 @@ async def test_status_lists_recent_jobs(site: Site, client: DsmapiClient) -> Non
     assert as_json.code == 0, as_json
     (row,) = json.loads(as_json.out)
     assert (row["dataset"], row["state"], row["file"]) == (ff, "published", "drop:day1.csv")
-
-
-async def test_push_dry_run_good_file_exits_0_and_changes_nothing(
-    site: Site, client: DsmapiClient, http: Http, tmp_path: Path
-) -> None:
-    ff = await publish_dataset(client, SEED)
-    config = site.write_config()
-    file = tmp_path / "good.csv"
-    file.write_bytes(b"id,name,score\n3,cy,30\n")
-    result = await run_cli(
-        "push", str(file), "--dataset", ff, "--action", "update", "--dry-run", "-c", str(config)
-    )
-    assert result.code == 0, result
-    assert "rows with errors: 0" in result.out
-    assert "would_apply" in result.out
-    assert await http.count(ff) == 2
-    assert await http.open_revisions(ff) == []

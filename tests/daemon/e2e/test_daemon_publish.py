@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
 from tests.daemon.datasets import publish_dataset
-from tests.daemon.e2e.inprocess import running_daemon
+from tests.daemon.e2e.inprocess import run_files, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
 
@@ -26,10 +29,13 @@ ADDRESS_COLUMNS = [
 PERMITS_HEADER = b"permit_id,street_number,street_name,fee\n"
 
 
-async def create_address_config(client: DsmapiClient, name: str) -> None:
+async def permits_dataset(site: Site, client: DsmapiClient, config: str, **options: Any) -> str:
+    """A new dataset with no data, mapped through a new import config ``config`` (the
+    ADDRESS_COLUMNS of permit files); its fourfour."""
+    ff = await publish_dataset(client, None, name="Permits")
     await client.create_config(
         {
-            "name": name,
+            "name": config,
             "data_action": "update",
             "parse_options": {"header_count": 1, "column_header": 1},
             "columns": [
@@ -43,114 +49,87 @@ async def create_address_config(client: DsmapiClient, name: str) -> None:
             ],
         }
     )
+    site.map(ff, import_config=config, **options)
+    return ff
 
 
-async def test_daemon_update_without_row_id_appends(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
-    ff = await publish_dataset(client, SEED)
-    site.map(ff, action="update")
-    async with running_daemon(site) as daemon:
-        site.drop_file("more.csv", b"id,name,score\n1,ann,10\n4,di,40\n")
-        (job,) = await daemon.finished_jobs(1)
+# test name → (row id of the seed, action, file, every row after: (id, name, score), or
+# (id,) where the file holds only that column)
+ACTIONS: dict[str, tuple[str | None, str, bytes, list[tuple[str, ...]]]] = {
+    "update_without_row_id_appends": (
+        None,
+        "update",
+        b"id,name,score\n1,ann,10\n4,di,40\n",
+        [
+            ("1", "ann", "10"),
+            ("1", "ann", "10"),
+            ("2", "bob", "20"),
+            ("3", "cy", "30"),
+            ("4", "di", "40"),
+        ],
+    ),
+    "update_with_row_id_upserts": (
+        "id",
+        "update",
+        b"id,name,score\n2,bobby,21\n4,di,40\n",
+        [("1", "ann", "10"), ("2", "bobby", "21"), ("3", "cy", "30"), ("4", "di", "40")],
+    ),
+    "replace_replaces_all_rows": (
+        None,
+        "replace",
+        b"id,name,score\n7,gus,70\n8,hal,80\n",
+        [("7", "gus", "70"), ("8", "hal", "80")],
+    ),
+    "delete_removes_listed_rows": ("id", "delete", b"id\n1\n3\n", [("2",)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACTIONS))
+async def test_daemon_action(site: Site, client: DsmapiClient, http: Http, case: str) -> None:
+    row_id, action, content, expected = ACTIONS[case]
+    ff = await publish_dataset(client, SEED, row_id=row_id)
+    site.map(ff, action=action)
+    (job,) = await run_files(site, (f"{case}.csv", content))
     assert job.state is JobState.PUBLISHED, job.error
+    fields = ("id", "name", "score")[: len(expected[0])]
     rows = await http.rows(ff, **{"$order": "id"})
-    assert [(r["id"], r["name"]) for r in rows] == [
-        ("1", "ann"),
-        ("1", "ann"),
-        ("2", "bob"),
-        ("3", "cy"),
-        ("4", "di"),
-    ]
+    assert [tuple(r[field] for field in fields) for r in rows] == expected
     assert await http.open_revisions(ff) == []
 
 
-async def test_daemon_update_with_row_id_upserts(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
-    ff = await publish_dataset(client, SEED, row_id="id")
-    site.map(ff, action="update")
-    async with running_daemon(site) as daemon:
-        site.drop_file("upsert.csv", b"id,name,score\n2,bobby,21\n4,di,40\n")
-        (job,) = await daemon.finished_jobs(1)
-    assert job.state is JobState.PUBLISHED, job.error
-    rows = await http.rows(ff, **{"$order": "id"})
-    assert [(r["id"], r["name"], r["score"]) for r in rows] == [
-        ("1", "ann", "10"),
-        ("2", "bobby", "21"),
-        ("3", "cy", "30"),
-        ("4", "di", "40"),
-    ]
+# test name → two files of permits, published one after the other; every row after
+TWO_PERMIT_FILES: dict[str, tuple[bytes, bytes, list[tuple[str, str, str]]]] = {
+    "primary_key_upserts": (
+        b"P1,12,Main St,10\nP2,7,Elm Rd,20\n",
+        b"P2,9,Oak Ave,25\nP3,1,Pine Ct,30\n",
+        [("P1", "12 Main St", "10"), ("P2", "9 Oak Ave", "25"), ("P3", "1 Pine Ct", "30")],
+    ),
+    "transform_runs_on_every_file": (
+        b"A1,12,Main Street,1\n",
+        b"B1,7,Harbor Road,2\nB2,9,Oak Ave,3\n",
+        [("A1", "12 Main Street", "1"), ("B1", "7 Harbor Road", "2"), ("B2", "9 Oak Ave", "3")],
+    ),
+}
 
 
-async def test_daemon_import_config_primary_key_upserts(
-    site: Site, client: DsmapiClient, http: Http
+@pytest.mark.parametrize("case", sorted(TWO_PERMIT_FILES))
+async def test_daemon_import_config(
+    site: Site, client: DsmapiClient, http: Http, case: str
 ) -> None:
-    ff = await publish_dataset(client, None, name="Permits")
-    await create_address_config(client, "permits-upsert")
-    site.map(ff, import_config="permits-upsert")
-    async with running_daemon(site) as daemon:
-        site.drop_file("day1.csv", PERMITS_HEADER + b"P1,12,Main St,10\nP2,7,Elm Rd,20\n")
-        (first,) = await daemon.finished_jobs(1)
-        site.drop_file("day2.csv", PERMITS_HEADER + b"P2,9,Oak Ave,25\nP3,1,Pine Ct,30\n")
-        (second,) = await daemon.finished_jobs(1)
-    assert (first.state, second.state) == (JobState.PUBLISHED, JobState.PUBLISHED)
+    first_file, second_file, expected = TWO_PERMIT_FILES[case]
+    ff = await permits_dataset(site, client, case.replace("_", "-"))
+    jobs = await run_files(
+        site, ("day1.csv", PERMITS_HEADER + first_file), ("day2.csv", PERMITS_HEADER + second_file)
+    )
+    assert [job.state for job in jobs] == [JobState.PUBLISHED] * 2, [job.error for job in jobs]
     rows = await http.rows(ff, **{"$order": "permit_id"})
-    assert [(r["permit_id"], r["address"]) for r in rows] == [
-        ("P1", "12 Main St"),
-        ("P2", "9 Oak Ave"),
-        ("P3", "1 Pine Ct"),
-    ]
-
-
-async def test_daemon_replace_replaces_all_rows(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
-    ff = await publish_dataset(client, SEED)
-    site.map(ff, action="replace")
-    async with running_daemon(site) as daemon:
-        site.drop_file("all.csv", b"id,name,score\n7,gus,70\n8,hal,80\n")
-        (job,) = await daemon.finished_jobs(1)
-    assert job.state is JobState.PUBLISHED, job.error
-    rows = await http.rows(ff, **{"$order": "id"})
-    assert [r["id"] for r in rows] == ["7", "8"]
-
-
-async def test_daemon_delete_removes_listed_rows(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
-    ff = await publish_dataset(client, SEED, row_id="id")
-    site.map(ff, action="delete")
-    async with running_daemon(site) as daemon:
-        site.drop_file("gone.csv", b"id\n1\n3\n")
-        (job,) = await daemon.finished_jobs(1)
-    assert job.state is JobState.PUBLISHED, job.error
-    assert [r["id"] for r in await http.rows(ff)] == ["2"]
-
-
-async def test_daemon_import_config_transform_runs_on_every_file(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
-    ff = await publish_dataset(client, None, name="Addresses")
-    await create_address_config(client, "addresses")
-    site.map(ff, import_config="addresses")
-    async with running_daemon(site) as daemon:
-        site.drop_file("a.csv", PERMITS_HEADER + b"A1,12,Main Street,1\n")
-        (first,) = await daemon.finished_jobs(1)
-        site.drop_file("b.csv", PERMITS_HEADER + b"B1,7,Harbor Road,2\nB2,9,Oak Ave,3\n")
-        (second,) = await daemon.finished_jobs(1)
-    assert (first.state, second.state) == (JobState.PUBLISHED, JobState.PUBLISHED)
-    rows = await http.rows(ff, **{"$order": "permit_id"})
-    assert [r["address"] for r in rows] == ["12 Main Street", "7 Harbor Road", "9 Oak Ave"]
-    assert [r["fee"] for r in rows] == ["1", "2", "3"]
+    assert [(r["permit_id"], r["address"], r["fee"]) for r in rows] == expected
 
 
 async def test_daemon_too_many_row_errors_quarantines_file(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, None, name="Permits")
-    await create_address_config(client, "strict")
-    site.map(ff, import_config="strict", max_error_rows=0)
+    ff = await permits_dataset(site, client, "strict", max_error_rows=0)
     good = PERMITS_HEADER + b"G1,1,First St,5\n"
     bad = PERMITS_HEADER + b"X1,2,Second St,lots\nX2,3,Third St,7\n"
     async with running_daemon(site) as daemon:

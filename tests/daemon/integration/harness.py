@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dsmsyncd.blob import LocalFileBlob
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.daemon.job_routing import routing_snapshot
@@ -23,6 +25,12 @@ from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import Job, JobState, StateStore
+from tests.daemon.datasets import publish_dataset
+
+SEED = b"id,name\n1,ann\n2,bob\n"
+MORE = b"id,name\n3,cy\n4,di\n"
+
+CrashWhen = Callable[[JobState, Mapping[str, Any]], bool]
 
 
 class Crash(Exception):
@@ -32,9 +40,7 @@ class Crash(Exception):
 class CrashingStore:
     """A store that 'dies' at the first transition ``crash_when`` picks (before writing it)."""
 
-    def __init__(
-        self, inner: StateStore, crash_when: Callable[[JobState, Mapping[str, Any]], bool]
-    ):
+    def __init__(self, inner: StateStore, crash_when: CrashWhen) -> None:
         self._inner = inner
         self._crash_when = crash_when
 
@@ -121,6 +127,23 @@ class Harness:
     async def run(self, mapping_index: int, name: str, content: bytes, **kw: Any) -> Job:
         job = await self.add_job(mapping_index, name, content)
         return await self.pipeline().run(job, **kw)
+
+    async def seeded_job(self) -> tuple[str, Job]:
+        """A dataset published with SEED and mapped (update); a job that adds MORE to it."""
+        fourfour = await publish_dataset(self.client, SEED)
+        return fourfour, await self.add_job(self.mapping(fourfour), "more.csv", MORE)
+
+    async def crash(self, job: Job, crash_when: CrashWhen) -> Job:
+        """Run ``job`` until the store "dies" where ``crash_when`` says; the job as left."""
+        with pytest.raises(Crash):
+            await self.pipeline(store=CrashingStore(self.store, crash_when)).run(job)
+        return await self.store.get_job(job.id)
+
+    async def resume(self, left: Job) -> Job:
+        """Run ``left`` again, as the daemon does after a restart: it must publish."""
+        done = await self.pipeline().run(left)
+        assert done.state is JobState.PUBLISHED, done.error
+        return done
 
     async def details(self, job: Job) -> dict[str, Any]:
         """Every event's details of the job, merged (later events win)."""

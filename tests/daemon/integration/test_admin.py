@@ -14,6 +14,7 @@ from dsmsyncd import __version__
 from dsmsyncd.observe.admin import OK, AdminServer, SimpleStatus, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import JobState, SqliteStateStore
+from tests.daemon.fake_clock import FakeClock
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -30,14 +31,6 @@ class Target:
         self.probes += 1
         if self.down is not None:
             raise ConnectionError(self.down)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Daemon:
@@ -99,11 +92,6 @@ def target() -> Target:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def daemon() -> Daemon:
     return Daemon()
 
@@ -115,7 +103,7 @@ def metrics() -> Metrics:
 
 @pytest.fixture
 async def server(
-    store: SqliteStateStore, target: Target, clock: Clock, daemon: Daemon, metrics: Metrics
+    store: SqliteStateStore, target: Target, clock: FakeClock, daemon: Daemon, metrics: Metrics
 ) -> AsyncIterator[AdminServer]:
     status = SimpleStatus(
         store,
@@ -184,7 +172,7 @@ async def test_readyz_is_503_when_target_probe_fails(
     server: AdminServer,
     http: aiohttp.ClientSession,
     target: Target,
-    clock: Clock,
+    clock: FakeClock,
     metrics: Metrics,
 ) -> None:
     await _get_json(http, f"{server.url}/readyz")
@@ -201,7 +189,7 @@ async def test_readyz_is_503_when_target_probe_fails(
 
 
 async def test_readyz_reuses_target_result_within_ttl(
-    server: AdminServer, http: aiohttp.ClientSession, target: Target, clock: Clock
+    server: AdminServer, http: aiohttp.ClientSession, target: Target, clock: FakeClock
 ) -> None:
     await _get_json(http, f"{server.url}/readyz")
     target.down = "connection refused"

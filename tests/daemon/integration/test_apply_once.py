@@ -8,16 +8,31 @@ follows the apply job the server started, or retries later when there is none.
 
 from __future__ import annotations
 
-from dsmsyncd.dsmapi import Credentials, DsmapiClient
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import FAST_RETRY, count_rows, publish_dataset
+from tests.daemon.datasets import count_rows, robot_client
 from tests.daemon.integration.harness import Harness
-from tests.daemon.integration.proxy import apply_dropper
-from tests.support.local_server import ROBOT
+from tests.daemon.integration.proxy import ApplyDropper, apply_dropper
 
-SEED = b"id,name\n1,ann\n2,bob\n"
-MORE = b"id,name\n3,cy\n4,di\n"
+
+@dataclass(frozen=True)
+class Proxied:
+    """The proxy that drops an apply, and the daemon's client talking through it."""
+
+    proxy: ApplyDropper
+    client: DsmapiClient
+
+
+@pytest.fixture
+async def proxied(server: RunningServer) -> AsyncIterator[Proxied]:
+    async with apply_dropper(server.url) as proxy, robot_client(proxy.url) as client:
+        yield Proxied(proxy, client)
 
 
 async def _published_events(harness: Harness, job_id: int) -> int:
@@ -28,16 +43,12 @@ async def _published_events(harness: Harness, job_id: int) -> int:
 
 
 async def test_apply_dropped_after_the_server_took_it_is_followed_not_resent(
-    harness: Harness, client: DsmapiClient, server: RunningServer
+    harness: Harness, client: DsmapiClient, proxied: Proxied
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
-    async with apply_dropper(server.url) as proxy:
-        credentials = Credentials(username=ROBOT[0], password=ROBOT[1])
-        async with DsmapiClient(proxy.url, credentials, retry=FAST_RETRY) as proxied:
-            proxy.drop_after_server()
-            done = await harness.pipeline(client=proxied).run(job)
+    ff, job = await harness.seeded_job()
+    proxy = proxied.proxy
+    proxy.drop_after_server()
+    done = await harness.pipeline(client=proxied.client).run(job)
 
     assert proxy.dropped == 1
     assert proxy.applies_seen == 1
@@ -51,20 +62,16 @@ async def test_apply_dropped_after_the_server_took_it_is_followed_not_resent(
 
 
 async def test_apply_dropped_before_the_server_saw_it_is_applied_once_on_retry(
-    harness: Harness, client: DsmapiClient, server: RunningServer
+    harness: Harness, client: DsmapiClient, proxied: Proxied
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
-    async with apply_dropper(server.url) as proxy:
-        credentials = Credentials(username=ROBOT[0], password=ROBOT[1])
-        async with DsmapiClient(proxy.url, credentials, retry=FAST_RETRY) as proxied:
-            proxy.drop_before_server()
-            first = await harness.pipeline(client=proxied).run(job)
-            assert first.state is JobState.FAILED_RETRYABLE
-            assert first.revision_seq is not None
-            assert await count_rows(client, ff) == 2
-            done = await harness.pipeline(client=proxied).run(first)
+    ff, job = await harness.seeded_job()
+    proxy = proxied.proxy
+    proxy.drop_before_server()
+    first = await harness.pipeline(client=proxied.client).run(job)
+    assert first.state is JobState.FAILED_RETRYABLE
+    assert first.revision_seq is not None
+    assert await count_rows(client, ff) == 2
+    done = await harness.pipeline(client=proxied.client).run(first)
 
     assert (proxy.dropped, proxy.applies_seen, proxy.applies_forwarded) == (1, 2, 1)
     assert done.state is JobState.PUBLISHED, done.error

@@ -19,21 +19,11 @@ from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import object_identity, parse_identity, relative_key
+from tests.daemon.fake_clock import FakeClock
 from tests.daemon.moto_server import MotoServer, free_port, new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -41,11 +31,6 @@ async def bucket(s3: S3Client) -> str:
     name = new_bucket_name()
     await s3.create_bucket(Bucket=name)
     return name
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 async def _source(

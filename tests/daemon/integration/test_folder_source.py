@@ -20,17 +20,7 @@ import pytest
 from dsmsyncd.blob import BlobChanged
 from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources import Candidate, FolderSource, SourceError
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.daemon.fake_clock import FakeClock
 
 
 def _source(
@@ -67,11 +57,6 @@ def _settled(source: FolderSource, clock: FakeClock) -> list[str]:
     source.scan()
     clock.advance(source.config.min_age)
     return [c.relative_path for c in source.scan()]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

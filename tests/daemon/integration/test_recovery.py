@@ -9,35 +9,24 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime
 
-import pytest
-
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy
 from dsmsyncd.server.catalog import revisions
 from dsmsyncd.server.http import auth
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import all_rows, count_rows, open_revisions, publish_dataset
-from tests.daemon.integration.harness import Crash, CrashingStore, Harness
-
-SEED = b"id,name\n1,ann\n2,bob\n"
-MORE = b"id,name\n3,cy\n4,di\n"
+from tests.daemon.datasets import all_rows, count_rows, open_revisions
+from tests.daemon.integration.harness import SEED, Harness
 
 
 async def test_recovery_applied_revision_is_not_applied_again(
     harness: Harness, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
+    ff, job = await harness.seeded_job()
     # Dies after PUT apply, before the task set id is written.
-    crashing = CrashingStore(harness.store, lambda state, kw: "task_set_id" in kw)
-    with pytest.raises(Crash):
-        await harness.pipeline(store=crashing).run(job)
-    left = await harness.store.get_job(job.id)
+    left = await harness.crash(job, lambda state, kw: "task_set_id" in kw)
     assert left.state is JobState.APPLYING
     assert left.task_set_id is None
 
-    done = await harness.pipeline().run(left)
-    assert done.state is JobState.PUBLISHED, done.error
+    done = await harness.resume(left)
     assert await count_rows(client, ff) == 4
     revision = await client.get_revision(ff, done.revision_seq or 0)
     assert len(revision.task_sets) == 1
@@ -48,20 +37,14 @@ async def test_recovery_applied_revision_is_not_applied_again(
 async def test_recovery_uploading_job_is_discarded_and_redone(
     harness: Harness, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
+    ff, job = await harness.seeded_job()
     # Dies with the upload committed but PROCESSING never written: left in UPLOADING.
-    crashing = CrashingStore(harness.store, lambda state, kw: state is JobState.PROCESSING)
-    with pytest.raises(Crash):
-        await harness.pipeline(store=crashing).run(job)
-    left = await harness.store.get_job(job.id)
+    left = await harness.crash(job, lambda state, kw: state is JobState.PROCESSING)
     assert left.state is JobState.UPLOADING
     assert left.revision_seq is not None
     first_seq = left.revision_seq
 
-    done = await harness.pipeline().run(left)
-    assert done.state is JobState.PUBLISHED, done.error
+    done = await harness.resume(left)
     assert done.revision_seq != first_seq
     assert [r["id"] for r in await all_rows(client, ff)] == ["1", "2", "3", "4"]
     abandoned = await client.get_revision(ff, first_seq)
@@ -73,14 +56,9 @@ async def test_recovery_uploading_job_is_discarded_and_redone(
 async def test_recovery_orphan_revision_found_and_discarded_others_left_alone(
     harness: Harness, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
+    ff, job = await harness.seeded_job()
     # Dies between "create revision" and "record its seq": an orphan on the server.
-    crashing = CrashingStore(harness.store, lambda state, kw: "revision_seq" in kw)
-    with pytest.raises(Crash):
-        await harness.pipeline(store=crashing).run(job)
-    left = await harness.store.get_job(job.id)
+    left = await harness.crash(job, lambda state, kw: "revision_seq" in kw)
     assert (left.state, left.revision_seq) == (JobState.OPENING, None)
     (orphan,) = await open_revisions(client, ff)
 
@@ -94,8 +72,7 @@ async def test_recovery_orphan_revision_found_and_discarded_others_left_alone(
     staged = await client.open_revision(ff, "update")
     await client.create_upload_source(staged, "hand-made.csv")
 
-    done = await harness.pipeline().run(left)
-    assert done.state is JobState.PUBLISHED, done.error
+    done = await harness.resume(left)
     assert await count_rows(client, ff) == 4
     still_open = {r.seq for r in await open_revisions(client, ff)}
     assert still_open == {int(by_other["revision_seq"]), staged.seq}
@@ -106,19 +83,13 @@ async def test_recovery_orphan_revision_found_and_discarded_others_left_alone(
 async def test_recovery_processing_job_continues_without_new_revision(
     harness: Harness, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
+    ff, job = await harness.seeded_job()
     # Dies right before APPLYING: output schema recorded, nothing applied.
-    crashing = CrashingStore(harness.store, lambda state, kw: state is JobState.APPLYING)
-    with pytest.raises(Crash):
-        await harness.pipeline(store=crashing).run(job)
-    left = await harness.store.get_job(job.id)
+    left = await harness.crash(job, lambda state, kw: state is JobState.APPLYING)
     assert left.state is JobState.PROCESSING
     assert left.output_schema_id is not None
 
-    done = await harness.pipeline().run(left)
-    assert done.state is JobState.PUBLISHED, done.error
+    done = await harness.resume(left)
     assert done.revision_seq == left.revision_seq
     assert await count_rows(client, ff) == 4
 
@@ -149,17 +120,11 @@ async def test_pipeline_transport_failure_is_retryable(harness: Harness) -> None
 async def test_pipeline_retryable_job_resumes_from_recorded_ids(
     harness: Harness, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    m = harness.mapping(ff)
-    job = await harness.add_job(m, "more.csv", MORE)
-    crashing = CrashingStore(harness.store, lambda state, kw: state is JobState.APPLYING)
-    with pytest.raises(Crash):
-        await harness.pipeline(store=crashing).run(job)
-    left = await harness.store.get_job(job.id)
+    ff, job = await harness.seeded_job()
+    left = await harness.crash(job, lambda state, kw: state is JobState.APPLYING)
     failed = await harness.store.transition(
         left.id, JobState.FAILED_RETRYABLE, expect=left.state, attempts=1, error="503"
     )
-    done = await harness.pipeline().run(failed)
-    assert done.state is JobState.PUBLISHED, done.error
+    done = await harness.resume(failed)
     assert done.revision_seq == left.revision_seq
     assert await count_rows(client, ff) == 4
