@@ -15,44 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd.state import JobState
+from tests.daemon.folders import Folders, with_default_action
 from tests.support.local_server import ROBOT
 
 
 @dataclass
-class Site:
+class Site(Folders):
     """One test's folders and daemon config file."""
 
-    root: Path
     server_url: str
     mappings: list[dict[str, Any]] = field(default_factory=list)
     min_age: str = "100ms"
     limits: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def drop(self) -> Path:
-        return self.root / "drop"
+    state_db: Path = field(init=False)
+    config_path: Path = field(init=False)
 
-    @property
-    def archive(self) -> Path:
-        return self.root / "archive"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
-
-    @property
-    def state_db(self) -> Path:
-        return self.root / "state.db"
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "dsmsyncd.toml"
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.state_db = self.root / "state.db"
+        self.config_path = self.root / "dsmsyncd.toml"
 
     def map(self, dataset: str, match: str = "*.csv", **options: Any) -> None:
         """A mapping from ``drop`` (``action = "update"`` unless told otherwise)."""
-        if "import_config" not in options:
-            options.setdefault("action", "update")
-        self.mappings.append({"match": match, "dataset": dataset, **options})
+        self.mappings.append({"match": match, "dataset": dataset, **with_default_action(options)})
 
     def write_config(self) -> Path:
         self.drop.mkdir(parents=True, exist_ok=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.sources.base import Candidate, file_identity
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import JobState
 from tests.daemon.datasets import publish_dataset
-from tests.daemon.e2e.inprocess import running_daemon
+from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import wait_until
 from tests.daemon.e2e.site import Site
@@ -22,11 +23,28 @@ def rows(first: int, count: int) -> bytes:
     return b"".join(b"%d,row-%d,%d\n" % (i, i, i) for i in range(first, first + count))
 
 
+async def one_row_dataset(site: Site, client: DsmapiClient, **options: Any) -> str:
+    """A dataset published with one row, mapped from the drop folder (update)."""
+    ff = await publish_dataset(client, HEADER + rows(0, 1))
+    site.map(ff, action="update", **options)
+    return ff
+
+
+async def until_pending(daemon: RunningDaemon, what: str) -> None:
+    """Until the drop folder's source has seen a file that is not yet stable."""
+    source = daemon.daemon._sources["drop"]
+    assert isinstance(source, FolderSource)
+
+    async def seen() -> bool:
+        return source.pending_count >= 1
+
+    await wait_until(seen, within=10, what=what)
+
+
 async def test_daemon_part_file_ignored_until_renamed(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, HEADER + rows(0, 1))
-    site.map(ff, action="update")
+    ff = await one_row_dataset(site, client)
     partial = site.drop / "late.csv.part"
     async with running_daemon(site) as daemon:
         partial.write_bytes(HEADER + rows(100, 3))
@@ -55,23 +73,16 @@ async def test_daemon_part_file_ignored_until_renamed(
 async def test_daemon_growing_file_published_with_both_parts(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, HEADER + rows(0, 1))
-    site.map(ff, action="update")
+    ff = await one_row_dataset(site, client)
     site.min_age = "1s"
     target = site.drop / "growing.csv"
     async with running_daemon(site) as daemon:
-        source = daemon.daemon._sources["drop"]
-        assert isinstance(source, FolderSource)
-
-        async def first_part_seen() -> bool:
-            return source.pending_count >= 1
-
         with target.open("wb") as out:
             out.write(HEADER + rows(1, 5))
             out.flush()
             # The daemon has now seen the first part (a scan recorded it in its gate);
             # the second part lands well before min_age can elapse.
-            await wait_until(first_part_seen, within=10, what="the first part seen")
+            await until_pending(daemon, "the first part seen")
             out.write(rows(6, 5))
         (job,) = await daemon.finished_jobs(1)
     assert job.state is JobState.PUBLISHED, job.error
@@ -83,8 +94,7 @@ async def test_daemon_growing_file_published_with_both_parts(
 async def test_daemon_file_vanished_before_its_job_is_quarantined_and_lane_goes_on(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, HEADER + rows(0, 1))
-    site.map(ff, action="update")
+    ff = await one_row_dataset(site, client)
     async with running_daemon(site) as daemon:
         # What the source reports when a file is removed between discovery and its job.
         identity = file_identity("ghost.csv", 20, 1)
@@ -105,19 +115,12 @@ async def test_daemon_file_vanished_before_its_job_is_quarantined_and_lane_goes_
 async def test_daemon_file_created_empty_and_filled_before_min_age_is_published_whole(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, HEADER + rows(0, 1))
-    site.map(ff, action="update")
+    ff = await one_row_dataset(site, client)
     site.min_age = "1s"
     target = site.drop / "late.csv"
     async with running_daemon(site) as daemon:
-        source = daemon.daemon._sources["drop"]
-        assert isinstance(source, FolderSource)
-
-        async def empty_file_seen() -> bool:
-            return source.pending_count >= 1
-
         with target.open("wb") as out:  # created empty, as `touch` or a slow writer does
-            await wait_until(empty_file_seen, within=10, what="the empty file seen")
+            await until_pending(daemon, "the empty file seen")
             out.write(HEADER + rows(1, 4))
         (job,) = await daemon.finished_jobs(1)
     assert job.state is JobState.PUBLISHED, job.error
@@ -129,8 +132,7 @@ async def test_daemon_file_created_empty_and_filled_before_min_age_is_published_
 async def test_daemon_job_of_a_file_found_empty_never_publishes_bytes_written_since(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, HEADER + rows(0, 1))
-    site.map(ff, action="update", skip_duplicates=False)
+    ff = await one_row_dataset(site, client, skip_duplicates=False)
     site.min_age = "2s"
     async with running_daemon(site) as daemon:
         filled = site.drop_file("late.csv", HEADER + rows(1, 4))

@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,8 @@ from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import Job, JobState, StateStore
 from tests.daemon.datasets import publish_dataset
+from tests.daemon.folders import Folders, with_default_action
+from tests.daemon.jobs import add_job
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 MORE = b"id,name\n3,cy\n4,di\n"
@@ -54,30 +55,15 @@ class CrashingStore:
 
 
 @dataclass
-class Harness:
-    root: Path
+class Harness(Folders):
     client: DsmapiClient
     store: StateStore
     server: RunningServer
     metrics: Metrics = field(default_factory=Metrics)
     mappings: list[MappingConfig] = field(default_factory=list)
 
-    @property
-    def drop(self) -> Path:
-        return self.root / "drop"
-
-    @property
-    def archive(self) -> Path:
-        return self.root / "archive"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
-
     def mapping(self, dataset: str, **kw: Any) -> int:
         """Add a mapping (action update unless told); its index."""
-        if "import_config" not in kw:
-            kw.setdefault("action", "update")
         self.mappings.append(
             MappingConfig(
                 source="drop",
@@ -85,7 +71,7 @@ class Harness:
                 dataset=dataset,
                 archive_dir=self.archive,
                 quarantine_dir=self.quarantine,
-                **kw,
+                **with_default_action(kw),
             )
         )
         return len(self.mappings) - 1
@@ -95,18 +81,17 @@ class Harness:
         path = self.drop / name
         path.write_bytes(content)
         blob = LocalFileBlob.open(path)
-        job = await self.store.add_job(
-            source="drop",
-            relative_path=name,
+        mapping = self.mappings[mapping_index]
+        return await add_job(
+            self.store,
+            name,
             identity=blob.identity,
             size=blob.size,
             mtime=datetime.now(UTC),
-            dataset=self.mappings[mapping_index].dataset,
+            dataset=mapping.dataset,
             mapping_index=mapping_index,
-            routing=routing_snapshot(self.mappings[mapping_index]),
+            routing=routing_snapshot(mapping),
         )
-        assert job is not None
-        return job
 
     def context(self, *, client: DsmapiClient | None = None, store: Any = None) -> PipelineContext:
         return PipelineContext(

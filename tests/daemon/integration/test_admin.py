@@ -15,6 +15,7 @@ from dsmsyncd.observe.admin import OK, AdminServer, SimpleStatus, create_admin_a
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import JobState, SqliteStateStore
 from tests.daemon.fake_clock import FakeClock
+from tests.daemon.jobs import add_job
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -43,36 +44,33 @@ class Daemon:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[SqliteStateStore]:
     async with SqliteStateStore(tmp_path / "state.db") as opened:
-        uploading = await opened.add_job(
-            source="drop",
-            relative_path="<script>alert(1)</script>.csv",
+        uploading = await add_job(
+            opened,
+            "<script>alert(1)</script>.csv",
             identity="file:/srv/drop/<script>.csv:10:1",
             size=10,
             mtime=T0,
             dataset="abcd-1234",
             mapping_index=0,
         )
-        queued = await opened.add_job(
-            source="drop",
-            relative_path="permits/b.csv",
+        await add_job(  # queued
+            opened,
+            "permits/b.csv",
             identity="file:/srv/drop/permits/b.csv:10:2",
             size=10,
             mtime=T0.replace(minute=5),
             dataset="abcd-1234",
             mapping_index=0,
         )
-        rejected = await opened.add_job(
-            source="drop",
-            relative_path="inspections/bad.csv",
+        rejected = await add_job(
+            opened,
+            "inspections/bad.csv",
             identity="file:/srv/drop/inspections/bad.csv:5:1",
             size=5,
             mtime=T0,
             dataset="wxyz-9876",
             mapping_index=1,
         )
-        assert uploading is not None
-        assert queued is not None
-        assert rejected is not None
         await opened.transition(
             uploading.id, JobState.UPLOADING, expect=JobState.DISCOVERED, revision_seq=3
         )

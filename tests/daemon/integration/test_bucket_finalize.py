@@ -13,7 +13,8 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.finalize.folder import QuarantineReport, ReportedFile
 from dsmsyncd.sources.bucket import BucketSource
-from dsmsyncd.state import Job, JobState
+from dsmsyncd.state import Job
+from tests.daemon.jobs import finished_job
 from tests.daemon.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
@@ -41,31 +42,8 @@ async def _job(source: BucketSource, s3: S3Client, key: str, body: bytes = b"a\n
     await s3.put_object(Bucket=source.bucket, Key=key, Body=body)
     found = [c for c in await source.scan() if c.relative_path == key.removeprefix("in/")]
     (candidate,) = found
-    now = datetime.now(UTC)
-    return Job(
-        id=1,
-        source="bucket",
-        relative_path=candidate.relative_path,
-        identity=candidate.identity,
-        content_sha256=None,
-        size=candidate.size,
-        mtime=now,
-        dataset="abcd-1234",
-        mapping_index=0,
-        state=JobState.PUBLISHED,
-        attempts=0,
-        revision_seq=None,
-        revision_id=None,
-        source_id=None,
-        output_schema_id=None,
-        task_set_id=None,
-        error=None,
-        error_count=0,
-        discovered_at=now,
-        updated_at=now,
-        started_at=None,
-        finished_at=None,
-        next_attempt_at=None,
+    return finished_job(
+        "bucket", candidate.relative_path, candidate.identity, candidate.size, datetime.now(UTC)
     )
 
 

@@ -25,6 +25,7 @@ from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState, SqliteStateStore
 from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
+from tests.daemon.jobs import add_job
 from tests.daemon.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
@@ -121,16 +122,15 @@ class BucketRun:
         """One poll: every newly stable object becomes a job (as the daemon's accept does)."""
         jobs = []
         for candidate in await self.source.scan():
-            job = await self.store.add_job(
-                source=candidate.source,
-                relative_path=candidate.relative_path,
+            job = await add_job(
+                self.store,
+                candidate.relative_path,
                 identity=candidate.identity,
-                size=candidate.size,
                 mtime=candidate.mtime,
+                size=candidate.size,
                 dataset=self.mappings[0].dataset,
-                mapping_index=0,
+                source=candidate.source,
             )
-            assert job is not None
             jobs.append(job)
         return jobs
 

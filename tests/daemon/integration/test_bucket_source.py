@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,15 +34,25 @@ async def bucket(s3: S3Client) -> str:
     return name
 
 
-async def _source(
-    moto: MotoServer, bucket: str, clock: FakeClock, prefix: str = "in/", **kw: Any
-) -> BucketSource:
-    exclude = kw.pop("exclude_dirs", ())
-    source = BucketSource(
-        moto.source_config(bucket, prefix, **kw), exclude_dirs=exclude, clock=clock
-    )
-    await source.start()
-    return source
+OpenSource = Callable[..., Awaitable[BucketSource]]
+
+
+@pytest.fixture
+async def open_source(moto: MotoServer, clock: FakeClock) -> AsyncIterator[OpenSource]:
+    """Start a BucketSource on ``bucket`` of moto (by the fake clock); closed at the end."""
+    opened: list[BucketSource] = []
+
+    async def open_one(bucket: str, prefix: str = "in/", **kw: Any) -> BucketSource:
+        exclude = kw.pop("exclude_dirs", ())
+        config = moto.source_config(bucket, prefix, **kw)
+        source = BucketSource(config, exclude_dirs=exclude, clock=clock)
+        opened.append(source)
+        await source.start()
+        return source
+
+    yield open_one
+    for source in opened:
+        await source.aclose()
 
 
 async def _put(s3: S3Client, bucket: str, key: str, body: bytes = b"a,b\n1,2\n") -> str:
@@ -56,62 +67,53 @@ async def _settled(source: BucketSource, clock: FakeClock) -> list[str]:
 
 
 async def test_bucket_scan_waits_for_min_age(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock, min_age=5)
+    source = await open_source(bucket, min_age=5)
     etag = await _put(s3, bucket, "in/a.csv")
-    try:
-        assert await source.scan() == []
-        clock.advance(4.9)
-        assert await source.scan() == []
-        clock.advance(0.1)
-        (found,) = await source.scan()
-        assert found.relative_path == "a.csv"
-        assert found.identity == f"s3://{bucket}/in/a.csv#{etag}:8"
-        assert found.size == 8
-        assert found.mtime_ns > 0
-        assert await source.scan() == []  # once per identity
-    finally:
-        await source.aclose()
+    assert await source.scan() == []
+    clock.advance(4.9)
+    assert await source.scan() == []
+    clock.advance(0.1)
+    (found,) = await source.scan()
+    assert found.relative_path == "a.csv"
+    assert found.identity == f"s3://{bucket}/in/a.csv#{etag}:8"
+    assert found.size == 8
+    assert found.mtime_ns > 0
+    assert await source.scan() == []  # once per identity
 
 
 async def test_bucket_scan_changed_object_resets_the_wait(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock, min_age=5)
+    source = await open_source(bucket, min_age=5)
     await _put(s3, bucket, "in/a.csv", b"a\n1\n")
-    try:
-        await source.scan()
-        clock.advance(4)
-        await _put(s3, bucket, "in/a.csv", b"a\n1\n2\n")
-        assert await source.scan() == []
-        clock.advance(4)
-        assert await source.scan() == []
-        clock.advance(1)
-        assert [c.size for c in await source.scan()] == [6]
-    finally:
-        await source.aclose()
+    await source.scan()
+    clock.advance(4)
+    await _put(s3, bucket, "in/a.csv", b"a\n1\n2\n")
+    assert await source.scan() == []
+    clock.advance(4)
+    assert await source.scan() == []
+    clock.advance(1)
+    assert [c.size for c in await source.scan()] == [6]
 
 
 async def test_bucket_scan_overwrite_is_a_new_identity(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock, min_age=0)
+    source = await open_source(bucket, min_age=0)
     await _put(s3, bucket, "in/a.csv", b"a\n1\n")
-    try:
-        (first,) = await source.scan()
-        await _put(s3, bucket, "in/a.csv", b"a\n1\n")  # same bytes: same identity
-        assert await source.scan() == []
-        await _put(s3, bucket, "in/a.csv", b"a\n9\n")
-        (second,) = await source.scan()
-        assert second.relative_path == first.relative_path
-        assert second.identity != first.identity
-    finally:
-        await source.aclose()
+    (first,) = await source.scan()
+    await _put(s3, bucket, "in/a.csv", b"a\n1\n")  # same bytes: same identity
+    assert await source.scan() == []
+    await _put(s3, bucket, "in/a.csv", b"a\n9\n")
+    (second,) = await source.scan()
+    assert second.relative_path == first.relative_path
+    assert second.identity != first.identity
 
 
 async def test_bucket_scan_paginates_past_one_thousand_keys(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
     semaphore = asyncio.Semaphore(32)
 
@@ -120,54 +122,45 @@ async def test_bucket_scan_paginates_past_one_thousand_keys(
             await _put(s3, bucket, f"in/f{n:05d}.csv", b"x\n")
 
     await asyncio.gather(*(put(n) for n in range(1005)))
-    source = await _source(moto, bucket, clock, min_age=0, list_page_size=200)
-    try:
-        found = await source.scan()
-        assert len(found) == 1005
-        assert len({c.identity for c in found}) == 1005
-        assert await source.scan() == []  # a second poll yields nothing new
-        assert len(source._gate) == 1005
-    finally:
-        await source.aclose()
+    source = await open_source(bucket, min_age=0, list_page_size=200)
+    found = await source.scan()
+    assert len(found) == 1005
+    assert len({c.identity for c in found}) == 1005
+    assert await source.scan() == []  # a second poll yields nothing new
+    assert len(source._gate) == 1005
 
 
 async def test_bucket_scan_skips_ignore_patterns_and_other_prefixes(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
     for key in ("in/keep.csv", "in/up.csv.part", "in/.hidden", "in/sub/x.tmp", "out/b.csv"):
         await _put(s3, bucket, key)
     await _put(s3, bucket, "in/skipme/y.csv")
-    source = await _source(moto, bucket, clock, ignore=["*.part", "*.tmp", ".*", "skipme/*"])
-    try:
-        assert await _settled(source, clock) == ["keep.csv"]
-    finally:
-        await source.aclose()
+    source = await open_source(bucket, ignore=["*.part", "*.tmp", ".*", "skipme/*"])
+    assert await _settled(source, clock) == ["keep.csv"]
 
 
 async def test_bucket_scan_handles_odd_keys_and_refuses_escaping_ones(
-    moto: MotoServer,
     s3: S3Client,
     bucket: str,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
+    open_source: OpenSource,
 ) -> None:
     odd = ["in/with space.csv", "in/ünïcødé ✓.csv", "in//leading.csv", "in/a/../b.csv"]
     for key in [*odd, "in/../escape.csv", "in/a/../../escape2.csv", "in/dir/"]:
         await _put(s3, bucket, key)
-    source = await _source(moto, bucket, clock)
-    try:
-        with caplog.at_level(logging.WARNING, logger="dsmsyncd.sources.bucket"):
-            found = sorted(await _settled(source, clock))
-        assert found == sorted(["with space.csv", "ünïcødé ✓.csv", "leading.csv", "a/../b.csv"])
-        assert "in/../escape.csv" in caplog.text
-        assert "in/a/../../escape2.csv" in caplog.text
-        # The exact key travels in the identity: reads go to the object that was listed.
-        (leading,) = [c for c in await _all(source, clock) if c.relative_path == "leading.csv"]
-        blob = source.open_blob(leading.relative_path, leading.identity)
-        assert blob.key == "in//leading.csv"
-        assert await blob.read_range(0, 3) == b"a,b"
-    finally:
-        await source.aclose()
+    source = await open_source(bucket)
+    with caplog.at_level(logging.WARNING, logger="dsmsyncd.sources.bucket"):
+        found = sorted(await _settled(source, clock))
+    assert found == sorted(["with space.csv", "ünïcødé ✓.csv", "leading.csv", "a/../b.csv"])
+    assert "in/../escape.csv" in caplog.text
+    assert "in/a/../../escape2.csv" in caplog.text
+    # The exact key travels in the identity: reads go to the object that was listed.
+    (leading,) = [c for c in await _all(source, clock) if c.relative_path == "leading.csv"]
+    blob = source.open_blob(leading.relative_path, leading.identity)
+    assert blob.key == "in//leading.csv"
+    assert await blob.read_range(0, 3) == b"a,b"
 
 
 async def _all(source: BucketSource, clock: FakeClock) -> list[Any]:
@@ -183,36 +176,28 @@ async def _all(source: BucketSource, clock: FakeClock) -> list[Any]:
 
 
 async def test_bucket_scan_skips_archive_and_quarantine_prefixes(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
     for key in ("in/a.csv", "in/archive/2025/a.csv", "in/quarantine/b.csv"):
         await _put(s3, bucket, key)
-    source = await _source(
-        moto,
+    source = await open_source(
         bucket,
-        clock,
         exclude_dirs=["in/archive", f"s3://{bucket}/in/quarantine/", "s3://other/in/a.csv"],
     )
-    try:
-        assert await _settled(source, clock) == ["a.csv"]
-    finally:
-        await source.aclose()
+    assert await _settled(source, clock) == ["a.csv"]
 
 
 async def test_bucket_recheck_pending_takes_settled_objects_by_head(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock, min_age=5)
+    source = await open_source(bucket, min_age=5)
     await _put(s3, bucket, "in/a.csv")
     await _put(s3, bucket, "in/gone.csv")
-    try:
-        await source.scan()
-        await s3.delete_object(Bucket=bucket, Key="in/gone.csv")
-        clock.advance(5)
-        assert [c.relative_path for c in await source.recheck_pending()] == ["a.csv"]
-        assert "in/gone.csv" not in source._gate
-    finally:
-        await source.aclose()
+    await source.scan()
+    await s3.delete_object(Bucket=bucket, Key="in/gone.csv")
+    clock.advance(5)
+    assert [c.relative_path for c in await source.recheck_pending()] == ["a.csv"]
+    assert "in/gone.csv" not in source._gate
 
 
 async def test_bucket_candidates_yields_objects_put_after_start(
@@ -234,43 +219,34 @@ async def test_bucket_candidates_yields_objects_put_after_start(
 
 
 async def test_bucket_open_blob_by_identity_reads_that_version_only(
-    moto: MotoServer, s3: S3Client, bucket: str, clock: FakeClock
+    s3: S3Client, bucket: str, clock: FakeClock, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock, min_age=0)
+    source = await open_source(bucket, min_age=0)
     await _put(s3, bucket, "in/a.csv", b"a\n1\n")
-    try:
-        (found,) = await source.scan()
-        await _put(s3, bucket, "in/a.csv", b"a\n2\n")
-        with pytest.raises(BlobChanged):
-            await source.open_blob(found.relative_path, found.identity).read_range(0, 2)
-        with pytest.raises(SourceError, match="outside"):
-            source.open_blob("x", object_identity("other-bucket", "in/a.csv", "e", 1))
-    finally:
-        await source.aclose()
+    (found,) = await source.scan()
+    await _put(s3, bucket, "in/a.csv", b"a\n2\n")
+    with pytest.raises(BlobChanged):
+        await source.open_blob(found.relative_path, found.identity).read_range(0, 2)
+    with pytest.raises(SourceError, match="outside"):
+        source.open_blob("x", object_identity("other-bucket", "in/a.csv", "e", 1))
 
 
 async def test_bucket_check_healthy_bucket_has_no_problems(
-    moto: MotoServer, bucket: str, clock: FakeClock
+    bucket: str, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, bucket, clock)
-    try:
-        assert await source.check() == []
-    finally:
-        await source.aclose()
+    source = await open_source(bucket)
+    assert await source.check() == []
 
 
 async def test_bucket_check_missing_bucket_says_create_it(
-    moto: MotoServer, clock: FakeClock
+    moto: MotoServer, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, "no-such-bucket-here", clock)
-    try:
-        (problem,) = await source.check()
-        assert "bucket no-such-bucket-here does not exist" in problem
-        assert moto.url in problem
-        assert "create the bucket" in problem
-        assert "source bucket" in problem
-    finally:
-        await source.aclose()
+    source = await open_source("no-such-bucket-here")
+    (problem,) = await source.check()
+    assert "bucket no-such-bucket-here does not exist" in problem
+    assert moto.url in problem
+    assert "create the bucket" in problem
+    assert "source bucket" in problem
 
 
 async def test_bucket_check_wrong_endpoint_says_cannot_connect(clock: FakeClock) -> None:
@@ -291,9 +267,9 @@ async def test_bucket_check_wrong_endpoint_says_cannot_connect(clock: FakeClock)
 
 
 async def test_bucket_poll_failure_is_logged_once_and_kept_as_problem(
-    moto: MotoServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture, open_source: OpenSource
 ) -> None:
-    source = await _source(moto, "missing-bucket-2", clock, poll_interval=0.01)
+    source = await open_source("missing-bucket-2", poll_interval=0.01)
     scan = source.scan
     polls = 0
     third_poll = asyncio.Event()
@@ -307,21 +283,18 @@ async def test_bucket_poll_failure_is_logged_once_and_kept_as_problem(
 
     source.scan = counted_scan  # type: ignore[method-assign]
     stop = asyncio.Event()
-    try:
-        with caplog.at_level(logging.WARNING, logger="dsmsyncd.sources.bucket"):
-            candidates = source.candidates(stop)
-            pending = asyncio.ensure_future(anext(candidates))
-            async with asyncio.timeout(10):
-                await third_poll.wait()
-            stop.set()
-            with pytest.raises(StopAsyncIteration):
-                await pending
-        assert source.problem is not None
-        assert "bucket missing-bucket-2 does not exist" in source.problem
-        assert caplog.text.count("does not exist") == 1
-        assert await source.check() == [source.problem]
-    finally:
-        await source.aclose()
+    with caplog.at_level(logging.WARNING, logger="dsmsyncd.sources.bucket"):
+        candidates = source.candidates(stop)
+        pending = asyncio.ensure_future(anext(candidates))
+        async with asyncio.timeout(10):
+            await third_poll.wait()
+        stop.set()
+        with pytest.raises(StopAsyncIteration):
+            await pending
+    assert source.problem is not None
+    assert "bucket missing-bucket-2 does not exist" in source.problem
+    assert caplog.text.count("does not exist") == 1
+    assert await source.check() == [source.problem]
 
 
 def test_bucket_relative_key_refuses_escapes() -> None:

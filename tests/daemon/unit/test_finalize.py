@@ -13,7 +13,8 @@ import pytest
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.folder import FolderFinalizer, QuarantineReport, ReportedFile
 from dsmsyncd.sources.base import file_identity
-from dsmsyncd.state import Job, JobState
+from dsmsyncd.state import Job
+from tests.daemon.jobs import finished_job
 
 NOW = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)
 
@@ -21,31 +22,8 @@ NOW = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)
 def make_job(name: str, file: Path | None = None) -> Job:
     """A finished job for ``name``; with ``file``, its identity is that file's as it is now."""
     st = file.stat() if file is not None else None
-    return Job(
-        id=1,
-        source="drop",
-        relative_path=name,
-        identity=file_identity(name, st.st_size, st.st_mtime_ns) if st else f"file:{name}:0:0",
-        content_sha256=None,
-        size=3,
-        mtime=NOW,
-        dataset="abcd-1234",
-        mapping_index=0,
-        state=JobState.PUBLISHED,
-        attempts=0,
-        revision_seq=None,
-        revision_id=None,
-        source_id=None,
-        output_schema_id=None,
-        task_set_id=None,
-        error=None,
-        error_count=0,
-        discovered_at=NOW,
-        updated_at=NOW,
-        started_at=None,
-        finished_at=None,
-        next_attempt_at=None,
-    )
+    identity = file_identity(name, st.st_size, st.st_mtime_ns) if st else f"file:{name}:0:0"
+    return finished_job("drop", name, identity, 3, NOW)
 
 
 def make_mapping(tmp_path: Path, **kw: Any) -> MappingConfig:

@@ -10,6 +10,7 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.daemon.job_routing import job_mapping, release_held, routing_snapshot
 from dsmsyncd.state import SCHEMA_VERSION, JobState, SqliteStateStore
 from dsmsyncd.state.migrations import MIGRATIONS
+from tests.daemon.jobs import add_job
 
 
 def _mapping(dataset: str, match: str, action: str = "update") -> MappingConfig:
@@ -66,17 +67,15 @@ async def test_snapshot_wins_over_todays_mapping_and_release_needs_the_dataset(
 ) -> None:
     discovered_with = _mapping("aaaa-0001", "*.csv", "update")
     async with SqliteStateStore(tmp_path / "state.db") as store:
-        job = await store.add_job(
-            source="drop",
-            relative_path="x.csv",
+        job = await add_job(
+            store,
+            "x.csv",
             identity="file:x.csv:1:1",
             size=1,
             mtime=datetime.now(UTC),
             dataset="aaaa-0001",
-            mapping_index=0,
             routing=routing_snapshot(discovered_with),
         )
-        assert job is not None
         edited = _mapping("aaaa-0001", "*.csv", "replace")
         assert job_mapping(job, [edited]) == (discovered_with, None)
         reason = job_mapping(job, [_mapping("bbbb-0002", "*.csv")])[1]

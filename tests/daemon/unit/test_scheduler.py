@@ -11,6 +11,7 @@ import pytest
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import Job, JobState, SqliteStateStore
+from tests.daemon.jobs import add_job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -22,17 +23,8 @@ async def store() -> AsyncIterator[SqliteStateStore]:
 
 
 async def _add(store: SqliteStateStore, dataset: str, name: str, minute: int) -> Job:
-    job = await store.add_job(
-        source="drop",
-        relative_path=name,
-        identity=f"file:{name}",
-        size=1,
-        mtime=T0 + timedelta(minutes=minute),
-        dataset=dataset,
-        mapping_index=0,
-    )
-    assert job is not None
-    return job
+    mtime = T0 + timedelta(minutes=minute)
+    return await add_job(store, name, identity=f"file:{name}", size=1, mtime=mtime, dataset=dataset)
 
 
 class Recorder:

@@ -24,6 +24,7 @@ from dsmsyncd.state import (
     sqlite_path_from_url,
 )
 from dsmsyncd.state.migrations import ACTIVE_SQL, MIGRATIONS
+from tests.daemon.jobs import add_job
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -59,18 +60,16 @@ async def _add(
     source: str = "drop",
     sha256: str | None = None,
 ) -> Job:
-    job = await store.add_job(
-        source=source,
-        relative_path=path,
-        identity=f"file:/srv/drop/{path}:10:{mtime.timestamp()}",
-        size=10,
+    identity = f"file:/srv/drop/{path}:10:{mtime.timestamp()}"
+    return await add_job(
+        store,
+        path,
+        identity=identity,
         mtime=mtime,
         dataset=dataset,
-        mapping_index=0,
+        source=source,
         content_sha256=sha256,
     )
-    assert job is not None
-    return job
 
 
 async def _publish(store: SqliteStateStore, job: Job) -> Job:
@@ -419,14 +418,5 @@ def test_open_state_store_postgresql_not_yet() -> None:
 
 async def test_open_state_store_memory_url_works() -> None:
     async with open_state_store("sqlite:///:memory:") as store:
-        job = await store.add_job(
-            source="drop",
-            relative_path="a.csv",
-            identity="file:a.csv:1:1",
-            size=1,
-            mtime=T0,
-            dataset="abcd-1234",
-            mapping_index=0,
-        )
-        assert job is not None
+        job = await add_job(store, "a.csv", identity="file:a.csv:1:1", size=1, mtime=T0)
         assert await store.unfinished_jobs() == [job]

@@ -10,6 +10,7 @@ from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.finalize.sweep import finalize_leftovers
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import JobState, SqliteStateStore
+from tests.daemon.jobs import add_job
 
 
 async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path) -> None:
@@ -27,16 +28,13 @@ async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path
         quarantine_dir=tmp_path / "quarantine",
     )
     async with SqliteStateStore(str(tmp_path / "state.db")) as store:
-        job = await store.add_job(
-            source="drop",
-            relative_path="a.csv",
+        job = await add_job(
+            store,
+            "a.csv",
             identity=file_identity("a.csv", st.st_size, st.st_mtime_ns),
             size=st.st_size,
             mtime=datetime(2026, 1, 1, tzinfo=UTC),
-            dataset="abcd-1234",
-            mapping_index=0,
         )
-        assert job is not None
         # The crash: the outcome was recorded, the file never moved.
         await store.transition(job.id, JobState.PUBLISHED, expect=JobState.DISCOVERED)
 

@@ -9,9 +9,9 @@ identifier, so a row written twice would show in the exact counts.
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,9 +22,8 @@ from dsmsyncd.server.jobs import resume_apply as apply_resume
 from dsmsyncd.server.main import ServeOptions, start_server
 from tests.server.http.flows import latest_output_schema, new_dataset, new_source, upload
 from tests.server.serve_process import GUARD_S, serve_process, write_users
-from tests.support.local_server import API
+from tests.support.local_server import ALICE, API, basic_auth
 
-ALICE = ("alice", "alice-password")
 T = TypeVar("T")
 
 
@@ -93,8 +92,8 @@ async def _count(api: aiohttp.ClientSession, fourfour: str) -> int:
 
 @asynccontextmanager
 async def _session(url: str) -> AsyncIterator[aiohttp.ClientSession]:
-    auth = "Basic " + base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
-    async with aiohttp.ClientSession(base_url=url, headers={"Authorization": auth}) as api:
+    headers = {"Authorization": basic_auth(*ALICE)}
+    async with aiohttp.ClientSession(base_url=url, headers=headers) as api:
         yield api
 
 
@@ -123,6 +122,35 @@ async def _apply_and_kill_at(data: Path, users: Path, rev: dict[str, Any], point
     return task_set_url
 
 
+@dataclass(frozen=True)
+class Cut:
+    """An apply killed at a pause point: the data dir, the users file, what was applied."""
+
+    data: Path
+    users: Path
+    fourfour: str
+    revision: dict[str, Any]
+    task_set_url: str
+
+
+async def _cut_at(tmp_path: Path, point: str) -> Cut:
+    """A dataset of 3 rows, a revision of 5 more, its apply killed at ``point``."""
+    users = write_users(tmp_path / "users", ALICE)
+    data = tmp_path / "data"
+    fourfour, rev = await _dataset_and_pending_revision(data, users)
+    return Cut(data, users, fourfour, rev, await _apply_and_kill_at(data, users, rev, point))
+
+
+@asynccontextmanager
+async def _restarted(cut: Cut) -> AsyncIterator[aiohttp.ClientSession]:
+    """The server started again on the cut's data dir; a session signed in as alice."""
+    async with (
+        serve_process(cut.data, "--users-file", str(cut.users)) as served,
+        _session(served.url) as api,
+    ):
+        yield api
+
+
 async def _assert_dataset_still_takes_revisions(api: aiohttp.ClientSession, ff: str) -> None:
     before = await _count(api, ff)
     rev = await _revision_with_rows(api, ff, 7, "c")
@@ -133,73 +161,57 @@ async def _assert_dataset_still_takes_revisions(api: aiohttp.ClientSession, ff: 
 async def test_kill_after_rows_committed_publishes_at_restart_without_writing_twice(
     tmp_path: Path,
 ) -> None:
-    users = write_users(tmp_path / "users", ALICE)
-    data = tmp_path / "data"
-    fourfour, rev = await _dataset_and_pending_revision(data, users)
-    task_set_url = await _apply_and_kill_at(data, users, rev, pause_points.APPLY_AFTER_ROWS)
-    async with (
-        serve_process(data, "--users-file", str(users)) as served,
-        _session(served.url) as api,
-    ):
-        final = await _finished(api, task_set_url)
+    cut = await _cut_at(tmp_path, pause_points.APPLY_AFTER_ROWS)
+    async with _restarted(cut) as api:
+        final = await _finished(api, cut.task_set_url)
         assert final["status"] == "successful"
         assert "resumed" in [entry["stage"] for entry in final["log"]]
-        assert await _count(api, fourfour) == 3 + 5
-        async with api.delete(rev["links"]["discard"]) as resp:
+        assert await _count(api, cut.fourfour) == 3 + 5
+        async with api.delete(cut.revision["links"]["discard"]) as resp:
             assert resp.status == 409
-            assert (await resp.json())["key"] == "revision_applied"
-        await _assert_dataset_still_takes_revisions(api, fourfour)
-        assert await _count(api, fourfour) == 3 + 5 + 7
+            body = await resp.json()
+        assert body["key"] == "revision_applied"
+        assert "has been applied and cannot be discarded" in body["message"]
+        await _assert_dataset_still_takes_revisions(api, cut.fourfour)
+        assert await _count(api, cut.fourfour) == 3 + 5 + 7
 
 
 async def test_kill_before_commit_keeps_old_rows_and_restart_applies_once(
     tmp_path: Path,
 ) -> None:
-    users = write_users(tmp_path / "users", ALICE)
-    data = tmp_path / "data"
-    fourfour, rev = await _dataset_and_pending_revision(data, users)
-    task_set_url = await _apply_and_kill_at(data, users, rev, pause_points.APPLY_BEFORE_COMMIT)
-    async with (
-        serve_process(data, "--users-file", str(users)) as served,
-        _session(served.url) as api,
-    ):
-        final = await _finished(api, task_set_url)
+    cut = await _cut_at(tmp_path, pause_points.APPLY_BEFORE_COMMIT)
+    async with _restarted(cut) as api:
+        final = await _finished(api, cut.task_set_url)
         assert final["status"] == "successful"
-        assert await _count(api, fourfour) == 3 + 5
-        revision = (await _get(api, rev["links"]["show"]))["resource"]
+        assert await _count(api, cut.fourfour) == 3 + 5
+        revision = (await _get(api, cut.revision["links"]["show"]))["resource"]
         assert revision["closed_at"] is not None
-        await _assert_dataset_still_takes_revisions(api, fourfour)
+        await _assert_dataset_still_takes_revisions(api, cut.fourfour)
 
 
 async def test_apply_killed_at_every_start_fails_with_the_dataset_unchanged(
     tmp_path: Path,
 ) -> None:
-    users = write_users(tmp_path / "users", ALICE)
-    data = tmp_path / "data"
-    fourfour, rev = await _dataset_and_pending_revision(data, users)
     point = pause_points.APPLY_BEFORE_COMMIT
-    task_set_url = await _apply_and_kill_at(data, users, rev, point)
+    cut = await _cut_at(tmp_path, point)
     for _ in range(apply_resume.RESUME_LIMIT):
         # The start resumes the apply, which freezes at the same point again.
         env = {pause_points.ENV: point}
-        async with serve_process(data, "--users-file", str(users), env=env) as served:
+        async with serve_process(cut.data, "--users-file", str(cut.users), env=env) as served:
             assert await served.line() == f"dsmsyncd serve: paused at {point}"
             await served.kill()
-    async with (
-        serve_process(data, "--users-file", str(users)) as served,
-        _session(served.url) as api,
-    ):
-        final = await _finished(api, task_set_url)
+    async with _restarted(cut) as api:
+        final = await _finished(api, cut.task_set_url)
         assert final["status"] == "failure"
         message = final["log"][0]["details"]["message"]
         assert f"stopped {apply_resume.RESUME_LIMIT + 1} times" in message
         assert "the dataset is unchanged" in message
-        assert await _count(api, fourfour) == 3
-        async with api.delete(rev["links"]["discard"]) as resp:
+        assert await _count(api, cut.fourfour) == 3
+        async with api.delete(cut.revision["links"]["discard"]) as resp:
             assert resp.status == 201, await resp.text()
             assert (await resp.json())["resource"]["closed_at"] is not None
-        await _assert_dataset_still_takes_revisions(api, fourfour)
-        assert await _count(api, fourfour) == 3 + 7
+        await _assert_dataset_still_takes_revisions(api, cut.fourfour)
+        assert await _count(api, cut.fourfour) == 3 + 7
 
 
 async def test_apply_cut_by_shutdown_timeout_is_finished_at_next_start(tmp_path: Path) -> None:
