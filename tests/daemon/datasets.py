@@ -7,11 +7,11 @@ back over plain HTTP instead (``tests/daemon/e2e/plain_http.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy, Revision
 from dsmsyncd.pipeline.upload import upload_blob
+from tests.daemon.blobs import BytesBlob
 from tests.support.local_server import ROBOT
 
 FAST_RETRY = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.05)
@@ -20,25 +20,6 @@ FAST_RETRY = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.05)
 def robot_client(url: str) -> DsmapiClient:
     """The daemon's client signed in as ``robot`` at ``url`` (the server, or a proxy of it)."""
     return DsmapiClient(url, Credentials(username=ROBOT[0], password=ROBOT[1]), retry=FAST_RETRY)
-
-
-@dataclass(frozen=True)
-class BytesBlob:
-    """An in-memory Blob for seeding datasets."""
-
-    name: str
-    data: bytes
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def identity(self) -> str:
-        return f"bytes:{self.name}:{len(self.data)}"
-
-    async def read_range(self, offset: int, length: int) -> bytes:
-        return self.data[offset : offset + length]
 
 
 async def publish_dataset(

@@ -15,6 +15,7 @@ from dsmsyncd.config.schema import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.state import Job
 from tests.daemon.e2e.site import Site
+from tests.daemon.in_loop import daemon_running
 
 
 @dataclass
@@ -72,18 +73,8 @@ async def running_daemon(
     daemon = daemon_class(path, load_config(path))
     running = RunningDaemon(daemon, asyncio.Queue())
     daemon.add_listener(running.ran)
-    runner = asyncio.create_task(daemon.run())
-    try:
-        started = asyncio.ensure_future(daemon.started.wait())
-        await asyncio.wait([started, runner], timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        started.cancel()
-        assert daemon.started.is_set(), "the daemon did not start"
+    async with daemon_running(daemon):
         yield running
-    finally:
-        daemon.stop.set()
-        async with asyncio.timeout(30):
-            code = await runner
-        assert code == 0
 
 
 async def run_files(site: Site, *files: tuple[str, bytes]) -> list[Job]:

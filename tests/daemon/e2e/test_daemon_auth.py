@@ -8,7 +8,6 @@ wait and retry, the refusal is logged once, and every file publishes afterwards.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from dsmsyncd.state import Job, JobState
 from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.site import Site
+from tests.daemon.log_lines import watching
 from tests.support.local_server import ROBOT
 
 SEED = b"id,name\n1,ann\n2,bob\n"
@@ -67,17 +67,6 @@ async def restartable(tmp_path: Path) -> AsyncIterator[Restartable]:
         await server.stop()
 
 
-class _Count(logging.Handler):
-    def __init__(self, needle: str) -> None:
-        super().__init__()
-        self.needle = needle
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.needle in record.getMessage():
-            self.count += 1
-
-
 async def test_rotated_password_holds_files_until_the_credentials_work_again(
     restartable: Restartable, tmp_path: Path
 ) -> None:
@@ -93,10 +82,7 @@ async def test_rotated_password_holds_files_until_the_credentials_work_again(
     )
     site.map(first, match="a*.csv")
     site.map(second, match="b*.csv")
-    refusals = _Count("refuses our credentials")
-    pipeline_log = logging.getLogger("dsmsyncd.pipeline.sync_job")
-    pipeline_log.addHandler(refusals)
-    try:
+    with watching("dsmsyncd.pipeline.sync_job", "refuses our credentials") as refusals:
         await restartable.restart("rotated-elsewhere")
         async with running_daemon(site) as daemon:
             site.drop_file("a1.csv", b"id,name\n3,cy\n4,di\n")
@@ -119,8 +105,6 @@ async def test_rotated_password_holds_files_until_the_credentials_work_again(
 
             server = await restartable.restart(ROBOT[1])
             jobs = await daemon.finished_jobs(2, within=60)
-    finally:
-        pipeline_log.removeHandler(refusals)
 
     assert sorted(job.state for job in jobs) == [JobState.PUBLISHED, JobState.PUBLISHED]
     assert refusals.count == 1

@@ -14,35 +14,21 @@ from pathlib import Path
 import pytest
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
-from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
+from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import JobState
 from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import DaemonProcess, wait_until
 from tests.daemon.e2e.site import Site, job_state
-from tests.support.local_server import ROBOT
+from tests.support.local_server import ROBOT, local_server
 
 HEADER = b"id,name,score\n"
 
 
 @pytest.fixture
 async def second_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    running = await start_server(
-        ServeOptions(
-            listen_host="127.0.0.1",
-            listen_port=0,
-            data_dir=tmp_path / "server-two",
-            users=[ROBOT],
-            tokens=[],
-            tls_cert=None,
-            tls_key=None,
-            tls_self_signed=False,
-        )
-    )
-    try:
+    async with local_server(tmp_path / "server-two", users=[ROBOT], tokens=[]) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def finished(site: Site, name: str) -> JobState | None:

@@ -9,7 +9,6 @@ identifier, so rows sent to the wrong place, or twice, show in the counts.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 
@@ -23,6 +22,7 @@ from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.queued import queue_files
 from tests.daemon.e2e.site import Site
+from tests.daemon.log_lines import watching
 
 SEED_A = b"id,name\n1,a\n2,a\n3,a\n4,a\n5,a\n"
 SEED_B = b"id,name\n1,b\n2,b\n3,b\n4,b\n"
@@ -67,9 +67,7 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
     site.map(second, match="b*.csv")
     await queue_files(site, FILES)
     removed = site.mappings.pop(0)
-    held_lines = _Lines("held (mapping_removed)")
-    logging.getLogger("dsmsyncd.pipeline.sync_job").addHandler(held_lines)
-    try:
+    with watching("dsmsyncd.pipeline.sync_job", "held (mapping_removed)") as held_lines:
         async with running_daemon(site) as daemon:
             (published,) = await daemon.finished_jobs(1)
             assert (published.relative_path, published.state) == ("b1.csv", JobState.PUBLISHED)
@@ -93,8 +91,6 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
             site.write_config()
             os.kill(os.getpid(), signal.SIGHUP)
             resumed = await daemon.finished_jobs(2)
-    finally:
-        logging.getLogger("dsmsyncd.pipeline.sync_job").removeHandler(held_lines)
 
     assert sorted((j.relative_path, j.state) for j in resumed) == [
         ("a1.csv", JobState.PUBLISHED),
@@ -111,17 +107,6 @@ async def test_removed_mapping_holds_its_jobs_others_publish_and_it_resumes_on_r
 def held_paths(runs: list[Job]) -> set[str]:
     """The files whose job ended a run held (each held job runs once until released)."""
     return {job.relative_path for job in runs if job.state is JobState.HELD}
-
-
-class _Lines(logging.Handler):
-    def __init__(self, needle: str) -> None:
-        super().__init__()
-        self.needle = needle
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.needle in record.getMessage():
-            self.count += 1
 
 
 async def test_removed_mapping_held_job_shows_in_status_command(

@@ -24,6 +24,7 @@ from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState, SqliteStateStore
+from tests.daemon.blobs import DelegatingBlob
 from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
 from tests.daemon.jobs import add_job
 from tests.daemon.moto_server import MotoServer, new_bucket_name
@@ -44,26 +45,14 @@ async def bucket_source(moto: MotoServer, s3: S3Client) -> AsyncIterator[BucketS
         yield source
 
 
-class ActAtSecondChunk:
-    """Delegates to a blob; runs ``act`` once, before the upload's second chunk is read."""
+class ActAtSecondChunk(DelegatingBlob):
+    """Runs ``act`` once, before the upload's second chunk is read."""
 
     def __init__(self, inner: Blob, act: Callable[[], Awaitable[None]], chunk: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._act = act
         self._chunk = chunk
         self.acted = False
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
 
     async def read_range(self, offset: int, length: int) -> bytes:
         if not self.acted and offset == self._chunk and length <= self._chunk:

@@ -7,10 +7,10 @@ S3 server, both over HTTP; completion is observed through the daemon's job liste
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiohttp
 import pytest
 
 from dsmsyncd.blob import Blob
@@ -21,7 +21,9 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource, ClientState
 from dsmsyncd.state import Job, JobState
+from tests.daemon.blobs import DelegatingBlob
 from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
+from tests.daemon.in_loop import daemon_running
 from tests.daemon.moto_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -79,36 +81,19 @@ async def test_daemon_publishes_bucket_objects_and_archives_them(
     fourfour = await publish_dataset(client, b"id,name\n1,ann\n")
     path = tmp_path / "dsmsyncd.toml"
     path.write_text(
-        CONFIG.format(
-            url=server.url,
-            user=ROBOT[0],
-            password=ROBOT[1],
-            root=tmp_path,
-            bucket=bucket,
-            endpoint=moto.url,
-            region=REGION,
-            key=FAKE_KEY_ID,
-            secret=FAKE_SECRET,
-            fourfour=fourfour,
-            poll="200ms",
-        ),
+        bucket_config(server, moto, tmp_path, bucket, fourfour, "200ms"),
         encoding="utf-8",
     )
     daemon = Daemon(path, load_config(path))
     finished: asyncio.Queue[Job] = asyncio.Queue()
     daemon.add_listener(finished.put_nowait)
-    runner = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.started.wait(), 20)
+    async with daemon_running(daemon):
         await s3.put_object(
             Bucket=bucket, Key="drop/more people.csv", Body=b"id,name\n2,bob\n3,cy\n"
         )
         job = await asyncio.wait_for(finished.get(), 60)
         assert job.state is JobState.PUBLISHED, job.error
         assert job.relative_path == "more people.csv"
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(runner, 30) == 0
 
     rows = await all_rows(client, fourfour)
     assert [r["name"] for r in rows] == ["ann", "bob", "cy"]
@@ -122,29 +107,13 @@ async def test_daemon_publishes_bucket_objects_and_archives_them(
 async def test_daemon_readyz_names_a_missing_bucket(
     server: RunningServer, moto: MotoServer, tmp_path: Path
 ) -> None:
-    import aiohttp
-
     path = tmp_path / "dsmsyncd.toml"
+    missing = new_bucket_name()  # never created
     path.write_text(
-        CONFIG.format(
-            url=server.url,
-            user=ROBOT[0],
-            password=ROBOT[1],
-            root=tmp_path,
-            bucket=new_bucket_name(),  # never created
-            endpoint=moto.url,
-            region=REGION,
-            key=FAKE_KEY_ID,
-            secret=FAKE_SECRET,
-            fourfour="abcd-1234",
-            poll="200ms",
-        ),
-        encoding="utf-8",
+        bucket_config(server, moto, tmp_path, missing, "abcd-1234", "200ms"), encoding="utf-8"
     )
     daemon = Daemon(path, load_config(path))
-    runner = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.started.wait(), 20)
+    async with daemon_running(daemon):
         async with aiohttp.ClientSession() as http, http.get(f"{daemon.admin_url}/readyz") as reply:
             body = await reply.json()
         assert reply.status == 503
@@ -152,9 +121,25 @@ async def test_daemon_readyz_names_a_missing_bucket(
         assert "bucket" in body["failing"]["source exports"].lower()
         metrics = daemon.metrics.exposition()[0].decode()
         assert 'dsmsyncd_source_up{source="exports"} 0.0' in metrics
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(runner, 30) == 0
+
+
+def bucket_config(
+    server: RunningServer, moto: MotoServer, root: Path, bucket: str, fourfour: str, poll: str
+) -> str:
+    """The daemon's config: one bucket source on moto, one mapping to ``fourfour``."""
+    return CONFIG.format(
+        url=server.url,
+        user=ROBOT[0],
+        password=ROBOT[1],
+        root=root,
+        bucket=bucket,
+        endpoint=moto.url,
+        region=REGION,
+        key=FAKE_KEY_ID,
+        secret=FAKE_SECRET,
+        fourfour=fourfour,
+        poll=poll,
+    )
 
 
 class GatedReads:
@@ -179,22 +164,10 @@ class GatedReads:
         return GatedDaemon
 
 
-@dataclass(frozen=True)
-class GatedBlob:
-    inner: Blob
-    gate: GatedReads
-
-    @property
-    def size(self) -> int:
-        return self.inner.size
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
+class GatedBlob(DelegatingBlob):
+    def __init__(self, inner: Blob, gate: GatedReads) -> None:
+        super().__init__(inner)
+        self.gate = gate
 
     async def read_range(self, offset: int, length: int) -> bytes:
         self.gate.reading.set()
@@ -220,19 +193,7 @@ async def test_reload_while_a_bucket_job_uploads_lets_it_publish(
     path = tmp_path / "dsmsyncd.toml"
 
     def write_config(poll: str) -> None:
-        text = CONFIG.format(
-            url=server.url,
-            user=ROBOT[0],
-            password=ROBOT[1],
-            root=tmp_path,
-            bucket=bucket,
-            endpoint=moto.url,
-            region=REGION,
-            key=FAKE_KEY_ID,
-            secret=FAKE_SECRET,
-            fourfour=fourfour,
-            poll=poll,
-        )
+        text = bucket_config(server, moto, tmp_path, bucket, fourfour, poll)
         # Without the duplicate check, the first read of the object is the upload's.
         path.write_text(text + "skip_duplicates = false\n", encoding="utf-8")
 
@@ -241,34 +202,33 @@ async def test_reload_while_a_bucket_job_uploads_lets_it_publish(
     daemon = gate.daemon_class()(path, load_config(path))
     finished: asyncio.Queue[Job] = asyncio.Queue()
     daemon.add_listener(finished.put_nowait)
-    runner = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.started.wait(), 20)
-        before = daemon._sources["exports"]
-        await s3.put_object(Bucket=bucket, Key="drop/first.csv", Body=b"id,name\n2,bob\n3,cy\n")
-        await asyncio.wait_for(gate.reading.wait(), 30)
-        assert daemon._store is not None
-        [uploading] = await daemon._store.recent_jobs(1)
-        assert uploading.state is JobState.UPLOADING
+    async with daemon_running(daemon):
+        try:
+            before = daemon._sources["exports"]
+            await s3.put_object(Bucket=bucket, Key="drop/first.csv", Body=b"id,name\n2,bob\n3,cy\n")
+            await asyncio.wait_for(gate.reading.wait(), 30)
+            assert daemon._store is not None
+            [uploading] = await daemon._store.recent_jobs(1)
+            assert uploading.state is JobState.UPLOADING
 
-        write_config(poll_after)
-        await asyncio.wait_for(daemon.apply_config(load_config(path)), 30)
-        after = daemon._sources["exports"]
-        assert (after is before) == (poll_after == "200ms")
-        gate.go.set()
-        first = await asyncio.wait_for(finished.get(), 60)
-        assert (first.relative_path, first.state) == ("first.csv", JobState.PUBLISHED), first.error
+            write_config(poll_after)
+            await asyncio.wait_for(daemon.apply_config(load_config(path)), 30)
+            after = daemon._sources["exports"]
+            assert (after is before) == (poll_after == "200ms")
+            gate.go.set()
+            first = await asyncio.wait_for(finished.get(), 60)
+            assert (first.relative_path, first.state) == ("first.csv", JobState.PUBLISHED), (
+                first.error
+            )
 
-        await daemon._tasks.finish_oneshots(30)  # the replaced source's retirement
-        assert isinstance(before, BucketSource)
-        assert before.state is (ClientState.OPENED if after is before else ClientState.CLOSED)
-        await s3.put_object(Bucket=bucket, Key="drop/second.csv", Body=b"id,name\n4,di\n")
-        second = await asyncio.wait_for(finished.get(), 60)
-        assert (second.relative_path, second.state) == ("second.csv", JobState.PUBLISHED)
-    finally:
-        gate.go.set()
-        daemon.stop.set()
-        assert await asyncio.wait_for(runner, 30) == 0
+            await daemon._tasks.finish_oneshots(30)  # the replaced source's retirement
+            assert isinstance(before, BucketSource)
+            assert before.state is (ClientState.OPENED if after is before else ClientState.CLOSED)
+            await s3.put_object(Bucket=bucket, Key="drop/second.csv", Body=b"id,name\n4,di\n")
+            second = await asyncio.wait_for(finished.get(), 60)
+            assert (second.relative_path, second.state) == ("second.csv", JobState.PUBLISHED)
+        finally:
+            gate.go.set()
 
     rows = await all_rows(client, fourfour)
     assert [r["name"] for r in rows] == ["ann", "bob", "cy", "di"]
