@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,20 +11,11 @@ import pytest
 from dsmsyncd.blob import BlobChanged, BlobVanished, LocalFileBlob
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import S3ObjectBlob
-from tests.daemon.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 DATA = bytes(range(256)) * 40  # 10 240 bytes
-
-
-@pytest.fixture
-async def source(moto: MotoServer, s3: S3Client) -> AsyncIterator[BucketSource]:
-    bucket = new_bucket_name()
-    await s3.create_bucket(Bucket=bucket)
-    async with BucketSource(moto.source_config(bucket, "in/", min_age=0)) as src:
-        yield src
 
 
 async def _blob(source: BucketSource, s3: S3Client, data: bytes = DATA) -> S3ObjectBlob:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.bucket import BucketFinalizer
@@ -15,20 +12,12 @@ from dsmsyncd.finalize.folder import QuarantineReport, ReportedFile
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job
 from tests.daemon.jobs import finished_job
-from tests.daemon.moto_server import MotoServer, new_bucket_name
+from tests.daemon.moto_server import new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 DAY = datetime(2025, 3, 4, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def source(moto: MotoServer, s3: S3Client) -> AsyncIterator[BucketSource]:
-    bucket = new_bucket_name()
-    await s3.create_bucket(Bucket=bucket)
-    async with BucketSource(moto.source_config(bucket, "in/", min_age=0)) as src:
-        yield src
 
 
 def _mapping(**kw: Any) -> MappingConfig:

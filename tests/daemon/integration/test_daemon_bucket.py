@@ -22,6 +22,7 @@ from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource, ClientState
 from dsmsyncd.state import Job, JobState
 from tests.daemon.blobs import DelegatingBlob
+from tests.daemon.config_text import target_state_admin
 from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
 from tests.daemon.in_loop import daemon_running
 from tests.daemon.moto_server import (
@@ -31,24 +32,11 @@ from tests.daemon.moto_server import (
     MotoServer,
     new_bucket_name,
 )
-from tests.support.local_server import ROBOT
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
-CONFIG = """
-[target]
-url = "{url}"
-username = "{user}"
-password = "{password}"
-
-[state]
-url = "sqlite:///{root}/state.db"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[source]]
+CONFIG = """[[source]]
 name = "exports"
 url = "s3://{bucket}/drop/"
 endpoint_url = "{endpoint}"
@@ -127,11 +115,7 @@ def bucket_config(
     server: RunningServer, moto: MotoServer, root: Path, bucket: str, fourfour: str, poll: str
 ) -> str:
     """The daemon's config: one bucket source on moto, one mapping to ``fourfour``."""
-    return CONFIG.format(
-        url=server.url,
-        user=ROBOT[0],
-        password=ROBOT[1],
-        root=root,
+    return target_state_admin(server.url, root) + CONFIG.format(
         bucket=bucket,
         endpoint=moto.url,
         region=REGION,

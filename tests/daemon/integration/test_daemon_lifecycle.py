@@ -14,23 +14,11 @@ import aiohttp
 from dsmsyncd.config.schema import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.server.main import RunningServer
+from tests.daemon.config_text import target_state_admin
 from tests.daemon.in_loop import daemon_running
 from tests.daemon.log_lines import watching
-from tests.support.local_server import ROBOT
 
-CONFIG = """
-[target]
-url = "{url}"
-username = "{user}"
-password = "{password}"
-
-[state]
-url = "sqlite:///{root}/state.db"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[limits]
+CONFIG = """[limits]
 max_concurrent_jobs = {jobs}
 drain_timeout = "5s"
 
@@ -50,10 +38,8 @@ quarantine_dir = "{root}/quarantine"
 
 
 def _write(path: Path, server: RunningServer, root: Path, jobs: int) -> None:
-    path.write_text(
-        CONFIG.format(url=server.url, user=ROBOT[0], password=ROBOT[1], root=root, jobs=jobs),
-        encoding="utf-8",
-    )
+    text = target_state_admin(server.url, root) + CONFIG.format(root=root, jobs=jobs)
+    path.write_text(text, encoding="utf-8")
 
 
 async def test_daemon_ready_then_sighup_reload_keeps_old_config_when_new_is_bad(

@@ -7,18 +7,17 @@ server itself does (``view_sources``).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.catalog.views import dataset_table
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
+from tests.server.http.conftest import HeldParse
 from tests.server.http.flows import (
     commit_url,
     fill,
@@ -165,21 +164,12 @@ async def test_discard_during_parse_leaves_no_table_behind(
 
 
 async def test_discard_during_parse_fails_the_source_as_discarded(
-    server: RunningServer, api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, api: aiohttp.ClientSession, held_parse: HeldParse
 ) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-    original = server.state.rows.ingest
-
-    async def gated(*args: Any, **kwargs: Any) -> Any:
-        started.set()
-        await release.wait()
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(server.state.rows, "ingest", gated)
     rev = await new_dataset(api)
     source = await new_source(api, rev)
     await upload(api, source, CSV, [])
-    await started.wait()  # the parse is running now
+    await held_parse.started.wait()  # the parse is running now
     status, discarded = await _status(api, "DELETE", rev["links"]["show"])
     assert status == 201
     assert discarded["resource"]["closed_at"] is not None
@@ -192,7 +182,7 @@ async def test_discard_during_parse_fails_the_source_as_discarded(
         "message": f"revision {ref} was discarded before this source finished uploading "
         "and parsing; its work was stopped",
     }
-    release.set()
+    held_parse.release.set()
     after = await settled(server, api, source["links"]["show"])
     assert after["resource"]["schemas"] == []
     assert after["resource"]["failed_at"] == shown["resource"]["failed_at"]

@@ -22,7 +22,6 @@ import duckdb
 import pytest
 
 from dsmsyncd.cli import main as cli
-from dsmsyncd.server import main as server_main
 from dsmsyncd.server.catalog import views
 from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
@@ -298,24 +297,13 @@ async def test_sigterm_during_a_long_query_ends_the_process_promptly(tmp_path: P
 
 
 def test_budget_flags_reach_serve_options(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    serve_options: list[ServeOptions], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    seen: list[ServeOptions] = []
-
-    def run_server(options: ServeOptions) -> int:
-        seen.append(options)
-        return 0
-
-    monkeypatch.setattr(server_main, "run_server", run_server)
     argv = ["serve", "--data-dir", "d", "--query-timeout", "2.5", "--memory-limit", "1GB"]
     assert cli.main([*argv, "--idle-timeout", "7"]) == 0
-    assert (seen[0].query_timeout, seen[0].memory_limit, seen[0].idle_timeout) == (2.5, "1GB", 7)
     assert cli.main(["serve", "--data-dir", "d"]) == 0
-    assert (seen[1].query_timeout, seen[1].memory_limit, seen[1].idle_timeout) == (
-        30.0,
-        "256MB",
-        60.0,
-    )
+    budgets = [(o.query_timeout, o.memory_limit, o.idle_timeout) for o in serve_options]
+    assert budgets == [(2.5, "1GB", 7), (30.0, "256MB", 60.0)]
     for flag, value in (
         ("--query-timeout", "0"),
         ("--memory-limit", "lots"),

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 
 from dsmsyncd.cli import main as cli
-from dsmsyncd.server import main as server_main
 from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.credentials import USERS_ENV
 from dsmsyncd.server.main import ServeOptions, start_server
@@ -212,21 +211,14 @@ async def test_stop_cancels_background_work_after_shutdown_timeout(tmp_path: Pat
     assert task.cancelled()
 
 
-def test_serve_flags_reach_serve_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[ServeOptions] = []
-
-    def fake_run_server(options: ServeOptions) -> int:
-        seen.append(options)
-        return 0
-
-    monkeypatch.setattr(server_main, "run_server", fake_run_server)
+def test_serve_flags_reach_serve_options(serve_options: list[ServeOptions]) -> None:
     argv = ["serve", "--data-dir", "d", "--shutdown-timeout", "2.5", "--max-upload-bytes", "9"]
     assert cli.main(argv) == 0
-    assert seen[0].shutdown_timeout == 2.5
-    assert seen[0].max_upload_bytes == 9
+    assert serve_options[0].shutdown_timeout == 2.5
+    assert serve_options[0].max_upload_bytes == 9
     assert cli.main(["serve", "--data-dir", "d"]) == 0
-    assert seen[1].shutdown_timeout == 30.0
-    assert seen[1].max_upload_bytes is None
+    assert serve_options[1].shutdown_timeout == 30.0
+    assert serve_options[1].max_upload_bytes is None
 
 
 def test_serve_flags_refuse_bad_values(capsys: pytest.CaptureFixture[str]) -> None:

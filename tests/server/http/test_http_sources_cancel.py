@@ -7,7 +7,6 @@ gate says so, never because time has passed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
+from tests.server.http.conftest import HeldParse
 from tests.server.http.flows import (
     commit,
     commit_url,
@@ -65,24 +65,15 @@ async def test_cancel_during_chunked_upload_fails_source_and_removes_chunks(
 
 
 async def test_cancel_during_parse_drops_its_table_and_never_finishes(
-    server: RunningServer, api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, api: aiohttp.ClientSession, held_parse: HeldParse
 ) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-    original = server.state.rows.ingest
-
-    async def gated(*args: Any, **kwargs: Any) -> Any:
-        started.set()
-        await release.wait()
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(server.state.rows, "ingest", gated)
     source = await new_source(api, await new_dataset(api))
     await upload(api, source, CSV, [])
-    await started.wait()
+    await held_parse.started.wait()
     status, body = await _cancel(api, source)
     assert status == 200
     assert body["resource"]["failure_details"]["key"] == "cancelled"
-    release.set()
+    held_parse.release.set()
     shown = await settled(server, api, source["links"]["show"])
     assert shown["resource"]["schemas"] == []
     assert shown["resource"]["failure_details"]["key"] == "cancelled"
