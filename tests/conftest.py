@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.main import RunningServer
-from tests.support.local_server import local_server
+# Helper modules assert too: let pytest explain their failures as it does a test's.
+pytest.register_assert_rewrite("tests.support", "tests.daemon", "tests.server")
+
+from dsmsyncd.server.main import RunningServer  # noqa: E402
+from tests.support.local_server import local_server  # noqa: E402
 
 
 @pytest.fixture

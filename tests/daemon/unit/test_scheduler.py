@@ -54,6 +54,19 @@ class Recorder:
         return finished
 
 
+async def run_until_done(
+    store: SqliteStateStore, recorder: Recorder, max_concurrent_jobs: int
+) -> Scheduler:
+    """A scheduler over ``store`` running jobs with ``recorder`` until it has seen them all."""
+    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=max_concurrent_jobs)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    stop.set()
+    await runner
+    return scheduler
+
+
 async def test_scheduler_runs_each_dataset_in_arrival_order_one_at_a_time(
     store: SqliteStateStore,
 ) -> None:
@@ -63,12 +76,7 @@ async def test_scheduler_runs_each_dataset_in_arrival_order_one_at_a_time(
     await _add(store, "aaaa-0001", "a-mid-2.csv", 2)
     await _add(store, "aaaa-0001", "a-mid-1.csv", 2)  # same mtime: by name
     recorder = Recorder(store, expected=5)
-    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=4)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(scheduler.run(stop))
-    await asyncio.wait_for(recorder.done.wait(), 10)
-    stop.set()
-    await runner
+    scheduler = await run_until_done(store, recorder, max_concurrent_jobs=4)
     a_jobs = [name for name in recorder.order if name.startswith("a-")]
     assert a_jobs == ["a-early.csv", "a-mid-1.csv", "a-mid-2.csv", "a-late.csv"]
     assert recorder.max_running_per_dataset == 1
@@ -79,12 +87,7 @@ async def test_scheduler_never_runs_more_datasets_than_the_limit(store: SqliteSt
     for n in range(6):
         await _add(store, f"dset-{n:04d}", f"f{n}.csv", n)
     recorder = Recorder(store, expected=6)
-    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=2)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(scheduler.run(stop))
-    await asyncio.wait_for(recorder.done.wait(), 10)
-    stop.set()
-    await runner
+    await run_until_done(store, recorder, max_concurrent_jobs=2)
     assert recorder.max_running <= 2
     assert sorted(recorder.order) == [f"f{n}.csv" for n in range(6)]
 
@@ -120,11 +123,6 @@ async def test_scheduler_leaves_held_jobs_out_of_the_lane(store: SqliteStateStor
     await store.transition(held.id, JobState.HELD, expect=JobState.DISCOVERED)
     await _add(store, "dddd-0004", "next.csv", 1)
     recorder = Recorder(store, expected=1)
-    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=1)
-    stop = asyncio.Event()
-    runner = asyncio.create_task(scheduler.run(stop))
-    await asyncio.wait_for(recorder.done.wait(), 10)
-    stop.set()
-    await runner
+    await run_until_done(store, recorder, max_concurrent_jobs=1)
     assert recorder.order == ["next.csv"]
     assert (await store.get_job(held.id)).state is JobState.HELD

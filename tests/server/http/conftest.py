@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from dsmsyncd.server import main as server_main
 from dsmsyncd.server.main import RunningServer, ServeOptions
-
-
-@dataclass
-class HeldParse:
-    """``started`` is set once a parse of an upload runs; it goes on when ``release`` is."""
-
-    started: asyncio.Event = field(default_factory=asyncio.Event)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
+from tests.server.http.seams import HeldParse, hold_parses
 
 
 @pytest.fixture
 def held_parse(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> HeldParse:
     """Every parse of the server waits, once started, for the test to release it."""
-    held = HeldParse()
-    original = server.state.rows.ingest
-
-    async def gated(*args: Any, **kwargs: Any) -> Any:
-        held.started.set()
-        await held.release.wait()
-        return await original(*args, **kwargs)
-
-    monkeypatch.setattr(server.state.rows, "ingest", gated)
-    return held
+    return hold_parses(server, monkeypatch)
 
 
 @pytest.fixture

@@ -43,6 +43,12 @@ async def new_source(
     return envelope
 
 
+async def new_upload_source(api: aiohttp.ClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new dataset's revision 0 and an upload source on it (envelopes)."""
+    revision = await new_dataset(api)
+    return revision, await new_source(api, revision)
+
+
 def chunk_url(source: dict[str, Any], seq: int, offset: int) -> str:
     return str(source["links"]["chunk"]).format(seq_num=seq, byte_offset=offset)
 
@@ -127,6 +133,23 @@ async def call(
         assert resp.headers.get("Content-Type"), f"{method} {path} has no Content-Type"
         assert resp.headers.get("X-Socrata-RequestId")
         return resp.status, await resp.json()
+
+
+def assert_refused(body: Any, key: str, *said: str) -> None:
+    """An error reply in the digest's shape: its ``key``, and a message saying each of ``said``."""
+    assert isinstance(body, dict), body
+    assert body["key"] == key, body
+    assert isinstance(body["message"], str), body
+    assert body["message"], body
+    assert [part for part in said if part not in body["message"]] == [], body
+
+
+async def assert_refused_reply(
+    resp: aiohttp.ClientResponse, status: int, key: str, *said: str
+) -> None:
+    """``resp`` is a refusal: ``status``, ``key``, and a message saying each of ``said``."""
+    assert resp.status == status, await resp.text()
+    assert_refused(await resp.json(), key, *said)
 
 
 async def poll(api: aiohttp.ClientSession, path: str, key: str) -> dict[str, Any]:

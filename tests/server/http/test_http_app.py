@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dsmsyncd.server.app import create_app
 from dsmsyncd.server.main import RunningServer
+from tests.server.http.flows import assert_refused
 
 ALICE_TOKEN = "alice-token-0123456789"  # conftest gives alice this token
 
@@ -51,7 +52,7 @@ async def test_unknown_path_is_json_404_with_request_id(anon_api: aiohttp.Client
         rid = resp.headers["X-Socrata-RequestId"]
     assert body["error"] is True
     assert body["request_id"] == rid
-    assert "/no/such/thing" in body["message"]
+    assert_refused(body, "not_found", "no such endpoint: /no/such/thing")
 
 
 async def test_wrong_method_is_json_405(api: aiohttp.ClientSession) -> None:
@@ -59,7 +60,7 @@ async def test_wrong_method_is_json_405(api: aiohttp.ClientSession) -> None:
         assert resp.status == 405
         assert resp.content_type == "application/json"
         body = await resp.json()
-    assert "DELETE" in body["message"]
+    assert_refused(body, "method_not_allowed", "method DELETE is not allowed")
     assert "GET" in resp.headers["Allow"]
 
 
@@ -68,7 +69,7 @@ async def test_anonymous_write_is_401_with_challenge(anon_api: aiohttp.ClientSes
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"] == 'Basic realm="dsmsyncd"'
         body = await resp.json()
-    assert body["key"] == "authentication_required"
+    assert_refused(body, "authentication_required", "needs credentials")
 
 
 async def test_wrong_password_is_401(anon_api: aiohttp.ClientSession) -> None:
@@ -77,6 +78,7 @@ async def test_wrong_password_is_401(anon_api: aiohttp.ClientSession) -> None:
     async with anon_api.get("/api/users/current.json", headers=headers) as resp:
         assert resp.status == 401
         body = await resp.json()
+    assert_refused(body, "authentication_required", "invalid username or password")
     assert "not-her-password" not in body["message"]
 
 
@@ -91,6 +93,8 @@ async def test_current_user_answers_who_am_i(api: aiohttp.ClientSession) -> None
 async def test_current_user_anonymous_is_401(anon_api: aiohttp.ClientSession) -> None:
     async with anon_api.get("/api/users/current.json") as resp:
         assert resp.status == 401
+        body = await resp.json()
+    assert_refused(body, "authentication_required", "this request needs credentials")
 
 
 async def test_oauth_and_bearer_tokens_are_accepted(anon_api: aiohttp.ClientSession) -> None:
@@ -105,6 +109,8 @@ async def test_unknown_token_is_401(anon_api: aiohttp.ClientSession) -> None:
     headers = {"Authorization": "Bearer nope"}
     async with anon_api.get("/api/users/current.json", headers=headers) as resp:
         assert resp.status == 401
+        body = await resp.json()
+    assert_refused(body, "authentication_required", "invalid API token")
 
 
 async def test_malformed_json_body_is_400_naming_the_problem(
@@ -117,14 +123,14 @@ async def test_malformed_json_body_is_400_naming_the_problem(
     ) as resp:
         assert resp.status == 400
         body = await resp.json()
-    assert "not valid JSON" in body["message"]
+    assert_refused(body, "malformed_json", "request body is not valid JSON")
 
 
 async def test_json_body_that_is_not_an_object_is_400(api: aiohttp.ClientSession) -> None:
     async with api.post("/api/publishing/v1/revision", json=[1, 2]) as resp:
         assert resp.status == 400
         body = await resp.json()
-    assert "JSON object" in body["message"]
+    assert_refused(body, "malformed_json", "must be a JSON object, not an array")
 
 
 async def test_unexpected_error_is_500_without_traceback(
@@ -151,6 +157,7 @@ async def test_unexpected_error_is_500_without_traceback(
             rid = resp.headers["X-Socrata-RequestId"]
     finally:
         await runner.cleanup()
+    assert_refused(body, "internal_error")
     assert body["message"] == f"internal error, request id {rid}"
     assert "secret internals" not in str(body)
     assert "secret internals" in caplog.text

@@ -17,8 +17,8 @@ from dsmsyncd.server.catalog.views import dataset_table
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
-from tests.server.http.conftest import HeldParse
 from tests.server.http.flows import (
+    assert_refused,
     commit_url,
     fill,
     latest_output_schema,
@@ -28,6 +28,7 @@ from tests.server.http.flows import (
     settled,
     upload,
 )
+from tests.server.http.seams import HeldParse
 from tests.support.local_server import API
 
 CSV = b"id,name\n1,a\n2,b\nbroken\n"
@@ -143,7 +144,8 @@ async def test_discard_refuses_later_use_of_removed_output_schema(
     body = {"output_schema_id": latest_output_schema(source)["id"]}
     async with api.put(other["links"]["show"], json=body) as resp:
         assert resp.status == 400
-        assert "removed" in (await resp.json())["message"]
+        refused = await resp.json()
+    assert_refused(refused, "invalid_field", "rows were removed")
 
 
 async def test_discard_during_parse_leaves_no_table_behind(
@@ -204,7 +206,8 @@ async def test_discard_during_chunked_upload_fails_the_source_as_discarded(
     assert shown["resource"]["finished_at"] is None
     async with api.post(commit_url(source, 1, len(CSV))) as resp:
         assert resp.status == 409
-        assert (await resp.json())["key"] == "revision_closed"
+        refused = await resp.json()
+    assert_refused(refused, "revision_closed", "belongs to closed revision")
     assert not _upload_dir(server, source).exists()
 
 
@@ -241,5 +244,6 @@ async def test_delete_view_removes_every_revision_and_the_dataset_table(
         assert not _upload_dir(server, source).exists()
         for table in await _tables(server, source):
             assert not await _exists(server, table), table
-    status, _ = await _status(api, "GET", applied["links"]["show"])
+    status, refused = await _status(api, "GET", applied["links"]["show"])
     assert status == 404
+    assert_refused(refused, "not_found", f"dataset {ff} does not exist")

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tests.server.http.flows import call
+from tests.server.http.flows import assert_refused, call
 from tests.support.local_server import API
 
 
@@ -66,7 +66,7 @@ async def test_duplicate_config_name_is_409(api: aiohttp.ClientSession) -> None:
     await call(api, "POST", f"{API}/config", {"name": "twice"})
     status, body = await call(api, "POST", f"{API}/config", {"name": "twice"})
     assert status == 409
-    assert "twice" in body["message"]
+    assert_refused(body, "conflict", "an import config named 'twice' already exists")
 
 
 async def test_config_validation_names_the_field(api: aiohttp.ClientSession) -> None:
@@ -82,6 +82,7 @@ async def test_config_validation_names_the_field(api: aiohttp.ClientSession) -> 
         status, reply = await call(api, "POST", f"{API}/config", body)
         assert status == 400, body
         assert reply["data"]["field"] == field
+        assert_refused(reply, "invalid_field", f"invalid field '{field}'")
 
 
 async def test_config_with_space_in_name_is_percent_decoded(api: aiohttp.ClientSession) -> None:
@@ -107,24 +108,31 @@ async def test_list_show_update_delete_config(api: aiohttp.ClientSession) -> Non
     status, renamed = await call(api, "PATCH", env["links"]["update"], {"name": "life2"})
     assert status == 202
     assert renamed["links"]["show"] == f"{API}/config/life2"
-    assert (await call(api, "GET", f"{API}/config/life"))[0] == 404
+    status, body = await call(api, "GET", f"{API}/config/life")
+    assert status == 404
+    assert_refused(body, "not_found", "import config 'life' does not exist")
     status, _ = await call(api, "DELETE", renamed["links"]["delete"])
     assert status == 201
     status, body = await call(api, "GET", f"{API}/config/life2")
     assert status == 404
     assert body["error"] is True
+    assert_refused(body, "not_found", "import config 'life2' does not exist")
 
 
 async def test_unknown_config_is_404(api: aiohttp.ClientSession) -> None:
     for method in ("GET", "PATCH", "DELETE"):
         status, body = await call(api, method, f"{API}/config/nope", {})
         assert status == 404
-        assert "nope" in body["message"]
+        assert_refused(body, "not_found", "import config 'nope' does not exist")
 
 
 async def test_configs_need_credentials(anon_api: aiohttp.ClientSession) -> None:
-    assert (await call(anon_api, "GET", f"{API}/config"))[0] == 401
-    assert (await call(anon_api, "POST", f"{API}/config", {"name": "x"}))[0] == 401
+    status, body = await call(anon_api, "GET", f"{API}/config")
+    assert status == 401
+    assert_refused(body, "authentication_required", "this request needs credentials")
+    status, body = await call(anon_api, "POST", f"{API}/config", {"name": "x"})
+    assert status == 401
+    assert_refused(body, "authentication_required", "changes data and needs credentials")
 
 
 async def test_revision_with_config_takes_its_action(api: aiohttp.ClientSession) -> None:
@@ -136,10 +144,13 @@ async def test_revision_with_config_takes_its_action(api: aiohttp.ClientSession)
     assert env["resource"]["action"]["type"] == "replace"
     assert env["resource"]["revision_seq"] == 1
     assert "_config" not in env["resource"]
-    assert (await call(api, "POST", f"{API}/revision/{ff}", {"config": "nope"}))[0] == 404
+    status, body = await call(api, "POST", f"{API}/revision/{ff}", {"config": "nope"})
+    assert status == 404
+    assert_refused(body, "not_found", "import config 'nope' does not exist")
     status, body = await call(api, "POST", f"{API}/revision/{ff}", {"config": 5})
     assert status == 400
     assert body["data"]["field"] == "config"
+    assert_refused(body, "invalid_field", "expected the name of an import config")
 
 
 async def test_config_create_revision_link_opens_revision(api: aiohttp.ClientSession) -> None:
@@ -152,10 +163,11 @@ async def test_config_create_revision_link_opens_revision(api: aiohttp.ClientSes
         env = await resp.json()
     assert env["resource"]["fourfour"] == ff
     assert env["resource"]["action"]["type"] == "update"
-    status, _ = await call(
+    status, body = await call(
         api, "POST", config["links"]["create_revision"].format(fourfour="zzzz-zzzz")
     )
     assert status == 404
+    assert_refused(body, "not_found", "dataset zzzz-zzzz does not exist")
 
 
 async def test_config_create_revision_on_others_dataset_is_403(
@@ -164,5 +176,6 @@ async def test_config_create_revision_on_others_dataset_is_403(
     _, config = await call(bob_api, "POST", f"{API}/config", {"name": "bobs"})
     _, rev = await call(api, "POST", f"{API}/revision", {"metadata": {"name": "D"}})
     url = config["links"]["create_revision"].format(fourfour=rev["resource"]["fourfour"])
-    status, _ = await call(bob_api, "POST", url)
+    status, body = await call(bob_api, "POST", url)
     assert status == 403
+    assert_refused(body, "permission_denied", "only the owner of dataset")

@@ -27,7 +27,7 @@ from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.storage.soql import MAX_OFFSET
 from dsmsyncd.server.storage.sql import table
-from tests.server.http.flows import call, publish
+from tests.server.http.flows import assert_refused, call, publish
 from tests.support.local_server import ALICE, API, basic_auth
 
 CSV = b"id,name\n1,1\n2,x\n3,-3.75\n"
@@ -102,6 +102,7 @@ async def test_huge_offset_and_odd_numbers_are_400_not_500(
     assert (status, rows) == (200, [])
     status, body = await call(api, "GET", f"/resource/{ff}.json?$limit=²")
     assert status == 400, body
+    assert_refused(body, "query.compiler.malformed")
     assert body["message"] == "invalid $limit: must be a whole number of zero or more, not '²'"
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
-from tests.server.http.flows import call
+from tests.server.http.flows import assert_refused, call
 from tests.support.local_server import API
 
 REVISION_LINKS = {
@@ -95,13 +96,14 @@ async def test_create_dataset_bad_action_type_is_400_naming_field(
     status, body = await call(api, "POST", f"{API}/revision", {"action": {"type": "upsert"}})
     assert status == 400
     assert body["data"]["field"] == "action.type"
-    assert "action.type" in body["message"]
+    assert_refused(body, "invalid_field", "invalid field 'action.type'")
 
 
 async def test_create_dataset_metadata_of_wrong_type_is_400(api: aiohttp.ClientSession) -> None:
     status, body = await call(api, "POST", f"{API}/revision", {"metadata": {"tags": "x"}})
     assert status == 400
     assert body["data"]["field"] == "metadata.tags"
+    assert_refused(body, "invalid_field", "expected an array of strings")
 
 
 async def test_create_revision_on_dataset_increments_seq(api: aiohttp.ClientSession) -> None:
@@ -118,25 +120,52 @@ async def test_create_revision_on_dataset_increments_seq(api: aiohttp.ClientSess
 async def test_create_revision_unknown_dataset_is_404(api: aiohttp.ClientSession) -> None:
     status, body = await call(api, "POST", f"{API}/revision/zzzz-zzzz", {})
     assert status == 404
-    assert "zzzz-zzzz" in body["message"]
+    assert_refused(body, "not_found", "dataset zzzz-zzzz does not exist")
     assert body["request_id"]
 
 
-async def test_create_revision_by_other_user_is_403(
-    api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
-) -> None:
-    rev = await new_dataset(api)
-    status, body = await call(bob_api, "POST", f"{API}/revision/{rev['fourfour']}", {})
-    assert status == 403
-    assert body["key"] == "permission_denied"
+# test name → (who asks, method, path after /revision/{fourfour}, status, key, message)
+REFUSED_WRITES = {
+    "create_revision_by_other_user_is_403": (
+        "bob",
+        "POST",
+        "",
+        403,
+        "permission_denied",
+        "only the owner of dataset",
+    ),
+    "create_revision_anonymous_is_401": (
+        "anonymous",
+        "POST",
+        "",
+        401,
+        "authentication_required",
+        "needs credentials",
+    ),
+    "apply_by_other_user_is_403": (
+        "bob",
+        "PUT",
+        "/0/apply",
+        403,
+        "permission_denied",
+        "only the owner of dataset",
+    ),
+}
 
 
-async def test_create_revision_anonymous_is_401(
-    api: aiohttp.ClientSession, anon_api: aiohttp.ClientSession
+@pytest.mark.parametrize("case", sorted(REFUSED_WRITES))
+async def test_refused_write(
+    api: aiohttp.ClientSession,
+    bob_api: aiohttp.ClientSession,
+    anon_api: aiohttp.ClientSession,
+    case: str,
 ) -> None:
+    who, method, tail, expected, key, said = REFUSED_WRITES[case]
     rev = await new_dataset(api)
-    status, _ = await call(anon_api, "POST", f"{API}/revision/{rev['fourfour']}", {})
-    assert status == 401
+    session = bob_api if who == "bob" else anon_api
+    status, body = await call(session, method, f"{API}/revision/{rev['fourfour']}{tail}", {})
+    assert status == expected
+    assert_refused(body, key, said)
 
 
 async def test_list_revisions_newest_first_and_open_filter(api: aiohttp.ClientSession) -> None:
@@ -158,6 +187,7 @@ async def test_show_revision_unknown_seq_is_404(api: aiohttp.ClientSession) -> N
         status, body = await call(api, "GET", f"{API}/revision/{rev['fourfour']}/{seq}")
         assert status == 404
         assert body["error"] is True
+        assert_refused(body, "not_found")
 
 
 async def test_private_revision_read_by_others_is_refused(
@@ -166,11 +196,13 @@ async def test_private_revision_read_by_others_is_refused(
     anon_api: aiohttp.ClientSession,
 ) -> None:
     rev = await new_dataset(api)
-    path = f"{API}/revision/{rev['fourfour']}/0"
-    assert (await call(bob_api, "GET", path))[0] == 403
-    assert (await call(anon_api, "GET", path))[0] == 401
-    assert (await call(anon_api, "GET", f"/api/views/{rev['fourfour']}"))[0] == 401
-    assert (await call(bob_api, "GET", f"/api/views/{rev['fourfour']}"))[0] == 403
+    for path in (f"{API}/revision/{rev['fourfour']}/0", f"/api/views/{rev['fourfour']}"):
+        status, body = await call(bob_api, "GET", path)
+        assert status == 403
+        assert_refused(body, "permission_denied", "is private to its owner")
+        status, body = await call(anon_api, "GET", path)
+        assert status == 401
+        assert_refused(body, "authentication_required", "is private; sign in as its owner")
 
 
 async def test_update_revision_merges_metadata_and_ignores_read_only_keys(
@@ -210,14 +242,18 @@ async def test_update_revision_bad_fields_are_400(api: aiohttp.ClientSession) ->
     status, body = await call(api, "PUT", path, {"output_schema_id": 424242})
     assert status == 400
     assert body["data"]["field"] == "output_schema_id"
+    assert_refused(body, "invalid_field", "output schema 424242 does not exist")
     status, body = await call(api, "PUT", path, {"output_schema_id": "abc"})
     assert status == 400
+    assert_refused(body, "invalid_field", "expected an integer or null, got a string")
     status, body = await call(api, "PUT", path, {"notes": 5})
     assert status == 400
     assert body["data"]["field"] == "notes"
+    assert_refused(body, "invalid_field", "expected a string or null, got a number")
     status, body = await call(api, "PUT", path, {"action": {"permission": "everyone"}})
     assert status == 400
     assert body["data"]["field"] == "action.permission"
+    assert_refused(body, "invalid_field", "must be 'public', 'private' or null")
 
 
 async def test_discard_closes_revision_and_is_repeatable(api: aiohttp.ClientSession) -> None:
@@ -231,9 +267,10 @@ async def test_discard_closes_revision_and_is_repeatable(api: aiohttp.ClientSess
     assert again["resource"]["closed_at"] == env["resource"]["closed_at"]
     status, body = await call(api, "PUT", f"{path}/apply", {})
     assert status == 409
-    assert "closed" in body["message"]
+    assert_refused(body, "revision_closed", "is closed (applied or discarded)")
     status, body = await call(api, "PUT", path, {"notes": "x"})
     assert status == 409
+    assert_refused(body, "revision_closed", "is closed (applied or discarded)")
 
 
 async def test_metadata_only_apply_publishes_and_closes(api: aiohttp.ClientSession) -> None:
@@ -269,7 +306,7 @@ async def test_metadata_only_apply_publishes_and_closes(api: aiohttp.ClientSessi
     assert [t["status"] for t in shown["resource"]["task_sets"]] == ["successful"]
     status, body = await call(api, "DELETE", path)
     assert status == 409
-    assert "applied" in body["message"]
+    assert_refused(body, "revision_applied", "has been applied and cannot be discarded")
 
 
 async def test_apply_with_permission_makes_dataset_public(
@@ -297,21 +334,14 @@ async def test_apply_unknown_output_schema_is_400(api: aiohttp.ClientSession) ->
     status, body = await call(api, "PUT", path, {"output_schema_id": 123456})
     assert status == 400
     assert body["data"]["field"] == "output_schema_id"
-
-
-async def test_apply_by_other_user_is_403(
-    api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
-) -> None:
-    rev = await new_dataset(api)
-    status, _ = await call(bob_api, "PUT", f"{API}/revision/{rev['fourfour']}/0/apply", {})
-    assert status == 403
+    assert_refused(body, "invalid_field", "output schema 123456 does not exist")
 
 
 async def test_show_unknown_apply_job_is_404(api: aiohttp.ClientSession) -> None:
     rev = await new_dataset(api)
     status, body = await call(api, "GET", f"{API}/revision/{rev['fourfour']}/0/apply/99999")
     assert status == 404
-    assert "99999" in body["message"]
+    assert_refused(body, "not_found", "apply job 99999 does not exist")
 
 
 async def test_plan_lists_steps_with_permission_step_when_set(
@@ -334,18 +364,21 @@ async def test_restore_is_refused_for_unarchived_dataset(api: aiohttp.ClientSess
     rev = await new_dataset(api)
     status, body = await call(api, "POST", f"{API}/revision/{rev['fourfour']}/0/restore")
     assert status == 400
-    assert "archival" in body["message"]
+    assert_refused(body, "not_archived", "not enrolled in archival")
 
 
 async def test_dataset_past_its_deleted_at_is_gone(api: aiohttp.ClientSession) -> None:
     path = f"{API}/revision?deleted_at=2000-01-01T00:00:00Z"
     status, env = await call(api, "POST", path, {"metadata": {"name": "Ephemeral"}})
     assert status == 201
-    status, _ = await call(api, "GET", f"/api/views/{env['resource']['fourfour']}")
+    ff = env["resource"]["fourfour"]
+    status, body = await call(api, "GET", f"/api/views/{ff}")
     assert status == 404
+    assert_refused(body, "not_found", f"dataset {ff} does not exist")
 
 
 async def test_malformed_deleted_at_is_400(api: aiohttp.ClientSession) -> None:
     status, body = await call(api, "POST", f"{API}/revision?deleted_at=tomorrow", {})
     assert status == 400
     assert body["data"]["field"] == "deleted_at"
+    assert_refused(body, "invalid_field", "'tomorrow' is not an ISO 8601 date-time")

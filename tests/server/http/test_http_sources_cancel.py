@@ -18,16 +18,15 @@ from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
-from tests.server.http.conftest import HeldParse
 from tests.server.http.flows import (
-    commit,
+    assert_refused,
     commit_url,
-    new_dataset,
-    new_source,
+    new_upload_source,
     send_chunk,
     settled,
     upload,
 )
+from tests.server.http.seams import HeldParse
 from tests.support.local_server import ALICE, basic_auth
 
 CSV = b"id,name\n1,a\n2,b\n"
@@ -46,7 +45,7 @@ def _upload_dir(server: RunningServer, source: dict[str, Any]) -> Path:
 async def test_cancel_during_chunked_upload_fails_source_and_removes_chunks(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     await send_chunk(api, source, 0, 0, CSV[:8])
     assert _upload_dir(server, source).is_dir()
     status, body = await _cancel(api, source)
@@ -59,15 +58,19 @@ async def test_cancel_during_chunked_upload_fails_source_and_removes_chunks(
     url = str(source["links"]["chunk"]).format(seq_num=1, byte_offset=8)
     async with api.post(url, data=CSV[8:]) as resp:
         assert resp.status == 409
-        assert (await resp.json())["key"] == "cancelled"
-    assert (await commit(api, source, 1, len(CSV))).status == 409
+        refused = await resp.json()
+    assert_refused(refused, "cancelled", "was cancelled by its owner")
+    async with api.post(commit_url(source, 1, len(CSV))) as resp:
+        assert resp.status == 409
+        refused = await resp.json()
+    assert_refused(refused, "cancelled", "was cancelled by its owner")
     assert not _upload_dir(server, source).exists()
 
 
 async def test_cancel_during_parse_drops_its_table_and_never_finishes(
     server: RunningServer, api: aiohttp.ClientSession, held_parse: HeldParse
 ) -> None:
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [])
     await held_parse.started.wait()
     status, body = await _cancel(api, source)
@@ -85,16 +88,16 @@ async def test_cancel_during_parse_drops_its_table_and_never_finishes(
 async def test_cancel_after_source_finished_is_409(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [])
     await settled(server, api, source["links"]["show"])
     status, body = await _cancel(api, source)
     assert status == 409
-    assert body["key"] == "already_finished"
+    assert_refused(body, "already_finished", "has already finished; there is nothing to cancel")
 
 
 async def test_cancel_twice_is_answered_the_same(api: aiohttp.ClientSession) -> None:
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     first = await _cancel(api, source)
     second = await _cancel(api, source)
     assert first[0] == second[0] == 200
@@ -104,9 +107,10 @@ async def test_cancel_twice_is_answered_the_same(api: aiohttp.ClientSession) -> 
 async def test_cancel_by_other_user_is_refused(
     api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
 ) -> None:
-    source = await new_source(api, await new_dataset(api))
-    status, _ = await _cancel(bob_api, source)
-    assert status in (401, 403)
+    _rev, source = await new_upload_source(api)
+    status, body = await _cancel(bob_api, source)
+    assert status == 403
+    assert_refused(body, "permission_denied", "only the owner of dataset")
 
 
 @pytest.fixture
@@ -123,8 +127,7 @@ async def limited(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, aiohttp.
 
 
 def _assert_names_limit(body: dict[str, Any]) -> None:
-    assert body["key"] == "payload_too_large"
-    assert str(LIMIT) in body["message"]
+    assert_refused(body, "payload_too_large", f"larger than this server's limit of {LIMIT} bytes")
     assert body["data"] == {"max_upload_bytes": LIMIT}
 
 
@@ -132,7 +135,7 @@ async def test_max_upload_bytes_whole_body_over_limit_is_413(
     limited: tuple[RunningServer, aiohttp.ClientSession],
 ) -> None:
     server, api = limited
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     headers = {"Content-Type": "text/csv"}
     async with api.post(source["links"]["bytes"], data=b"x" * (LIMIT + 1), headers=headers) as resp:
         assert resp.status == 413
@@ -144,7 +147,7 @@ async def test_max_upload_bytes_streamed_body_without_length_is_413(
     limited: tuple[RunningServer, aiohttp.ClientSession],
 ) -> None:
     server, api = limited
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
 
     async def pieces() -> AsyncIterator[bytes]:
         for _ in range(4):
@@ -162,7 +165,7 @@ async def test_max_upload_bytes_chunk_past_limit_is_413(
     limited: tuple[RunningServer, aiohttp.ClientSession],
 ) -> None:
     _server, api = limited
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     await send_chunk(api, source, 0, 0, b"z" * 60)
     url = str(source["links"]["chunk"]).format(seq_num=1, byte_offset=60)
     async with api.post(url, data=b"z" * 60) as resp:
@@ -170,13 +173,14 @@ async def test_max_upload_bytes_chunk_past_limit_is_413(
         _assert_names_limit(await resp.json())
     async with api.post(commit_url(source, 1, 120)) as resp:
         assert resp.status == 413
+        _assert_names_limit(await resp.json())
 
 
 async def test_max_upload_bytes_upload_within_limit_is_taken(
     limited: tuple[RunningServer, aiohttp.ClientSession],
 ) -> None:
     server, api = limited
-    source = await new_source(api, await new_dataset(api))
+    _rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [5])
     shown = await settled(server, api, source["links"]["show"])
     assert shown["resource"]["schemas"][0]["total_rows"] == 2

@@ -7,7 +7,14 @@ from typing import Any
 import aiohttp
 
 from dsmsyncd.server.main import RunningServer
-from tests.server.http.flows import latest_output_schema, new_dataset, new_source, settled, upload
+from tests.server.http.flows import (
+    assert_refused_reply,
+    latest_output_schema,
+    new_dataset,
+    new_source,
+    settled,
+    upload,
+)
 from tests.support.local_server import API
 
 CSV = b"id,name,amount\n1,a,10\n2,b,20\n"
@@ -140,8 +147,8 @@ async def test_unknown_ids_are_404(api: aiohttp.ClientSession) -> None:
         f"{API}/revision/zzzz-zzzz/0/source",
     ):
         async with api.get(url) as resp:
-            assert resp.status == 404, url
             assert (await resp.json())["error"] is True
+            await assert_refused_reply(resp, 404, "not_found", "does not exist")
 
 
 async def test_sources_of_another_users_revision_are_refused(
@@ -151,19 +158,19 @@ async def test_sources_of_another_users_revision_are_refused(
     source = await new_source(api, rev)
     body = {"source_type": {"type": "upload", "filename": "x.csv"}, "parse_options": {}}
     async with bob_api.post(rev["links"]["create_source"], json=body) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "only the owner of dataset")
     async with anon_api.post(rev["links"]["create_source"], json=body) as resp:
-        assert resp.status == 401
+        await assert_refused_reply(resp, 401, "authentication_required", "needs credentials")
     async with bob_api.get(source["links"]["show"]) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "only the owner of dataset")
     async with anon_api.get(source["links"]["show"]) as resp:
-        assert resp.status == 401
+        await assert_refused_reply(resp, 401, "authentication_required", "needs credentials")
     headers = {"Content-Type": "application/octet-stream"}
     chunk = source["links"]["chunk"].format(seq_num=0, byte_offset=0)
     async with bob_api.post(chunk, data=b"x", headers=headers) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "only the owner of dataset")
     async with bob_api.get(rev["links"]["list_sources"]) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "only the owner of dataset")
 
 
 async def test_standalone_source_is_its_creators_only(
@@ -172,11 +179,11 @@ async def test_standalone_source_is_its_creators_only(
     async with api.post(f"{API}/source", json={"source_type": {"type": "upload"}}) as resp:
         source = await resp.json()
     async with bob_api.get(source["links"]["show"]) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "belongs to another user")
     bob_rev = await new_dataset(bob_api)
     target = {"fourfour": bob_rev["resource"]["fourfour"], "revision_seq": 0}
     async with bob_api.patch(source["links"]["add_to_revision"], json=target) as resp:
-        assert resp.status == 403
+        await assert_refused_reply(resp, 403, "permission_denied", "belongs to another user")
 
 
 async def test_source_on_a_closed_revision_is_refused(api: aiohttp.ClientSession) -> None:
@@ -185,7 +192,7 @@ async def test_source_on_a_closed_revision_is_refused(api: aiohttp.ClientSession
         assert resp.status in (200, 201)
     body = {"source_type": {"type": "upload", "filename": "x.csv"}, "parse_options": {}}
     async with api.post(rev["links"]["create_source"], json=body) as resp:
-        assert resp.status == 409
+        await assert_refused_reply(resp, 409, "revision_closed", "is closed (applied or discarded)")
 
 
 async def test_update_upload_keeps_the_published_column_types(

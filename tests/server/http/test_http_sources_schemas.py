@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from dsmsyncd.server.main import RunningServer
 from tests.server.http.flows import (
+    assert_refused,
+    assert_refused_reply,
     fill,
     latest_output_schema,
     output_column,
@@ -135,25 +138,37 @@ async def test_bad_expression_is_a_400_that_points_at_it(
     assert isinstance(error["data"]["position"], int)
     assert error["data"]["line"] == 1
     assert error["data"]["column"] >= 1
-    assert "bad" in error["message"]
-
-
-async def test_transform_without_field_name_is_refused(
-    server: RunningServer, api: aiohttp.ClientSession
-) -> None:
-    _rev, source = await parsed_source(server, api)
-    resp = await transform(api, source, [{"transform": {"transform_expr": "`id`"}}])
-    assert resp.status == 400
-
-
-async def test_transform_with_duplicate_field_names_is_refused(
-    server: RunningServer, api: aiohttp.ClientSession
-) -> None:
-    _rev, source = await parsed_source(server, api)
-    resp = await transform(
-        api, source, [output_column("x", "`id`", 0), output_column("x", "`id`", 1)]
+    assert_refused(
+        error, "transform_compilation_error", "transform of column 'bad' does not compile"
     )
+
+
+# test name → the output columns sent, the field the 400 names, what its message says
+BAD_TRANSFORMS = {
+    "without_field_name": (
+        [{"transform": {"transform_expr": "`id`"}}],
+        "output_columns[0].field_name",
+        "every output column needs a field_name",
+    ),
+    "with_duplicate_field_names": (
+        [output_column("x", "`id`", 0), output_column("x", "`id`", 1)],
+        "output_columns[1].field_name",
+        "duplicate field_name 'x'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRANSFORMS))
+async def test_transform_is_refused(
+    server: RunningServer, api: aiohttp.ClientSession, case: str
+) -> None:
+    columns, field, said = BAD_TRANSFORMS[case]
+    _rev, source = await parsed_source(server, api)
+    resp = await transform(api, source, columns)
     assert resp.status == 400
+    body = await resp.json()
+    assert body["data"]["field"] == field
+    assert_refused(body, "invalid_field", said)
 
 
 async def test_error_rows_as_json_and_csv(
@@ -260,4 +275,4 @@ async def test_build_config_copies_columns_and_parse_options(
     async with api.get(f"{API}/config/from-schema") as resp:
         assert resp.status == 200
     async with api.post(url, json={"name": "from-schema"}) as resp:
-        assert resp.status == 409
+        await assert_refused_reply(resp, 409, "config_exists", "named 'from-schema' already exists")

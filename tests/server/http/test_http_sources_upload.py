@@ -6,13 +6,15 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from dsmsyncd.server.main import RunningServer
 from tests.server.http.flows import (
+    assert_refused_reply,
     commit,
     commit_url,
     new_dataset,
-    new_source,
+    new_upload_source,
     send_chunk,
     settled,
     split,
@@ -30,13 +32,8 @@ async def _download(api: aiohttp.ClientSession, rev: dict[str, Any], sid: int) -
         return await resp.read()
 
 
-async def _uploaded(api: aiohttp.ClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
-    rev = await new_dataset(api)
-    return rev, await new_source(api, rev)
-
-
 async def test_chunks_in_order_assemble_the_file(api: aiohttp.ClientSession) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     for seq, offset, data in split(CSV, [100, 100, 100]):
         reply = await send_chunk(api, source, seq, offset, data)
         assert reply == {
@@ -57,7 +54,7 @@ async def test_chunks_in_order_assemble_the_file(api: aiohttp.ClientSession) -> 
 
 
 async def test_chunks_out_of_order_assemble_the_file(api: aiohttp.ClientSession) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     pieces = split(CSV, [64, 64, 64, 64])
     for seq, offset, data in reversed(pieces):
         await send_chunk(api, source, seq, offset, data)
@@ -67,13 +64,13 @@ async def test_chunks_out_of_order_assemble_the_file(api: aiohttp.ClientSession)
 
 
 async def test_parallel_uneven_chunks_assemble_the_file(api: aiohttp.ClientSession) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [1, 500, 7, 1000, 33])
     assert await _download(api, rev, source["resource"]["id"]) == CSV
 
 
 async def test_resent_chunk_replaces_the_first(api: aiohttp.ClientSession) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     pieces = split(CSV, [100])
     await send_chunk(api, source, 0, 0, b"x" * 100)
     await asyncio.gather(*(send_chunk(api, source, s, o, d) for s, o, d in pieces))
@@ -83,54 +80,42 @@ async def test_resent_chunk_replaces_the_first(api: aiohttp.ClientSession) -> No
     assert await _download(api, rev, source["resource"]["id"]) == CSV
 
 
-async def _commit_error(
-    api: aiohttp.ClientSession, source: dict[str, Any], seq: int, total: int
-) -> str:
-    async with api.post(commit_url(source, seq, total)) as resp:
-        assert resp.status == 400
-        body = await resp.json()
-    message: str = body["message"]
-    return message
+# test name → chunks sent as (seq, offset, bytes), the commit's (last seq, total bytes),
+# and what the 400's message must say
+BAD_COMMITS: dict[str, tuple[list[tuple[int, int, bytes]], tuple[int, int], list[str]]] = {
+    "gap_names_the_missing_bytes": (
+        [(0, 0, b"a" * 10), (1, 10, b"b" * 10), (2, 22, b"c" * 10)],
+        (2, 32),
+        ["chunk 2 starts at byte 22 but chunk 1 ends at byte 20", "bytes 20-22 missing"],
+    ),
+    "overlap_names_it": (
+        [(0, 0, b"a" * 10), (1, 8, b"b" * 10)],
+        (1, 18),
+        ["bytes 8-10 sent twice"],
+    ),
+    "missing_chunk_names_it": (
+        [(0, 0, b"a" * 10), (2, 20, b"c" * 10)],
+        (2, 30),
+        ["chunk 1 of 0..2 was never received"],
+    ),
+    "wrong_total_names_both": ([(0, 0, b"a" * 10)], (0, 11), ["end at byte 10", "11 bytes"]),
+}
 
 
-async def test_commit_with_a_gap_names_the_missing_bytes(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
-    await send_chunk(api, source, 0, 0, b"a" * 10)
-    await send_chunk(api, source, 1, 10, b"b" * 10)
-    await send_chunk(api, source, 2, 22, b"c" * 10)
-    message = await _commit_error(api, source, 2, 32)
-    assert "chunk 2 starts at byte 22 but chunk 1 ends at byte 20" in message
-    assert "bytes 20-22 missing" in message
-
-
-async def test_commit_with_an_overlap_names_it(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
-    await send_chunk(api, source, 0, 0, b"a" * 10)
-    await send_chunk(api, source, 1, 8, b"b" * 10)
-    message = await _commit_error(api, source, 1, 18)
-    assert "bytes 8-10 sent twice" in message
-
-
-async def test_commit_with_a_missing_chunk_names_it(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
-    await send_chunk(api, source, 0, 0, b"a" * 10)
-    await send_chunk(api, source, 2, 20, b"c" * 10)
-    message = await _commit_error(api, source, 2, 30)
-    assert "chunk 1 of 0..2 was never received" in message
-
-
-async def test_commit_with_a_wrong_total_names_both(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
-    await send_chunk(api, source, 0, 0, b"a" * 10)
-    message = await _commit_error(api, source, 0, 11)
-    assert "end at byte 10" in message
-    assert "11 bytes" in message
+@pytest.mark.parametrize("case", sorted(BAD_COMMITS))
+async def test_commit_with(api: aiohttp.ClientSession, case: str) -> None:
+    chunks, (last_seq, total), said = BAD_COMMITS[case]
+    _rev, source = await new_upload_source(api)
+    for seq, offset, data in chunks:
+        await send_chunk(api, source, seq, offset, data)
+    async with api.post(commit_url(source, last_seq, total)) as resp:
+        await assert_refused_reply(resp, 400, "upload_incomplete", *said)
 
 
 async def test_empty_commit_makes_an_empty_file(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     resp = await commit(api, source, 0, 0)
     assert resp.status == 200
     assert await _download(api, rev, source["resource"]["id"]) == b""
@@ -139,18 +124,18 @@ async def test_empty_commit_makes_an_empty_file(
 
 
 async def test_chunk_after_commit_is_refused(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
+    _rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [100])
     async with api.post(
         source["links"]["chunk"].format(seq_num=0, byte_offset=0),
         data=b"more",
         headers={"Content-Type": "application/octet-stream"},
     ) as resp:
-        assert resp.status == 409
+        await assert_refused_reply(resp, 409, "already_uploaded", "already has its bytes")
 
 
 async def test_repeated_commit_is_answered_again(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
+    _rev, source = await new_upload_source(api)
     await upload(api, source, CSV, [100])
     resp = await commit(api, source, 2, len(CSV))
     assert resp.status == 200
@@ -159,7 +144,7 @@ async def test_repeated_commit_is_answered_again(api: aiohttp.ClientSession) -> 
 async def test_initiate_answers_the_upload_shape_unenveloped(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    _rev, source = await _uploaded(api)
+    _rev, source = await new_upload_source(api)
     async with api.post(source["links"]["initiate"], json={"content_type": "text/csv"}) as resp:
         assert resp.status == 200
         body = await resp.json()
@@ -172,7 +157,7 @@ async def test_initiate_answers_the_upload_shape_unenveloped(
 async def test_whole_body_upload_streams_to_the_source(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    rev, source = await _uploaded(api)
+    rev, source = await new_upload_source(api)
     headers = {"Content-Type": "text/csv", "X-File-Name": "C:\\exports\\people.csv"}
     async with api.post(source["links"]["bytes"], data=CSV, headers=headers) as resp:
         assert resp.status == 201, await resp.text()
@@ -186,12 +171,12 @@ async def test_whole_body_upload_streams_to_the_source(
 
 
 async def test_whole_body_upload_twice_is_refused(api: aiohttp.ClientSession) -> None:
-    _rev, source = await _uploaded(api)
+    _rev, source = await new_upload_source(api)
     headers = {"Content-Type": "text/csv"}
     async with api.post(source["links"]["bytes"], data=CSV, headers=headers) as resp:
         assert resp.status == 201
     async with api.post(source["links"]["bytes"], data=CSV, headers=headers) as resp:
-        assert resp.status == 409
+        await assert_refused_reply(resp, 409, "already_uploaded", "already has its bytes")
 
 
 async def test_revisionless_source_uploads_and_attaches(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.server.http.flows import call, poll, publish
+from tests.server.http.flows import assert_refused, call, poll, publish
 from tests.support.local_server import API
 
 CSV = b"id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n"
@@ -89,11 +89,14 @@ async def test_soda_bad_query_is_400_naming_parameter(api: aiohttp.ClientSession
     status, body = await call(api, "GET", f"/resource/{ff}.json?$where=nosuchcolumn = 1")
     assert status == 400
     assert body["data"]["parameter"] == "$where"
+    assert_refused(body, "query.compiler.malformed", "no input column named `nosuchcolumn`")
     status, body = await call(api, "GET", f"/resource/{ff}.json?$limit=lots")
     assert status == 400
     assert body["data"]["parameter"] == "$limit"
+    assert_refused(body, "query.compiler.malformed", "invalid $limit", "not 'lots'")
     status, body = await call(api, "GET", f"/resource/{ff}.json?$bogus=1")
     assert status == 400
+    assert_refused(body, "query.compiler.malformed", "invalid $bogus: unknown parameter")
 
 
 async def test_soda_csv_by_extension_and_accept(api: aiohttp.ClientSession) -> None:
@@ -119,8 +122,12 @@ async def test_soda_read_of_private_dataset_is_refused(
     anon_api: aiohttp.ClientSession,
 ) -> None:
     ff, _ = await publish(api, CSV)
-    assert (await call(anon_api, "GET", f"/resource/{ff}.json"))[0] == 401
-    assert (await call(bob_api, "GET", f"/resource/{ff}.json"))[0] == 403
+    status, body = await call(anon_api, "GET", f"/resource/{ff}.json")
+    assert status == 401
+    assert_refused(body, "authentication_required", f"dataset {ff} is private; sign in")
+    status, body = await call(bob_api, "GET", f"/resource/{ff}.json")
+    assert status == 403
+    assert_refused(body, "permission_denied", f"dataset {ff} is private to its owner")
 
 
 async def test_unpublished_dataset_reads_no_rows(api: aiohttp.ClientSession) -> None:
@@ -135,18 +142,22 @@ async def test_unknown_dataset_is_404(api: aiohttp.ClientSession) -> None:
         status, body = await call(api, "GET", path)
         assert status == 404
         assert body["request_id"]
+        assert_refused(body, "not_found", "dataset zzzz-zzzz does not exist")
 
 
 async def test_delete_view_removes_dataset_rows_and_revisions(
     api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
 ) -> None:
     ff, _ = await publish(api, CSV)
-    assert (await call(bob_api, "DELETE", f"/api/views/{ff}"))[0] == 403
+    status, body = await call(bob_api, "DELETE", f"/api/views/{ff}")
+    assert status == 403
+    assert_refused(body, "permission_denied", f"only the owner of dataset {ff} may change it")
     status, _ = await call(api, "DELETE", f"/api/views/{ff}")
     assert status == 200
-    assert (await call(api, "GET", f"/api/views/{ff}"))[0] == 404
-    assert (await call(api, "GET", f"{API}/revision/{ff}"))[0] == 404
-    assert (await call(api, "GET", f"/resource/{ff}.json"))[0] == 404
+    for path in (f"/api/views/{ff}", f"{API}/revision/{ff}", f"/resource/{ff}.json"):
+        status, body = await call(api, "GET", path)
+        assert status == 404
+        assert_refused(body, "not_found", f"dataset {ff} does not exist")
 
 
 async def test_view_json_suffix_and_private_metadata(
