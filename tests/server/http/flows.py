@@ -144,12 +144,30 @@ def assert_refused(body: Any, key: str, *said: str) -> None:
     assert [part for part in said if part not in body["message"]] == [], body
 
 
+async def assert_call_refused(
+    session: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    refusal: tuple[int, str],
+    *said: str,
+    body: Any = None,
+) -> dict[str, Any]:
+    """``call`` that must be refused with ``refusal`` (status, key), saying ``said``."""
+    status, reply = await call(session, method, path, body)
+    assert status == refusal[0], reply
+    assert_refused(reply, refusal[1], *said)
+    refused: dict[str, Any] = reply
+    return refused
+
+
 async def assert_refused_reply(
     resp: aiohttp.ClientResponse, status: int, key: str, *said: str
-) -> None:
+) -> dict[str, Any]:
     """``resp`` is a refusal: ``status``, ``key``, and a message saying each of ``said``."""
     assert resp.status == status, await resp.text()
-    assert_refused(await resp.json(), key, *said)
+    body: dict[str, Any] = await resp.json()
+    assert_refused(body, key, *said)
+    return body
 
 
 async def poll(api: aiohttp.ClientSession, path: str, key: str) -> dict[str, Any]:

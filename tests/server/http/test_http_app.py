@@ -10,7 +10,7 @@ from aiohttp import web
 
 from dsmsyncd.server.app import create_app
 from dsmsyncd.server.main import RunningServer
-from tests.server.http.flows import assert_refused
+from tests.server.http.flows import assert_refused, assert_refused_reply
 
 ALICE_TOKEN = "alice-token-0123456789"  # conftest gives alice this token
 
@@ -76,9 +76,9 @@ async def test_wrong_password_is_401(anon_api: aiohttp.ClientSession) -> None:
     secret = base64.b64encode(b"alice:not-her-password").decode()
     headers = {"Authorization": f"Basic {secret}"}
     async with anon_api.get("/api/users/current.json", headers=headers) as resp:
-        assert resp.status == 401
-        body = await resp.json()
-    assert_refused(body, "authentication_required", "invalid username or password")
+        body = await assert_refused_reply(
+            resp, 401, "authentication_required", "invalid username or password"
+        )
     assert "not-her-password" not in body["message"]
 
 
@@ -92,9 +92,9 @@ async def test_current_user_answers_who_am_i(api: aiohttp.ClientSession) -> None
 
 async def test_current_user_anonymous_is_401(anon_api: aiohttp.ClientSession) -> None:
     async with anon_api.get("/api/users/current.json") as resp:
-        assert resp.status == 401
-        body = await resp.json()
-    assert_refused(body, "authentication_required", "this request needs credentials")
+        await assert_refused_reply(
+            resp, 401, "authentication_required", "this request needs credentials"
+        )
 
 
 async def test_oauth_and_bearer_tokens_are_accepted(anon_api: aiohttp.ClientSession) -> None:
@@ -108,9 +108,7 @@ async def test_oauth_and_bearer_tokens_are_accepted(anon_api: aiohttp.ClientSess
 async def test_unknown_token_is_401(anon_api: aiohttp.ClientSession) -> None:
     headers = {"Authorization": "Bearer nope"}
     async with anon_api.get("/api/users/current.json", headers=headers) as resp:
-        assert resp.status == 401
-        body = await resp.json()
-    assert_refused(body, "authentication_required", "invalid API token")
+        await assert_refused_reply(resp, 401, "authentication_required", "invalid API token")
 
 
 async def test_malformed_json_body_is_400_naming_the_problem(
@@ -128,9 +126,9 @@ async def test_malformed_json_body_is_400_naming_the_problem(
 
 async def test_json_body_that_is_not_an_object_is_400(api: aiohttp.ClientSession) -> None:
     async with api.post("/api/publishing/v1/revision", json=[1, 2]) as resp:
-        assert resp.status == 400
-        body = await resp.json()
-    assert_refused(body, "malformed_json", "must be a JSON object, not an array")
+        await assert_refused_reply(
+            resp, 400, "malformed_json", "must be a JSON object, not an array"
+        )
 
 
 async def test_unexpected_error_is_500_without_traceback(

@@ -19,6 +19,7 @@ from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
 from tests.server.http.flows import (
     assert_refused,
+    assert_refused_reply,
     commit_url,
     fill,
     latest_output_schema,
@@ -143,9 +144,7 @@ async def test_discard_refuses_later_use_of_removed_output_schema(
         other = await resp.json()
     body = {"output_schema_id": latest_output_schema(source)["id"]}
     async with api.put(other["links"]["show"], json=body) as resp:
-        assert resp.status == 400
-        refused = await resp.json()
-    assert_refused(refused, "invalid_field", "rows were removed")
+        await assert_refused_reply(resp, 400, "invalid_field", "rows were removed")
 
 
 async def test_discard_during_parse_leaves_no_table_behind(
@@ -205,9 +204,7 @@ async def test_discard_during_chunked_upload_fails_the_source_as_discarded(
     assert shown["resource"]["failure_details"]["key"] == "revision_discarded"
     assert shown["resource"]["finished_at"] is None
     async with api.post(commit_url(source, 1, len(CSV))) as resp:
-        assert resp.status == 409
-        refused = await resp.json()
-    assert_refused(refused, "revision_closed", "belongs to closed revision")
+        await assert_refused_reply(resp, 409, "revision_closed", "belongs to closed revision")
     assert not _upload_dir(server, source).exists()
 
 

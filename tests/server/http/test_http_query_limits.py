@@ -18,6 +18,7 @@ import pytest
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.transforms import limits
 from tests.server.http.flows import (
+    assert_call_refused,
     assert_refused,
     call,
     output_column,
@@ -94,9 +95,14 @@ async def test_import_config_transform_over_a_limit_is_a_400_at_creation(
 ) -> None:
     items = ",".join(["'x'"] * (limits.MAX_EXPRESSION_NODES + 1))
     body = {"name": "big", "columns": [{"field_name": "c", "transform_expr": f"`c` in ({items})"}]}
-    status, reply = await call(api, "POST", f"{API}/config", body)
-    assert status == 400, reply
-    assert_refused(reply, "expression_too_large", "more than 4000 values, names and operations")
+    reply = await assert_call_refused(
+        api,
+        "POST",
+        f"{API}/config",
+        (400, "expression_too_large"),
+        f"more than {limits.MAX_EXPRESSION_NODES} values, names and operations",
+        body=body,
+    )
     assert reply["data"] == {
         "field": "columns[0].transform_expr",
         "limit": limits.MAX_EXPRESSION_NODES,

@@ -20,6 +20,7 @@ from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.sql import relation_exists
 from tests.server.http.flows import (
     assert_refused,
+    assert_refused_reply,
     commit_url,
     new_upload_source,
     send_chunk,
@@ -57,13 +58,9 @@ async def test_cancel_during_chunked_upload_fails_source_and_removes_chunks(
     assert not _upload_dir(server, source).exists()
     url = str(source["links"]["chunk"]).format(seq_num=1, byte_offset=8)
     async with api.post(url, data=CSV[8:]) as resp:
-        assert resp.status == 409
-        refused = await resp.json()
-    assert_refused(refused, "cancelled", "was cancelled by its owner")
+        await assert_refused_reply(resp, 409, "cancelled", "was cancelled by its owner")
     async with api.post(commit_url(source, 1, len(CSV))) as resp:
-        assert resp.status == 409
-        refused = await resp.json()
-    assert_refused(refused, "cancelled", "was cancelled by its owner")
+        await assert_refused_reply(resp, 409, "cancelled", "was cancelled by its owner")
     assert not _upload_dir(server, source).exists()
 
 

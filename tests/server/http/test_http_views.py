@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.server.http.flows import assert_refused, call, poll, publish
+from tests.server.http.flows import assert_call_refused, assert_refused, call, poll, publish
 from tests.support.local_server import API
 
 CSV = b"id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n"
@@ -94,9 +94,13 @@ async def test_soda_bad_query_is_400_naming_parameter(api: aiohttp.ClientSession
     assert status == 400
     assert body["data"]["parameter"] == "$limit"
     assert_refused(body, "query.compiler.malformed", "invalid $limit", "not 'lots'")
-    status, body = await call(api, "GET", f"/resource/{ff}.json?$bogus=1")
-    assert status == 400
-    assert_refused(body, "query.compiler.malformed", "invalid $bogus: unknown parameter")
+    await assert_call_refused(
+        api,
+        "GET",
+        f"/resource/{ff}.json?$bogus=1",
+        (400, "query.compiler.malformed"),
+        "invalid $bogus: unknown parameter",
+    )
 
 
 async def test_soda_csv_by_extension_and_accept(api: aiohttp.ClientSession) -> None:
@@ -122,12 +126,20 @@ async def test_soda_read_of_private_dataset_is_refused(
     anon_api: aiohttp.ClientSession,
 ) -> None:
     ff, _ = await publish(api, CSV)
-    status, body = await call(anon_api, "GET", f"/resource/{ff}.json")
-    assert status == 401
-    assert_refused(body, "authentication_required", f"dataset {ff} is private; sign in")
-    status, body = await call(bob_api, "GET", f"/resource/{ff}.json")
-    assert status == 403
-    assert_refused(body, "permission_denied", f"dataset {ff} is private to its owner")
+    await assert_call_refused(
+        anon_api,
+        "GET",
+        f"/resource/{ff}.json",
+        (401, "authentication_required"),
+        f"dataset {ff} is private; sign in",
+    )
+    await assert_call_refused(
+        bob_api,
+        "GET",
+        f"/resource/{ff}.json",
+        (403, "permission_denied"),
+        f"dataset {ff} is private to its owner",
+    )
 
 
 async def test_unpublished_dataset_reads_no_rows(api: aiohttp.ClientSession) -> None:
@@ -149,15 +161,19 @@ async def test_delete_view_removes_dataset_rows_and_revisions(
     api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
 ) -> None:
     ff, _ = await publish(api, CSV)
-    status, body = await call(bob_api, "DELETE", f"/api/views/{ff}")
-    assert status == 403
-    assert_refused(body, "permission_denied", f"only the owner of dataset {ff} may change it")
+    await assert_call_refused(
+        bob_api,
+        "DELETE",
+        f"/api/views/{ff}",
+        (403, "permission_denied"),
+        f"only the owner of dataset {ff} may change it",
+    )
     status, _ = await call(api, "DELETE", f"/api/views/{ff}")
     assert status == 200
     for path in (f"/api/views/{ff}", f"{API}/revision/{ff}", f"/resource/{ff}.json"):
-        status, body = await call(api, "GET", path)
-        assert status == 404
-        assert_refused(body, "not_found", f"dataset {ff} does not exist")
+        await assert_call_refused(
+            api, "GET", path, (404, "not_found"), f"dataset {ff} does not exist"
+        )
 
 
 async def test_view_json_suffix_and_private_metadata(
