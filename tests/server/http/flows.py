@@ -135,6 +135,14 @@ async def call(
         return resp.status, await resp.json()
 
 
+# The refusals the tests meet most, as (status, key).
+NOT_FOUND = (404, "not_found")
+DENIED = (403, "permission_denied")
+SIGN_IN = (401, "authentication_required")
+BAD_FIELD = (400, "invalid_field")
+CLOSED = (409, "revision_closed")
+
+
 def assert_refused(body: Any, key: str, *said: str) -> None:
     """An error reply in the digest's shape: its ``key``, and a message saying each of ``said``."""
     assert isinstance(body, dict), body
@@ -144,7 +152,7 @@ def assert_refused(body: Any, key: str, *said: str) -> None:
     assert [part for part in said if part not in body["message"]] == [], body
 
 
-async def assert_call_refused(
+async def refused(
     session: aiohttp.ClientSession,
     method: str,
     path: str,

@@ -92,9 +92,7 @@ async def test_current_user_answers_who_am_i(api: aiohttp.ClientSession) -> None
 
 async def test_current_user_anonymous_is_401(anon_api: aiohttp.ClientSession) -> None:
     async with anon_api.get("/api/users/current.json") as resp:
-        await assert_refused_reply(
-            resp, 401, "authentication_required", "this request needs credentials"
-        )
+        await assert_refused_reply(resp, 401, "authentication_required", "needs credentials")
 
 
 async def test_oauth_and_bearer_tokens_are_accepted(anon_api: aiohttp.ClientSession) -> None:

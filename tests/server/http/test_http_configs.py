@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tests.server.http.flows import assert_call_refused, assert_refused, call
+from tests.server.http.flows import DENIED, NOT_FOUND, SIGN_IN, assert_refused, call, refused
 from tests.support.local_server import API
 
 
@@ -64,12 +64,12 @@ async def test_create_config_accepts_null_options_and_columns(
 
 async def test_duplicate_config_name_is_409(api: aiohttp.ClientSession) -> None:
     await call(api, "POST", f"{API}/config", {"name": "twice"})
-    await assert_call_refused(
+    await refused(
         api,
         "POST",
         f"{API}/config",
         (409, "conflict"),
-        "an import config named 'twice' already exists",
+        "named 'twice' already exists",
         body={"name": "twice"},
     )
 
@@ -113,8 +113,8 @@ async def test_list_show_update_delete_config(api: aiohttp.ClientSession) -> Non
     status, renamed = await call(api, "PATCH", env["links"]["update"], {"name": "life2"})
     assert status == 202
     assert renamed["links"]["show"] == f"{API}/config/life2"
-    await assert_call_refused(
-        api, "GET", f"{API}/config/life", (404, "not_found"), "import config 'life' does not exist"
+    await refused(
+        api, "GET", f"{API}/config/life", NOT_FOUND, "import config 'life' does not exist"
     )
     status, _ = await call(api, "DELETE", renamed["links"]["delete"])
     assert status == 201
@@ -126,31 +126,15 @@ async def test_list_show_update_delete_config(api: aiohttp.ClientSession) -> Non
 
 async def test_unknown_config_is_404(api: aiohttp.ClientSession) -> None:
     for method in ("GET", "PATCH", "DELETE"):
-        await assert_call_refused(
-            api,
-            method,
-            f"{API}/config/nope",
-            (404, "not_found"),
-            "import config 'nope' does not exist",
-            body={},
+        await refused(
+            api, method, f"{API}/config/nope", NOT_FOUND, "config 'nope' does not exist", body={}
         )
 
 
 async def test_configs_need_credentials(anon_api: aiohttp.ClientSession) -> None:
-    await assert_call_refused(
-        anon_api,
-        "GET",
-        f"{API}/config",
-        (401, "authentication_required"),
-        "this request needs credentials",
-    )
-    await assert_call_refused(
-        anon_api,
-        "POST",
-        f"{API}/config",
-        (401, "authentication_required"),
-        "changes data and needs credentials",
-        body={"name": "x"},
+    await refused(anon_api, "GET", f"{API}/config", SIGN_IN, "needs credentials")
+    await refused(
+        anon_api, "POST", f"{API}/config", SIGN_IN, "needs credentials", body={"name": "x"}
     )
 
 
@@ -163,12 +147,12 @@ async def test_revision_with_config_takes_its_action(api: aiohttp.ClientSession)
     assert env["resource"]["action"]["type"] == "replace"
     assert env["resource"]["revision_seq"] == 1
     assert "_config" not in env["resource"]
-    await assert_call_refused(
+    await refused(
         api,
         "POST",
         f"{API}/revision/{ff}",
-        (404, "not_found"),
-        "import config 'nope' does not exist",
+        NOT_FOUND,
+        "config 'nope' does not exist",
         body={"config": "nope"},
     )
     status, body = await call(api, "POST", f"{API}/revision/{ff}", {"config": 5})
@@ -200,6 +184,4 @@ async def test_config_create_revision_on_others_dataset_is_403(
     _, config = await call(bob_api, "POST", f"{API}/config", {"name": "bobs"})
     _, rev = await call(api, "POST", f"{API}/revision", {"metadata": {"name": "D"}})
     url = config["links"]["create_revision"].format(fourfour=rev["resource"]["fourfour"])
-    await assert_call_refused(
-        bob_api, "POST", url, (403, "permission_denied"), "only the owner of dataset"
-    )
+    await refused(bob_api, "POST", url, DENIED, "only the owner of dataset")

@@ -27,7 +27,7 @@ from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.server.storage.soql import MAX_OFFSET
 from dsmsyncd.server.storage.sql import table
-from tests.server.http.flows import assert_call_refused, call, publish
+from tests.server.http.flows import call, publish, refused
 from tests.support.local_server import ALICE, API, basic_auth
 
 CSV = b"id,name\n1,1\n2,x\n3,-3.75\n"
@@ -100,7 +100,7 @@ async def test_huge_offset_and_odd_numbers_are_400_not_500(
         assert body["data"] == {"parameter": "$offset", "limit": MAX_OFFSET}
     status, rows = await call(api, "GET", f"/resource/{ff}.json?$offset={MAX_OFFSET}")
     assert (status, rows) == (200, [])
-    body = await assert_call_refused(
+    body = await refused(
         api, "GET", f"/resource/{ff}.json?$limit=²", (400, "query.compiler.malformed")
     )
     assert body["message"] == "invalid $limit: must be a whole number of zero or more, not '²'"

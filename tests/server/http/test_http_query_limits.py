@@ -18,12 +18,12 @@ import pytest
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.transforms import limits
 from tests.server.http.flows import (
-    assert_call_refused,
     assert_refused,
     call,
     output_column,
     parsed_source,
     publish,
+    refused,
     transform,
 )
 from tests.support.local_server import API
@@ -95,7 +95,7 @@ async def test_import_config_transform_over_a_limit_is_a_400_at_creation(
 ) -> None:
     items = ",".join(["'x'"] * (limits.MAX_EXPRESSION_NODES + 1))
     body = {"name": "big", "columns": [{"field_name": "c", "transform_expr": f"`c` in ({items})"}]}
-    reply = await assert_call_refused(
+    reply = await refused(
         api,
         "POST",
         f"{API}/config",

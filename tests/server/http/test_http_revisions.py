@@ -7,7 +7,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.server.http.flows import assert_call_refused, assert_refused, call
+from tests.server.http.flows import (
+    BAD_FIELD,
+    CLOSED,
+    DENIED,
+    NOT_FOUND,
+    SIGN_IN,
+    assert_refused,
+    call,
+    refused,
+)
 from tests.support.local_server import API
 
 REVISION_LINKS = {
@@ -118,11 +127,11 @@ async def test_create_revision_on_dataset_increments_seq(api: aiohttp.ClientSess
 
 
 async def test_create_revision_unknown_dataset_is_404(api: aiohttp.ClientSession) -> None:
-    body = await assert_call_refused(
+    body = await refused(
         api,
         "POST",
         f"{API}/revision/zzzz-zzzz",
-        (404, "not_found"),
+        NOT_FOUND,
         "dataset zzzz-zzzz does not exist",
         body={},
     )
@@ -202,16 +211,8 @@ async def test_private_revision_read_by_others_is_refused(
 ) -> None:
     rev = await new_dataset(api)
     for path in (f"{API}/revision/{rev['fourfour']}/0", f"/api/views/{rev['fourfour']}"):
-        await assert_call_refused(
-            bob_api, "GET", path, (403, "permission_denied"), "is private to its owner"
-        )
-        await assert_call_refused(
-            anon_api,
-            "GET",
-            path,
-            (401, "authentication_required"),
-            "is private; sign in as its owner",
-        )
+        await refused(bob_api, "GET", path, DENIED, "is private to its owner")
+        await refused(anon_api, "GET", path, SIGN_IN, "sign in as its owner")
 
 
 async def test_update_revision_merges_metadata_and_ignores_read_only_keys(
@@ -252,14 +253,7 @@ async def test_update_revision_bad_fields_are_400(api: aiohttp.ClientSession) ->
     assert status == 400
     assert body["data"]["field"] == "output_schema_id"
     assert_refused(body, "invalid_field", "output schema 424242 does not exist")
-    await assert_call_refused(
-        api,
-        "PUT",
-        path,
-        (400, "invalid_field"),
-        "expected an integer or null, got a string",
-        body={"output_schema_id": "abc"},
-    )
+    await refused(api, "PUT", path, BAD_FIELD, "got a string", body={"output_schema_id": "abc"})
     status, body = await call(api, "PUT", path, {"notes": 5})
     assert status == 400
     assert body["data"]["field"] == "notes"
@@ -279,22 +273,8 @@ async def test_discard_closes_revision_and_is_repeatable(api: aiohttp.ClientSess
     status, again = await call(api, "DELETE", path)
     assert status == 201
     assert again["resource"]["closed_at"] == env["resource"]["closed_at"]
-    await assert_call_refused(
-        api,
-        "PUT",
-        f"{path}/apply",
-        (409, "revision_closed"),
-        "is closed (applied or discarded)",
-        body={},
-    )
-    await assert_call_refused(
-        api,
-        "PUT",
-        path,
-        (409, "revision_closed"),
-        "is closed (applied or discarded)",
-        body={"notes": "x"},
-    )
+    await refused(api, "PUT", f"{path}/apply", CLOSED, "is closed (applied or discarded)", body={})
+    await refused(api, "PUT", path, CLOSED, "is closed (applied or discarded)", body={"notes": "x"})
 
 
 async def test_metadata_only_apply_publishes_and_closes(api: aiohttp.ClientSession) -> None:
@@ -328,7 +308,7 @@ async def test_metadata_only_apply_publishes_and_closes(api: aiohttp.ClientSessi
     _, shown = await call(api, "GET", path)
     assert shown["resource"]["closed_at"] is not None
     assert [t["status"] for t in shown["resource"]["task_sets"]] == ["successful"]
-    await assert_call_refused(
+    await refused(
         api, "DELETE", path, (409, "revision_applied"), "has been applied and cannot be discarded"
     )
 
@@ -363,11 +343,11 @@ async def test_apply_unknown_output_schema_is_400(api: aiohttp.ClientSession) ->
 
 async def test_show_unknown_apply_job_is_404(api: aiohttp.ClientSession) -> None:
     rev = await new_dataset(api)
-    await assert_call_refused(
+    await refused(
         api,
         "GET",
         f"{API}/revision/{rev['fourfour']}/0/apply/99999",
-        (404, "not_found"),
+        NOT_FOUND,
         "apply job 99999 does not exist",
     )
 
@@ -390,7 +370,7 @@ async def test_plan_lists_steps_with_permission_step_when_set(
 
 async def test_restore_is_refused_for_unarchived_dataset(api: aiohttp.ClientSession) -> None:
     rev = await new_dataset(api)
-    await assert_call_refused(
+    await refused(
         api,
         "POST",
         f"{API}/revision/{rev['fourfour']}/0/restore",
@@ -404,9 +384,7 @@ async def test_dataset_past_its_deleted_at_is_gone(api: aiohttp.ClientSession) -
     status, env = await call(api, "POST", path, {"metadata": {"name": "Ephemeral"}})
     assert status == 201
     ff = env["resource"]["fourfour"]
-    await assert_call_refused(
-        api, "GET", f"/api/views/{ff}", (404, "not_found"), f"dataset {ff} does not exist"
-    )
+    await refused(api, "GET", f"/api/views/{ff}", NOT_FOUND, f"dataset {ff} does not exist")
 
 
 async def test_malformed_deleted_at_is_400(api: aiohttp.ClientSession) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.server.http.flows import assert_call_refused, assert_refused, call, poll, publish
+from tests.server.http.flows import (
+    DENIED,
+    NOT_FOUND,
+    SIGN_IN,
+    assert_refused,
+    call,
+    poll,
+    publish,
+    refused,
+)
 from tests.support.local_server import API
 
 CSV = b"id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n"
@@ -94,7 +103,7 @@ async def test_soda_bad_query_is_400_naming_parameter(api: aiohttp.ClientSession
     assert status == 400
     assert body["data"]["parameter"] == "$limit"
     assert_refused(body, "query.compiler.malformed", "invalid $limit", "not 'lots'")
-    await assert_call_refused(
+    await refused(
         api,
         "GET",
         f"/resource/{ff}.json?$bogus=1",
@@ -126,19 +135,11 @@ async def test_soda_read_of_private_dataset_is_refused(
     anon_api: aiohttp.ClientSession,
 ) -> None:
     ff, _ = await publish(api, CSV)
-    await assert_call_refused(
-        anon_api,
-        "GET",
-        f"/resource/{ff}.json",
-        (401, "authentication_required"),
-        f"dataset {ff} is private; sign in",
+    await refused(
+        anon_api, "GET", f"/resource/{ff}.json", SIGN_IN, f"dataset {ff} is private; sign in"
     )
-    await assert_call_refused(
-        bob_api,
-        "GET",
-        f"/resource/{ff}.json",
-        (403, "permission_denied"),
-        f"dataset {ff} is private to its owner",
+    await refused(
+        bob_api, "GET", f"/resource/{ff}.json", DENIED, f"dataset {ff} is private to its owner"
     )
 
 
@@ -161,19 +162,17 @@ async def test_delete_view_removes_dataset_rows_and_revisions(
     api: aiohttp.ClientSession, bob_api: aiohttp.ClientSession
 ) -> None:
     ff, _ = await publish(api, CSV)
-    await assert_call_refused(
+    await refused(
         bob_api,
         "DELETE",
         f"/api/views/{ff}",
-        (403, "permission_denied"),
+        DENIED,
         f"only the owner of dataset {ff} may change it",
     )
     status, _ = await call(api, "DELETE", f"/api/views/{ff}")
     assert status == 200
     for path in (f"/api/views/{ff}", f"{API}/revision/{ff}", f"/resource/{ff}.json"):
-        await assert_call_refused(
-            api, "GET", path, (404, "not_found"), f"dataset {ff} does not exist"
-        )
+        await refused(api, "GET", path, NOT_FOUND, f"dataset {ff} does not exist")
 
 
 async def test_view_json_suffix_and_private_metadata(

@@ -17,6 +17,21 @@ async def ingest(
     return await store.ingest(path, "in1", opts, content_type=content_type, filename=path.name)
 
 
+async def ingest_bytes(
+    store: RowStore,
+    tmp_path: Path,
+    data: bytes,
+    *,
+    name: str = "f.csv",
+    content_type: str | None = None,
+    **options: Any,
+) -> ParsedInput:
+    """``data`` written to a file ``name`` under ``tmp_path``, and parsed."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    return await ingest(store, path, content_type=content_type, **options)
+
+
 async def cells(store: RowStore, width: int) -> list[tuple[Any, ...]]:
     """Every row of ``in1`` as (offset, c0 … c{width-1}), in file order."""
 

@@ -22,7 +22,7 @@ from tests.server.malformed_files import (
     unterminated_file,
     unterminated_message,
 )
-from tests.server.unit.ingesting import cells, ingest
+from tests.server.unit.ingesting import cells, ingest, ingest_bytes
 
 
 async def test_unterminated_quote_early_in_a_big_file_is_one_row_error_naming_it(
@@ -49,9 +49,9 @@ async def test_unterminated_quote_early_in_a_big_file_is_one_row_error_naming_it
 async def test_quote_closed_lines_later_makes_one_error_and_parsing_goes_on(
     store: RowStore, tmp_path: Path
 ) -> None:
-    path = tmp_path / "late.csv"
-    path.write_bytes(b'id,name\n1,a\n2,"b\n3,c\n4,d"e\n5,f\n')
-    parsed = await ingest(store, path)
+    parsed = await ingest_bytes(
+        store, tmp_path, b'id,name\n1,a\n2,"b\n3,c\n4,d"e\n5,f\n', name="late.csv"
+    )
 
     assert (parsed.total_rows, parsed.row_error_count) == (2, 1)
     assert await cells(store, 2) == [(0, "1", "a"), (2, "5", "f")]
@@ -69,9 +69,9 @@ async def test_quote_closed_lines_later_makes_one_error_and_parsing_goes_on(
 async def test_a_stray_quote_in_an_unquoted_cell_is_kept_as_text(
     store: RowStore, tmp_path: Path
 ) -> None:
-    path = tmp_path / "stray.csv"
-    path.write_bytes(b'id,height\n1,5\'11"\n2,"multi\nline"\n3,6\'0"\n4,x\n')
-    parsed = await ingest(store, path)
+    parsed = await ingest_bytes(
+        store, tmp_path, b'id,height\n1,5\'11"\n2,"multi\nline"\n3,6\'0"\n4,x\n', name="stray.csv"
+    )
 
     assert (parsed.total_rows, parsed.row_error_count) == (4, 0)
     assert [r[2] for r in await cells(store, 2)] == ["5'11\"", "multi\nline", "6'0\"", "x"]
@@ -80,9 +80,7 @@ async def test_a_stray_quote_in_an_unquoted_cell_is_kept_as_text(
 async def test_text_after_a_closing_quote_is_a_row_error_with_its_raw_text(
     store: RowStore, tmp_path: Path
 ) -> None:
-    path = tmp_path / "junk.csv"
-    path.write_bytes(b'id,name\n1,"ab"c\n2,x\n')
-    parsed = await ingest(store, path)
+    parsed = await ingest_bytes(store, tmp_path, b'id,name\n1,"ab"c\n2,x\n', name="junk.csv")
 
     assert (parsed.total_rows, parsed.row_error_count) == (1, 1)
     [error] = await store.row_errors("in1", 0, 10)
@@ -229,9 +227,13 @@ async def test_crlf_bom_quoted_newlines_and_blank_lines_keep_every_row(
 async def test_undecodable_rows_of_a_utf8_file_are_row_errors(
     store: RowStore, tmp_path: Path
 ) -> None:
-    path = tmp_path / "mixed-encoding.csv"
-    path.write_bytes(b"id,name\n1,ann\n2,Jos\xe9\n3,cy\n")
-    parsed = await ingest(store, path, encoding="utf-8")
+    parsed = await ingest_bytes(
+        store,
+        tmp_path,
+        b"id,name\n1,ann\n2,Jos\xe9\n3,cy\n",
+        name="mixed-encoding.csv",
+        encoding="utf-8",
+    )
 
     assert (parsed.total_rows, parsed.row_error_count) == (2, 1)
     assert [r[1:] for r in await cells(store, 2)] == [("1", "ann"), ("3", "cy")]
