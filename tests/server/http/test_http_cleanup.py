@@ -63,6 +63,26 @@ async def _parsed_source(
     return shown
 
 
+async def _parsed_then_discarded(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new dataset's revision with a parsed source, then discarded: (revision, source)."""
+    rev = await new_dataset(api)
+    source = await _parsed_source(server, api, rev)
+    status, _ = await _status(api, "DELETE", rev["links"]["show"])
+    assert status == 201
+    return rev, source
+
+
+async def _next_revision(api: aiohttp.ClientSession, rev: dict[str, Any]) -> dict[str, Any]:
+    """Another revision (update) of the dataset ``rev`` belongs to; its envelope."""
+    body = {"action": {"type": "update"}}
+    async with api.post(f"{API}/revision/{rev['resource']['fourfour']}", json=body) as resp:
+        assert resp.status == 201, await resp.text()
+        envelope: dict[str, Any] = await resp.json()
+    return envelope
+
+
 def _rows_url(source: dict[str, Any]) -> str:
     out = latest_output_schema(source)
     template = source["links"]["input_schema_links"]["output_schema_links"]["rows"]
@@ -92,9 +112,7 @@ async def test_discard_removes_uploads_and_tables_of_its_sources(
 async def test_discarded_source_reads_answer_410_not_500(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    rev = await new_dataset(api)
-    source = await _parsed_source(server, api, rev)
-    await _status(api, "DELETE", rev["links"]["show"])
+    rev, source = await _parsed_then_discarded(server, api)
     await server.state.drain()
     status, shown = await _status(api, "GET", source["links"]["show"])
     assert status == 200  # the documents stay
@@ -118,9 +136,7 @@ async def test_discard_keeps_sources_an_open_revision_still_applies(
 ) -> None:
     rev = await new_dataset(api)
     source = await _parsed_source(server, api, rev)
-    ff = rev["resource"]["fourfour"]
-    async with api.post(f"{API}/revision/{ff}", json={"action": {"type": "update"}}) as resp:
-        other = await resp.json()
+    other = await _next_revision(api, rev)
     osid = latest_output_schema(source)["id"]
     async with api.put(other["links"]["show"], json={"output_schema_id": osid}) as resp:
         assert resp.status == 202, await resp.text()
@@ -136,12 +152,8 @@ async def test_discard_keeps_sources_an_open_revision_still_applies(
 async def test_discard_refuses_later_use_of_removed_output_schema(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    rev = await new_dataset(api)
-    source = await _parsed_source(server, api, rev)
-    await _status(api, "DELETE", rev["links"]["show"])
-    ff = rev["resource"]["fourfour"]
-    async with api.post(f"{API}/revision/{ff}", json={"action": {"type": "update"}}) as resp:
-        other = await resp.json()
+    rev, source = await _parsed_then_discarded(server, api)
+    other = await _next_revision(api, rev)
     body = {"output_schema_id": latest_output_schema(source)["id"]}
     async with api.put(other["links"]["show"], json=body) as resp:
         await assert_refused_reply(resp, 400, "invalid_field", "rows were removed")
@@ -211,9 +223,7 @@ async def test_discard_during_chunked_upload_fails_the_source_as_discarded(
 async def test_discard_leaves_a_parsed_source_as_it_was(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    rev = await new_dataset(api)
-    source = await _parsed_source(server, api, rev)
-    await _status(api, "DELETE", rev["links"]["show"])
+    _rev, source = await _parsed_then_discarded(server, api)
     status, shown = await _status(api, "GET", source["links"]["show"])
     assert status == 200
     assert shown["resource"]["failed_at"] is None
@@ -230,8 +240,7 @@ async def test_delete_view_removes_every_revision_and_the_dataset_table(
         assert resp.status == 200, await resp.text()
     await server.state.drain()
     assert await _exists(server, dataset_table(ff))
-    async with api.post(f"{API}/revision/{ff}", json={"action": {"type": "update"}}) as resp:
-        second_rev = await resp.json()
+    second_rev = await _next_revision(api, rev)
     pending = await _parsed_source(server, api, second_rev)
     status, _ = await _status(api, "DELETE", f"/api/views/{ff}")
     assert status == 200
