@@ -1,7 +1,7 @@
 """Fixtures of the daemon wing: its client on the local server, a state store, S3.
 
 The local server itself (``server``) comes from ``tests/conftest.py``. The S3 store is
-moto's standalone server (``tests/daemon/moto_server.py``), one for the whole session:
+moto's standalone server (``tests/daemon/support/moto_server.py``), one for the whole session:
 each test makes its own bucket (``new_bucket_name``).
 """
 
@@ -16,9 +16,9 @@ import pytest
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import SqliteStateStore
-from tests.daemon.datasets import robot_client
-from tests.daemon.fake_clock import FakeClock
-from tests.daemon.moto_server import (
+from tests.daemon.support.datasets import robot_client
+from tests.daemon.support.fake_clock import FakeClock
+from tests.daemon.support.moto_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
     REGION,

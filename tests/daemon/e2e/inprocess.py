@@ -15,7 +15,7 @@ from dsmsyncd.config.schema import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.state import Job
 from tests.daemon.e2e.site import Site
-from tests.daemon.in_loop import daemon_running
+from tests.daemon.support.in_loop import daemon_running
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd.state import JobState
-from tests.daemon.folders import Folders, with_default_action
+from tests.daemon.support.folders import Folders, with_default_action
 from tests.support.local_server import ROBOT
 
 

@@ -19,9 +19,9 @@ from aiobotocore.session import get_session  # type: ignore[import-untyped]
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.processes import CliResult, run_cli
-from tests.daemon.moto_server import (
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.moto_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
     REGION,

@@ -17,10 +17,10 @@ import pytest
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.server.main import RunningServer, ServeOptions, start_server
 from dsmsyncd.state import Job, JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.site import Site
-from tests.daemon.log_lines import watching
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.log_lines import watching
 from tests.support.local_server import ROBOT
 
 SEED = b"id,name\n1,ann\n2,bob\n"

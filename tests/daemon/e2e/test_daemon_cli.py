@@ -11,11 +11,11 @@ import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import run_files
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import CliResult, run_cli
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 SEED = b"id,name,score\n1,ann,10\n2,bob,20\n"
 CONFIG_COLUMNS = [

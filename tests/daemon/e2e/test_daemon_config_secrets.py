@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.processes import DaemonProcess, run_cli, wait_until
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 MARKER = "Zq7-marker-secret-9Xw"
 

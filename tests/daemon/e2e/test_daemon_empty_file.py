@@ -17,10 +17,10 @@ import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 from tests.support.local_server import API
 
 SEED = b"id,name\n1,ann\n2,bob\n"

@@ -15,10 +15,10 @@ import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import run_files, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 SEED = b"id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n"
 ADDRESS_COLUMNS = [

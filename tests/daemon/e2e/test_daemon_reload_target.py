@@ -16,10 +16,10 @@ import pytest
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import DaemonProcess, wait_until
 from tests.daemon.e2e.site import Site, job_state
+from tests.daemon.support.datasets import publish_dataset
 from tests.support.local_server import ROBOT, local_server
 
 HEADER = b"id,name,score\n"

@@ -20,11 +20,11 @@ from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.finalize.folder import Finalizer, QuarantineReport
 from dsmsyncd.state import Job, JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.queued import queue_files
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 FIRST = b"id,name\n3,cy\n4,di\n"

@@ -15,10 +15,10 @@ import aiohttp
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import DaemonProcess, wait_until
 from tests.daemon.e2e.site import Site, big_csv, job_state
+from tests.daemon.support.datasets import publish_dataset
 
 BIG_ROWS = 1_000_000  # about 30 MB: eight 4 MiB chunks, then a parse of a million rows
 IN_FLIGHT = (JobState.UPLOADING, JobState.PROCESSING)

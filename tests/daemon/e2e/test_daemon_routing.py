@@ -16,13 +16,13 @@ import aiohttp
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import Job, JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.queued import queue_files
 from tests.daemon.e2e.site import Site
-from tests.daemon.log_lines import watching
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.log_lines import watching
 
 SEED_A = b"id,name\n1,a\n2,a\n3,a\n4,a\n5,a\n"
 SEED_B = b"id,name\n1,b\n2,b\n3,b\n4,b\n"

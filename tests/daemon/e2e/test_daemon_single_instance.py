@@ -12,10 +12,10 @@ import json
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import DaemonProcess, run_cli, wait_until
 from tests.daemon.e2e.site import Site, job_state
+from tests.daemon.support.datasets import publish_dataset
 
 HEADER = b"id,name,score\n"
 

@@ -10,11 +10,11 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.sources.base import Candidate, file_identity
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import wait_until
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 HEADER = b"id,name,score\n"
 

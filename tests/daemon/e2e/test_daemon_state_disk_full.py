@@ -19,10 +19,10 @@ import aiohttp
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState, SqliteStateStore
-from tests.daemon.datasets import publish_dataset
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
 
 HEADER = b"id,name,score\n"
 SQLITE_MAX_PAGES = 1073741823  # SQLite's default max_page_count

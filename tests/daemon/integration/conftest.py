@@ -13,7 +13,7 @@ from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import SqliteStateStore
 from tests.daemon.integration.harness import Harness
-from tests.daemon.moto_server import MotoServer, new_bucket_name
+from tests.daemon.support.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

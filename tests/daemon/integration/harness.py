@@ -24,9 +24,9 @@ from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import Job, JobState, StateStore
-from tests.daemon.datasets import publish_dataset
-from tests.daemon.folders import Folders, with_default_action
-from tests.daemon.jobs import add_job
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.folders import Folders, with_default_action
+from tests.daemon.support.jobs import add_job
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 MORE = b"id,name\n3,cy\n4,di\n"

@@ -14,8 +14,8 @@ from dsmsyncd import __version__
 from dsmsyncd.observe.admin import OK, AdminServer, SimpleStatus, create_admin_app, start_admin
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import JobState, SqliteStateStore
-from tests.daemon.fake_clock import FakeClock
-from tests.daemon.jobs import add_job
+from tests.daemon.support.fake_clock import FakeClock
+from tests.daemon.support.jobs import add_job
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

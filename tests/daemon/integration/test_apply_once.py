@@ -16,9 +16,9 @@ import pytest
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import count_rows, robot_client
 from tests.daemon.integration.harness import Harness
 from tests.daemon.integration.proxy import ApplyDropper, apply_dropper
+from tests.daemon.support.datasets import count_rows, robot_client
 
 
 @dataclass(frozen=True)

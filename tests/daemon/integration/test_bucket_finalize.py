@@ -11,8 +11,8 @@ from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.finalize.folder import QuarantineReport, ReportedFile
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job
-from tests.daemon.jobs import finished_job
-from tests.daemon.moto_server import new_bucket_name
+from tests.daemon.support.jobs import finished_job
+from tests.daemon.support.moto_server import new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

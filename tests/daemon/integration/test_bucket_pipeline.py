@@ -24,10 +24,10 @@ from dsmsyncd.pipeline.sync_job import Pipeline, PipelineContext
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.state import Job, JobState, SqliteStateStore
-from tests.daemon.blobs import DelegatingBlob
-from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
-from tests.daemon.jobs import add_job
-from tests.daemon.moto_server import MotoServer, new_bucket_name
+from tests.daemon.support.blobs import DelegatingBlob
+from tests.daemon.support.datasets import all_rows, open_revisions, publish_dataset
+from tests.daemon.support.jobs import add_job
+from tests.daemon.support.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

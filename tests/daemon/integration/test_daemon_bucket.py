@@ -21,11 +21,11 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.sources.bucket import BucketSource, ClientState
 from dsmsyncd.state import Job, JobState
-from tests.daemon.blobs import DelegatingBlob
-from tests.daemon.config_text import target_state_admin
-from tests.daemon.datasets import all_rows, open_revisions, publish_dataset
-from tests.daemon.in_loop import daemon_running
-from tests.daemon.moto_server import (
+from tests.daemon.support.blobs import DelegatingBlob
+from tests.daemon.support.config_text import target_state_admin
+from tests.daemon.support.datasets import all_rows, open_revisions, publish_dataset
+from tests.daemon.support.in_loop import daemon_running
+from tests.daemon.support.moto_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
     REGION,

@@ -14,9 +14,9 @@ import aiohttp
 from dsmsyncd.config.schema import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.server.main import RunningServer
-from tests.daemon.config_text import target_state_admin
-from tests.daemon.in_loop import daemon_running
-from tests.daemon.log_lines import watching
+from tests.daemon.support.config_text import target_state_admin
+from tests.daemon.support.in_loop import daemon_running
+from tests.daemon.support.log_lines import watching
 
 CONFIG = """[limits]
 max_concurrent_jobs = {jobs}

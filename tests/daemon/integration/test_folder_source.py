@@ -20,7 +20,7 @@ import pytest
 from dsmsyncd.blob import BlobChanged
 from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources import Candidate, FolderSource, SourceError
-from tests.daemon.fake_clock import FakeClock
+from tests.daemon.support.fake_clock import FakeClock
 
 
 def _source(

@@ -16,8 +16,8 @@ import pytest
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import count_rows, open_revisions, publish_dataset
 from tests.daemon.integration.harness import Harness
+from tests.daemon.support.datasets import count_rows, open_revisions, publish_dataset
 
 SEED = b"id,name\n1,ann\n2,bob\n"
 SEED_ROWS = 2

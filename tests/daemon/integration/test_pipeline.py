@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import all_rows, count_rows, open_revisions, publish_dataset
 from tests.daemon.integration.harness import Harness
+from tests.daemon.support.datasets import all_rows, count_rows, open_revisions, publish_dataset
 
 SEED = b"id,name,score\n1,ann,10\n2,bob,20\n3,cy,30\n"
 

@@ -13,8 +13,8 @@ from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy
 from dsmsyncd.server.catalog import revisions
 from dsmsyncd.server.http import auth
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import all_rows, count_rows, open_revisions
 from tests.daemon.integration.harness import SEED, Harness
+from tests.daemon.support.datasets import all_rows, count_rows, open_revisions
 
 
 async def test_recovery_applied_revision_is_not_applied_again(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState
-from tests.daemon.datasets import all_rows, count_rows, publish_dataset
 from tests.daemon.integration.harness import Harness
+from tests.daemon.support.datasets import all_rows, count_rows, publish_dataset
 
 
 async def test_queued_jobs_keep_dataset_and_action_when_mappings_are_reordered(

@@ -1,7 +1,7 @@
 """Archive and quarantine folders against sources: only what discovery cannot skip is refused.
 
 The CLI cases (another source's folder, a source's own root, a bucket prefix inside
-another source's) are in tests/e2e/test_daemon_config_agreement.py; these are the rest
+another source's) are in tests/daemon/e2e/test_daemon_config_agreement.py; these are the rest
 of the rule, on the models.
 """
 

@@ -14,7 +14,7 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.folder import FolderFinalizer, QuarantineReport, ReportedFile
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import Job
-from tests.daemon.jobs import finished_job
+from tests.daemon.support.jobs import finished_job
 
 NOW = datetime(2026, 3, 7, 23, 30, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.daemon.job_routing import job_mapping, release_held, routing_snapshot
 from dsmsyncd.state import SCHEMA_VERSION, JobState, SqliteStateStore
 from dsmsyncd.state.migrations import MIGRATIONS
-from tests.daemon.jobs import add_job
+from tests.daemon.support.jobs import add_job
 
 
 def _mapping(dataset: str, match: str, action: str = "update") -> MappingConfig:

@@ -11,7 +11,7 @@ import pytest
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import Job, JobState, SqliteStateStore
-from tests.daemon.jobs import add_job
+from tests.daemon.support.jobs import add_job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dsmsyncd.sources.stability import StabilityGate
-from tests.daemon.fake_clock import FakeClock
+from tests.daemon.support.fake_clock import FakeClock
 
 MIN_AGE = 2.0
 

@@ -24,7 +24,7 @@ from dsmsyncd.state import (
     sqlite_path_from_url,
 )
 from dsmsyncd.state.migrations import ACTIVE_SQL, MIGRATIONS
-from tests.daemon.jobs import add_job
+from tests.daemon.support.jobs import add_job
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.finalize.sweep import finalize_leftovers
 from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import JobState, SqliteStateStore
-from tests.daemon.jobs import add_job
+from tests.daemon.support.jobs import add_job
 
 
 async def test_sweep_archives_a_published_file_left_in_place_once(tmp_path: Path) -> None:

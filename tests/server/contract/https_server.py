@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.server.serve_process import write_users
+from tests.server.support.serve_process import write_users
 
 USER = "sdk-user"
 PASSWORD = "sdk-password"

@@ -21,7 +21,7 @@ from dsmsyncd.server.jobs import pause_points
 from dsmsyncd.server.jobs import resume_apply as apply_resume
 from dsmsyncd.server.main import ServeOptions, start_server
 from tests.server.http.flows import latest_output_schema, new_dataset, new_source, upload
-from tests.server.serve_process import GUARD_S, serve_process, write_users
+from tests.server.support.serve_process import GUARD_S, serve_process, write_users
 from tests.support.local_server import ALICE, API, basic_auth
 
 T = TypeVar("T")

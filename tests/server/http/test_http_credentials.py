@@ -21,7 +21,7 @@ from dsmsyncd.cli import main as cli
 from dsmsyncd.server.credentials import TOKENS_ENV, USERS_ENV
 from dsmsyncd.server.http import auth
 from dsmsyncd.server.main import RunningServer
-from tests.server.serve_process import serve_process, write_users
+from tests.server.support.serve_process import serve_process, write_users
 
 PASSWORD = "pw-Kq8#zL2,x"  # a comma and a '#': both are allowed in a password
 TOKEN = "tok-9f8e7d6c5b4a"

@@ -23,7 +23,7 @@ from tests.server.http.flows import (
     settled,
     upload,
 )
-from tests.server.malformed_files import (
+from tests.server.support.malformed_files import (
     BIG_LINES,
     big_cell_file,
     unterminated_file,

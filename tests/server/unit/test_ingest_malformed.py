@@ -15,7 +15,7 @@ import pytest
 
 from dsmsyncd.server.storage.ingest.census import MAX_ROW_CHARS, RAW_KEEP
 from dsmsyncd.server.storage.rowstore import RowStore
-from tests.server.malformed_files import (
+from tests.server.support.malformed_files import (
     BIG_LINES,
     CELL_MB,
     big_cell_file,

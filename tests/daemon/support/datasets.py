@@ -11,7 +11,7 @@ from typing import Any
 
 from dsmsyncd.dsmapi import Credentials, DsmapiClient, RetryPolicy, Revision
 from dsmsyncd.pipeline.upload import upload_blob
-from tests.daemon.blobs import BytesBlob
+from tests.daemon.support.blobs import BytesBlob
 from tests.support.local_server import ROBOT
 
 FAST_RETRY = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.05)

@@ -2,8 +2,8 @@
 
 DuckDB splits a file of more than about 8 MB into parts read in parallel; on malformed
 input its reader once dropped rows silently. The parser's own tests
-(``unit/test_ingest_malformed.py``) and the upload tests over HTTP
-(``http/test_http_sources_malformed.py``) use the same files and the same message.
+(``tests/server/unit/test_ingest_malformed.py``) and the upload tests over HTTP
+(``tests/server/http/test_http_sources_malformed.py``) use the same files and the same message.
 """
 
 from __future__ import annotations
