@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check dsmsyncd tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy dsmsyncd
+	$(BIN)/mypy dsmsyncd tests
 
 unit: $(STAMP)
 	$(BIN)/pytest

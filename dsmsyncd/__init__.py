@@ -3,7 +3,7 @@
 Two wings that never import each other: the daemon, and the local DSMAPI-compatible
 server (``server/``, started only by the ``serve`` and ``demo`` commands). The daemon
 wing is a stack of layers in the order data flows; a module imports only from its own
-layer or the ones below it, never from one above (``tests/unit/test_layers.py``)::
+layer or the ones below it, never from one above (``tests/project/test_import_graph.py``)::
 
     cli        argparse, dispatch, exit codes; run, push, check-config, status, demo
     daemon     lifecycle, signals, reload, discovery, the scheduler's lanes, /status
