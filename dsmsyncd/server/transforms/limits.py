@@ -17,6 +17,7 @@ limit it hit and by how much.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from dsmsyncd.server.transforms.errors import ExpressionError
@@ -30,12 +31,42 @@ MAX_STATEMENT_SQL_CHARS = 2_000_000
 
 LimitReason = Literal["too_long", "too_deep", "too_large", "sql_too_large", "statement_too_large"]
 
-_KEYS: dict[LimitReason, str] = {
-    "too_long": "expression_too_long",
-    "too_deep": "expression_too_deep",
-    "too_large": "expression_too_large",
-    "sql_too_large": "expression_sql_too_large",
-    "statement_too_large": "statement_sql_too_large",
+_SIMPLIFY = "simplify it or split it into several columns"
+
+
+@dataclass(frozen=True)
+class _Limit:
+    key: str  # the HTTP error key
+    value: int
+    message: str  # formatted with ``limit`` and the raising site's details
+
+
+_LIMITS: dict[LimitReason, _Limit] = {
+    "too_long": _Limit(
+        "expression_too_long",
+        MAX_EXPRESSION_CHARS,
+        "The expression is {length} characters long; the limit is {limit} characters. Shorten it",
+    ),
+    "too_deep": _Limit(
+        "expression_too_deep",
+        MAX_EXPRESSION_DEPTH,
+        "The expression is nested more than {limit} levels deep; " + _SIMPLIFY,
+    ),
+    "too_large": _Limit(
+        "expression_too_large",
+        MAX_EXPRESSION_NODES,
+        "The expression has more than {limit} values, names and operations; " + _SIMPLIFY,
+    ),
+    "sql_too_large": _Limit(
+        "expression_sql_too_large",
+        MAX_SQL_CHARS,
+        "The expression compiles to more than {limit} characters of SQL; " + _SIMPLIFY,
+    ),
+    "statement_too_large": _Limit(
+        "statement_sql_too_large",
+        MAX_STATEMENT_SQL_CHARS,
+        "{what} compile to more than {limit} characters of SQL together; {fix}",
+    ),
 }
 
 
@@ -51,7 +82,7 @@ class ExpressionLimitError(ExpressionError):
 
     @property
     def key(self) -> str:
-        return _KEYS[self.limit_reason]
+        return _LIMITS[self.limit_reason].key
 
     def with_source(self, source: str) -> ExpressionLimitError:
         return ExpressionLimitError(
@@ -59,59 +90,34 @@ class ExpressionLimitError(ExpressionError):
         )
 
 
+def _over(
+    reason: LimitReason, position: int, source: str = "", **details: object
+) -> ExpressionLimitError:
+    limit = _LIMITS[reason]
+    message = limit.message.format(limit=limit.value, **details)
+    return ExpressionLimitError(message, position, reason, limit.value, source)
+
+
 def check_text(source: str) -> None:
     """Refuse an expression text longer than ``MAX_EXPRESSION_CHARS`` before parsing it."""
     if len(source) > MAX_EXPRESSION_CHARS:
-        raise ExpressionLimitError(
-            f"The expression is {len(source)} characters long; the limit is "
-            f"{MAX_EXPRESSION_CHARS} characters. Shorten it",
-            0,
-            "too_long",
-            MAX_EXPRESSION_CHARS,
-            source,
-        )
+        raise _over("too_long", 0, source, length=len(source))
 
 
 def too_deep(position: int, source: str) -> ExpressionLimitError:
-    return ExpressionLimitError(
-        f"The expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep; "
-        "simplify it or split it into several columns",
-        position,
-        "too_deep",
-        MAX_EXPRESSION_DEPTH,
-        source,
-    )
+    return _over("too_deep", position, source)
 
 
 def too_many_nodes(position: int, source: str) -> ExpressionLimitError:
-    return ExpressionLimitError(
-        f"The expression has more than {MAX_EXPRESSION_NODES} values, names and operations; "
-        "simplify it or split it into several columns",
-        position,
-        "too_large",
-        MAX_EXPRESSION_NODES,
-        source,
-    )
+    return _over("too_large", position, source)
 
 
 def check_sql(size: int, position: int, source: str) -> None:
     """Refuse an expression whose generated SQL is longer than ``MAX_SQL_CHARS``."""
     if size > MAX_SQL_CHARS:
-        raise ExpressionLimitError(
-            f"The expression compiles to more than {MAX_SQL_CHARS} characters of SQL; "
-            "simplify it or split it into several columns",
-            position,
-            "sql_too_large",
-            MAX_SQL_CHARS,
-            source,
-        )
+        raise _over("sql_too_large", position, source)
 
 
 def statement_too_large(what: str, fix: str) -> ExpressionLimitError:
     """Several expressions of one statement over ``MAX_STATEMENT_SQL_CHARS`` together."""
-    return ExpressionLimitError(
-        f"{what} compile to more than {MAX_STATEMENT_SQL_CHARS} characters of SQL together; {fix}",
-        0,
-        "statement_too_large",
-        MAX_STATEMENT_SQL_CHARS,
-    )
+    return _over("statement_too_large", 0, what=what, fix=fix)
