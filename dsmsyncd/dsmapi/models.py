@@ -8,10 +8,16 @@ commit, show), so a server that moves a path still works.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Json = dict[str, Any]
+Read = Callable[[Json], Any]
+_R = TypeVar("_R", bound="DataclassInstance")
 
 API = "/api/publishing/v1"
 """The prefix of every publishing API path (digest §2): spelled here and nowhere else."""
@@ -30,6 +36,32 @@ def envelope_parts(body: Any) -> tuple[Json, dict[str, Any]]:
     return body, links if isinstance(links, dict) else {}
 
 
+def _from_resource(cls: type[_R], body: Any, **read: Read) -> _R:
+    """A resource dataclass from its envelope, the one rule for all of them: each field is
+    the resource's key of the same name (``None`` when absent) unless ``read`` says how
+    to read it; ``links`` and ``raw`` (the whole resource) are kept as they came."""
+    res, links = envelope_parts(body)
+    values: dict[str, Any] = {"links": links, "raw": res}
+    for f in fields(cls):
+        if f.name not in values:
+            values[f.name] = read[f.name](res) if f.name in read else res.get(f.name)
+    return cls(**values)
+
+
+def _required_int(key: str) -> Read:
+    return lambda res: int(res[key])
+
+
+def _count(key: str) -> Read:
+    """A count the server may leave out or null: 0 then."""
+    return lambda res: int(res.get(key) or 0)
+
+
+def _listed(key: str) -> Read:
+    """A list the server may leave out or null: empty then."""
+    return lambda res: list(res.get(key) or [])
+
+
 @dataclass(frozen=True)
 class Revision:
     id: int
@@ -44,18 +76,14 @@ class Revision:
 
     @classmethod
     def from_envelope(cls, body: Any) -> Revision:
-        res, links = envelope_parts(body)
-        action = res.get("action") or {}
-        return cls(
-            id=int(res["id"]),
-            fourfour=str(res["fourfour"]),
-            seq=int(res["revision_seq"]),
-            action=str(action.get("type") or "update"),
-            output_schema_id=res.get("output_schema_id"),
-            closed_at=res.get("closed_at"),
-            task_sets=list(res.get("task_sets") or []),
-            links=links,
-            raw=res,
+        return _from_resource(
+            cls,
+            body,
+            id=_required_int("id"),
+            fourfour=lambda res: str(res["fourfour"]),
+            seq=_required_int("revision_seq"),
+            action=lambda res: str((res.get("action") or {}).get("type") or "update"),
+            task_sets=_listed("task_sets"),
         )
 
     @property
@@ -81,16 +109,7 @@ class Source:
 
     @classmethod
     def from_envelope(cls, body: Any) -> Source:
-        res, links = envelope_parts(body)
-        return cls(
-            id=int(res["id"]),
-            finished_at=res.get("finished_at"),
-            failed_at=res.get("failed_at"),
-            failure_details=res.get("failure_details"),
-            schemas=list(res.get("schemas") or []),
-            links=links,
-            raw=res,
-        )
+        return _from_resource(cls, body, id=_required_int("id"), schemas=_listed("schemas"))
 
     def latest_output_schema(self) -> Json | None:
         """The highest-id output schema of the highest-id input schema, as the SDK picks it."""
@@ -124,13 +143,8 @@ class InputSchema:
 
     @classmethod
     def from_envelope(cls, body: Any) -> InputSchema:
-        res, links = envelope_parts(body)
-        return cls(
-            id=int(res["id"]),
-            total_rows=res.get("total_rows"),
-            num_row_errors=int(res.get("num_row_errors") or 0),
-            links=links,
-            raw=res,
+        return _from_resource(
+            cls, body, id=_required_int("id"), num_row_errors=_count("num_row_errors")
         )
 
 
@@ -147,16 +161,13 @@ class OutputSchema:
 
     @classmethod
     def from_envelope(cls, body: Any) -> OutputSchema:
-        res, links = envelope_parts(body)
-        return cls(
-            id=int(res["id"]),
-            input_schema_id=int(res["input_schema_id"]),
-            completed_at=res.get("completed_at"),
-            error_count=int(res.get("error_count") or 0),
-            total_rows=res.get("total_rows"),
-            columns=list(res.get("output_columns") or []),
-            links=links,
-            raw=res,
+        return _from_resource(
+            cls,
+            body,
+            id=_required_int("id"),
+            input_schema_id=_required_int("input_schema_id"),
+            error_count=_count("error_count"),
+            columns=_listed("output_columns"),
         )
 
     def failed_transforms(self) -> list[Json]:
@@ -179,13 +190,11 @@ class TaskSet:
         res, links = envelope_parts(body)
         if res.get("key") == "approval_submitted":
             return cls(None, "submitted_for_approval", None, [], links, res)
-        return cls(
-            id=res.get("id"),
-            status=str(res.get("status") or "initializing"),
-            finished_at=res.get("finished_at"),
-            log=list(res.get("log") or []),
-            links=links,
-            raw=res,
+        return _from_resource(
+            cls,
+            body,
+            status=lambda res: str(res.get("status") or "initializing"),
+            log=_listed("log"),
         )
 
     @property
