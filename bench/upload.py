@@ -65,8 +65,7 @@ from dsmsyncd.config import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.daemon.target import client_for
-from dsmsyncd.dsmapi import Credentials, DsmapiClient
-from dsmsyncd.dsmapi.client import API
+from dsmsyncd.dsmapi import API, Credentials, DsmapiClient
 from dsmsyncd.pipeline.upload import plan_chunks, upload_blob
 from dsmsyncd.state import Job
 

@@ -1,6 +1,6 @@
 """Async client for the Dataset Management API (publishing API v1)."""
 
-from dsmsyncd.dsmapi.client import Credentials, DsmapiClient
+from dsmsyncd.dsmapi.client import DsmapiClient
 from dsmsyncd.dsmapi.errors import (
     AuthError,
     DsmapiError,
@@ -22,6 +22,7 @@ from dsmsyncd.dsmapi.models import (
     UploadPreferences,
 )
 from dsmsyncd.dsmapi.retry import RetryPolicy
+from dsmsyncd.dsmapi.transport import Credentials
 
 __all__ = [
     "API",

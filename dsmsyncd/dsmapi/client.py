@@ -22,9 +22,9 @@ from dsmsyncd.dsmapi.models import (
     TaskSet,
     UploadPreferences,
 )
-from dsmsyncd.dsmapi.transport import Credentials, Transport, poll, ssl_context
+from dsmsyncd.dsmapi.transport import Transport, poll
 
-__all__ = ["API", "Credentials", "DsmapiClient", "ssl_context"]
+__all__ = ["DsmapiClient"]
 
 
 class DsmapiClient(Transport):
