@@ -81,39 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--listen", type=_listen, default=("127.0.0.1", 8443), metavar="HOST:PORT")
     serve.add_argument("--data-dir", type=Path, required=True, metavar="DIR")
-    serve.add_argument(
-        "--user",
-        dest="users",
-        action="append",
-        default=[],
-        type=_pair("PASSWORD"),
-        metavar="NAME:PASSWORD",
+    _credential_args(
+        serve,
+        "user",
+        "PASSWORD",
         help="create or update a user (repeatable); API key id:secret works the same way. "
         "Other local users can read it in ps and /proc: prefer --users-file or "
         "$DSMSYNCD_SERVE_USERS",
-    )
-    serve.add_argument(
-        "--users-file",
-        type=Path,
-        metavar="FILE",
-        help="users to create or update, one NAME:PASSWORD per line ('#' comments); "
+        file_help="users to create or update, one NAME:PASSWORD per line ('#' comments); "
         "keep it chmod 600. $DSMSYNCD_SERVE_USERS takes the same lines",
     )
-    serve.add_argument(
-        "--token",
-        dest="tokens",
-        action="append",
-        default=[],
-        type=_pair("TOKEN"),
-        metavar="NAME:TOKEN",
+    _credential_args(
+        serve,
+        "token",
+        "TOKEN",
         help="an OAuth/Bearer token for an existing user (repeatable); visible in ps like "
         "--user: prefer --tokens-file or $DSMSYNCD_SERVE_TOKENS",
-    )
-    serve.add_argument(
-        "--tokens-file",
-        type=Path,
-        metavar="FILE",
-        help="tokens, one NAME:TOKEN per line ('#' comments); "
+        file_help="tokens, one NAME:TOKEN per line ('#' comments); "
         "$DSMSYNCD_SERVE_TOKENS takes the same lines",
     )
     serve.add_argument("--tls-cert", type=Path, metavar="FILE")
@@ -162,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a connection idle this long, before a request or between requests, "
         "or still sending its request headers (default 60)",
     )
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _log_level_arg(serve)
 
     run = commands.add_parser(
         "run",
@@ -170,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch the configured sources and publish every stable file to its dataset.",
     )
     _config_arg(run)
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _log_level_arg(run)
 
     check = commands.add_parser(
         "check-config",
@@ -223,6 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the server running after the demo, until Ctrl-C",
     )
     return parser
+
+
+def _credential_args(
+    parser: argparse.ArgumentParser, name: str, secret: str, *, help: str, file_help: str
+) -> None:
+    """A repeatable ``--NAME NAME:SECRET`` and its ``--NAMEs-file`` of the same lines."""
+    parser.add_argument(
+        f"--{name}",
+        dest=f"{name}s",
+        action="append",
+        default=[],
+        type=_pair(secret),
+        metavar=f"NAME:{secret}",
+        help=help,
+    )
+    parser.add_argument(f"--{name}s-file", type=Path, metavar="FILE", help=file_help)
+
+
+def _log_level_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
