@@ -17,11 +17,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -77,6 +79,37 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _accepted_by(check: Callable[[str], object]) -> AfterValidator:
+    """A string that ``check`` accepts (it raises ValueError otherwise), kept as written."""
+
+    def validate(value: str) -> str:
+        check(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9108`` for IPv6) → (host, port); ValueError says the form."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if sep and port.isdigit() and int(port) <= 65535 and _is_host(host):
+        return host, int(port)
+    raise ValueError(
+        "expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:9108, "
+        "0.0.0.0:9108 or [::1]:9108 (port 0 picks a free port)"
+    )
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.match(host)) and len(host) <= 253
+    return True
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -118,23 +151,11 @@ class TargetConfig(_Section):
 
 
 class StateConfig(_Section):
-    url: str = "sqlite:///var/lib/dsmsyncd/state.db"
-
-    @field_validator("url")
-    @classmethod
-    def _openable(cls, value: str) -> str:
-        check_state_url(value)
-        return value
+    url: Annotated[str, _accepted_by(check_state_url)] = "sqlite:///var/lib/dsmsyncd/state.db"
 
 
 class AdminConfig(_Section):
-    listen: str = "127.0.0.1:9108"
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        split_listen(value)
-        return value
+    listen: Annotated[str, _accepted_by(split_listen)] = "127.0.0.1:9108"
 
     @property
     def host(self) -> str:
@@ -143,27 +164,6 @@ class AdminConfig(_Section):
     @property
     def port(self) -> int:
         return split_listen(self.listen)[1]
-
-
-def split_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9108`` for IPv6) → (host, port); ValueError says the form."""
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if sep and port.isdigit() and int(port) <= 65535 and _is_host(host):
-        return host, int(port)
-    raise ValueError(
-        "expected HOST:PORT with a port from 0 to 65535, like 127.0.0.1:9108, "
-        "0.0.0.0:9108 or [::1]:9108 (port 0 picks a free port)"
-    )
-
-
-def _is_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return bool(_HOSTNAME.match(host)) and len(host) <= 253
-    return True
 
 
 def _refuse_userinfo(url: str) -> None:
