@@ -252,23 +252,25 @@ class _Parser:
 
     def _postfix(self, left: Node, tok: Token) -> Node | None:
         if tok.is_op("::"):
-            self.advance()
-            type_tok = self.advance()
-            if type_tok.kind != "ident":
-                raise self.error("Expected a type name after ::", type_tok)
-            return self.funcall(f"cast${type_tok.text.lower()}", (left,), tok.position)
+            type_name = self._name_after("a type name after ::")
+            return self.funcall(f"cast${type_name}", (left,), tok.position)
         if tok.is_op("["):
             self.advance()
             index = self.expression(0)
             self.expect_op("]", "to close the index")
             return self.funcall("op$[]", (left, index), tok.position)
         if tok.is_op("."):
-            self.advance()
-            member = self.advance()
-            if member.kind != "ident":
-                raise self.error("Expected a member name after '.'", member)
-            return self.funcall(f"op$.{member.text.lower()}", (left,), tok.position)
+            member = self._name_after("a member name after '.'")
+            return self.funcall(f"op$.{member}", (left,), tok.position)
         return None
+
+    def _name_after(self, what: str) -> str:
+        """The name a postfix operator (``::``, ``.``) takes, lower-cased; past both."""
+        self.advance()
+        name = self.advance()
+        if name.kind != "ident":
+            raise self.error(f"Expected {what}", name)
+        return name.text.lower()
 
     def prefix(self) -> Node:
         tok = self.advance()
