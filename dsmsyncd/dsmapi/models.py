@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 Json = dict[str, Any]
 Read = Callable[[Json], Any]
-_R = TypeVar("_R", bound="DataclassInstance")
 
 API = "/api/publishing/v1"
 """The prefix of every publishing API path (digest §2): spelled here and nowhere else."""
@@ -36,16 +35,21 @@ def envelope_parts(body: Any) -> tuple[Json, dict[str, Any]]:
     return body, links if isinstance(links, dict) else {}
 
 
-def _from_resource(cls: type[_R], body: Any, **read: Read) -> _R:
-    """A resource dataclass from its envelope, the one rule for all of them: each field is
-    the resource's key of the same name (``None`` when absent) unless ``read`` says how
-    to read it; ``links`` and ``raw`` (the whole resource) are kept as they came."""
-    res, links = envelope_parts(body)
-    values: dict[str, Any] = {"links": links, "raw": res}
-    for f in fields(cls):
-        if f.name not in values:
-            values[f.name] = read[f.name](res) if f.name in read else res.get(f.name)
-    return cls(**values)
+class _Resource:
+    """Read from its envelope by one rule: each field is the resource's key of the same
+    name (``None`` when absent) unless ``READ`` says how to read it; ``links`` and
+    ``raw`` (the whole resource) are kept as they came. Subclasses are dataclasses."""
+
+    READ: ClassVar[dict[str, Read]] = {}
+
+    @classmethod
+    def from_envelope(cls, body: Any) -> Self:
+        res, links = envelope_parts(body)
+        values: dict[str, Any] = {"links": links, "raw": res}
+        for f in fields(cast("type[DataclassInstance]", cls)):
+            if f.name not in values:
+                values[f.name] = cls.READ[f.name](res) if f.name in cls.READ else res.get(f.name)
+        return cls(**values)
 
 
 def _required_int(key: str) -> Read:
@@ -63,7 +67,7 @@ def _listed(key: str) -> Read:
 
 
 @dataclass(frozen=True)
-class Revision:
+class Revision(_Resource):
     id: int
     fourfour: str
     seq: int
@@ -74,17 +78,13 @@ class Revision:
     links: dict[str, Any]
     raw: Json
 
-    @classmethod
-    def from_envelope(cls, body: Any) -> Revision:
-        return _from_resource(
-            cls,
-            body,
-            id=_required_int("id"),
-            fourfour=lambda res: str(res["fourfour"]),
-            seq=_required_int("revision_seq"),
-            action=lambda res: str((res.get("action") or {}).get("type") or "update"),
-            task_sets=_listed("task_sets"),
-        )
+    READ: ClassVar[dict[str, Read]] = {
+        "id": _required_int("id"),
+        "fourfour": lambda res: str(res["fourfour"]),
+        "seq": _required_int("revision_seq"),
+        "action": lambda res: str((res.get("action") or {}).get("type") or "update"),
+        "task_sets": _listed("task_sets"),
+    }
 
     @property
     def path(self) -> str:
@@ -98,7 +98,7 @@ class Revision:
 
 
 @dataclass(frozen=True)
-class Source:
+class Source(_Resource):
     id: int
     finished_at: str | None
     failed_at: str | None
@@ -107,9 +107,10 @@ class Source:
     links: dict[str, Any]
     raw: Json
 
-    @classmethod
-    def from_envelope(cls, body: Any) -> Source:
-        return _from_resource(cls, body, id=_required_int("id"), schemas=_listed("schemas"))
+    READ: ClassVar[dict[str, Read]] = {
+        "id": _required_int("id"),
+        "schemas": _listed("schemas"),
+    }
 
     def latest_output_schema(self) -> Json | None:
         """The highest-id output schema of the highest-id input schema, as the SDK picks it."""
@@ -127,7 +128,7 @@ class UploadPreferences:
 
 
 @dataclass(frozen=True)
-class InputSchema:
+class InputSchema(_Resource):
     """The file as the server parsed it (digest §1.3).
 
     ``num_row_errors`` counts rows the parser could not split into the header's number
@@ -141,15 +142,14 @@ class InputSchema:
     links: dict[str, Any]
     raw: Json
 
-    @classmethod
-    def from_envelope(cls, body: Any) -> InputSchema:
-        return _from_resource(
-            cls, body, id=_required_int("id"), num_row_errors=_count("num_row_errors")
-        )
+    READ: ClassVar[dict[str, Read]] = {
+        "id": _required_int("id"),
+        "num_row_errors": _count("num_row_errors"),
+    }
 
 
 @dataclass(frozen=True)
-class OutputSchema:
+class OutputSchema(_Resource):
     id: int
     input_schema_id: int
     completed_at: str | None
@@ -159,23 +159,19 @@ class OutputSchema:
     links: dict[str, Any]
     raw: Json
 
-    @classmethod
-    def from_envelope(cls, body: Any) -> OutputSchema:
-        return _from_resource(
-            cls,
-            body,
-            id=_required_int("id"),
-            input_schema_id=_required_int("input_schema_id"),
-            error_count=_count("error_count"),
-            columns=_listed("output_columns"),
-        )
+    READ: ClassVar[dict[str, Read]] = {
+        "id": _required_int("id"),
+        "input_schema_id": _required_int("input_schema_id"),
+        "error_count": _count("error_count"),
+        "columns": _listed("output_columns"),
+    }
 
     def failed_transforms(self) -> list[Json]:
         return [c for c in self.columns if (c.get("transform") or {}).get("failed_at")]
 
 
 @dataclass(frozen=True)
-class TaskSet:
+class TaskSet(_Resource):
     """The apply job; ``status`` is ``submitted_for_approval`` for an approval-queue reply."""
 
     id: int | None
@@ -185,17 +181,17 @@ class TaskSet:
     links: dict[str, Any]
     raw: Json
 
+    READ: ClassVar[dict[str, Read]] = {
+        "status": lambda res: str(res.get("status") or "initializing"),
+        "log": _listed("log"),
+    }
+
     @classmethod
     def from_envelope(cls, body: Any) -> TaskSet:
         res, links = envelope_parts(body)
         if res.get("key") == "approval_submitted":
             return cls(None, "submitted_for_approval", None, [], links, res)
-        return _from_resource(
-            cls,
-            body,
-            status=lambda res: str(res.get("status") or "initializing"),
-            log=_listed("log"),
-        )
+        return super().from_envelope(body)
 
     @property
     def is_terminal(self) -> bool:
