@@ -275,4 +275,6 @@ async def test_build_config_copies_columns_and_parse_options(
     async with api.get(f"{API}/config/from-schema") as resp:
         assert resp.status == 200
     async with api.post(url, json={"name": "from-schema"}) as resp:
-        await assert_refused_reply(resp, 409, "config_exists", "named 'from-schema' already exists")
+        await assert_refused_reply(
+            resp, 409, "conflict", "an import config named 'from-schema' already exists"
+        )
