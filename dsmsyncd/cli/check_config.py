@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.config.paths import finalize_folder
 from dsmsyncd.config.redact import REDACTED, redact_text
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import SCRUB_MIN_CHARS
@@ -55,13 +56,14 @@ def check_folders(config: Config) -> list[Finding]:
         if not source.url.startswith("file://"):
             continue
         findings.append(_folder(f"source {source.name}", source.path, need_write=True))
-    buckets = {s.name for s in config.source if s.url.startswith("s3://")}
+    folders = {s.name: s.path for s in config.source if s.url.startswith("file://")}
     for index, mapping in enumerate(config.mapping):
-        if mapping.source in buckets:
+        if mapping.source not in folders:
             continue  # archive and quarantine are prefixes in a bucket: checked with it
         for key in ("archive_dir", "quarantine_dir"):
-            path = getattr(mapping, key)
-            if path is not None:
+            configured = getattr(mapping, key)
+            if configured is not None:
+                path = finalize_folder(folders[mapping.source], configured)
                 findings.append(
                     _folder(f"mapping[{index}].{key}", path, need_write=True, create=True)
                 )

@@ -104,6 +104,13 @@ def _within(inner: str, outer: str) -> bool:
 # -- where mappings move files, against sources -----------------------------------------
 
 
+def finalize_folder(root: Path, configured: Path) -> Path:
+    """Where a folder mapping's ``archive_dir``/``quarantine_dir`` is: an absolute path as
+    written, a relative one under its source's root (the one rule for the finalizer,
+    ``check-config`` and the checks below)."""
+    return root / configured
+
+
 def finalize_dir_problems(
     sources: Sequence[SourceConfig], mappings: Sequence[MappingConfig]
 ) -> list[ConfigProblem]:
@@ -144,7 +151,7 @@ def _meetings(owner: SourceConfig, value: Path, sources: Sequence[SourceConfig])
             ):
                 yield from _prefix_meets(owner, prefix, source)
     else:
-        folder = os.path.realpath(owner.path / value)  # relative: to the source's root
+        folder = os.path.realpath(finalize_folder(owner.path, value))
         for source in sources:
             if source.url.startswith("file://"):
                 yield from _folder_meets(owner, folder, source)

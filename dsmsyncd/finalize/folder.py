@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dsmsyncd.config.paths import finalize_folder
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.finalize.report import REPORT_SUFFIX, QuarantineReport
 from dsmsyncd.sources.base import parse_file_identity
@@ -68,7 +69,7 @@ class FolderFinalizer:
         return self.root / job.relative_path
 
     def _dir(self, configured: Path) -> Path:
-        return configured if configured.is_absolute() else self.root / configured
+        return finalize_folder(self.root, configured)
 
     def _succeeded(self, job: Job, mapping: MappingConfig, now: datetime) -> str:
         path = self._path(job)

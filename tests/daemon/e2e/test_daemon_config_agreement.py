@@ -188,3 +188,12 @@ async def test_bucket_quarantine_inside_another_sources_prefix_is_refused_by_bot
             "abcd-1234, moves files) is inside the prefix of source 'late' (s3://drops/late/): "
             "that source would take every file this mapping moves there"
         ) in result.err
+
+
+async def test_check_config_reads_a_relative_archive_dir_under_its_source(site: Site) -> None:
+    """The finalizer puts a relative ``archive_dir`` under the source's folder; check-config
+    must judge that same folder, not one under its own working directory."""
+    site.map("abcd-1234", archive_dir=".done")
+    result = await run_cli("check-config", "-c", str(site.write_config()))
+    assert f"{site.drop / '.done'} does not exist yet; it will be created" in result.out, result
+    assert f"{Path.cwd() / '.done'}" not in result.out, result
