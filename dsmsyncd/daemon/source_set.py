@@ -27,7 +27,7 @@ from pathlib import Path
 from dsmsyncd.blob import Blob, BlobUnreadable
 from dsmsyncd.config.schema import Config, SourceConfig
 from dsmsyncd.daemon.lease import Lease
-from dsmsyncd.finalize.base import Finalizer
+from dsmsyncd.finalize.base import Finalizer, SourceGoneFinalizer
 from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.sources.base import Source, SourceError, SourceVanished
@@ -148,8 +148,10 @@ class Sources(Mapping[str, Source]):
             raise BlobUnreadable(errno.EIO, str(exc), job.relative_path) from exc
 
     def finalizer(self, job: Job) -> Finalizer:
-        """Who moves the job's file: the finalizer paired with its source."""
-        return self._built[job.source].finalizer
+        """Who moves the job's file: the finalizer paired with its source, or, for a job
+        whose source a reload removed while it ran, one that leaves the file in place."""
+        built = self._built.get(job.source)
+        return built.finalizer if built is not None else SourceGoneFinalizer(job.source)
 
     async def start(self) -> None:
         """Start every source (idempotent; a bucket opens its client, nothing is sent)."""

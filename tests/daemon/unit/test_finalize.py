@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from dsmsyncd.config import load_config
 from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.finalize.report import QuarantineReport, ReportedFile
 from dsmsyncd.sources.base import file_identity
@@ -219,3 +221,33 @@ async def test_put_back_never_overwrites_a_newer_file_that_took_the_name(
     contents = sorted(p.read_bytes() for p in (tmp_path / "drop").iterdir())
     assert contents == [b"v2", b"v3"]
     assert not (tmp_path / "archive").exists()
+
+
+async def test_a_job_whose_source_a_reload_removed_leaves_its_file_in_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A job being applied is followed to its end even if a reload removed its source;
+    then nothing knows where its file goes: it stays, and the job still ends (no crash)."""
+    config_path = tmp_path / "dsmsyncd.toml"
+    config_path.write_text(
+        f'[target]\nurl = "http://127.0.0.1:9"\n[state]\nurl = "sqlite:///{tmp_path}/s.db"\n'
+        f'[[source]]\nname = "drop"\nurl = "file://{tmp_path}/drop"\n'
+        '[[mapping]]\nsource = "drop"\nmatch = "*.csv"\ndataset = "abcd-1234"\n'
+        f'action = "update"\non_success = "keep"\nquarantine_dir = "{tmp_path}/quarantine"\n',
+        encoding="utf-8",
+    )
+    sources = Sources.build(load_config(config_path))
+    file = drop(tmp_path / "old-root", "day.csv")
+    job = finished_job("old", "day.csv", "file:day.csv:3:0", 3, NOW)
+    mapping = make_mapping(tmp_path)
+    finalizer = sources.finalizer(job)
+
+    moved = await finalizer.succeeded(job, mapping)
+    report = QuarantineReport.of_job(job, "file_unreadable", "why", sha256=None)
+    quarantined = await finalizer.quarantine(job, mapping, report)
+
+    assert moved == quarantined
+    assert moved.startswith("left in place: day.csv (source 'old' is no longer configured")
+    assert file.exists()
+    assert not (tmp_path / "quarantine").exists()
+    assert "its report:" in caplog.text
