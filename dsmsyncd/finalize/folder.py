@@ -78,13 +78,19 @@ class FolderFinalizer:
         claimed = self._claim(job)
         if isinstance(claimed, str):
             return claimed
-        if mapping.on_success == "delete":
-            claimed.unlink(missing_ok=True)
-            return f"deleted: {path}"
-        assert mapping.archive_dir is not None  # the config refuses archive without a dir
-        day = now.astimezone(UTC)
-        folder = self._dir(mapping.archive_dir) / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
-        moved = move_without_overwrite(claimed, folder, name=path.name)
+        try:
+            if mapping.on_success == "delete":
+                claimed.unlink(missing_ok=True)
+                return f"deleted: {path}"
+            assert mapping.archive_dir is not None  # the config refuses archive without a dir
+            day = now.astimezone(UTC)
+            folder = self._dir(mapping.archive_dir) / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"
+            moved = move_without_overwrite(claimed, folder, name=path.name)
+        except OSError:
+            # The archive is unwritable, full, ...: the file goes back to its own name (a
+            # claimed file under its private name would be hidden from everyone).
+            _put_back(claimed, path)
+            raise
         return f"archived: {moved}" if moved else f"vanished before finalizing: {path}"
 
     def _quarantine(self, job: Job, mapping: MappingConfig, report: QuarantineReport) -> str:
@@ -159,11 +165,31 @@ def _put_back(private: Path, path: Path) -> str:
     except FileExistsError:  # yet another version took the name meanwhile: keep both
         moved = move_without_overwrite(private, path.parent, name=path.name)
         return f" (put back as {moved}, a newer file has its name)" if moved else ""
-    except OSError:  # not linkable (a directory): rename, which never replaces a file
-        os.rename(private, path)
-        return ""
+    except OSError:
+        if private.is_dir():  # not linkable: rename, which never replaces a file with a dir
+            os.rename(private, path)
+            return ""
+        # A filesystem without hard links (SMB, vfat, some FUSE): rename would replace a
+        # newer file, so copy under a name created exclusively instead.
+        where = _copy_exclusively(private, path.parent, path.name)
+        return "" if where == path else f" (put back as {where}, a newer file has its name)"
     private.unlink()
     return ""
+
+
+def _copy_exclusively(path: Path, folder: Path, name: str) -> Path:
+    """Copy ``path`` (then remove it) to ``folder/name`` or the next unused name, each
+    created with O_EXCL, so no file that appears meanwhile is ever replaced."""
+    while True:
+        target = unused_name(folder, name)
+        try:
+            with path.open("rb") as source, target.open("xb") as copy:
+                shutil.copyfileobj(source, copy)
+        except FileExistsError:
+            continue
+        shutil.copystat(path, target)
+        path.unlink()
+        return target
 
 
 def move_without_overwrite(path: Path, folder: Path, *, name: str | None = None) -> Path | None:

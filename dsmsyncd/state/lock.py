@@ -41,7 +41,9 @@ class StateFileLock:
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.path = f"{database}.lock"
+        # The file itself, however it is reached (a symlink, another spelling of its
+        # path): two daemons must meet on one lock for one database.
+        self.path = f"{os.path.realpath(database)}.lock"
         self._fd: int | None = None
 
     def acquire(self) -> None:

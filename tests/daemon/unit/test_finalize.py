@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, datetime
@@ -221,6 +222,41 @@ async def test_put_back_never_overwrites_a_newer_file_that_took_the_name(
     contents = sorted(p.read_bytes() for p in (tmp_path / "drop").iterdir())
     assert contents == [b"v2", b"v3"]
     assert not (tmp_path / "archive").exists()
+
+
+async def test_put_back_on_a_filesystem_without_hard_links_never_overwrites_either(
+    tmp_path: Path, finalizer: FolderFinalizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMB, vfat and some FUSE drop folders refuse link(2) with EPERM; the fallback must
+    not be a rename, which would replace the newer file that took the name."""
+    path = drop(tmp_path, "day.csv", b"v1")
+    job = make_job("day.csv", path)
+    replace(path, b"v2")
+    os.rename(path, path.with_name(".day.csv.dsmsyncd-1"))  # claimed v2, then the crash
+    drop(tmp_path, "day.csv", b"v3")
+
+    def no_hard_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    where = await finalizer.succeeded(job, make_mapping(tmp_path))
+    assert "put back as" in where
+    assert (tmp_path / "drop" / "day.csv").read_bytes() == b"v3"
+    contents = sorted(p.read_bytes() for p in (tmp_path / "drop").iterdir())
+    assert contents == [b"v2", b"v3"]
+
+
+async def test_an_archive_that_cannot_be_written_leaves_the_file_under_its_own_name(
+    tmp_path: Path, finalizer: FolderFinalizer
+) -> None:
+    path = drop(tmp_path, "day.csv", b"v1")
+    job = make_job("day.csv", path)
+    blocked = tmp_path / "archive"
+    blocked.write_bytes(b"a file where the archive folder should be")
+    with pytest.raises(OSError, match="archive"):
+        await finalizer.succeeded(job, make_mapping(tmp_path))
+    assert [p.name for p in (tmp_path / "drop").iterdir()] == ["day.csv"]
+    assert path.read_bytes() == b"v1"
 
 
 async def test_a_job_whose_source_a_reload_removed_leaves_its_file_in_place(

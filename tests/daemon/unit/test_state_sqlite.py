@@ -18,6 +18,7 @@ from dsmsyncd.state import (
     SchemaTooNew,
     SqliteStateStore,
     StaleTransition,
+    StateLocked,
     StateStoreError,
     UnknownJob,
     open_state_store,
@@ -420,3 +421,18 @@ async def test_open_state_store_memory_url_works() -> None:
     async with open_state_store("sqlite:///:memory:") as store:
         job = await add_job(store, "a.csv", identity="file:a.csv:1:1", size=1, mtime=T0)
         assert await store.unfinished_jobs() == [job]
+
+
+async def test_a_second_exclusive_store_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    """Two daemons whose configs reach one database by different paths (a symlink) must
+    meet on one lock, or both would run and discard each other's revisions."""
+    real = tmp_path / "state.db"
+    alias = tmp_path / "alias.db"
+    async with SqliteStateStore(str(real), clock=StepClock(), exclusive=True):
+        alias.symlink_to(real)
+        second = SqliteStateStore(str(alias), clock=StepClock(), exclusive=True)
+        try:
+            with pytest.raises(StateLocked, match="is in use by another dsmsyncd"):
+                await second.open()
+        finally:
+            await second.close()
