@@ -20,6 +20,10 @@ import threading
 ENV = "DSMSYNCD_TEST_PAUSE_AT"
 APPLY_BEFORE_COMMIT = "apply-before-commit"
 APPLY_AFTER_ROWS = "apply-after-rows"
+# A step that fails once (say, SQLite full or locked while publishing an apply's
+# metadata): ``DSMSYNCD_TEST_FAIL_ONCE_AT`` names it; the variable is consumed.
+FAIL_ONCE_ENV = "DSMSYNCD_TEST_FAIL_ONCE_AT"
+APPLY_PUBLISH = "apply-publish"
 
 
 def _reached(point: str) -> bool:
@@ -39,3 +43,10 @@ async def pause(point: str) -> None:
     """On the event loop: never return if ``point`` is the one asked for."""
     if _reached(point):
         await asyncio.Event().wait()
+
+
+def fail_once(point: str) -> None:
+    """Raise once if ``point`` is the one asked for (then never again in this process)."""
+    if os.environ.get(FAIL_ONCE_ENV) == point:
+        del os.environ[FAIL_ONCE_ENV]
+        raise OSError(f"test failure injected at {point}")

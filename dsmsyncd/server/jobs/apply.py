@@ -76,26 +76,64 @@ def start(state: ServerState, revision: Doc, task_set_id: int) -> None:
     )
 
 
+PUBLISH_ATTEMPTS = 4
+PUBLISH_RETRY_S = 0.5
+
+
 async def run_apply(state: ServerState, revision_id: int, task_set_id: int) -> None:
-    """Run one apply to its end; never raises (the outcome is in the task set)."""
+    """Run one apply to its end; never raises (the outcome is in the task set).
+
+    Once its rows are committed an apply is never reported ``failure``: the dataset
+    holds them, and a client told "failed" would drop the file again and append every
+    row a second time. If publishing the metadata then fails (SQLite full or locked),
+    the apply is run again after a pause (it finds its rows in the apply log and only
+    publishes), and after the last try it is left running for the next start.
+    """
     job = _Job(state.meta, revision_id, task_set_id)
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            revision = job.revision()
+            async with state.apply_locks.lock(revision["fourfour"]):
+                await job.run(state)
+            return
+        except asyncio.CancelledError:
+            # Shutdown ran out of time. The row write may still commit in its worker
+            # thread, so "failure" could be false: leave the task set running, for the
+            # next start to finish (``resume_apply.py``), as after a kill.
+            job.note(
+                "interrupted", "the server shut down during this apply; its next start resumes it"
+            )
+            raise
+        except (ApplyRefused, ApplyFailed) as exc:
+            job.fail(str(exc))
+            return
+        except Exception as exc:
+            if not await _rows_in(state, revision_id):
+                logger.exception(
+                    "apply of revision %s (task set %s) failed", revision_id, task_set_id
+                )
+                job.fail(f"internal error while applying: {exc}")
+                return
+            logger.warning("apply of revision %s: publishing failed (%s)", revision_id, exc)
+            if attempt == PUBLISH_ATTEMPTS:
+                job.note(
+                    "interrupted",
+                    f"the rows are applied but publishing failed ({exc}); "
+                    "the next start finishes it",
+                )
+                return
+            job.note(
+                "retrying", f"the rows are applied but publishing failed ({exc}); trying again"
+            )
+            await asyncio.sleep(PUBLISH_RETRY_S * 2 ** (attempt - 1))
+
+
+async def _rows_in(state: ServerState, revision_id: int) -> bool:
     try:
-        revision = job.revision()
-        async with state.apply_locks.lock(revision["fourfour"]):
-            await job.run(state)
-    except asyncio.CancelledError:
-        # Shutdown ran out of time. The row write may still commit in its worker thread,
-        # so "failure" could be false: leave the task set running, for the next start to
-        # finish (``resume_apply.py``), as after a kill.
-        job.note("interrupted", "the server shut down during this apply; its next start resumes it")
-        raise
-    except ApplyRefused as exc:
-        job.fail(str(exc))
-    except ApplyFailed as exc:
-        job.fail(str(exc))
-    except Exception as exc:
-        logger.exception("apply of revision %s (task set %s) failed", revision_id, task_set_id)
-        job.fail(f"internal error while applying: {exc}")
+        return await state.rows.applied(revision_id) is not None
+    except Exception:  # the row store itself is failing: do not claim the rows are in
+        logger.exception("apply of revision %s: cannot read the apply log", revision_id)
+        return False
 
 
 def note(meta: MetaStore, revision_id: int, task_set_id: int, stage: str, message: str) -> None:
@@ -177,6 +215,7 @@ class _Job:
             await pause_points.pause(pause_points.APPLY_AFTER_ROWS)
             self.step("upserting", "rows_upserted", _row_details(stats, output_schema))
         self.step("finishing", "upsert_complete")
+        pause_points.fail_once(pause_points.APPLY_PUBLISH)
         self._publish(revision, output_schema, stats)
 
     async def _finished_output_schema(self, state: ServerState, osid: Any) -> Doc | None:
