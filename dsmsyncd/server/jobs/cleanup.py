@@ -191,6 +191,8 @@ def files_kept_until(revision: Doc, keep_seconds: float) -> str | None:
     if until is None or keep_seconds <= 0:
         return None
     return until.isoformat(timespec="microseconds")
+
+
 async def remove_dataset(state: ServerState, fourfour: str, source_ids: list[int]) -> None:
     """After ``DELETE /api/views/{ff}``: its sources, then its published rows.
 

@@ -71,9 +71,7 @@ async def restore(state: ServerState, revision: Doc, user: Doc) -> Doc:
 
 def _copy_source(meta: MetaStore, revision: Doc, old: Doc, new: Doc, user: Doc) -> Doc:
     """A new source on ``new`` like ``old``; its first output schema takes ``old``'s columns."""
-    copy = sources.new_source(
-        meta, user, dict(old["source_type"]), dict(old["parse_options"]), new
-    )
+    copy = sources.new_source(meta, user, dict(old["source_type"]), dict(old["parse_options"]), new)
     copy["content_type"] = old.get("content_type")
     columns = _columns_of(meta, revision, old)
     if columns:
