@@ -23,7 +23,7 @@ server is not meant to be a public service.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import aiohttp
 
@@ -71,10 +71,10 @@ async def fetch(state: ServerState, source_id: int) -> None:
         logger.exception("fetching url source %s failed", source_id)
         await _give_up(state, source_id, "url_fetch_failed", f"could not fetch {url}: {exc}")
         return
-    doc = state.meta.get(Kind.SOURCE, source_id)
-    if doc is None or doc.get("failed_at") is not None or sources.is_removed(doc):
+    if _stopped(state, source_id):
         await uploads.remove(state.uploads_dir, source_id)  # cancelled or discarded meanwhile
         return
+    doc = state.meta.get(Kind.SOURCE, source_id) or doc
     doc["content_type"] = content_type
     parse.bytes_complete(state, doc, size)
 
@@ -96,7 +96,8 @@ async def _download(state: ServerState, source_id: int, url: str) -> tuple[int, 
                 )
             if resp.content_length is not None and resp.content_length > limit:
                 raise _too_large(url, limit, f"it announces {resp.content_length} bytes")
-            body = _capped(resp.content.iter_chunked(_READ_SIZE), url, limit)
+            pieces = resp.content.iter_chunked(_READ_SIZE)
+            body = _capped(pieces, url, limit, lambda: _stopped(state, source_id))
             size = await uploads.write_whole(state.uploads_dir, source_id, body)
             return size, resp.content_type or None
     except TimeoutError as exc:
@@ -122,14 +123,24 @@ def _too_large(url: str, limit: int, what: str) -> _FetchRefused:
     )
 
 
-async def _capped(body: AsyncIterable[bytes], url: str, limit: int) -> AsyncIterator[bytes]:
-    """The body's pieces, stopped as soon as they pass ``limit`` bytes."""
+async def _capped(
+    body: AsyncIterable[bytes], url: str, limit: int, stopped: Callable[[], bool]
+) -> AsyncIterator[bytes]:
+    """The body's pieces, cut off past ``limit`` bytes or once the source was stopped
+    (cancelled, or its revision discarded): nobody waits for the rest."""
     seen = 0
     async for piece in body:
         seen += len(piece)
         if seen > limit:
             raise _too_large(url, limit, f"more than {limit} bytes arrived")
+        if stopped():
+            raise _FetchRefused("cancelled", f"the fetch of {url} was stopped")
         yield piece
+
+
+def _stopped(state: ServerState, source_id: int) -> bool:
+    doc = state.meta.get(Kind.SOURCE, source_id)
+    return doc is None or doc.get("failed_at") is not None or sources.is_removed(doc)
 
 
 async def _give_up(state: ServerState, source_id: int, key: str, message: str) -> None:
