@@ -41,6 +41,13 @@ def _positive_seconds(value: str) -> float:
     return seconds
 
 
+def _finite_seconds(value: str) -> float:
+    seconds = _seconds(value)
+    if seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got {value!r}")
+    return seconds
+
+
 _MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
@@ -145,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close a connection idle this long, before a request or between requests, "
         "or still sending its request headers (default 60)",
+    )
+    serve.add_argument(
+        "--url-fetch-max-bytes",
+        type=_byte_count,
+        default=1024 * 1024 * 1024,
+        metavar="BYTES",
+        help="a url source whose file is larger fails with url_too_large (default 1 GiB)",
+    )
+    serve.add_argument(
+        "--url-fetch-timeout",
+        type=_positive_seconds,
+        default=600.0,
+        metavar="SECONDS",
+        help="a url source not fetched whole within this time fails with url_fetch_timeout "
+        "(default 600)",
+    )
+    serve.add_argument(
+        "--keep-discarded",
+        type=_finite_seconds,
+        default=7 * 24 * 3600.0,
+        metavar="SECONDS",
+        help="how long a discarded revision's files are kept so it can be restored "
+        "(default 604800, 7 days; 0 removes them at once)",
     )
     _log_level_arg(serve)
 
@@ -303,6 +333,9 @@ def _serve(args: argparse.Namespace) -> int:
         query_timeout=args.query_timeout,
         memory_limit=args.memory_limit,
         idle_timeout=args.idle_timeout,
+        url_fetch_max_bytes=args.url_fetch_max_bytes,
+        url_fetch_timeout=args.url_fetch_timeout,
+        keep_discarded_seconds=args.keep_discarded,
     )
     # The server's log lines take the daemon's format: JSON off a terminal, console on one.
     configure_logging(level=args.log_level)

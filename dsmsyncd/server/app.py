@@ -15,7 +15,12 @@ Middlewares, outermost first:
 
 At startup, before the first request: applies that a stopped server left running are
 settled (``jobs/resume_apply.py``), then unfinished parses and transforms are started
-again (``jobs/resume_parse.py``).
+again (``jobs/resume_parse.py``); while it runs, files kept for restores expire
+(``jobs/cleanup.py``).
+
+An unknown path under ``/api/publishing/v1`` answers a JSON 404 ``not_implemented``
+that names the method and path: the publishing API documents endpoints this server
+does not serve (attachments, for one), and the client should learn which.
 
 The SDK reads ``Content-Type`` on every reply and crashes without it (digest §2.8), so
 a reply that reaches ``on_response_prepare`` without one is labelled before it leaves.
@@ -23,10 +28,12 @@ a reply that reaches ``on_response_prepare`` without one is labelled before it l
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import importlib.resources
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import hdrs, web
 
@@ -34,16 +41,26 @@ from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
 from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
 from dsmsyncd.server.http.paths import API
-from dsmsyncd.server.http.routes import configs, revisions, schemas, sources, uploads, users, views
+from dsmsyncd.server.http.routes import (
+    archive,
+    configs,
+    revisions,
+    schemas,
+    sources,
+    uploads,
+    users,
+    views,
+)
 from dsmsyncd.server.ids import new_request_id
-from dsmsyncd.server.jobs import resume_apply, resume_parse
+from dsmsyncd.server.jobs import cleanup, resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
 from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
 
 OPENAPI_PATH = f"{API}/openapi.json"
-ROUTE_TABLES = (users, configs, revisions, sources, uploads, schemas, views)
+# ``archive`` before ``revisions``: its ``{ff}/changes`` would match ``{ff}/{seq}`` too.
+ROUTE_TABLES = (users, configs, archive, revisions, sources, uploads, schemas, views)
 # Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
 # single-shot uploads of modest files and for clients that ignore the preference.
 CLIENT_MAX_SIZE = 1024 * 1024 * 1024
@@ -87,13 +104,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         from_router = request.match_info.http_exception is exc
         message = exc.reason
-        if from_router and exc.status == 404:
+        key = None
+        if from_router and exc.status == 404 and request.path.startswith(f"{API}/"):
+            # Documented endpoints this server lacks land here too: say so, by name.
+            message = (
+                f"not implemented on the local server: {request.method} {request.path} "
+                f"(the endpoints it serves are listed at {OPENAPI_PATH})"
+            )
+            key = "not_implemented"
+        elif from_router and exc.status == 404:
             message = f"no such endpoint: {request.path}"
         elif from_router and exc.status == 405:
             message = f"method {request.method} is not allowed on {request.path}"
         elif exc.text and not exc.text.startswith(str(exc.status)):
             message = exc.text
-        error = ApiError(exc.status, message)
+        error = ApiError(exc.status, message, key=key)
         reply = json_reply(error.body(rid), status=exc.status)
         for name in (hdrs.ALLOW, hdrs.WWW_AUTHENTICATE, hdrs.RETRY_AFTER):
             if name in exc.headers:
@@ -161,6 +186,18 @@ async def _resume_background_work(app: web.Application) -> None:
     resume_parse.resume(state)
 
 
+async def _sweep_kept_files(app: web.Application) -> AsyncIterator[None]:
+    """Files kept for restores expire while the server runs; the sweep stops with it.
+
+    Not a ``state.spawn`` task: shutdown drains those, and this one never ends.
+    """
+    sweep = asyncio.get_running_loop().create_task(cleanup.sweep_kept_files(app[STATE]))
+    yield
+    sweep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweep
+
+
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth.auth_middleware],
@@ -170,6 +207,7 @@ def create_app(state: ServerState) -> web.Application:
     app[auth.AUTH] = auth.Authenticator(state.meta)
     app.on_response_prepare.append(_label_reply)
     app.on_startup.append(_resume_background_work)
+    app.cleanup_ctx.append(_sweep_kept_files)
     app.router.add_get("/", index)
     app.router.add_get(OPENAPI_PATH, openapi)
     for table in ROUTE_TABLES:

@@ -36,7 +36,12 @@ from aiohttp import web
 from dsmsyncd.server.app import create_app
 from dsmsyncd.server.catalog import users
 from dsmsyncd.server.catalog.metastore import Kind, MetaStore
-from dsmsyncd.server.state import ServerState
+from dsmsyncd.server.state import (
+    DEFAULT_KEEP_DISCARDED_SECONDS,
+    DEFAULT_URL_FETCH_MAX_BYTES,
+    DEFAULT_URL_FETCH_TIMEOUT,
+    ServerState,
+)
 from dsmsyncd.server.storage.rowstore import DEFAULT_MEMORY_LIMIT, DEFAULT_QUERY_TIMEOUT, RowStore
 
 STARTUP_FAILURE = 3
@@ -69,6 +74,11 @@ class ServeOptions:
     # Seconds a connection may sit idle, before its first request or between requests,
     # or take to send a request's line and headers, before it is closed.
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    # ``url`` sources: the largest file fetched, and seconds for the whole fetch.
+    url_fetch_max_bytes: int = DEFAULT_URL_FETCH_MAX_BYTES
+    url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
+    # Seconds a discarded revision stays restorable (its files kept); 0 = not at all.
+    keep_discarded_seconds: float = DEFAULT_KEEP_DISCARDED_SECONDS
 
 
 def _provision_users(meta: MetaStore, options: ServeOptions) -> None:
@@ -121,7 +131,13 @@ def _open_state(options: ServeOptions) -> ServerState:
         query_timeout=options.query_timeout,
     )
     return ServerState(
-        data_dir=options.data_dir, meta=meta, rows=rows, max_upload_bytes=options.max_upload_bytes
+        data_dir=options.data_dir,
+        meta=meta,
+        rows=rows,
+        max_upload_bytes=options.max_upload_bytes,
+        url_fetch_max_bytes=options.url_fetch_max_bytes,
+        url_fetch_timeout=options.url_fetch_timeout,
+        keep_discarded_seconds=options.keep_discarded_seconds,
     )
 
 

@@ -25,6 +25,11 @@ logger = logging.getLogger("dsmsyncd.server.state")
 # The upload shape the server asks clients for (digest §3d): maxima, not requirements.
 PREFERRED_CHUNK_SIZE = 4 * 1024 * 1024
 PREFERRED_UPLOAD_PARALLELISM = 4
+# ``url`` sources (``jobs/fetch_url.py``): the largest file and the longest fetch.
+DEFAULT_URL_FETCH_MAX_BYTES = 1024 * 1024 * 1024
+DEFAULT_URL_FETCH_TIMEOUT = 600.0
+# How long a discarded revision's files are kept so that it can be restored (7 days).
+DEFAULT_KEEP_DISCARDED_SECONDS = 7 * 24 * 3600.0
 
 K = TypeVar("K", bound=Hashable)
 
@@ -92,7 +97,12 @@ class ServerState:
     preferred_upload_parallelism: int = PREFERRED_UPLOAD_PARALLELISM
     # None: no limit. Checked while bytes stream in, so a too-large upload never lands.
     max_upload_bytes: int | None = None
-    # Parsing a source (key: source id): it writes ``in_{id}``.
+    url_fetch_max_bytes: int = DEFAULT_URL_FETCH_MAX_BYTES
+    # Seconds for the whole fetch of a ``url`` source (connect, headers and body).
+    url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
+    # 0: a discarded revision's files go at once and it cannot be restored.
+    keep_discarded_seconds: float = DEFAULT_KEEP_DISCARDED_SECONDS
+    # Fetching or parsing a source (key: source id): it writes its bytes and ``in_{id}``.
     parses: KeyedTasks[int] = field(init=False)
     # Computing an output schema's rows (key: output schema id): ``out_{id}``.
     materializations: KeyedTasks[int] = field(init=False)

@@ -5,10 +5,14 @@ parent, in the wire shape of digest §1.1. Its task sets (apply jobs) are separa
 documents (parent = revision id) embedded when the revision is served, so a job can
 update its own status without rewriting the revision. ``_config`` holds the name of the
 import config a revision was opened with (``configs.py`` reads it).
+
+Internal keys: ``_discarded_at`` (when R6 closed it; an applied revision has none),
+``_restored_from`` (the ``revision_seq`` a restore copied it from).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, get_args
 
 from dsmsyncd.server.catalog import sources
@@ -198,11 +202,48 @@ def was_applied(meta: MetaStore, revision: Doc) -> bool:
     return any(t.get("status") == "successful" for t in task_sets(meta, revision))
 
 
-def close(meta: MetaStore, revision: Doc) -> Doc:
+def close(meta: MetaStore, revision: Doc, *, discarded: bool = False) -> Doc:
+    """Close a revision: applied, or (``discarded``) closed without applying (R6)."""
     now = utcnow_iso()
     revision["closed_at"] = now
     revision["updated_at"] = now
+    if discarded:
+        revision["_discarded_at"] = now
     return save(meta, revision)
+
+
+def is_discarded(revision: Doc) -> bool:
+    return revision.get("_discarded_at") is not None
+
+
+def restorable_until(revision: Doc, keep_seconds: float) -> dt.datetime | None:
+    """Until when a closed revision can be restored (R12); ``None``: for as long as its
+    dataset exists (an applied revision: its files are the dataset's history).
+
+    The one rule of the archive: a discarded revision stays restorable for
+    ``keep_seconds`` after it was discarded (``dsmsyncd serve --keep-discarded``),
+    and cleanup keeps its files exactly that long (``jobs/cleanup.py``).
+    """
+    if not is_discarded(revision):
+        return None
+    return dt.datetime.fromisoformat(str(revision["_discarded_at"])) + dt.timedelta(
+        seconds=keep_seconds
+    )
+
+
+def restored(meta: MetaStore, old: Doc, user: Doc) -> Doc:
+    """A new open revision with a closed one's action, metadata, notes and links (R12)."""
+    new = create(
+        meta,
+        old["fourfour"],
+        user,
+        action=dict(old["action"]),
+        metadata=dict(old.get("metadata") or {}),
+        href=old.get("href"),
+    )
+    new["notes"] = old.get("notes")
+    new["_restored_from"] = old["revision_seq"]
+    return save(meta, new)
 
 
 def delete_all(meta: MetaStore, fourfour: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
 from dsmsyncd.server.catalog.users import creator_ref
@@ -19,6 +20,10 @@ from dsmsyncd.server.errors import ApiError, bad_field
 from dsmsyncd.server.storage.parse_options import InvalidParseOption, ParseOptions
 
 SOURCE_TYPES = frozenset({"upload", "view", "url", "connection_agent", "gateway"})
+# Source kinds that need a service this server does not have: they fail when created,
+# so a client polling them stops at once instead of waiting out its whole timeout.
+AGENT_SOURCE_TYPES = frozenset({"connection_agent", "gateway"})
+FETCHABLE_SCHEMES = ("http", "https")
 REMOVED_KEY = "source_removed"
 
 
@@ -53,7 +58,42 @@ def normalise_source_type(raw: Any) -> dict[str, Any]:
     result["type"] = kind
     if kind == "upload":
         result["filename"] = basename(result.get("filename"))
+    if kind == "url":
+        result["url"] = fetchable_url(raw.get("url"))
+        path = urlsplit(result["url"]).path
+        result["filename"] = basename(result.get("filename")) or basename(unquote(path))
     return result
+
+
+def fetchable_url(raw: Any) -> str:
+    """The URL of a ``url`` source, refused unless it is http(s) with a host."""
+    where = "source_type.url"
+    if not isinstance(raw, str) or not raw.strip():
+        raise bad_field(where, "a url source names the file to fetch, e.g. https://host/data.csv")
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise bad_field(where, f"not a URL: {exc}") from exc
+    if parts.scheme.lower() not in FETCHABLE_SCHEMES:
+        scheme = f"the {parts.scheme!r} scheme" if parts.scheme else "a URL without a scheme"
+        raise bad_field(where, f"only http and https URLs can be fetched; {scheme} is refused")
+    if not host:
+        raise bad_field(where, f"the URL {url!r} names no host")
+    return url
+
+
+def fail_agent_source(meta: MetaStore, doc: Doc) -> Doc:
+    """A connection agent (gateway) source fails as it is created: there is no agent here."""
+    kind = doc["source_type"]["type"]
+    return fail(
+        meta,
+        doc,
+        "connection_agent_unavailable",
+        f"the local server has no connection agent, so a {kind!r} source cannot be loaded "
+        "here; upload the file instead (or give a url source its http(s) address)",
+    )
 
 
 def basename(filename: Any) -> str | None:

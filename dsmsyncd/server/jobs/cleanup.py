@@ -17,6 +17,12 @@ The work is split in two so that it is safe and cheap for the request:
    for the background work still touching those tables (a parse would recreate a
    dropped ``in_{id}``, an apply reads ``out_{osid}``), then drop the tables and
    delete the files. The documents stay, so the resources still read as history.
+
+A discarded revision stays restorable for ``--keep-discarded`` seconds (default 7
+days, ``catalog/revisions.restorable_until``): its sources' complete files are kept
+(``_kept_until``) that long, since a restore parses them again; their tables still go
+at once (a restore rebuilds them), so what is kept is bounded by the files uploaded in
+that window.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from dsmsyncd.server.catalog import revisions, sources, views
@@ -32,6 +39,9 @@ from dsmsyncd.server.state import ServerState
 from dsmsyncd.server.storage import uploads
 
 logger = logging.getLogger("dsmsyncd.server.jobs.cleanup")
+
+# Seconds between two sweeps of the files kept for restores.
+SWEEP_EVERY = 3600.0
 
 
 def live_source_ids(meta: MetaStore) -> set[int]:
@@ -100,8 +110,15 @@ def _work_on(state: ServerState, source_id: int) -> list[asyncio.Task[Any]]:
     return tasks
 
 
-async def remove_sources(state: ServerState, source_ids: list[int]) -> None:
-    """Drop the claimed sources' tables and delete their uploads, once nothing runs on them."""
+async def remove_sources(
+    state: ServerState, source_ids: list[int], *, keep_files_until: str | None = None
+) -> None:
+    """Drop the claimed sources' tables and delete their uploads, once nothing runs on them.
+
+    With ``keep_files_until`` (a discarded revision, kept restorable) the complete files
+    stay until then, for a restore to parse again; only partial chunks go now, and
+    :func:`expire_kept_files` removes the rest when the time comes.
+    """
     for source_id in source_ids:
         # A parse creates the output schema whose materialize then runs: repeat until
         # quiet. Only waiting: the tasks record their own outcome, and spawn logs a crash.
@@ -112,10 +129,68 @@ async def remove_sources(state: ServerState, source_ids: list[int]) -> None:
         await state.rows.drop_tables(*tables)
     for source_id in source_ids:
         async with state.upload_locks.lock(source_id):  # never under a commit's concatenation
-            await uploads.remove(state.uploads_dir, source_id)
+            if keep_files_until is None:
+                await uploads.remove(state.uploads_dir, source_id)
+            else:
+                await uploads.remove_partial(state.uploads_dir, source_id)
+                _mark_kept(state.meta, source_id, keep_files_until)
         state.upload_locks.forget(source_id)
     if source_ids:
-        logger.info("removed the files and %d tables of sources %s", len(tables), source_ids)
+        logger.info("removed the tables (%d) of sources %s", len(tables), source_ids)
+
+
+def _mark_kept(meta: MetaStore, source_id: int, until: str) -> None:
+    doc = meta.get(Kind.SOURCE, source_id)
+    if doc is not None:
+        doc["_kept_until"] = until
+        sources.save(meta, doc)
+
+
+def kept_file(source: Doc) -> Path | None:
+    """The complete file a source still has on disk (its own, or kept for a restore)."""
+    path = source.get("_path")
+    return Path(path) if path and Path(path).is_file() else None
+
+
+async def expire_kept_files(state: ServerState) -> list[int]:
+    """Delete the files kept for restores whose time is up; the sources' ids.
+
+    Runs at startup, after every discard and every :data:`SWEEP_EVERY` seconds, so a
+    discarded revision's files outlive ``--keep-discarded`` by at most that much.
+    """
+    now = utcnow_iso()
+    expired = [
+        doc
+        for doc in state.meta.all(Kind.SOURCE)
+        if doc.get("_kept_until") is not None and str(doc["_kept_until"]) <= now
+    ]
+    for doc in expired:
+        async with state.upload_locks.lock(int(doc["id"])):
+            await uploads.remove(state.uploads_dir, int(doc["id"]))
+        doc.pop("_kept_until")
+        sources.save(state.meta, doc)
+    if expired:
+        logger.info("removed the kept files of sources %s", [d["id"] for d in expired])
+    return [int(d["id"]) for d in expired]
+
+
+async def sweep_kept_files(state: ServerState) -> None:
+    """Expire kept files now and then, for as long as the server runs (cancelled at stop)."""
+    while True:
+        try:
+            await expire_kept_files(state)
+        except Exception:  # a failed sweep is retried at the next one
+            logger.exception("removing expired kept files failed")
+        await asyncio.sleep(SWEEP_EVERY)
+
+
+def files_kept_until(revision: Doc, keep_seconds: float) -> str | None:
+    """Until when a discarded revision's files stay (the end of its restore window);
+    None: they go at once (``--keep-discarded 0``)."""
+    until = revisions.restorable_until(revision, keep_seconds)
+    if until is None or keep_seconds <= 0:
+        return None
+    return until.isoformat(timespec="microseconds")
 
 
 async def remove_dataset(state: ServerState, fourfour: str, source_ids: list[int]) -> None:

@@ -23,6 +23,7 @@ from dsmsyncd.server.jobs import materialize, output_schema
 from dsmsyncd.server.jobs.output_schema import ColumnSpec
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.state import ServerState
+from dsmsyncd.server.storage import uploads
 from dsmsyncd.server.storage.ingest import (
     InputColumnInfo,
     ParsedInput,
@@ -31,6 +32,16 @@ from dsmsyncd.server.storage.ingest import (
 )
 
 logger = logging.getLogger("dsmsyncd.server.jobs.parse")
+
+
+def bytes_complete(state: ServerState, doc: Doc, size: int) -> None:
+    """Record that a source's whole file is on disk (uploaded, fetched or copied), then
+    parse it: the one place where a source's bytes become complete."""
+    doc["_path"] = str(uploads.final_path(state.uploads_dir, int(doc["id"])))
+    doc["filesize"] = size
+    doc["finished_at"] = utcnow_iso()
+    sources.save(state.meta, doc)
+    start(state, doc)
 
 
 def start(state: ServerState, source: Doc) -> None:
@@ -86,9 +97,8 @@ async def _ingest(state: ServerState, source: Doc) -> ParsedInput | None:
     """The parsed file in ``in_{id}``; None if the source failed or stopped meanwhile."""
     meta, source_id = state.meta, int(source["id"])
     table = input_table(source_id)
-    config = configs.of_source(meta, source)
-    # An import config with columns decides the output schema: guessed types go unused.
-    guess_types = not (config and config.get("columns"))
+    # Columns given in advance decide the output schema: guessed types go unused.
+    guess_types = not template_columns(meta, source)
     options = ParseOptions.from_json(source["parse_options"])
     try:
         await state.rows.drop_tables(table)  # a parse resumed after a restart starts clean
@@ -200,10 +210,19 @@ def store_input_schema(
     return meta.put(Kind.INPUT_SCHEMA, isid, doc, parent=source["id"])
 
 
-def config_specs(meta: MetaStore, source: Doc) -> list[ColumnSpec]:
-    """The output columns of the import config the source's revision was opened with."""
+def template_columns(meta: MetaStore, source: Doc) -> list[Any]:
+    """The output columns a source's first output schema must have, if given in advance:
+    a restored source's own (``jobs/restore.py``), else its revision's import config's."""
+    own = source.get("_template_columns")
+    if own:
+        return list(own)
     config = configs.of_source(meta, source)
-    columns = (config or {}).get("columns") or []
+    return list((config or {}).get("columns") or [])
+
+
+def config_specs(meta: MetaStore, source: Doc) -> list[ColumnSpec]:
+    """The output columns given in advance (:func:`template_columns`), as specs."""
+    columns = template_columns(meta, source)
     specs = []
     for index, col in enumerate(columns):
         if isinstance(col, dict) and isinstance(col.get("field_name"), str):

@@ -4,18 +4,30 @@ Parsing and transforming run as background tasks; a server stopped in the middle
 leaves a source with bytes but no schema, or an output schema with no
 ``completed_at``, and the SDK would poll such a resource for hours (§3e). At startup
 the work is started again from what the metastore says: both steps rebuild their
-tables with ``CREATE OR REPLACE``, so repeating them is harmless.
+tables with ``CREATE OR REPLACE``, so repeating them is harmless. A url source whose
+fetch was cut short is fetched again (its file is rewritten whole).
 """
 
 from __future__ import annotations
 
 import logging
 
-from dsmsyncd.server.catalog.metastore import Kind
-from dsmsyncd.server.jobs import materialize, output_schema, parse, signals
+from dsmsyncd.server.catalog import sources
+from dsmsyncd.server.catalog.metastore import Doc, Kind
+from dsmsyncd.server.jobs import fetch_url, materialize, output_schema, parse, signals
 from dsmsyncd.server.state import ServerState
 
 logger = logging.getLogger("dsmsyncd.server.jobs.resume_parse")
+
+
+def _fetch_cut_short(source: Doc) -> bool:
+    """A url source whose fetch a stop interrupted: fetched again from the start."""
+    return (
+        source["source_type"].get("type") == "url"
+        and not source.get("_path")
+        and source.get("failed_at") is None
+        and not sources.is_removed(source)
+    )
 
 
 def resume(state: ServerState) -> int:
@@ -30,6 +42,9 @@ def resume(state: ServerState) -> int:
             and not meta.children(Kind.INPUT_SCHEMA, source["id"])
         ):
             parse.start(state, source)
+            restarted += 1
+        elif _fetch_cut_short(source):
+            fetch_url.start(state, source)
             restarted += 1
     for doc in meta.all(Kind.OUTPUT_SCHEMA):
         if signals.is_finished(doc):

@@ -30,9 +30,10 @@ from tests.server.http.flows import (
     upload,
 )
 from tests.server.http.seams import HeldParse
-from tests.support.local_server import API
+from tests.support.local_server import ALICE, API, basic_auth, local_server
 
 CSV = b"id,name\n1,a\n2,b\nbroken\n"
+ALICE_HEADERS = {"Authorization": basic_auth(*ALICE)}
 
 
 async def _exists(server: RunningServer, table: str) -> bool:
@@ -94,7 +95,7 @@ async def _status(api: aiohttp.ClientSession, method: str, url: str) -> tuple[in
         return resp.status, await resp.json()
 
 
-async def test_discard_removes_uploads_and_tables_of_its_sources(
+async def test_discard_removes_tables_and_keeps_only_the_files_a_restore_needs(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
     rev = await new_dataset(api)
@@ -104,6 +105,22 @@ async def test_discard_removes_uploads_and_tables_of_its_sources(
     assert status == 201
     await server.state.drain()
     for source in (first, second):
+        kept = sorted(p.name for p in _upload_dir(server, source).iterdir())
+        assert kept == [uploads.FINAL_NAME]
+        for table in await _tables(server, source):
+            assert not await _exists(server, table), table
+
+
+async def test_discard_with_keep_discarded_0_removes_the_files_at_once(tmp_path: Path) -> None:
+    async with (
+        local_server(tmp_path / "srv", keep_discarded_seconds=0) as server,
+        aiohttp.ClientSession(base_url=server.url, headers=ALICE_HEADERS) as api,
+    ):
+        rev = await new_dataset(api)
+        source = await _parsed_source(server, api, rev)
+        status, _ = await _status(api, "DELETE", rev["links"]["show"])
+        assert status == 201
+        await server.state.drain()
         assert not _upload_dir(server, source).exists()
         for table in await _tables(server, source):
             assert not await _exists(server, table), table
@@ -169,7 +186,8 @@ async def test_discard_during_parse_leaves_no_table_behind(
     await server.state.drain()
     sid = source["resource"]["id"]
     assert not await _exists(server, f"in_{sid}")
-    assert not _upload_dir(server, source).exists()
+    kept = [p.name for p in _upload_dir(server, source).iterdir()]
+    assert kept == [uploads.FINAL_NAME]  # the complete file, kept for a restore
     meta = server.state.meta
     for schema in meta.children(Kind.INPUT_SCHEMA, sid):
         for out in meta.children(Kind.OUTPUT_SCHEMA, schema["id"]):

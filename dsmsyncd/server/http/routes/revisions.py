@@ -1,4 +1,5 @@
-"""Revision endpoints R1-R8, R11, R12 of digest §2.1.
+"""Revision endpoints R1-R8, R11, R12 of digest §2.1 (the archive listing R16 is
+``archive.py``).
 
 Every success is 200, 201 or 202 (the SDK treats anything else as an error). Reads
 follow the dataset's visibility, writes need the dataset's owner (``access.py``).
@@ -21,8 +22,8 @@ from dsmsyncd.server.http.represent.revisions import (
     task_set_envelope,
 )
 from dsmsyncd.server.ids import unique_fourfour
-from dsmsyncd.server.jobs import apply, cleanup
-from dsmsyncd.server.state import STATE
+from dsmsyncd.server.jobs import apply, cleanup, restore
+from dsmsyncd.server.state import STATE, ServerState
 
 
 def _meta(request: web.Request) -> MetaStore:
@@ -118,38 +119,46 @@ async def update_revision(request: web.Request) -> web.Response:
 
 
 async def discard_revision(request: web.Request) -> web.Response:
-    """R6: close without applying. Discarding twice is harmless; an applied one is not."""
+    """R6: close without applying; 201 with the revision.
+
+    A revision already closed is answered as it is, with no error and no change: a
+    discarded one stays discarded, an applied one stays applied with its data published
+    (clients, the SDK's own examples among them, discard in a ``finally`` after
+    applying). Only a revision whose apply is running is refused, since its outcome is
+    not known yet. The discarded revision's files are kept for a restore
+    (``jobs/cleanup.py``); its tables go at once.
+    """
     revision, _user = _revision_for_write(request)
     meta = _meta(request)
     ref = revisions.ref(revision)
-    if revisions.was_applied(meta, revision):
-        raise ApiError(
-            409, f"revision {ref} has been applied and cannot be discarded", key="revision_applied"
-        )
+    if revisions.is_closed(revision):
+        return json_reply(revision_envelope(meta, revision), status=201)
     if revisions.running_task_set(meta, revision) is not None:
         raise ApiError(
             409,
             f"revision {ref} is being applied; wait for the apply job to finish",
             key="apply_in_progress",
         )
-    if not revisions.is_closed(revision):
-        with meta.transaction():
-            revision = revisions.close(meta, revision)
-            found = sources.revision_sources(
-                meta, revision["fourfour"], int(revision["revision_seq"])
-            )
-            sources.stop_unsettled(
-                meta,
-                found,
-                "revision_discarded",
-                f"revision {ref} was discarded before this source finished uploading "
-                "and parsing; its work was stopped",
-            )
-            claimed = cleanup.claim(meta, found, f"revision {ref} was discarded")
-        if claimed:
-            state = request.app[STATE]
-            state.spawn(cleanup.remove_sources(state, claimed), name=f"cleanup-{ref}")
+    state = request.app[STATE]
+    with meta.transaction():
+        revision = revisions.close(meta, revision, discarded=True)
+        found = sources.revision_sources(meta, revision["fourfour"], int(revision["revision_seq"]))
+        sources.stop_unsettled(
+            meta,
+            found,
+            "revision_discarded",
+            f"revision {ref} was discarded before this source finished uploading "
+            "and parsing; its work was stopped",
+        )
+        claimed = cleanup.claim(meta, found, f"revision {ref} was discarded")
+    keep = cleanup.files_kept_until(revision, state.keep_discarded_seconds)
+    state.spawn(_clean_after_discard(state, claimed, keep), name=f"cleanup-{ref}")
     return json_reply(revision_envelope(meta, revision), status=201)
+
+
+async def _clean_after_discard(state: ServerState, claimed: list[int], keep: str | None) -> None:
+    await cleanup.remove_sources(state, claimed, keep_files_until=keep)
+    await cleanup.expire_kept_files(state)
 
 
 async def apply_revision(request: web.Request) -> web.Response:
@@ -194,14 +203,11 @@ async def show_plan(request: web.Request) -> web.Response:
 
 
 async def restore_revision(request: web.Request) -> web.Response:
-    """R12: only archived datasets can be restored, and this server keeps no archive."""
-    revision, _user = _revision_for_write(request)
-    raise ApiError(
-        400,
-        f"dataset {revision['fourfour']} is not enrolled in archival; "
-        "this server keeps no earlier versions to restore",
-        key="not_archived",
-    )
+    """R12: a new open revision from an applied or discarded one (``jobs/restore.py``)."""
+    revision, user = _revision_for_write(request)
+    state = request.app[STATE]
+    new = await restore.restore(state, revision, user)
+    return json_reply(revision_envelope(state.meta, new), status=201)
 
 
 def register(app: web.Application) -> None:
@@ -218,3 +224,4 @@ def register(app: web.Application) -> None:
     app.router.add_get(f"{one}/apply/{{task_set_id}}", show_apply_job)
     app.router.add_get(f"{one}/plan", show_plan)
     app.router.add_post(f"{one}/restore", restore_revision)
+    app.router.add_put(f"{one}/restore", restore_revision)

@@ -20,7 +20,7 @@ from dsmsyncd.server.http import access, auth
 from dsmsyncd.server.http.bodies import json_reply, read_json_object, url_id, url_seq
 from dsmsyncd.server.http.paths import API, revision_path, source_path
 from dsmsyncd.server.http.represent.sources import source_envelope
-from dsmsyncd.server.jobs import parse, view_source
+from dsmsyncd.server.jobs import fetch_url, parse, view_source
 from dsmsyncd.server.state import STATE, ServerState
 from dsmsyncd.server.storage import uploads
 
@@ -48,7 +48,11 @@ async def _create(
         access.view_for_read(request, fourfour)
         source_type["loaded"] = True
     doc = sources.new_source(state.meta, user, source_type, options, revision)
-    if source_type["type"] == "view":
+    if source_type["type"] == "url":
+        fetch_url.start(state, doc)
+    elif source_type["type"] in sources.AGENT_SOURCE_TYPES:
+        doc = sources.fail_agent_source(state.meta, doc)
+    elif source_type["type"] == "view":
         doc["finished_at"] = utcnow_iso()
         await view_source.load(state, doc)
         sources.save(state.meta, doc)

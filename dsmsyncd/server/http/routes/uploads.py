@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from aiohttp import web
 
 from dsmsyncd.server.catalog import sources
-from dsmsyncd.server.catalog.metastore import Doc, Kind, utcnow_iso
+from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.errors import ApiError, not_found
 from dsmsyncd.server.fields import optional_str
 from dsmsyncd.server.http import access
@@ -130,16 +130,8 @@ async def upload_whole(request: web.Request) -> web.Response:
             doc["source_type"]["filename"] = name
         if request.content_type != "application/octet-stream" or not doc.get("content_type"):
             doc["content_type"] = request.content_type
-        _bytes_complete(state, doc, size)
+        parse.bytes_complete(state, doc, size)
     return source_reply(state, doc, status=201)
-
-
-def _bytes_complete(state: ServerState, doc: Doc, size: int) -> None:
-    doc["_path"] = str(uploads.final_path(state.uploads_dir, int(doc["id"])))
-    doc["filesize"] = size
-    doc["finished_at"] = utcnow_iso()
-    sources.save(state.meta, doc)
-    parse.start(state, doc)
 
 
 async def initiate(request: web.Request) -> web.Response:
@@ -211,7 +203,7 @@ async def commit(request: web.Request) -> web.Response:
         await _refused_after_write(state, sid)
         # Re-read: a cancel may have marked the source while the chunks were joined.
         doc = state.meta.get(Kind.SOURCE, sid) or doc
-        _bytes_complete(state, doc, size)
+        parse.bytes_complete(state, doc, size)
     return source_reply(state, doc)
 
 
