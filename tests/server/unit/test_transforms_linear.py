@@ -259,6 +259,9 @@ def _bound_and_spliced(
     raise AssertionError(f"{name}: spliced SQL over the limit at depth 1")
 
 
+# Every signature ten deep, evaluated twice: number builders carry range checks (exact
+# decimals), which made this audit take about 200 s on a shared 2-core machine.
+@pytest.mark.timeout(600)
 def test_every_builder_nests_linearly_and_answers_as_when_spliced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
