@@ -13,6 +13,7 @@ end in ``Z``, geometries are GeoJSON objects, url is ``{url, description}``.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 from enum import StrEnum
@@ -53,9 +54,19 @@ GEOMETRY_TYPES = frozenset(
 # Values held as JSON text in a VARCHAR column, parsed back into JSON on the wire.
 JSON_TEXT_TYPES = GEOMETRY_TYPES | {SoqlType.LOCATION, SoqlType.URL, SoqlType.JSON}
 
+# Numbers are exact decimals, as on a hosted site (PostgreSQL numeric), but DuckDB's
+# DECIMAL holds at most 38 digits: a fixed scale of 18 keeps 18 digits after the point
+# (every double printed in full, 15-decimal coordinates) and 20 before it (every
+# 64-bit id). A value beyond either is a cell error, never a rounded or changed value
+# (``transforms.numbers``); computed results (division, powers) round to the scale.
+NUMBER_PRECISION = 38
+NUMBER_SCALE = 18
+NUMBER_SQL_TYPE = f"DECIMAL({NUMBER_PRECISION},{NUMBER_SCALE})"
+NUMBER_INTEGER_DIGITS = NUMBER_PRECISION - NUMBER_SCALE
+
 DUCKDB_TYPES: dict[SoqlType, str] = {
     SoqlType.TEXT: "VARCHAR",
-    SoqlType.NUMBER: "DOUBLE",
+    SoqlType.NUMBER: NUMBER_SQL_TYPE,
     SoqlType.CHECKBOX: "BOOLEAN",
     SoqlType.CALENDAR_DATE: "TIMESTAMP",
     SoqlType.DATE: "TIMESTAMPTZ",
@@ -68,13 +79,39 @@ def duckdb_type(soql_type: SoqlType) -> str:
     return DUCKDB_TYPES[soql_type]
 
 
-def format_number(value: float) -> str:
-    """Shortest text for a number: SODA writes ``"2"``, not ``"2.0"``."""
-    if math.isnan(value) or math.isinf(value):
+def format_number(value: decimal.Decimal | float | int) -> str:
+    """A number as SODA writes it: plain digits, no exponent, no trailing zeros.
+
+    ``"0.3"``, ``"2"`` (not ``"2.0"``), ``"12345678901234567"``. A float comes from a
+    data directory written before numbers were decimals; it is shown by its shortest
+    round-trip text, the value it was meant to be. :func:`number_text_sql` is the same
+    rule in SQL (for ``to_text`` and ``||``).
+    """
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        value = decimal.Decimal(repr(value))
+    elif isinstance(value, int):
         return str(value)
-    if value == int(value) and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
+    if value.is_zero():
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def number_text_sql(value_sql: str) -> str:
+    """SQL for :func:`format_number` of a stored number (a ``NUMBER_SQL_TYPE`` value)."""
+    return (
+        f"(CASE WHEN {value_sql} = trunc({value_sql}) THEN CAST(trunc({value_sql}) AS VARCHAR) "
+        f"ELSE rtrim(CAST({value_sql} AS VARCHAR), '0') END)"
+    )
+
+
+def double_to_number_sql(value_sql: str) -> str:
+    """SQL converting a DOUBLE to a stored number through its shortest round-trip text."""
+    return f"TRY_CAST(CAST({value_sql} AS VARCHAR) AS {NUMBER_SQL_TYPE})"
 
 
 def format_floating(value: dt.datetime) -> str:
@@ -93,7 +130,7 @@ def to_wire(soql_type: SoqlType, value: Any) -> Any:
     if value is None:
         return None
     if soql_type is SoqlType.NUMBER:
-        return format_number(float(value))
+        return format_number(value)
     if soql_type is SoqlType.CHECKBOX:
         return bool(value)
     if soql_type is SoqlType.CALENDAR_DATE:

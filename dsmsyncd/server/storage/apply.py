@@ -41,7 +41,13 @@ from typing import Literal
 import duckdb
 
 from dsmsyncd.server import pause_points
-from dsmsyncd.server.soql_types import SoqlType, duckdb_type
+from dsmsyncd.server.soql_types import (
+    NUMBER_SQL_TYPE,
+    SoqlType,
+    double_to_number_sql,
+    duckdb_type,
+    number_text_sql,
+)
 from dsmsyncd.server.storage.output import any_error, error_column_count
 from dsmsyncd.server.storage.sql import count, ident
 from dsmsyncd.server.storage.sql import table as qtable
@@ -223,11 +229,10 @@ def _reshape(
 
 def _cast(name: str, old: str, new: str) -> str:
     """Convert stored values on a type change; to text they read as on the wire."""
-    if new == "VARCHAR" and old == "DOUBLE":
-        return (
-            f"CASE WHEN {name} = trunc({name}) AND abs({name}) < 1e16 "
-            f"THEN CAST(CAST({name} AS BIGINT) AS VARCHAR) ELSE CAST({name} AS VARCHAR) END"
-        )
+    if old == "DOUBLE":  # a number stored before numbers were decimals
+        return double_to_number_sql(name) if new == NUMBER_SQL_TYPE else f"CAST({name} AS VARCHAR)"
+    if new == "VARCHAR" and old == NUMBER_SQL_TYPE:
+        return number_text_sql(name)
     if new == "VARCHAR" and old == "TIMESTAMP":
         return f"strftime({name}, '%Y-%m-%dT%H:%M:%S')"
     return f"TRY_CAST({name} AS {new})"

@@ -13,6 +13,7 @@ worker thread with a cursor of their own.
 from __future__ import annotations
 
 import csv
+import decimal
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -251,7 +252,8 @@ def validate_row_identifier(
         "WHERE nth = 2 ORDER BY __offset LIMIT 1"
     ).fetchone()
     if dup is not None:
-        what = format_number(dup[1]) if isinstance(dup[1], float) else str(dup[1])
+        is_number = isinstance(dup[1], (float, decimal.Decimal))
+        what = format_number(dup[1]) if is_number else str(dup[1])
         return {"valid": False, "reason": "duplicate", "what": what, "where": dup[0]}
     return {"valid": True}
 

@@ -31,6 +31,7 @@ from dsmsyncd.server.storage import apply as _apply
 from dsmsyncd.server.storage import datasets as _datasets
 from dsmsyncd.server.storage import ingest as _ingest
 from dsmsyncd.server.storage import output as _output
+from dsmsyncd.server.storage import upgrade as _upgrade
 from dsmsyncd.server.storage.apply import (
     AppliedColumn,
     ApplyAction,
@@ -96,6 +97,7 @@ class RowStore:
         # (Set here: duckdb 2.0.1 ignores this key in the connect config.)
         self._con.execute("SET GLOBAL disabled_compression_methods = 'fsst,dict_fsst'")
         _apply.ensure_apply_log(self._con)
+        _upgrade.upgrade_numbers(self._con)
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
         self._statements = Statements(query_timeout=query_timeout, memory_limit=memory_limit)

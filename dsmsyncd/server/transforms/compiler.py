@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dsmsyncd.server.soql_types import SoqlType, duckdb_type
-from dsmsyncd.server.transforms import binding, functions, limits
+from dsmsyncd.server.transforms import binding, functions, limits, numbers
 from dsmsyncd.server.transforms.errors import ExpressionError
 from dsmsyncd.server.transforms.parser import (
     ColumnRef,
@@ -104,9 +104,15 @@ class _Compiler:
             assert isinstance(node.value, str)
             return Typed(sql_text(node.value), NULL, SoqlType.TEXT, node, node.value, True)
         if node.kind == "number":
-            return Typed(
-                f"CAST({node.value} AS DOUBLE)", NULL, SoqlType.NUMBER, node, node.value, True
-            )
+            sql = numbers.literal(str(node.value))
+            if sql is None:
+                raise ExpressionError(
+                    f"The number {node.value} is out of range: {numbers.RANGE_TEXT}",
+                    node.position,
+                    "number_out_of_range",
+                    self.source,
+                )
+            return Typed(sql, NULL, SoqlType.NUMBER, node, node.value, True)
         if node.kind == "boolean":
             return Typed(
                 "TRUE" if node.value else "FALSE", NULL, SoqlType.CHECKBOX, node, node.value, True
@@ -133,12 +139,20 @@ class _Compiler:
         name = ALIASES.get(node.name, node.name)
         if name in NOT_AVAILABLE:
             raise ExpressionError(
-                f"{name} is not available on the local server: it needs {NOT_AVAILABLE[name]}",
+                f"`{name}` is not available on the local server: it needs {NOT_AVAILABLE[name]}",
                 node.position,
                 "not_available",
                 self.source,
             )
         sigs = REGISTRY.get(name)
+        if sigs is None and name in functions.DOCUMENTED:
+            raise ExpressionError(
+                f"`{name}` is a documented transform function that the local server "
+                "does not implement yet",
+                node.position,
+                "not_implemented",
+                self.source,
+            )
         if sigs is None:
             raise self._unknown(node, name)
         args = [self.compile(a) for a in node.args]
@@ -173,7 +187,8 @@ class _Compiler:
                 f"Unknown member .{name[4:]}; members are latitude, longitude, url, description"
             )
         else:
-            close = difflib.get_close_matches(name, functions.all_names(), n=1)
+            others = [n for n in functions.all_names() if n != name]
+            close = difflib.get_close_matches(name, others, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             message = f"Unknown function {name}{hint}"
         return ExpressionError(message, node.position, "unknown_function", self.source)

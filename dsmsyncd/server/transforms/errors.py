@@ -15,6 +15,8 @@ Reason = Literal[
     "unknown_function",
     "type_mismatch",
     "not_available",
+    "not_implemented",
+    "number_out_of_range",
     # Over a limit of limits.py (raised as its ExpressionLimitError).
     "too_long",
     "too_deep",

@@ -7,7 +7,9 @@ complete error because they decide which arguments' errors matter.
 
 from __future__ import annotations
 
-from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.soql_types import NUMBER_INTEGER_DIGITS, NUMBER_SCALE, SoqlType
+from dsmsyncd.server.transforms import numbers
+from dsmsyncd.server.transforms.parser import FunCall, Lit, Node
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,
@@ -24,33 +26,37 @@ T, N, B = SoqlType.TEXT, SoqlType.NUMBER, SoqlType.CHECKBOX
 FT, D, J = SoqlType.CALENDAR_DATE, SoqlType.DATE, SoqlType.JSON
 
 
-def _arith(op: str) -> None:
-    @define(f"op${op}", (N, N), N)
-    def build(c: Call) -> tuple[str, str]:
-        return f"({c.args[0].value} {op} {c.args[1].value})", NULL
+@define("op$+", (N, N), N)
+@define("op$-", (N, N), N)
+def _add(c: Call) -> tuple[str, str]:
+    return numbers.add(c.args[0].value, c.args[1].value, c.name[3:])
 
 
-for _op in ("+", "-", "*"):
-    _arith(_op)
+@define("op$*", (N, N), N)
+def _multiply(c: Call) -> tuple[str, str]:
+    return numbers.multiply(c.args[0].value, c.args[1].value)
 
 
 @define("op$/", (N, N), N)
 @define("op$%", (N, N), N)
 def _divide(c: Call) -> tuple[str, str]:
     a, b = c.args[0].value, c.args[1].value
-    op = "/" if c.name == "op$/" else "%"
+    build = numbers.divide if c.name == "op$/" else numbers.modulo
+    value, overflow = build(a, b)
     error = plain_error("divide_by_zero", "Unable to divide by zero")
-    return f"(CASE WHEN {b} <> 0 THEN {a} {op} {b} END)", fail_when(f"{b} = 0", error)
+    by_zero = fail_when(f"{b} = 0", error)
+    return f"(CASE WHEN {b} <> 0 THEN {value} END)", f"coalesce({by_zero}, {overflow})"
 
 
 @define("op$^", (N, N), N)
 def _power(c: Call) -> tuple[str, str]:
-    return f"pow({c.args[0].value}, {c.args[1].value})", NULL
+    d = f"pow(CAST({c.args[0].value} AS DOUBLE), CAST({c.args[1].value} AS DOUBLE))"
+    return numbers.from_double(d, "^")
 
 
 @define("op$neg", (N,), N)
 def _negate(c: Call) -> tuple[str, str]:
-    return f"(- {c.args[0].value})", NULL
+    return numbers.negate(c.args[0].value), NULL
 
 
 @define("op$pos", (N,), N)
@@ -188,21 +194,20 @@ def _to_text(c: Call) -> tuple[str, str]:
     return text_of(x.value, x.type), NULL
 
 
-def _number_from_text(x: str) -> tuple[str, str]:
-    value = f"TRY_CAST({x} AS DOUBLE)"
-    bad = f"trim({x}) <> '' AND {value} IS NULL"
-    return value, fail_when(bad, conversion_failed(x, T, N))
-
-
 @define("to_number", (T,), N)
 @define("to_number", (T, T), N, note="the format argument is accepted and ignored")
 def _to_number_text(c: Call) -> tuple[str, str]:
-    return _number_from_text(c.args[0].value)
+    return numbers.from_text(c.args[0].value)
 
 
-@define("to_number", (frozenset({N, B}),), N)
-def _to_number_other(c: Call) -> tuple[str, str]:
-    return f"CAST({c.args[0].value} AS DOUBLE)", NULL
+@define("to_number", (N,), N)
+def _to_number_same(c: Call) -> tuple[str, str]:
+    return c.args[0].value, NULL
+
+
+@define("to_number", (B,), N)
+def _to_number_checkbox(c: Call) -> tuple[str, str]:
+    return numbers.from_integer(f"CAST({c.args[0].value} AS INTEGER)"), NULL
 
 
 _TRUE = "('true', '1', 't', 'yes', 'y')"
@@ -255,11 +260,35 @@ def _to_json_scalar(c: Call) -> tuple[str, str]:
 @define("round", (N,), N)
 @define("round", (N, N), N)
 def _round(c: Call) -> tuple[str, str]:
+    """Round half away from zero; negative precision rounds left of the point."""
     x = c.args[0].value
     if len(c.args) == 1:
-        return f"round({x})", NULL
+        return numbers.from_integer(f"round({x})"), NULL
+    constant = _constant_integer(c.args[1].node)
+    if constant is not None:
+        n = max(-NUMBER_INTEGER_DIGITS, min(constant, NUMBER_SCALE))
+        return f"CAST(round({x}, {n}) AS {numbers.NUM})", NULL
+    # DuckDB rounds a decimal only to a constant precision: one branch per precision.
     digits = f"TRY_CAST({c.args[1].value} AS INTEGER)"
-    return f"round({x}, {digits})", NULL
+    branches = " ".join(
+        f"WHEN {n} THEN CAST(round({x}, {n}) AS {numbers.NUM})"
+        for n in range(-NUMBER_INTEGER_DIGITS, NUMBER_SCALE + 1)
+    )
+    rest = f"WHEN {digits} > {NUMBER_SCALE} THEN {x} ELSE CAST(0 AS {numbers.NUM})"
+    return (
+        f"(CASE WHEN {digits} IS NULL THEN NULL ELSE (CASE {digits} {branches} {rest} END) END)",
+        NULL,
+    )
+
+
+def _constant_integer(node: Node) -> int | None:
+    """The value of an integer literal, or of a negated one (``-2``)."""
+    sign = 1
+    if isinstance(node, FunCall) and node.name == "op$neg" and len(node.args) == 1:
+        sign, node = -1, node.args[0]
+    if isinstance(node, Lit) and node.kind == "number" and str(node.value).isdigit():
+        return sign * int(str(node.value))
+    return None
 
 
 @define("abs", (N,), N)
@@ -269,8 +298,8 @@ def _abs(c: Call) -> tuple[str, str]:
 
 @define("random_number_between", (N, N), N)
 def _random(c: Call) -> tuple[str, str]:
-    lo, hi = c.args[0].value, c.args[1].value
-    return f"({lo} + random() * ({hi} - {lo}))", NULL
+    lo, hi = (f"CAST({a.value} AS DOUBLE)" for a in c.args)
+    return numbers.from_double(f"({lo} + random() * ({hi} - {lo}))", "random_number_between")
 
 
 @define("source_created_at", (), D)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.transforms import numbers
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,
@@ -95,7 +96,8 @@ _same("to_url", U)
 
 @define("make_point", (N, N), P)
 def _make_point(c: Call) -> tuple[str, str]:
-    lat, lon = c.args[0].value, c.args[1].value
+    # GeoJSON coordinates are doubles.
+    lat, lon = (f"CAST({a.value} AS DOUBLE)" for a in c.args)
     return (
         f"CAST(json_object('type', 'Point', 'coordinates', json_array({lon}, {lat})) AS VARCHAR)",
         NULL,
@@ -105,13 +107,15 @@ def _make_point(c: Call) -> tuple[str, str]:
 @define("point_latitude", (P,), N)
 @define("op$.latitude", (P,), N)
 def _latitude(c: Call) -> tuple[str, str]:
-    return f"TRY_CAST(json_extract_string({c.args[0].value}, '$.coordinates[1]') AS DOUBLE)", NULL
+    coordinate = f"json_extract_string({c.args[0].value}, '$.coordinates[1]')"
+    return f"TRY_CAST({coordinate} AS {numbers.NUM})", NULL
 
 
 @define("point_longitude", (P,), N)
 @define("op$.longitude", (P,), N)
 def _longitude(c: Call) -> tuple[str, str]:
-    return f"TRY_CAST(json_extract_string({c.args[0].value}, '$.coordinates[0]') AS DOUBLE)", NULL
+    coordinate = f"json_extract_string({c.args[0].value}, '$.coordinates[0]')"
+    return f"TRY_CAST({coordinate} AS {numbers.NUM})", NULL
 
 
 @define("to_url", (T,), U)
@@ -187,16 +191,20 @@ def _typed_pluck(name: str, json_types: str, cast: str, result: SoqlType) -> Non
         doc, error = _document(c.args[0].value, c.args[0].type)
         path = _json_path(c)
         kind = f"json_type({doc}, {path})"
-        value = f"(CASE WHEN {kind} IN {json_types} THEN TRY_CAST({doc}->>{path} AS {cast}) END)"
+        converted, range_error = f"TRY_CAST({doc}->>{path} AS {cast})", NULL
+        if result is N:  # a JSON number may not fit the stored decimal: say so
+            converted, range_error = numbers.from_text(f"({doc}->>{path})")
+            range_error = fail_when(f"{kind} IN {json_types}", range_error)
+        value = f"(CASE WHEN {kind} IN {json_types} THEN {converted} END)"
         wrong = plain_error(
             "type_conversion_failed", f"Unable to convert the value at the path to {result.value}"
         )
         own = fail_when(f"{kind} NOT IN {json_types} AND {kind} <> 'NULL'", wrong)
-        return value, first_error([error, own])
+        return value, first_error([error, own, range_error])
 
 
 _typed_pluck("json_pluck_text", "('VARCHAR')", "VARCHAR", T)
-_typed_pluck("json_pluck_number", "('BIGINT', 'UBIGINT', 'DOUBLE')", "DOUBLE", N)
+_typed_pluck("json_pluck_number", "('BIGINT', 'UBIGINT', 'DOUBLE')", numbers.NUM, N)
 _typed_pluck("json_pluck_boolean", "('BOOLEAN')", "BOOLEAN", B)
 
 
@@ -222,7 +230,7 @@ def _json_array_contains(c: Call) -> tuple[str, str]:
     elif needle.type is N:
         element = (
             "CASE WHEN json_type(e) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-            "THEN TRY_CAST(e->>'$' AS DOUBLE) END"
+            f"THEN TRY_CAST(e->>'$' AS {numbers.NUM}) END"
         )
     else:
         element = "CASE WHEN json_type(e) = 'BOOLEAN' THEN TRY_CAST(e->>'$' AS BOOLEAN) END"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.transforms import numbers
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import NULL, fail_when, plain_error, probe, sql_text
 from dsmsyncd.server.transforms.typecheck import Call
@@ -46,8 +47,8 @@ def _unary(name: str, sql: str, result: SoqlType = T) -> None:
 
 _unary("lower", "lower({x})")
 _unary("upper", "upper({x})")
-_unary("length", "CAST(length({x}) AS DOUBLE)", N)
-_unary("grapheme_length", "CAST(length_grapheme({x}) AS DOUBLE)", N)
+_unary("length", numbers.from_integer("length({x})"), N)
+_unary("grapheme_length", numbers.from_integer("length_grapheme({x})"), N)
 _unary("url_encode", "url_encode({x})")
 _unary("url_decode", "url_decode({x})")
 _unary("trim", f"trim({{x}}, {_WS})")
@@ -112,9 +113,40 @@ def _replace_first(c: Call) -> tuple[str, str]:
     return value, NULL
 
 
+def named_groups_as_re2(pattern: str) -> str:
+    """The documented ``(?<name>…)`` groups spelled ``(?P<name>…)``, as RE2 wants them.
+
+    Escaped characters and character classes are left alone, so ``\\(?<`` and
+    ``[(?<a]`` keep their meaning; ``(?<=`` and ``(?<!`` are not named groups.
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "]":  # a leading ] is a member
+                out.append("[]")
+                i += 2
+                continue
+        elif pattern.startswith("(?<", i) and re.match(r"[A-Za-z_]", pattern[i + 3 : i + 4]):
+            out.append("(?P<")
+            i += 3
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def _regex(c: Call, arg: int) -> tuple[str, int, dict[str, int]]:
     """A validated literal regex: its SQL literal, group count and named groups."""
-    pattern = c.literal_text(arg, "regular expression")
+    pattern = named_groups_as_re2(c.literal_text(arg, "regular expression"))
     if not probe("SELECT regexp_matches('', ?)", [pattern]):
         raise c.fail(f"{c.name}: {pattern!r} is not a valid regular expression", arg, "syntax")
     try:

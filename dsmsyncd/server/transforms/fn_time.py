@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.transforms import numbers
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,
@@ -116,7 +117,7 @@ _FLOATING_NAMES |= {"second": "ss", "day_of_week": "dow", "week_of_year": "woy"}
 def _extract(name: str, params: frozenset[SoqlType], sql: str) -> None:
     @define(name, (params,), N)
     def build(c: Call) -> tuple[str, str]:
-        return f"CAST({sql.format(x=c.args[0].value)} AS DOUBLE)", NULL
+        return numbers.from_integer(sql.format(x=c.args[0].value)), NULL
 
 
 for _part, _sql in _EXTRACTS.items():
@@ -177,9 +178,9 @@ def _datetime_diff(c: Call) -> tuple[str, str]:
     if t1.type is D:
         a, b = f"timezone({zone}, {a})", f"timezone({zone}, {b})"
     if unit in _UNITS:
-        return f"CAST(date_sub('{_UNITS[unit]}', {a}, {b}) AS DOUBLE)", NULL
+        return numbers.from_integer(f"date_sub('{_UNITS[unit]}', {a}, {b})"), NULL
     if unit == "calendar weeks":
-        return f"CAST(date_diff('week', {a}, {b}) AS DOUBLE)", NULL
+        return numbers.from_integer(f"date_diff('week', {a}, {b})"), NULL
     if unit == "business days":
         return _business_days(f"CAST({a} AS DATE)", f"CAST({b} AS DATE)"), NULL
     known = ", ".join([*_UNITS, "business days", "calendar weeks"])
@@ -193,4 +194,4 @@ def _business_days(d1: str, d2: str) -> str:
     first = f"isodow({lo})"
     rest = f"len(list_filter(range({n} % 7), lambda k: (({first} - 1 + k) % 7) < 5))"
     count = f"(({n} // 7) * 5 + {rest})"
-    return f"CAST(CASE WHEN {d2} < {d1} THEN -{count} ELSE {count} END AS DOUBLE)"
+    return numbers.from_integer(f"CASE WHEN {d2} < {d1} THEN -{count} ELSE {count} END")

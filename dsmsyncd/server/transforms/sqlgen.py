@@ -13,7 +13,7 @@ import threading
 
 import duckdb
 
-from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.soql_types import SoqlType, number_text_sql
 
 NULL = "NULL"
 
@@ -84,11 +84,7 @@ def text_of(value_sql: str, soql_type: SoqlType) -> str:
     if soql_type in (SoqlType.TEXT, SoqlType.NULL):
         return value_sql
     if soql_type is SoqlType.NUMBER:
-        return (
-            f"(CASE WHEN {value_sql} = trunc({value_sql}) AND abs({value_sql}) < 1e16 "
-            f"THEN CAST(TRY_CAST({value_sql} AS BIGINT) AS VARCHAR) "
-            f"ELSE CAST({value_sql} AS VARCHAR) END)"
-        )
+        return number_text_sql(value_sql)
     if soql_type is SoqlType.CHECKBOX:
         return f"(CASE WHEN {value_sql} THEN 'true' WHEN NOT {value_sql} THEN 'false' END)"
     if soql_type is SoqlType.CALENDAR_DATE:

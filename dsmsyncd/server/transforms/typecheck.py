@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from dsmsyncd.server.soql_types import SoqlType, duckdb_type
+from dsmsyncd.server.transforms import numbers
 from dsmsyncd.server.transforms.errors import ExpressionError, Reason
 from dsmsyncd.server.transforms.parser import FunCall, Lit, Node
 from dsmsyncd.server.transforms.sqlgen import sql_text
@@ -204,10 +205,10 @@ def coerce_literal(arg: Typed, target: SoqlType) -> Typed | None:
     text = arg.literal.strip()
     sql: str | None = None
     if target is SoqlType.NUMBER:
-        try:
-            sql = f"CAST({float(text)!r} AS DOUBLE)"
-        except ValueError:
-            return None
+        sql = numbers.literal(text.lstrip("+"))
+        if sql is None and text.startswith("-"):
+            positive = numbers.literal(text[1:])
+            sql = None if positive is None else numbers.negate(positive)
     elif target is SoqlType.CHECKBOX and text.lower() in ("true", "false"):
         sql = text.upper()
     elif target in (SoqlType.CALENDAR_DATE, SoqlType.DATE):

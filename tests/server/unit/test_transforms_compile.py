@@ -199,7 +199,7 @@ def test_expression_error_type_mismatch_names_function_argument_and_types() -> N
 def test_expression_error_not_available() -> None:
     e = error_for("geocode(a, b, a, b)")
     assert e.reason == "not_available"
-    assert e.message.startswith("geocode is not available on the local server: it needs")
+    assert e.message.startswith("`geocode` is not available on the local server: it needs")
 
 
 def test_expression_error_bad_regex_is_compile_time() -> None:

@@ -62,6 +62,7 @@ from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
 from dsmsyncd.server.storage.sql import check_table, literal
 from dsmsyncd.server.storage.sql import table as qtable
+from dsmsyncd.server.transforms import numbers
 
 __all__ = [
     "InputColumnInfo",
@@ -305,7 +306,7 @@ def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list
             # A failing TRY_CAST is slow (several times a regexp test), and AND does not
             # short-circuit in a vectorised filter; CASE only casts the likely cells.
             f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(number_start)}) "
-            f"THEN isfinite(TRY_CAST({c} AS DOUBLE)) ELSE false END)",
+            f"THEN {numbers.text_fits_sql(c)} ELSE false END)",
             f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(date_re)}) "
             f"THEN TRY_CAST({c} AS TIMESTAMP) IS NOT NULL ELSE false END)",
             f"count(*) FILTER (WHERE regexp_matches({c}, {literal(point_re)}))",
