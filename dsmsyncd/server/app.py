@@ -34,7 +34,16 @@ from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
 from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
 from dsmsyncd.server.http.paths import API
-from dsmsyncd.server.http.routes import configs, revisions, schemas, sources, uploads, users, views
+from dsmsyncd.server.http.routes import (
+    configs,
+    revisions,
+    schemas,
+    soda,
+    sources,
+    uploads,
+    users,
+    views,
+)
 from dsmsyncd.server.ids import new_request_id
 from dsmsyncd.server.jobs import resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
@@ -43,7 +52,7 @@ from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
 logger = logging.getLogger("dsmsyncd.server.app")
 
 OPENAPI_PATH = f"{API}/openapi.json"
-ROUTE_TABLES = (users, configs, revisions, sources, uploads, schemas, views)
+ROUTE_TABLES = (users, configs, revisions, sources, uploads, schemas, views, soda)
 # Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
 # single-shot uploads of modest files and for clients that ignore the preference.
 CLIENT_MAX_SIZE = 1024 * 1024 * 1024

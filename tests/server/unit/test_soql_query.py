@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.storage.datasets import dataset_query
 from dsmsyncd.server.storage.soql import QueryError, TranslatedQuery, translate_query
 from dsmsyncd.server.transforms import ColumnInput
 
@@ -21,22 +22,19 @@ COLUMNS = {
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute('CREATE TABLE t (rowid_ BIGINT, "name" VARCHAR, "n" DOUBLE, "raw" VARCHAR)')
     con.execute(
-        "INSERT INTO t VALUES (1, 'a', 1, '1'), (2, 'b', 2, 'x'), (3, 'c', 3, '3'),"
-        " (4, NULL, NULL, '4')"
+        "CREATE TABLE t (__sid BIGINT, __created_at TIMESTAMPTZ, __updated_at TIMESTAMPTZ, "
+        '"name" VARCHAR, "n" DOUBLE, "raw" VARCHAR)'
+    )
+    con.execute(
+        "INSERT INTO t VALUES (1, NULL, NULL, 'a', 1, '1'), (2, NULL, NULL, 'b', 2, 'x'), "
+        "(3, NULL, NULL, 'c', 3, '3'), (4, NULL, NULL, NULL, NULL, '4')"
     )
     return con
 
 
 def run(con: duckdb.DuckDBPyConnection, q: TranslatedQuery) -> list[tuple[Any, ...]]:
-    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in q.select)
-    sql = f"SELECT {select} FROM t"
-    if q.where_sql:
-        sql += f" WHERE {q.where_sql}"
-    sql += " ORDER BY " + ", ".join([*q.order_sql, "rowid_"])
-    sql += f" LIMIT {q.limit} OFFSET {q.offset}"
-    return con.execute(sql).fetchall()
+    return con.execute(dataset_query("t", q, paged=True), [q.limit, q.offset]).fetchall()
 
 
 def test_translate_query_star_defaults(con: duckdb.DuckDBPyConnection) -> None:
@@ -86,8 +84,8 @@ def test_translate_query_injection_attempt_stays_a_literal(con: duckdb.DuckDBPyC
 
 def test_translate_query_unknown_parameter() -> None:
     with pytest.raises(QueryError) as info:
-        translate_query({"$group": "name"}, COLUMNS)
-    assert info.value.parameter == "$group"
+        translate_query({"$groupby": "name"}, COLUMNS)
+    assert info.value.parameter == "$groupby"
 
 
 def test_translate_query_unknown_column_names_parameter() -> None:
@@ -113,7 +111,7 @@ def test_translate_query_count_all_is_one_row(con: duckdb.DuckDBPyConnection) ->
     q = translate_query({"$select": "count(*)", "$where": "n >= 2", "$limit": "5"}, COLUMNS)
     assert q.aggregate
     assert [(c.name, c.soql_type) for c in q.select] == [("count", SoqlType.NUMBER)]
-    assert (q.limit, q.offset, q.order_sql) == (1, 0, [])
+    assert q.order_sql == []
     assert run(con, q) == [(2,)]
 
 
