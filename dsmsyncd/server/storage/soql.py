@@ -197,9 +197,9 @@ class _Translation:
                     self._add(name, ColumnRef(name, item.position), text)
                 continue
             name = item.alias or _default_name(item.expr, n)
+            self._add(name, item.expr, text)  # first: an unknown column is the first fault
             if not _ALIAS.match(name) and name not in SODA_FIELDS:
                 raise QueryError(f"{name!r} is not a valid column alias", "$select")
-            self._add(name, item.expr, text)
         names = [s.name for s in self.selected]
         duplicates = sorted({x for x in names if names.count(x) > 1})
         if duplicates:

@@ -74,7 +74,7 @@ class CallRewriter:
                     f"The aggregate {_label(node.name)} is not allowed here: filter groups "
                     "with $having, rows with $where",
                     node.position,
-                    "type_mismatch",
+                    "syntax",
                     source,
                 )
             self.aggregated = True
