@@ -111,8 +111,7 @@ def translate_query(
     having = query.condition("$having", params["$having"]) if params.get("$having") else None
     conditions = [query.condition("$where", params["$where"])] if params.get("$where") else []
     conditions += [query.equality(k, v) for k, v in params.items() if not k.startswith("$")]
-    if params.get("$q"):
-        conditions.append(query.search(params["$q"]))
+    search = [query.search(params["$q"])] if params.get("$q") else []
     order = query.order(params["$order"]) if params.get("$order") else []
     aggregate = bool(group) or query.rewriter.aggregated
     if aggregate:
@@ -122,8 +121,9 @@ def translate_query(
     select_sql = [s.sql for s in query.selected]
     _check_total_sql(
         {"$select": select_sql, "$where": conditions, "$order": order, "$group": group}
-        | {"$having": [having] if having else []}
+        | {"$having": [having] if having else [], "$q": search}
     )
+    conditions += search
     return TranslatedQuery(
         select=query.selected,
         where_sql=" AND ".join(conditions) if conditions else None,

@@ -120,8 +120,10 @@ class CallRewriter:
         wanted = {"within_circle": 4, "within_box": 5, "distance_in_meters": 2}[call.name]
         if len(args) != wanted:
             raise _mismatch(f"{call.name} takes {wanted} arguments, not {len(args)}", call, source)
-        compiled = [self._compiled(source, a) for a in args]
         points = 2 if call.name == "distance_in_meters" else 1
+        # A point may be given as WKT text, e.g. distance_in_meters(p, 'POINT (-122 47)').
+        args = [self._as_point(source, a) if i < points else a for i, a in enumerate(args)]
+        compiled = [self._compiled(source, a) for a in args]
         for i, (_, kind) in enumerate(compiled):
             expected = SoqlType.POINT if i < points else SoqlType.NUMBER
             if kind not in (expected, SoqlType.NULL):
@@ -144,6 +146,11 @@ class CallRewriter:
             )
         return f"COALESCE({inside}, FALSE)", SoqlType.CHECKBOX
 
+    def _as_point(self, source: str, node: Node) -> Node:
+        if self._compiled(source, node)[1] is SoqlType.TEXT:
+            return FunCall("to_point", (node,), node.position)
+        return node
+
     def _coordinates(self, source: str, point: Node) -> tuple[str, str]:
         """SQL for a point's latitude and longitude as DOUBLE, by the transform functions."""
         pos = point.position
@@ -158,7 +165,8 @@ def haversine(lat1: str, lon1: str, lat2: str, lon2: str) -> str:
         f"pow(sin(radians({lat2} - {lat1}) / 2), 2) + cos(radians({lat1})) * "
         f"cos(radians({lat2})) * pow(sin(radians({lon2} - {lon1}) / 2), 2)"
     )
-    return f"(2 * {EARTH_RADIUS_M} * asin(sqrt(least(1.0, {a}))))"
+    # Not least(1, a): DuckDB's least skips NULLs, so a missing point would be far away.
+    return f"(2 * {EARTH_RADIUS_M} * asin(sqrt(CASE WHEN {a} > 1 THEN 1.0 ELSE {a} END)))"
 
 
 def _label(name: str) -> str:
