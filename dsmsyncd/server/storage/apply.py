@@ -54,6 +54,7 @@ ApplyAction = Literal["update", "replace", "delete"]
 
 _INCOMING = "__apply_incoming"  # temporary: deduplicated incoming rows
 _MATCHED = "__apply_matched"  # temporary: (__sid, identifier) of rows an upsert replaces
+_KEPT = "__kept_updated_at"  # in _MATCHED: the row's __updated_at if no value changes
 APPLY_LOG = "__applied_revisions"  # one row per revision whose rows were committed
 # duckdb_columns() spells some types differently from CREATE TABLE.
 _TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
@@ -294,12 +295,17 @@ def _upsert(
     ``incoming`` holds ``incoming_rows`` rows, one per identifier. Returns (created,
     updated), ``updated`` counting incoming rows that matched. A dataset row can share
     its identifier with others (rows appended without one); each keeps its ``__sid``
-    and takes the new values, as an ``UPDATE`` would do.
+    and takes the new values, as an ``UPDATE`` would do. A matched row whose values
+    are all the same keeps its ``__updated_at``: as on a hosted site, ``:updated_at``
+    says when a row last really changed, so re-sending a whole file marks only the rows
+    that differ.
     """
     cols = "".join(f", {ident(n)}" for n in names)
+    same = " AND ".join(f"d.{ident(x)} IS NOT DISTINCT FROM n.{ident(x)}" for x in names)
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT {SID}, {CREATED}, {rid} FROM {ds} "
-        f"WHERE {rid} IN (SELECT {rid} FROM {incoming})"
+        f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT d.{SID}, d.{CREATED}, d.{rid}, "
+        f"CASE WHEN {same} THEN d.{UPDATED} END AS {_KEPT} "
+        f"FROM {ds} d JOIN {incoming} n ON d.{rid} = n.{rid}"
     )
     matched_rows = count(cur, _MATCHED)
     if matched_rows == 0:
@@ -309,7 +315,7 @@ def _upsert(
         cur,
         f"INSERT INTO {ds} ({SID}, {CREATED}, {UPDATED}{cols}) "
         f"SELECT coalesce(m.{SID}, {base} + 1 + n.__offset), "
-        f"coalesce(m.{CREATED}, current_timestamp), current_timestamp"
+        f"coalesce(m.{CREATED}, current_timestamp), coalesce(m.{_KEPT}, current_timestamp)"
         f"{''.join(f', n.{ident(x)}' for x in names)} "
         f"FROM {incoming} n LEFT JOIN {_MATCHED} m ON m.{rid} = n.{rid}",
     )

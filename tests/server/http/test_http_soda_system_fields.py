@@ -56,7 +56,7 @@ async def test_system_fields_select_filter_and_order(api: aiohttp.ClientSession)
     assert await rows_of(api, ff, since) == [{"count": "4"}]
 
 
-async def test_upsert_keeps_id_and_created_at_and_bumps_updated_at(
+async def test_upsert_keeps_id_and_created_at_and_bumps_updated_at_of_changed_rows(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
     ff = await publish_keyed(server, api, PERMITS, "permit")
@@ -66,11 +66,13 @@ async def test_upsert_keeps_id_and_created_at_and_bumps_updated_at(
         b"permit,fee,issued,active,location,kind\n"
         b"A2,300,2026-06-05T13:30:00,false,POINT (-122.4 47.7),deck\n"
         b"A5,5,2026-07-01T00:00:00,true,POINT (-122.5 47.5),fence\n"
+        b"A3,100,,true,,fence\n"  # sent again unchanged
     )
     await publish_keyed(server, api, update, "permit", fourfour=ff)
     after = {r["permit"]: r for r in await rows_of(api, ff, query)}
     assert sorted(after) == ["A1", "A2", "A3", "A4", "A5"]
     assert after["A1"] == before["A1"]  # not in the update: untouched
+    assert after["A3"] == before["A3"]  # the same values: not updated
     a2, old = after["A2"], before["A2"]
     assert (a2[":id"], a2[":created_at"], a2["fee"]) == (old[":id"], old[":created_at"], "300")
     assert a2[":updated_at"] > old[":updated_at"]
