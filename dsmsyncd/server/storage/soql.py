@@ -266,6 +266,10 @@ class _Translation:
 
     def search(self, text: str) -> str:
         """``$q``: every word must occur, case-insensitively, in some text column."""
+        try:
+            limits.check_text(text)  # held to the length limit of an expression
+        except ExpressionError as e:
+            raise QueryError.of(e, "$q") from e
         texts = [c.sql for c in self.data.values() if c.soql_type is SoqlType.TEXT]
         words = text.split()
         if not words:

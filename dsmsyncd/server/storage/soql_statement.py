@@ -10,7 +10,7 @@ or a backquoted name is not a clause.
 
 from __future__ import annotations
 
-from dsmsyncd.server.transforms import ExpressionError
+from dsmsyncd.server.transforms import ExpressionError, limits
 from dsmsyncd.server.transforms.lexer import Token, tokenize
 
 # Clause keyword (with BY for the two-word ones) → the parameter it stands for.
@@ -28,7 +28,11 @@ _TWO_WORDS = frozenset({"group", "order"})
 
 
 def split_statement(text: str) -> dict[str, str]:
-    """The parameters of a ``$query`` statement; raises ``ExpressionError``."""
+    """The parameters of a ``$query`` statement; raises ``ExpressionError``.
+
+    The whole statement is held to the length limit of one expression before it is read.
+    """
+    limits.check_text(text)
     if "|>" in text:
         raise ExpressionError(
             "Chained queries (|>) are not supported by the local server; "

@@ -10,7 +10,7 @@ import pytest
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.datasets import dataset_query
 from dsmsyncd.server.storage.soql import QueryError, TranslatedQuery, translate_query
-from dsmsyncd.server.transforms import ColumnInput
+from dsmsyncd.server.transforms import ColumnInput, limits
 
 COLUMNS = {
     "name": ColumnInput('"name"', SoqlType.TEXT),
@@ -119,3 +119,28 @@ def test_translate_query_count_all_alias(con: duckdb.DuckDBPyConnection) -> None
     q = translate_query({"$select": "COUNT( * ) AS total"}, COLUMNS)
     assert [c.name for c in q.select] == ["total"]
     assert run(con, q) == [(4,)]
+
+
+def test_translate_query_search_and_statement_are_held_to_the_length_limit() -> None:
+    long_text = "x" * (limits.MAX_EXPRESSION_CHARS + 1)
+    for params, parameter in (
+        ({"$q": long_text}, "$q"),
+        ({"$query": "SELECT name WHERE name = '" + long_text + "'"}, "$query"),
+    ):
+        with pytest.raises(QueryError) as info:
+            translate_query(params, COLUMNS)
+        assert (info.value.parameter, info.value.key) == (parameter, "expression_too_long")
+        assert info.value.limit == limits.MAX_EXPRESSION_CHARS
+
+
+def test_translate_query_group_having_search_and_statement(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    q = translate_query(
+        {"$query": "SELECT name, count(*) AS c GROUP BY name HAVING c >= 1 ORDER BY name"},
+        COLUMNS,
+    )
+    assert q.aggregate
+    assert run(con, q) == [("a", 1.0), ("b", 1.0), ("c", 1.0), (None, 1.0)]
+    q = translate_query({"$select": "name", "$q": "B"}, COLUMNS)
+    assert run(con, q) == [("b",)]
