@@ -290,7 +290,9 @@ class _Translation:
         for node, desc in items:
             rewritten = self.rewrite("$order", text, node, aggregates=True)
             self.checked.append(("$order", text, rewritten))
-            is_id = isinstance(rewritten, ColumnRef) and rewritten.name == ID_FIELD
+            # :id is row-id order; by __sid itself (cheaper) unless the read is grouped.
+            grouped = self.group_shapes or self.rewriter.aggregated
+            is_id = isinstance(rewritten, ColumnRef) and rewritten.name == ID_FIELD and not grouped
             sql = SID if is_id else self.compile("$order", text, rewritten)[0]
             out.append(f"{sql} {'DESC NULLS FIRST' if desc else 'ASC NULLS LAST'}")
         return out

@@ -144,3 +144,13 @@ def test_translate_query_group_having_search_and_statement(
     assert run(con, q) == [("a", 1.0), ("b", 1.0), ("c", 1.0), (None, 1.0)]
     q = translate_query({"$select": "name", "$q": "B"}, COLUMNS)
     assert run(con, q) == [("b",)]
+
+
+def test_translate_query_order_by_id_is_row_order_also_when_grouped(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    q = translate_query({"$select": "name", "$order": ":id DESC", "$limit": "2"}, COLUMNS)
+    assert q.order_sql == ["__sid DESC NULLS FIRST"]  # the row id itself: no text sort
+    assert run(con, q) == [(None,), ("c",)]
+    q = translate_query({"$select": ":id", "$group": ":id", "$order": ":id DESC"}, COLUMNS)
+    assert run(con, q)[:2] == [("row-000000000004",), ("row-000000000003",)]
