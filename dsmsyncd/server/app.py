@@ -46,6 +46,7 @@ from dsmsyncd.server.http.routes import (
     configs,
     revisions,
     schemas,
+    soda,
     sources,
     uploads,
     users,
@@ -54,13 +55,13 @@ from dsmsyncd.server.http.routes import (
 from dsmsyncd.server.ids import new_request_id
 from dsmsyncd.server.jobs import cleanup, resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
-from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout
+from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryOutOfRange, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
 
 OPENAPI_PATH = f"{API}/openapi.json"
 # ``archive`` before ``revisions``: its ``{ff}/changes`` would match ``{ff}/{seq}`` too.
-ROUTE_TABLES = (users, configs, archive, revisions, sources, uploads, schemas, views)
+ROUTE_TABLES = (users, configs, archive, revisions, sources, uploads, schemas, views, soda)
 # Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
 # single-shot uploads of modest files and for clients that ignore the preference.
 CLIENT_MAX_SIZE = 1024 * 1024 * 1024
@@ -96,7 +97,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 401:
             reply.headers[hdrs.WWW_AUTHENTICATE] = auth.REALM
         return reply
-    except (QueryTimeout, QueryOutOfMemory) as exc:
+    except (QueryTimeout, QueryOutOfMemory, QueryOutOfRange) as exc:
         error = _over_budget(exc)
         return json_reply(error.body(rid), status=error.status)
     except web.HTTPException as exc:
@@ -132,8 +133,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_reply(error.body(rid), status=500)
 
 
-def _over_budget(exc: QueryTimeout | QueryOutOfMemory) -> ApiError:
-    """The reply to a read that its time or memory budget stopped."""
+def _over_budget(exc: QueryTimeout | QueryOutOfMemory | QueryOutOfRange) -> ApiError:
+    """The reply to a read that its time or memory budget, or the number range, stopped."""
+    if isinstance(exc, QueryOutOfRange):
+        return ApiError(
+            400,
+            "the query computes a number beyond the local server's number range (20 digits "
+            f"before the point, 18 after): {exc.detail}; narrow it ($where) or sum fewer rows",
+            key="query.soql.number-out-of-range",
+        )
     if isinstance(exc, QueryTimeout):
         return ApiError(
             503,

@@ -1,7 +1,10 @@
 """Published datasets: applying an output table to a dataset table.
 
-A dataset table has one column per dataset column, named by its field name, plus
-``__sid``: a stable internal row id (SODA ``:id`` and the default order). An apply
+A dataset table has one column per dataset column, named by its field name, plus the
+system columns of ``system_columns.py``: ``__sid``, a stable internal row id (SODA
+``:id`` and the default order), and the row's ``__created_at`` and ``__updated_at``.
+A new row gets the apply's time in both; an upsert that matches a row keeps its
+``__sid`` and ``__created_at`` and sets ``__updated_at``. An apply
 runs in one DuckDB transaction: schema change first (DuckDB refuses DDL on a table
 the same transaction has already written), then the row changes, so a reader sees the
 old rows or the new ones, never half. A server killed mid-write leaves the old rows
@@ -51,11 +54,13 @@ from dsmsyncd.server.soql_types import (
 from dsmsyncd.server.storage.output import any_error, error_column_count
 from dsmsyncd.server.storage.sql import count, ident
 from dsmsyncd.server.storage.sql import table as qtable
+from dsmsyncd.server.storage.system_columns import CREATED, SID, STORED, UPDATED, create_table_sql
 
 ApplyAction = Literal["update", "replace", "delete"]
 
 _INCOMING = "__apply_incoming"  # temporary: deduplicated incoming rows
 _MATCHED = "__apply_matched"  # temporary: (__sid, identifier) of rows an upsert replaces
+_KEPT = "__kept_updated_at"  # in _MATCHED: the row's __updated_at if no value changes
 APPLY_LOG = "__applied_revisions"  # one row per revision whose rows were committed
 # duckdb_columns() spells some types differently from CREATE TABLE.
 _TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
@@ -131,8 +136,9 @@ def apply(
             "(is_primary_key) so the rows to delete can be matched"
         )
     names = [c.field_name for c in columns]
-    if len(set(names)) != len(names) or "__sid" in names:
-        raise ApplyRefused(f"column field names must be unique and not __sid, got {names}")
+    if len(set(names)) != len(names) or set(names) & set(STORED):
+        reserved = ", ".join(STORED)
+        raise ApplyRefused(f"column field names must be unique and not {reserved}, got {names}")
     if row_identifier is not None and row_identifier not in names:
         raise ApplyRefused(f"row identifier {row_identifier!r} is not among the columns {names}")
     cur.execute("BEGIN TRANSACTION")
@@ -168,7 +174,7 @@ def _write_rows(
     out = qtable(target.output_table)
     clean = f"NOT {any_error(error_column_count(cur, target.output_table))}"
     rid = ident(row_identifier) if row_identifier is not None else None
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {ds} (__sid BIGINT)")
+    cur.execute(create_table_sql(ds))
     if action != "delete":
         _reshape(cur, target.dataset_table, columns)
     values = "".join(f", v{c.source_index} AS {ident(c.field_name)}" for c in columns)
@@ -209,8 +215,8 @@ def _reshape(
         cur.execute(
             "SELECT column_name, data_type FROM duckdb_columns() "
             "WHERE table_name = ? AND database_name = current_database() "
-            "AND schema_name = 'main' AND column_name <> '__sid'",
-            [dataset_table],
+            "AND schema_name = 'main' AND NOT list_contains(?, column_name)",
+            [dataset_table, list(STORED)],
         ).fetchall()
     )
     wanted = {c.field_name for c in columns}
@@ -274,7 +280,8 @@ def _insert(
     cols = "".join(f", {ident(n)}" for n in names)
     return _changed(
         cur,
-        f"INSERT INTO {ds} (__sid{cols}) SELECT {base} + 1 + __offset{cols} FROM {incoming}",
+        f"INSERT INTO {ds} ({SID}, {CREATED}, {UPDATED}{cols}) SELECT {base} + 1 + __offset, "
+        f"current_timestamp, current_timestamp{cols} FROM {incoming}",
     )
 
 
@@ -287,17 +294,23 @@ def _upsert(
     rid: str,
     base: int,
 ) -> tuple[int, int]:
-    """Replace rows whose identifier matches (keeping their ``__sid``), append the rest.
+    """Replace rows whose identifier matches (keeping ``__sid`` and ``__created_at``),
+    append the rest.
 
     ``incoming`` holds ``incoming_rows`` rows, one per identifier. Returns (created,
     updated), ``updated`` counting incoming rows that matched. A dataset row can share
     its identifier with others (rows appended without one); each keeps its ``__sid``
-    and takes the new values, as an ``UPDATE`` would do.
+    and takes the new values, as an ``UPDATE`` would do. A matched row whose values
+    are all the same keeps its ``__updated_at``: as on a hosted site, ``:updated_at``
+    says when a row last really changed, so re-sending a whole file marks only the rows
+    that differ.
     """
     cols = "".join(f", {ident(n)}" for n in names)
+    same = " AND ".join(f"d.{ident(x)} IS NOT DISTINCT FROM n.{ident(x)}" for x in names)
     cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT __sid, {rid} FROM {ds} "
-        f"WHERE {rid} IN (SELECT {rid} FROM {incoming})"
+        f"CREATE OR REPLACE TEMP TABLE {_MATCHED} AS SELECT d.{SID}, d.{CREATED}, d.{rid}, "
+        f"CASE WHEN {same} THEN d.{UPDATED} END AS {_KEPT} "
+        f"FROM {ds} d JOIN {incoming} n ON d.{rid} = n.{rid}"
     )
     matched_rows = count(cur, _MATCHED)
     if matched_rows == 0:
@@ -305,7 +318,9 @@ def _upsert(
     cur.execute(f"DELETE FROM {ds} WHERE __sid IN (SELECT __sid FROM {_MATCHED})")
     inserted = _changed(
         cur,
-        f"INSERT INTO {ds} (__sid{cols}) SELECT coalesce(m.__sid, {base} + 1 + n.__offset)"
+        f"INSERT INTO {ds} ({SID}, {CREATED}, {UPDATED}{cols}) "
+        f"SELECT coalesce(m.{SID}, {base} + 1 + n.__offset), "
+        f"coalesce(m.{CREATED}, current_timestamp), coalesce(m.{_KEPT}, current_timestamp)"
         f"{''.join(f', n.{ident(x)}' for x in names)} "
         f"FROM {incoming} n LEFT JOIN {_MATCHED} m ON m.{rid} = n.{rid}",
     )

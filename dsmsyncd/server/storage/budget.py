@@ -52,6 +52,18 @@ class QueryOutOfMemory(Exception):
         self.memory_limit = memory_limit
 
 
+class QueryOutOfRange(Exception):
+    """A read computed a number beyond the stored number range (e.g. a ``sum``).
+
+    Aggregates cannot be wrapped in DuckDB's ``try()``, so the overflow surfaces here,
+    once per read, rather than as a cell error.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class _Running:
     """One call's cursor: whether it was told to stop, and its step in a worker thread."""
 
@@ -171,6 +183,10 @@ class Statements:
         except duckdb.OutOfMemoryException as exc:
             if read:
                 raise QueryOutOfMemory(self.memory_limit) from exc
+            raise
+        except duckdb.OutOfRangeException as exc:
+            if read:
+                raise QueryOutOfRange(str(exc)) from exc
             raise
         finally:
             spent[0] += time.monotonic() - started

@@ -31,6 +31,7 @@ from dsmsyncd.server.storage import apply as _apply
 from dsmsyncd.server.storage import datasets as _datasets
 from dsmsyncd.server.storage import ingest as _ingest
 from dsmsyncd.server.storage import output as _output
+from dsmsyncd.server.storage import soda_format, system_columns
 from dsmsyncd.server.storage import upgrade as _upgrade
 from dsmsyncd.server.storage.apply import (
     AppliedColumn,
@@ -39,21 +40,29 @@ from dsmsyncd.server.storage.apply import (
     ApplyStats,
     ApplyTarget,
 )
-from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryTimeout, Statements
-from dsmsyncd.server.storage.datasets import SelectItem
+from dsmsyncd.server.storage.budget import (
+    QueryOutOfMemory,
+    QueryOutOfRange,
+    QueryTimeout,
+    Statements,
+)
+from dsmsyncd.server.storage.datasets import DatasetRef
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.output import InputRef, OutputColumnPlan, OutputStats
-from dsmsyncd.server.storage.sql import drop_relation_sql, table_exists
+from dsmsyncd.server.storage.soql import TranslatedQuery
+from dsmsyncd.server.storage.sql import drop_relation_sql
 
 __all__ = [
     "AppliedColumn",
     "ApplyRefused",
     "ApplyStats",
     "ApplyTarget",
+    "DatasetRef",
     "InputRef",
     "OutputColumnPlan",
     "OutputStats",
     "QueryOutOfMemory",
+    "QueryOutOfRange",
     "QueryTimeout",
     "RowStore",
 ]
@@ -98,6 +107,7 @@ class RowStore:
         self._con.execute("SET GLOBAL disabled_compression_methods = 'fsst,dict_fsst'")
         _apply.ensure_apply_log(self._con)
         _upgrade.upgrade_numbers(self._con)
+        system_columns.migrate(self._con)
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
         self._statements = Statements(query_timeout=query_timeout, memory_limit=memory_limit)
@@ -241,32 +251,31 @@ class RowStore:
 
     async def dataset_rows(
         self,
-        dataset_table: str,
-        select_sql: list[SelectItem],
-        where_sql: str | None,
-        order_sql: list[str],
-        limit: int,
-        offset: int,
-    ) -> list[dict[str, Any]]:
-        """Rows as ``{key: wire value}``; ``select_sql`` items are (SQL, key, SoQL type)."""
-        return await self._read(
-            _datasets.dataset_rows, dataset_table, select_sql, where_sql, order_sql, limit, offset
-        )
+        ref: DatasetRef,
+        query: TranslatedQuery,
+        shape: Callable[[list[tuple[Any, ...]]], T],
+    ) -> T:
+        """One page of a SODA read, shaped by ``shape`` in the worker thread."""
+        return await self._read(_datasets.dataset_rows, ref, query, shape)
 
     async def dataset_csv(
-        self,
-        dataset_table: str,
-        select_sql: list[SelectItem],
-        where_sql: str | None,
-        order_sql: list[str],
+        self, ref: DatasetRef, query: TranslatedQuery, header: list[str], *, export: bool
     ) -> AsyncGenerator[bytes, None]:
-        """Stream a dataset read as CSV; the header row holds the select keys."""
-        yield _output.csv_header_names([key for _, key, _ in select_sql])
-        if not await self._read(table_exists, dataset_table):
+        """Stream a read as SODA CSV under ``header``; ``export`` (the whole dataset as
+        the CSV export writes it) ignores ``$limit``/``$offset``, a read pages."""
+        yield soda_format.csv_line(header).encode()
+        if not query.select:
             return
-        sql = _datasets.dataset_query(dataset_table, select_sql, where_sql, order_sql, paged=False)
-        async for rows in self._stream(sql, []):
-            yield _datasets.dataset_csv(rows, select_sql)
+        source = await self._read(_datasets.source_sql, ref)
+        sql = _datasets.dataset_query(source, query, paged=not export)
+        fields = [(c.name, c.soql_type) for c in query.select]
+        params = [] if export else [query.limit, query.offset]
+        async for rows in self._stream(sql, params):
+            yield soda_format.csv_rows(rows, fields, export=export)
+
+    async def dataset_version(self, ref: DatasetRef) -> str:
+        """Changes whenever an apply changes the dataset's rows (for ETags)."""
+        return await self._read(_datasets.dataset_version, ref)
 
     async def dataset_count(self, table: str) -> int:
         return await self._read(_datasets.dataset_count, table)

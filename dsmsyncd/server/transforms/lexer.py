@@ -68,6 +68,16 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("number", m.group(0), i))
             i = m.end()
             continue
+        if ch == ":" and source[i + 1 : i + 2] == "*":
+            tokens.append(Token("op", ":*", i))  # SODA's "every system field" in $select
+            i += 2
+            continue
+        if ch == ":" and _BARE.match(source, i + 1):
+            m = _BARE.match(source, i + 1)  # a SODA system field such as :id
+            assert m is not None
+            tokens.append(Token("ident", ":" + m.group(0), i))
+            i = m.end()
+            continue
         if ch.isalpha() or ch == "_":
             m = _BARE.match(source, i)
             assert m is not None

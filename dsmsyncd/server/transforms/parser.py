@@ -67,20 +67,21 @@ def parse_expression(source: str) -> Node:
 
 @dataclass(frozen=True)
 class SelectItem:
-    expr: Node | None  # None for `*`
+    expr: Node | None  # None for `*` and `:*`
     alias: str | None
     position: int
+    system: bool = False  # `:*`: every system field (SODA reads)
 
 
 def parse_select(source: str) -> list[SelectItem]:
-    """A ``$select`` list: ``*`` or ``expr [AS alias]`` items separated by commas."""
+    """A ``$select`` list: ``*``, ``:*`` or ``expr [AS alias]`` items, comma-separated."""
     parser = _Parser(source)
     items: list[SelectItem] = []
     while True:
         tok = parser.peek()
-        if tok.is_op("*"):
+        if tok.is_op("*") or tok.is_op(":*"):
             parser.advance()
-            items.append(SelectItem(None, None, tok.position))
+            items.append(SelectItem(None, None, tok.position, system=tok.text == ":*"))
         else:
             expr = parser.expression(0)
             alias = None
@@ -310,7 +311,12 @@ class _Parser:
     def _call(self, name: str, pos: int) -> Node:
         self.advance()  # (
         args: list[Node] = []
-        if not self.peek().is_op(")"):
+        if self.peek().is_keyword("distinct") and self.peek(1).kind in ("ident", "column"):
+            self.advance()  # SoQL's count(distinct x) is the aggregate `count$distinct`
+            name += "$distinct"
+        if self.peek().is_op("*") and self.peek(1).is_op(")"):
+            self.advance()  # count(*): a call with no arguments
+        elif not self.peek().is_op(")"):
             args.append(self.expression(0))
             while self.peek().is_op(","):
                 self.advance()

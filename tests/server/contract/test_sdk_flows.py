@@ -81,8 +81,8 @@ def test_sdk_create_from_csv_transform_and_apply(https_server: ServedHttps, tmp_
 
     rows = _read(https_server, fourfour, **{"$order": "date"})
     assert rows == [
-        {"date": "2026-01-01T00:00:00", "celsius": "10", "fahrenheit": "50"},
-        {"date": "2026-01-02T00:00:00", "celsius": "-5", "fahrenheit": "23"},
+        {"date": "2026-01-01T00:00:00.000", "celsius": "10", "fahrenheit": "50"},
+        {"date": "2026-01-02T00:00:00.000", "celsius": "-5", "fahrenheit": "23"},
     ]
     view = socrata.views.lookup(fourfour)
     assert view.attributes["name"] == "Temperatures"

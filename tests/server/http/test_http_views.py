@@ -83,7 +83,7 @@ async def test_soda_count_all_answers_as_soda(api: aiohttp.ClientSession) -> Non
     )
     assert rows == [{"count": "0"}]
     async with api.get(f"/resource/{ff}.csv?$select=count(*) AS n") as resp:
-        assert (await resp.text()) == "n\n3\n"
+        assert (await resp.text()) == '"n"\n"3"\n'
 
 
 async def test_soda_count_all_of_unpublished_dataset_is_zero(api: aiohttp.ClientSession) -> None:
@@ -98,7 +98,7 @@ async def test_soda_bad_query_is_400_naming_parameter(api: aiohttp.ClientSession
     status, body = await call(api, "GET", f"/resource/{ff}.json?$where=nosuchcolumn = 1")
     assert status == 400
     assert body["data"]["parameter"] == "$where"
-    assert_refused(body, "query.compiler.malformed", "no input column named `nosuchcolumn`")
+    assert_refused(body, "query.soql.no-such-column", "no input column named `nosuchcolumn`")
     status, body = await call(api, "GET", f"/resource/{ff}.json?$limit=lots")
     assert status == 400
     assert body["data"]["parameter"] == "$limit"

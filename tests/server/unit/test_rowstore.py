@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.storage import soda_format
+from dsmsyncd.server.storage.datasets import DatasetRef
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.rowstore import (
     AppliedColumn,
@@ -20,6 +22,7 @@ from dsmsyncd.server.storage.rowstore import (
     OutputColumnPlan,
     RowStore,
 )
+from dsmsyncd.server.storage.soql import SelectedColumn, TranslatedQuery
 from dsmsyncd.server.transforms import ColumnInput, CompiledExpression, compile_expression
 
 _REVISION_IDS = itertools.count(1)
@@ -79,9 +82,39 @@ async def prepared(
 ID_NAME = [AppliedColumn("id", SoqlType.NUMBER, 0), AppliedColumn("name", SoqlType.TEXT, 1)]
 
 
+Select = list[tuple[str, str, SoqlType]]  # (SQL, output name, type)
+
+
+async def read(
+    store: RowStore,
+    table: str,
+    select: Select,
+    where: str | None = None,
+    order: list[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A SODA read of ``table`` (JSON rows: nulls left out)."""
+    columns = [SelectedColumn(name, sql, kind) for sql, name, kind in select]
+    q = TranslatedQuery(columns, where, order or [], limit, offset)
+    fields = [(name, kind) for _, name, kind in select]
+    ref = DatasetRef(table, [(name, kind) for _, name, kind in select])
+    return await store.dataset_rows(ref, q, lambda rows: soda_format.json_rows(rows, fields))
+
+
+async def read_csv(
+    store: RowStore, table: str, select: Select, order: list[str] | None = None
+) -> bytes:
+    columns = [SelectedColumn(name, sql, kind) for sql, name, kind in select]
+    q = TranslatedQuery(columns, None, order or [], 100, 0)
+    ref = DatasetRef(table, [(name, kind) for _, name, kind in select])
+    names = [name for _, name, _ in select]
+    return b"".join([c async for c in store.dataset_csv(ref, q, names, export=False)])
+
+
 async def all_rows(store: RowStore, table: str = "ds") -> list[dict[str, Any]]:
     select = [('"id"', "id", SoqlType.NUMBER), ('"name"', "name", SoqlType.TEXT)]
-    return await store.dataset_rows(table, select, None, [], 100, 0)
+    return await read(store, table, select)
 
 
 async def test_materialize_counts_errors_per_column(store: RowStore, tmp_path: Path) -> None:
@@ -237,14 +270,14 @@ async def test_apply_schema_change_keeps_surviving_columns(store: RowStore, tmp_
     stats = await store.apply(target("out2"), columns, "update", "id")
     assert (stats.created, stats.updated, stats.total_rows_after) == (1, 1, 3)
     select = [('"id"', "id", SoqlType.TEXT), ('"score"', "score", SoqlType.NUMBER)]
-    rows = await store.dataset_rows("ds", select, None, [], 10, 0)
+    rows = await read(store, "ds", select)
     assert rows == [
-        {"id": "1", "score": None},
+        {"id": "1"},
         {"id": "2", "score": "10"},
         {"id": "3", "score": "20"},
     ]
     with pytest.raises(Exception, match="name"):
-        await store.dataset_rows("ds", [('"name"', "name", SoqlType.TEXT)], None, [], 10, 0)
+        await read(store, "ds", [('"name"', "name", SoqlType.TEXT)])
 
 
 async def test_apply_failure_rolls_back_schema_and_rows(store: RowStore, tmp_path: Path) -> None:
@@ -267,18 +300,18 @@ async def test_dataset_rows_where_order_paging_and_csv(store: RowStore, tmp_path
     await prepared(store, tmp_path, b"id,name\n3,c\n1,a\n2,b\n4,a\n")
     await store.apply(target("out1"), ID_NAME, "update", "id")
     select = [('"name"', "name", SoqlType.TEXT), ('"id"', "id", SoqlType.NUMBER)]
-    rows = await store.dataset_rows("ds", select, '"id" > 1', ['"name" DESC'], 2, 1)
+    rows = await read(store, "ds", select, '"id" > 1', ['"name" DESC'], 2, 1)
     assert rows == [{"name": "b", "id": "2"}, {"name": "a", "id": "4"}]
-    chunks = [c async for c in store.dataset_csv("ds", select, None, ['"id"'])]
-    assert b"".join(chunks).decode() == "name,id\na,1\nb,2\nc,3\na,4\n"
+    csv = await read_csv(store, "ds", select, ['"id"'])
+    assert csv.decode() == '"name","id"\n"a","1"\n"b","2"\n"c","3"\n"a","4"\n'
     assert await store.dataset_count("ds") == 4
 
 
 async def test_dataset_reads_before_any_apply(store: RowStore) -> None:
     select = [('"x"', "x", SoqlType.TEXT)]
-    assert await store.dataset_rows("never", select, None, [], 10, 0) == []
+    assert await read(store, "never", select) == []
     assert await store.dataset_count("never") == 0
-    assert [c async for c in store.dataset_csv("never", select, None, [])] == [b"x\n"]
+    assert await read_csv(store, "never", select) == b'"x"\n'
 
 
 async def test_rowstore_reopen_keeps_data(tmp_path: Path) -> None:

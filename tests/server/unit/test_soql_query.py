@@ -8,8 +8,9 @@ import duckdb
 import pytest
 
 from dsmsyncd.server.soql_types import SoqlType
+from dsmsyncd.server.storage.datasets import dataset_query
 from dsmsyncd.server.storage.soql import QueryError, TranslatedQuery, translate_query
-from dsmsyncd.server.transforms import ColumnInput
+from dsmsyncd.server.transforms import ColumnInput, limits
 
 COLUMNS = {
     "name": ColumnInput('"name"', SoqlType.TEXT),
@@ -21,22 +22,19 @@ COLUMNS = {
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute('CREATE TABLE t (rowid_ BIGINT, "name" VARCHAR, "n" DOUBLE, "raw" VARCHAR)')
     con.execute(
-        "INSERT INTO t VALUES (1, 'a', 1, '1'), (2, 'b', 2, 'x'), (3, 'c', 3, '3'),"
-        " (4, NULL, NULL, '4')"
+        "CREATE TABLE t (__sid BIGINT, __created_at TIMESTAMPTZ, __updated_at TIMESTAMPTZ, "
+        '"name" VARCHAR, "n" DOUBLE, "raw" VARCHAR)'
+    )
+    con.execute(
+        "INSERT INTO t VALUES (1, NULL, NULL, 'a', 1, '1'), (2, NULL, NULL, 'b', 2, 'x'), "
+        "(3, NULL, NULL, 'c', 3, '3'), (4, NULL, NULL, NULL, NULL, '4')"
     )
     return con
 
 
 def run(con: duckdb.DuckDBPyConnection, q: TranslatedQuery) -> list[tuple[Any, ...]]:
-    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in q.select)
-    sql = f"SELECT {select} FROM t"
-    if q.where_sql:
-        sql += f" WHERE {q.where_sql}"
-    sql += " ORDER BY " + ", ".join([*q.order_sql, "rowid_"])
-    sql += f" LIMIT {q.limit} OFFSET {q.offset}"
-    return con.execute(sql).fetchall()
+    return con.execute(dataset_query("t", q, paged=True), [q.limit, q.offset]).fetchall()
 
 
 def test_translate_query_star_defaults(con: duckdb.DuckDBPyConnection) -> None:
@@ -86,8 +84,8 @@ def test_translate_query_injection_attempt_stays_a_literal(con: duckdb.DuckDBPyC
 
 def test_translate_query_unknown_parameter() -> None:
     with pytest.raises(QueryError) as info:
-        translate_query({"$group": "name"}, COLUMNS)
-    assert info.value.parameter == "$group"
+        translate_query({"$groupby": "name"}, COLUMNS)
+    assert info.value.parameter == "$groupby"
 
 
 def test_translate_query_unknown_column_names_parameter() -> None:
@@ -113,7 +111,7 @@ def test_translate_query_count_all_is_one_row(con: duckdb.DuckDBPyConnection) ->
     q = translate_query({"$select": "count(*)", "$where": "n >= 2", "$limit": "5"}, COLUMNS)
     assert q.aggregate
     assert [(c.name, c.soql_type) for c in q.select] == [("count", SoqlType.NUMBER)]
-    assert (q.limit, q.offset, q.order_sql) == (1, 0, [])
+    assert q.order_sql == []
     assert run(con, q) == [(2,)]
 
 
@@ -121,3 +119,38 @@ def test_translate_query_count_all_alias(con: duckdb.DuckDBPyConnection) -> None
     q = translate_query({"$select": "COUNT( * ) AS total"}, COLUMNS)
     assert [c.name for c in q.select] == ["total"]
     assert run(con, q) == [(4,)]
+
+
+def test_translate_query_search_and_statement_are_held_to_the_length_limit() -> None:
+    long_text = "x" * (limits.MAX_EXPRESSION_CHARS + 1)
+    for params, parameter in (
+        ({"$q": long_text}, "$q"),
+        ({"$query": "SELECT name WHERE name = '" + long_text + "'"}, "$query"),
+    ):
+        with pytest.raises(QueryError) as info:
+            translate_query(params, COLUMNS)
+        assert (info.value.parameter, info.value.key) == (parameter, "expression_too_long")
+        assert info.value.limit == limits.MAX_EXPRESSION_CHARS
+
+
+def test_translate_query_group_having_search_and_statement(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    q = translate_query(
+        {"$query": "SELECT name, count(*) AS c GROUP BY name HAVING c >= 1 ORDER BY name"},
+        COLUMNS,
+    )
+    assert q.aggregate
+    assert run(con, q) == [("a", 1.0), ("b", 1.0), ("c", 1.0), (None, 1.0)]
+    q = translate_query({"$select": "name", "$q": "B"}, COLUMNS)
+    assert run(con, q) == [("b",)]
+
+
+def test_translate_query_order_by_id_is_row_order_also_when_grouped(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    q = translate_query({"$select": "name", "$order": ":id DESC", "$limit": "2"}, COLUMNS)
+    assert q.order_sql == ["__sid DESC NULLS FIRST"]  # the row id itself: no text sort
+    assert run(con, q) == [(None,), ("c",)]
+    q = translate_query({"$select": ":id", "$group": ":id", "$order": ":id DESC"}, COLUMNS)
+    assert run(con, q)[:2] == [("row-000000000004",), ("row-000000000003",)]
