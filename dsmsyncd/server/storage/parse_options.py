@@ -103,7 +103,8 @@ class ParseOptions:
             )
         if len(opts.quote_char) != 1:
             raise InvalidParseOption("quote_char", "quote_char must be a single character")
-        if opts.quote_char == opts.column_separator:
+        if opts.quote_char == (opts.column_separator or ","):
+            # An unchosen separator is "," unless the file turns out to be TSV.
             raise InvalidParseOption(
                 "quote_char", "quote_char and column_separator must be different characters"
             )

@@ -141,7 +141,7 @@ def ingest_upload(
         return [parsed]
     if kind in (UploadFormat.XLS, UploadFormat.XLSX):
         return [_ingest_sheet(cur, source_path, table, options, kind, guess_types)]
-    layers = geo_layers(source_path, kind.value)
+    layers = geo_layers(source_path, kind.value, filename)
     return [
         _ingest_layer(
             cur, source_path, table if i == 0 else f"{table}_{i + 1}", layer, options, guess_types

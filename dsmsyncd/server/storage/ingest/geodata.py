@@ -70,15 +70,20 @@ class GeoLayer:
     geojson: list[str | None]  # one GeoJSON geometry per feature, None when it has none
 
 
-def geo_layers(path: Path, kind: str) -> list[GeoLayer]:
-    """Every non-empty layer of a geo file (``kind``: geojson, kml, kmz or shapefile)."""
+def geo_layers(path: Path, kind: str, filename: str | None = None) -> list[GeoLayer]:
+    """Every non-empty layer of a geo file (``kind``: geojson, kml, kmz or shapefile).
+
+    GDAL names a layer without a name of its own after the file it read, which on disk
+    is the server's ``source.bin``: such a layer takes the uploaded file's name instead.
+    """
     label = _FORMAT_NAMES[kind]
     layers: list[GeoLayer] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GDAL's notes on odd input are not failures
         try:
             for dataset, layer in _datasets(path, kind):
-                layers.extend(_read_layer(dataset, layer, kind))
+                shown = Path(filename).stem if filename and layer == path.stem else layer
+                layers.extend(_read_layer(dataset, layer, kind, shown))
         except _GDAL_ERRORS as exc:
             why = (geojson_problem(path) if kind == "geojson" else None) or _gdal_text(exc, path)
             raise UnparsableFile(f"The file is not a valid {label} file: {why}.") from exc
@@ -132,7 +137,7 @@ def _members(path: Path, kind: str) -> list[str]:
     return found
 
 
-def _read_layer(dataset: str, layer: str, kind: str) -> list[GeoLayer]:
+def _read_layer(dataset: str, layer: str, kind: str, shown: str) -> list[GeoLayer]:
     meta, _fids, wkb, field_data = pyogrio.raw.read(dataset, layer=layer)
     fields = [str(f) for f in meta["fields"]]
     columns = [_python_values(values) for values in field_data]
@@ -146,17 +151,18 @@ def _read_layer(dataset: str, layer: str, kind: str) -> list[GeoLayer]:
     if (type_ids == 7).any():
         row = int(np.argmax(type_ids == 7)) + 1
         raise UnparsableFile(
-            f"Feature {row} of layer {layer!r} is a GeometryCollection, which no dataset "
+            f"Feature {row} of layer {shown!r} is a GeometryCollection, which no dataset "
             "column can hold: split it into features of one geometry type each."
         )
-    families = sorted({_FAMILY[int(t)][0] for t in type_ids if t >= 0}) or ["point"]
+    # In the order the file first has them; a layer without any geometry is "point".
+    families = list(dict.fromkeys(_FAMILY[int(t)][0] for t in type_ids if t >= 0)) or ["point"]
     layers = []
     for family in families:
         rows = [i for i, t in enumerate(type_ids) if t < 0 or _FAMILY[int(t)][0] == family]
         if len(families) > 1:  # features without geometry go with the first family
             rows = [i for i in rows if type_ids[i] >= 0 or family == families[0]]
         picked, geometry_type = _uniform([geoms[i] for i in rows], family)
-        name = layer if len(families) == 1 else f"{layer} ({family})"
+        name = shown if len(families) == 1 else f"{shown} ({family})"
         layers.append(
             GeoLayer(
                 name=name,
