@@ -9,7 +9,8 @@ one that cannot be read as that fails the source with ``UnparsableFile``.
 Every format ends in the same place: a delimited text file loaded by
 ``ingest.ingest_file``, which accounts for every record. Spreadsheets and geodata are
 first written as a clean UTF-8 CSV (``spreadsheet.py``, ``geodata.py``); a geo file
-gives one input table per layer.
+gives one input table per layer. Those two readers are imported when a file needs
+them: GDAL, numpy and calamine cost a server that only sees CSV about 70 MB of memory.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import zipfile
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from dsmsyncd.server.storage.ingest import ParsedInput, ingest_file, scratch_file
-from dsmsyncd.server.storage.ingest.geodata import GeoLayer, geo_layers, write_layer_csv
-from dsmsyncd.server.storage.ingest.spreadsheet import write_sheet_csv
 from dsmsyncd.server.storage.parse_options import ParseOptions
+
+if TYPE_CHECKING:
+    from dsmsyncd.server.storage.ingest.geodata import GeoLayer
 from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = ["UploadFormat", "detect_format", "ingest_upload"]
@@ -141,6 +144,8 @@ def ingest_upload(
         return [parsed]
     if kind in (UploadFormat.XLS, UploadFormat.XLSX):
         return [_ingest_sheet(cur, source_path, table, options, kind, guess_types)]
+    from dsmsyncd.server.storage.ingest.geodata import geo_layers  # see the docstring
+
     layers = geo_layers(source_path, kind.value, filename)
     return [
         _ingest_layer(
@@ -163,6 +168,8 @@ def _ingest_sheet(
     kind: UploadFormat,
     guess_types: bool,
 ) -> ParsedInput:
+    from dsmsyncd.server.storage.ingest.spreadsheet import write_sheet_csv  # see the docstring
+
     with scratch_file(source_path, "sheet") as sheet_csv:
         name = write_sheet_csv(
             source_path, sheet_csv, label=kind.value.upper(), sheet_name=options.sheet_name
@@ -188,6 +195,8 @@ def _ingest_layer(
     guess_types: bool,
 ) -> ParsedInput:
     """One layer: its CSV loaded, then the geometry column typed (NULL where none)."""
+    from dsmsyncd.server.storage.ingest.geodata import write_layer_csv
+
     layer_options = replace(_as_clean_csv(options), header_count=1, column_header=1)
     with scratch_file(source_path, "layer") as layer_csv:
         write_layer_csv(layer, layer_csv)
