@@ -36,12 +36,14 @@ def normalise_parse_options(raw: Any, base: Mapping[str, Any] | None = None) -> 
 
     The one rule for parse options, a source's and an import config's alike: a config's
     options become its sources' options, so a config never holds options that a source
-    would refuse. Unknown keys are dropped; a bad option is a 400 that names it.
+    would refuse. Unknown keys are dropped; a bad option is a 400 that names it. The
+    result is the stored form (a separator nobody chose stays null, see
+    ``storage/parse_options.py``); the wire form is made when a reply is written.
     """
     if raw is not None and not isinstance(raw, dict):
         raise bad_field("parse_options", "expected an object or null")
     try:
-        return ParseOptions.from_json({**(base or {}), **(raw or {})}).to_json()
+        return ParseOptions.from_json({**(base or {}), **(raw or {})}).to_stored()
     except InvalidParseOption as exc:
         raise bad_field(f"parse_options.{exc.key}", str(exc)) from exc
 

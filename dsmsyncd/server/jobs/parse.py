@@ -62,15 +62,29 @@ def mark_blob(meta: MetaStore, source: Doc) -> None:
 
 
 async def parse_source(state: ServerState, source_id: int) -> None:
-    """Bytes → input table and schema → first output schema and its rows; never raises
-    for a bad file (the source records why it failed)."""
+    """Bytes → input tables and schemas → first output schemas and their rows; never
+    raises for a bad file (the source records why it failed).
+
+    Most files give one input schema; a geo file gives one per layer (digest §1.3: an
+    input schema's ``name`` is its layer or sheet), created in file order, so the
+    highest id, which the SDK picks, is the last layer.
+    """
     meta = state.meta
     source = meta.get(Kind.SOURCE, source_id)
     if source is None or source.get("_path") is None or _stopped(meta, source_id):
         return
-    parsed = await _ingest(state, source)
-    if parsed is None:
+    parsed_inputs = await _ingest(state, source)
+    if parsed_inputs is None:
         return
+    input_schemas = [_store_parsed(meta, source, parsed) for parsed in parsed_inputs]
+    _finish_source(meta, source_id)
+    for parsed, input_schema in zip(parsed_inputs, input_schemas, strict=True):
+        specs = config_specs(meta, source) or guessed_specs(meta, source, parsed.columns)
+        await materialize.first_output_schema(state, source, input_schema, specs)
+
+
+def _store_parsed(meta: MetaStore, source: Doc, parsed: ParsedInput) -> Doc:
+    """The input schema document of one parsed table."""
     isid = meta.next_id(Kind.INPUT_SCHEMA)
     columns = [
         input_column(
@@ -79,22 +93,28 @@ async def parse_source(state: ServerState, source_id: int) -> None:
             info.field_name,
             info.display_name,
             info.position,
-            "text",
+            str(info.soql_type),
             guessed=str(info.guessed_type),
         )
         for info in parsed.columns
     ]
     sql_names = {info.field_name: info.sql_name for info in parsed.columns}
-    input_schema = store_input_schema(
-        meta, source, isid, columns, parsed.total_rows, parsed.row_error_count, sql_names
+    return store_input_schema(
+        meta,
+        source,
+        isid,
+        columns,
+        parsed.total_rows,
+        parsed.row_error_count,
+        sql_names,
+        table=parsed.table or input_table(int(source["id"])),
+        name=parsed.name,
     )
-    _finish_source(meta, source_id)
-    specs = config_specs(meta, source) or guessed_specs(meta, source, parsed.columns)
-    await materialize.first_output_schema(state, source, input_schema, specs)
 
 
-async def _ingest(state: ServerState, source: Doc) -> ParsedInput | None:
-    """The parsed file in ``in_{id}``; None if the source failed or stopped meanwhile."""
+async def _ingest(state: ServerState, source: Doc) -> list[ParsedInput] | None:
+    """The parsed file in ``in_{id}`` (and ``in_{id}_{n}`` for further layers); None if
+    the source failed or stopped meanwhile."""
     meta, source_id = state.meta, int(source["id"])
     table = input_table(source_id)
     # Columns given in advance decide the output schema: guessed types go unused.
@@ -102,7 +122,7 @@ async def _ingest(state: ServerState, source: Doc) -> ParsedInput | None:
     options = ParseOptions.from_json(source["parse_options"])
     try:
         await state.rows.drop_tables(table)  # a parse resumed after a restart starts clean
-        parsed = await state.rows.ingest(
+        parsed = await state.rows.ingest_upload(
             Path(source["_path"]),
             table,
             options,
@@ -121,8 +141,8 @@ async def _ingest(state: ServerState, source: Doc) -> ParsedInput | None:
         return None
     if _stopped(meta, source_id):
         # Cancelled (or its revision discarded) while DuckDB was parsing: the thread
-        # could not be interrupted, so its table is dropped now instead.
-        await state.rows.drop_tables(table)
+        # could not be interrupted, so its tables are dropped now instead.
+        await state.rows.drop_tables(*(p.table or table for p in parsed))
         return None
     return parsed
 
@@ -172,6 +192,8 @@ def guessed_specs(meta: MetaStore, source: Doc, columns: list[InputColumnInfo]) 
         soql_type = str(info.guessed_type)
         if existing is not None and existing.get("dataTypeName") in set(SoqlType):
             soql_type = str(existing["dataTypeName"])
+        if info.soql_type is not SoqlType.TEXT:
+            soql_type = "text"  # a typed input column (a geometry) is taken as it is
         specs.append(
             ColumnSpec(
                 field_name=info.field_name,
@@ -192,18 +214,21 @@ def store_input_schema(
     total_rows: int | None,
     num_row_errors: int,
     sql_names: dict[str, str],
+    *,
+    table: str | None = None,
+    name: str | None = None,
 ) -> Doc:
     """Store an input schema; ``sql_names`` maps field names to the table's columns."""
     doc: Doc = {
         "id": isid,
-        "name": None,
+        "name": name,
         "created_at": utcnow_iso(),
         "created_by": source["created_by"],
         "total_rows": total_rows,
         "num_row_errors": num_row_errors,
         "input_columns": input_columns,
         "output_schemas": [],
-        "_table": input_table(int(source["id"])),
+        "_table": table or input_table(int(source["id"])),
         "_source_id": source["id"],
         "_sql_names": sql_names,
     }

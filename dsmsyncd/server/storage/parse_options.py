@@ -3,6 +3,16 @@
 Kept apart from the parser so that sources and import configs can validate and
 default options without pulling in DuckDB. :meth:`ParseOptions.from_json` is the one
 rule for what parse options may hold, for a source and for an import config alike.
+
+Two forms of the same options, and this module is the one place that turns one into
+the other:
+
+* **stored** (:meth:`ParseOptions.to_stored`): what the client asked for. A separator
+  nobody chose stays ``null``, so it can still follow the file: a ``.tsv`` name or a
+  TSV content type, which arrives with the bytes, long after the source was created.
+  Storing ``","`` at creation would decide for a file not yet seen.
+* **wire** (:meth:`ParseOptions.to_json`): what a client reads, every key filled as a
+  hosted site fills it (``","``, or ``"\t"`` for TSV).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ ENCODINGS: dict[str, tuple[str, str]] = {
 }
 
 _TSV_CONTENT_TYPES = ("text/tab-separated-values", "text/tsv")
+_TSV_NAMES = (".tsv", ".tab")
 
 
 class InvalidParseOption(ValueError):
@@ -46,6 +57,10 @@ class ParseOptions:
     ``column_separator`` may stay ``None`` until the file is known: then it is ``"\\t"``
     for a TSV content type or ``.tsv`` name, else sniffed from the first line (``","``
     unless that line has tabs and no commas). ``to_json`` always reports a separator.
+
+    ``sheet_name`` is this server's own option (the digest names none): the sheet of
+    an XLS/XLSX workbook to read, by name; ``None`` reads the first sheet. It is only
+    shown once set, so the wire keeps the eight keys of the digest otherwise.
     """
 
     header_count: int = 1
@@ -56,6 +71,7 @@ class ParseOptions:
     parse_source: bool = True
     trim_whitespace: bool = True
     remove_empty_rows: bool = True
+    sheet_name: str | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any] | None) -> ParseOptions:
@@ -73,6 +89,7 @@ class ParseOptions:
             parse_source=_bool_key(body, "parse_source", True),
             trim_whitespace=_bool_key(body, "trim_whitespace", True),
             remove_empty_rows=_bool_key(body, "remove_empty_rows", True),
+            sheet_name=_opt_str_key(body, "sheet_name") or None,
         )
         if opts.header_count > 0 and opts.column_header > opts.header_count:
             raise InvalidParseOption(
@@ -86,7 +103,8 @@ class ParseOptions:
             )
         if len(opts.quote_char) != 1:
             raise InvalidParseOption("quote_char", "quote_char must be a single character")
-        if opts.quote_char == opts.column_separator:
+        if opts.quote_char == (opts.column_separator or ","):
+            # An unchosen separator is "," unless the file turns out to be TSV.
             raise InvalidParseOption(
                 "quote_char", "quote_char and column_separator must be different characters"
             )
@@ -101,17 +119,30 @@ class ParseOptions:
             )
         return opts
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_stored(self) -> dict[str, Any]:
+        """The options as a source or config keeps them: an unchosen separator is null."""
+        stored: dict[str, Any] = {
             "header_count": self.header_count,
             "column_header": self.column_header,
             "encoding": self.encoding,
-            "column_separator": self.column_separator or ",",
+            "column_separator": self.column_separator,
             "quote_char": self.quote_char,
             "parse_source": self.parse_source,
             "trim_whitespace": self.trim_whitespace,
             "remove_empty_rows": self.remove_empty_rows,
         }
+        if self.sheet_name is not None:
+            stored["sheet_name"] = self.sheet_name
+        return stored
+
+    def to_json(
+        self, *, content_type: str | None = None, filename: str | None = None
+    ) -> dict[str, Any]:
+        """The options as a client reads them: the separator the file will be read with,
+        as far as its content type and name tell (``","`` when they tell nothing)."""
+        wire = self.resolved(content_type=content_type, filename=filename).to_stored()
+        wire["column_separator"] = wire["column_separator"] or ","
+        return wire
 
     def resolved(self, *, content_type: str | None, filename: str | None) -> ParseOptions:
         """These options with the separator fixed by content type or file name, if open."""
@@ -119,9 +150,17 @@ class ParseOptions:
             return self
         ctype = (content_type or "").split(";")[0].strip().lower()
         name = (filename or "").lower()
-        if ctype in _TSV_CONTENT_TYPES or name.endswith((".tsv", ".tab")):
+        if ctype in _TSV_CONTENT_TYPES or name.endswith(_TSV_NAMES):
             return replace(self, column_separator="\t")
         return self
+
+
+def wire_parse_options(
+    stored: Mapping[str, Any], *, content_type: str | None = None, filename: str | None = None
+) -> dict[str, Any]:
+    """Stored options (of a source, with its content type and file name, or of a config)
+    as the wire shows them. Documents stored before ``to_stored`` existed read the same."""
+    return ParseOptions.from_json(stored).to_json(content_type=content_type, filename=filename)
 
 
 def field_names(headers: list[str]) -> list[str]:

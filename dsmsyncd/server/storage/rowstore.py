@@ -48,6 +48,7 @@ from dsmsyncd.server.storage.budget import (
 )
 from dsmsyncd.server.storage.datasets import DatasetRef
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
+from dsmsyncd.server.storage.ingest import formats as _formats
 from dsmsyncd.server.storage.output import InputRef, OutputColumnPlan, OutputStats
 from dsmsyncd.server.storage.soql import TranslatedQuery
 from dsmsyncd.server.storage.sql import drop_relation_sql
@@ -149,6 +150,28 @@ class RowStore:
         """
         return await self._run(
             _ingest.ingest_file,
+            source_path,
+            table,
+            options,
+            content_type=content_type,
+            filename=filename,
+            guess_types=guess_types,
+        )
+
+    async def ingest_upload(
+        self,
+        source_path: Path,
+        table: str,
+        options: ParseOptions,
+        *,
+        content_type: str | None,
+        filename: str | None,
+        guess_types: bool = True,
+    ) -> list[ParsedInput]:
+        """Parse an upload of any format (``ingest/formats.py``): one input table per
+        sheet read or geo layer, the first named ``table``; raises ``UnparsableFile``."""
+        return await self._run(
+            _formats.ingest_upload,
             source_path,
             table,
             options,

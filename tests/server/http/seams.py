@@ -22,12 +22,12 @@ class HeldParse:
 def hold_parses(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> HeldParse:
     """Every parse of ``server`` waits, once started, for the test to release it."""
     held = HeldParse()
-    original = server.state.rows.ingest
+    original = server.state.rows.ingest_upload
 
     async def gated(*args: Any, **kwargs: Any) -> Any:
         held.started.set()
         await held.release.wait()
         return await original(*args, **kwargs)
 
-    monkeypatch.setattr(server.state.rows, "ingest", gated)
+    monkeypatch.setattr(server.state.rows, "ingest_upload", gated)
     return held

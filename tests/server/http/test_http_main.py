@@ -115,7 +115,7 @@ async def stuck(self, *args, **kwargs):
     print("ingest started", flush=True)
     await asyncio.Event().wait()
 
-RowStore.ingest = stuck
+RowStore.ingest_upload = stuck
 options = ServeOptions(
     data_dir=Path({data_dir!r}),
     users=serve_credentials([], None, [], None)[0],

@@ -294,3 +294,30 @@ async def test_ingest_row_errors_empty_rows_and_offsets_together(
     assert (parsed.total_rows, parsed.row_error_count) == (3, 2)
     assert [r[0] for r in await cells(store, 2)] == [0, 3, 5]
     assert [e["offset"] for e in await store.row_errors("in1", 0, 10)] == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\n\na,b\n1,2\n\n3,4\n",
+        b"   \na,b\n1,2\n3,4\n",
+        b"a,b\n1,2\n   \n3,4\n",
+        b"\n  a,b\n  1,2\n  3,4\n\n",
+    ],
+)
+async def test_ingest_blank_and_whitespace_lines_are_no_rows(
+    store: RowStore, tmp_path: Path, data: bytes
+) -> None:
+    parsed = await ingest_bytes(store, tmp_path, data)
+    assert [c.field_name for c in parsed.columns] == ["a", "b"]
+    assert (parsed.total_rows, parsed.row_error_count) == (2, 0)
+    assert [row[1:] for row in await cells(store, 2)] == [("1", "2"), ("3", "4")]
+
+
+def test_parse_options_stored_keeps_an_unchosen_separator_open() -> None:
+    opts = ParseOptions.from_json({})
+    assert opts.to_stored()["column_separator"] is None
+    assert opts.to_json()["column_separator"] == ","
+    assert opts.to_json(filename="a.tsv")["column_separator"] == "\t"
+    chosen = ParseOptions.from_json({"column_separator": ";"})
+    assert chosen.to_json(content_type="text/tab-separated-values")["column_separator"] == ";"

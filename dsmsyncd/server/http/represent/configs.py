@@ -7,6 +7,7 @@ from typing import Any
 from dsmsyncd.server.catalog.metastore import Doc, public
 from dsmsyncd.server.http.bodies import envelope
 from dsmsyncd.server.http.paths import API, config_path
+from dsmsyncd.server.storage.parse_options import wire_parse_options
 
 
 def config_links(name: str) -> dict[str, str]:
@@ -21,4 +22,7 @@ def config_links(name: str) -> dict[str, str]:
 
 
 def config_envelope(config: Doc) -> dict[str, Any]:
-    return envelope(public(config), config_links(config["name"]))
+    resource = public(config)
+    if isinstance(config.get("parse_options"), dict):
+        resource["parse_options"] = wire_parse_options(config["parse_options"])
+    return envelope(resource, config_links(config["name"]))

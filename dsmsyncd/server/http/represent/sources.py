@@ -18,6 +18,7 @@ from typing import Any
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, public
 from dsmsyncd.server.http.bodies import envelope
 from dsmsyncd.server.http.paths import API, source_path
+from dsmsyncd.server.storage.parse_options import wire_parse_options
 
 
 def output_schema_link_templates(
@@ -87,6 +88,11 @@ def input_schema_resource(meta: MetaStore, doc: Doc) -> dict[str, Any]:
 
 def source_resource(meta: MetaStore, doc: Doc) -> dict[str, Any]:
     resource = public(doc)
+    resource["parse_options"] = wire_parse_options(
+        doc["parse_options"],
+        content_type=doc.get("content_type"),
+        filename=(doc.get("source_type") or {}).get("filename"),
+    )
     resource["schemas"] = [
         input_schema_resource(meta, s) for s in meta.children(Kind.INPUT_SCHEMA, doc["id"])
     ]

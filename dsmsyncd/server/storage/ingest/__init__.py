@@ -50,7 +50,13 @@ import duckdb
 
 from dsmsyncd.server.soql_types import SoqlType
 from dsmsyncd.server.storage.ingest import load as duck
-from dsmsyncd.server.storage.ingest.census import Census, InvalidEncoding, RowWriter, take_census
+from dsmsyncd.server.storage.ingest.census import (
+    Census,
+    InvalidEncoding,
+    RowWriter,
+    is_blank_record,
+    take_census,
+)
 from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
 from dsmsyncd.server.storage.ingest.errors import (
     ERRORS_DIALECT,
@@ -72,6 +78,7 @@ __all__ = [
     "field_names",
     "ingest_file",
     "read_row_errors",
+    "scratch_file",
 ]
 
 SNIFF_BYTES = 64 * 1024
@@ -86,6 +93,8 @@ class InputColumnInfo:
     position: int
     guessed_type: SoqlType
     sql_name: str  # the physical column in the input table, e.g. "c0"
+    # The input column's own type: text, but a geometry for a geo file's geometry.
+    soql_type: SoqlType = SoqlType.TEXT
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ class ParsedInput:
     columns: list[InputColumnInfo]
     total_rows: int
     row_error_count: int
+    table: str = ""
+    name: str | None = None  # the sheet or layer it came from (an input schema's name)
 
 
 def ingest_file(
@@ -118,10 +129,18 @@ def ingest_file(
     head = _sniff(source_path)
     duck_encoding, py_codec, guessed = _choose_encoding(options.encoding, head)
     separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
-    headers, header_lines = _header_cells(source_path, py_codec, separator, options)
-    width = len(headers)
+    header = _header_cells(source_path, py_codec, separator, options)
+    headers, width = header.cells, len(header.cells)
     r = CsvReading(
-        source_path, table, width, separator, options, duck_encoding, py_codec, header_lines
+        source_path,
+        table,
+        width,
+        separator,
+        options,
+        duck_encoding,
+        py_codec,
+        header.lines,
+        header.records,
     )
     duck.load(cur, r)
     if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
@@ -146,7 +165,7 @@ def ingest_file(
     ]
     total = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table)}")
     errors = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table + '__row_errors')}")
-    return ParsedInput(columns=columns, total_rows=total, row_error_count=errors)
+    return ParsedInput(columns=columns, total_rows=total, row_error_count=errors, table=table)
 
 
 def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -> None:
@@ -162,14 +181,14 @@ def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -
             r.path, r.encoding, r.py_codec, quote, r.header_lines
         ):
             return
-    with _scratch(r.path, "census-errors") as errors_path:
+    with scratch_file(r.path, "census-errors") as errors_path:
         with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             census = _census(r, csv.writer(fh, **ERRORS_DIALECT), None, checking)
         if census.errors:
             load_errors(cur, r.table, errors_path)
     if census.good == rows and duck.same_rejects(cur, r):
         return
-    with _scratch(r.path, "census-rows") as clean:
+    with scratch_file(r.path, "census-rows") as clean:
         with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
         duck.load(cur, r, clean=clean)
@@ -191,6 +210,7 @@ def _census(
         quote=r.options.quote_char,
         header_count=r.options.header_count,
         width=r.width,
+        trim_whitespace=r.options.trim_whitespace,
         errors_out=errors_out,
         good_out=good_out,
         checking=checking,
@@ -205,7 +225,7 @@ class _Discard:
 
 
 @contextlib.contextmanager
-def _scratch(source: Path, kind: str) -> Iterator[Path]:
+def scratch_file(source: Path, kind: str) -> Iterator[Path]:
     """A work file next to the source (removed with it, and here once used)."""
     path = source.with_name(f"{source.name}.{kind}.csv")
     try:
@@ -256,18 +276,25 @@ def _sniff_separator(head_text: str) -> str:
     return "\t" if "\t" in first_line and "," not in first_line else ","
 
 
-def _header_cells(
-    path: Path, py_codec: str, separator: str, options: ParseOptions
-) -> tuple[list[str], int]:
-    """The cells of the row naming the columns (or of the first row, without headers),
-    and the number of physical lines the header rows take (0 without headers)."""
+@dataclass(frozen=True)
+class _Header:
+    cells: list[str]  # the row naming the columns (the first row, without headers)
+    lines: int  # physical lines up to the end of the header rows (0 without headers)
+    records: int  # records up to there, blank ones included: what DuckDB must skip
+
+
+def _header_cells(path: Path, py_codec: str, separator: str, options: ParseOptions) -> _Header:
+    """Read up to the end of the header rows; blank lines before or between them are not
+    header rows (nor are lines of blanks alone, when ``trim_whitespace`` is on)."""
     wanted = max(options.header_count, 1)
     rows: list[list[str]] = []
+    records = 0
     try:
         with path.open(encoding=py_codec, errors="replace", newline="") as fh:
             reader = csv.reader(fh, delimiter=separator, quotechar=options.quote_char)
             for row in reader:
-                if row:
+                records += 1
+                if not is_blank_record(row, options.trim_whitespace):
                     rows.append(row)
                 if len(rows) == wanted:
                     break
@@ -280,8 +307,11 @@ def _header_cells(
             "lower header_count or upload a file with its header rows."
         )
     if options.header_count == 0:
-        return [""] * len(rows[0]), 0
-    return rows[options.column_header - 1], lines
+        return _Header([""] * len(rows[0]), 0, 0)
+    cells = rows[options.column_header - 1]
+    if options.trim_whitespace:
+        cells = [cell.strip() for cell in cells]
+    return _Header(cells, lines, records)
 
 
 def _numbered(width: int) -> list[str]:

@@ -12,7 +12,9 @@ quotes open a field only at its start, a doubled quote is a quote, a newline ins
 quotes belongs to the cell, text after a closing quote makes the row malformed up to the
 end of its line. Every data record is one of:
 
-* blank (an empty line, skipped as DuckDB skips it, but it keeps its ordinal);
+* blank (an empty line, skipped as DuckDB skips it, but it keeps its ordinal; with
+  ``trim_whitespace``, a line of blanks alone too, in a file of several columns:
+  ``is_blank_record``);
 * good: exactly ``width`` cells;
 * a row error, written to ``errors_out`` with its ordinal, the physical line it starts
   on, its raw text (the first ``RAW_KEEP`` characters) and a message saying what is
@@ -39,6 +41,7 @@ __all__ = [
     "Census",
     "InvalidEncoding",
     "RowWriter",
+    "is_blank_record",
     "take_census",
 ]
 
@@ -82,6 +85,13 @@ class Census:
     lines: int  # physical lines of the whole file, header included
 
 
+def is_blank_record(row: list[str], trim_whitespace: bool) -> bool:
+    """Whether a record is a blank line: no cell at all, or (when blanks are trimmed) one
+    cell of blanks alone. A record of several cells is never blank (``" , "`` is a row
+    of empty cells, which ``remove_empty_rows`` decides about)."""
+    return not row or (trim_whitespace and len(row) == 1 and not row[0].strip())
+
+
 def take_census(
     path: Path,
     *,
@@ -90,6 +100,7 @@ def take_census(
     quote: str,
     header_count: int,
     width: int,
+    trim_whitespace: bool = True,
     errors_out: RowWriter,
     good_out: RowWriter | None = None,
     checking: bool = False,
@@ -104,9 +115,8 @@ def take_census(
     errors = "surrogateescape" if checking else "strict"
     with path.open(encoding=py_codec, errors=errors, newline="") as fh:
         try:
-            return _Scan(fh, separator, quote, width, errors_out, good_out, checking).run(
-                header_count
-            )
+            scan = _Scan(fh, separator, quote, width, errors_out, good_out, checking)
+            return scan.run(header_count, trim_whitespace)
         except UnicodeDecodeError as exc:
             raise InvalidEncoding(str(exc)) from exc
 
@@ -131,7 +141,12 @@ class _Scan:
         self.kept: list[str] = []  # the pieces of the record being read
         self.chars = 0
 
-    def run(self, header_count: int) -> Census:
+    def run(self, header_count: int, trim_whitespace: bool) -> Census:
+        """Every record in order; blank lines before and between the header rows are not
+        header rows (as ``ingest`` reads the header). A line of blanks alone is a blank
+        line in the data only when the file has several columns: with one column it is
+        a row with an empty cell, as DuckDB reads it."""
+        blank_data = trim_whitespace and self.width > 1
         ordinal = blank = good = errors = 0
         headers_left = header_count
         reader = self._reader()
@@ -161,10 +176,10 @@ class _Scan:
                     headers_left -= 1
                 continue
             if headers_left:
-                if row:  # blank lines before the header rows are not header rows
+                if not is_blank_record(row, trim_whitespace):
                     headers_left -= 1
                 continue
-            if not row:
+            if is_blank_record(row, blank_data):
                 blank += 1
             elif self.checking and any(_SURROGATE.search(piece) for piece in kept):
                 self._error(ordinal, start, ("invalid_encoding", len(row), _ENCODING_HINT))

@@ -62,6 +62,7 @@ class CsvReading:
     encoding: str  # DuckDB's name for it
     py_codec: str  # Python's, for the header and the census
     header_lines: int  # physical lines up to the end of the header rows
+    header_records: int  # records up to there, blank lines included (DuckDB's ``skip``)
 
     def in_latin1(self) -> CsvReading:
         return replace(self, encoding="latin-1", py_codec="latin-1")
@@ -84,7 +85,7 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
         for i in range(r.width)
     )
     if clean is None:
-        path, skip, delim, quote = r.path, r.options.header_count, r.separator, r.options.quote_char
+        path, skip, delim, quote = r.path, r.header_records, r.separator, r.options.quote_char
         encoding, limit = r.encoding, ""
     else:
         path, skip, delim, quote = clean, 0, ",", '"'
@@ -141,7 +142,7 @@ def same_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
     DuckDB numbers a rejected record by its line counting records (quoted newlines and
     blank lines included) from 1 at the top of the file, header included.
     """
-    first = 1 + r.options.header_count
+    first = 1 + r.header_records
     return (
         count_rows(
             cur,
