@@ -85,11 +85,16 @@ def guessed_expression(field_name: str, guessed_type: str) -> str:
 
 
 def column_inputs(input_schema: Doc) -> dict[str, ColumnInput]:
-    """What transform expressions may reference: the input columns, by field name."""
+    """What transform expressions may reference: the input columns, by field name.
+
+    An empty cell reads as null, as on a hosted site, where a blank cell is the absence
+    of a value in every column type (so ``to_text`` of it is null, and SODA rows omit
+    it); the input table itself keeps ``""`` so that its rows stay checkable.
+    """
     sql_names: dict[str, str] = input_schema.get("_sql_names", {})
     return {
         col["field_name"]: ColumnInput(
-            ident(sql_names.get(col["field_name"], col["field_name"])),
+            f"NULLIF({ident(sql_names.get(col['field_name'], col['field_name']))}, '')",
             SoqlType(col.get("soql_type") or "text"),
         )
         for col in input_schema["input_columns"]

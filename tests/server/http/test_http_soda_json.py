@@ -97,3 +97,13 @@ async def test_last_modified_and_if_modified_since(api: aiohttp.ClientSession) -
     assert (status, len(rows)) == (200, 4)
     status, _, rows = await get(api, path, **{"If-Modified-Since": "not a date"})
     assert (status, len(rows)) == (200, 4)
+
+
+async def test_a_blank_text_cell_is_null_and_left_out(api: aiohttp.ClientSession) -> None:
+    """A blank cell is the absence of a value in a text column too, not ``""``."""
+    ff, job = await publish(api, b"name,note\nA,\nB,kept\n")
+    assert job["status"] == "successful", job["log"]
+    async with api.get(f"/resource/{ff}.json?$order=name") as resp:
+        assert await resp.json() == [{"name": "A"}, {"name": "B", "note": "kept"}]
+    async with api.get(f"/resource/{ff}.json?$where=note IS NULL") as resp:
+        assert await resp.json() == [{"name": "A"}]
