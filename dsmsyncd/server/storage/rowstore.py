@@ -43,6 +43,7 @@ from dsmsyncd.server.storage.datasets import SelectItem
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.output import InputRef, OutputColumnPlan, OutputStats
 from dsmsyncd.server.storage.sql import drop_relation_sql, table_exists
+from dsmsyncd.server.transforms import register_udfs
 
 __all__ = [
     "AppliedColumn",
@@ -96,6 +97,7 @@ class RowStore:
         # (Set here: duckdb 2.0.1 ignores this key in the connect config.)
         self._con.execute("SET GLOBAL disabled_compression_methods = 'fsst,dict_fsst'")
         _apply.ensure_apply_log(self._con)
+        register_udfs(self._con)  # compiled transforms may call Python functions
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
         self._statements = Statements(query_timeout=query_timeout, memory_limit=memory_limit)
