@@ -13,6 +13,7 @@ from dsmsyncd.server.transforms import (  # noqa: F401  (register builders)
     fn_geo,
     fn_geometry,
     fn_location,
+    fn_projection,
     fn_random,
     fn_text,
     fn_time,

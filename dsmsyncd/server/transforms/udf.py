@@ -17,6 +17,7 @@ NULL without running the body, which is the documented NULL in, NULL out.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from dsmsyncd.server.soql_types import SoqlType, duckdb_type
 
 ERROR_MARK = "!"
 PREFIX = "dsm_"
+MEMO_ROWS = 8_192  # two threads' chunks of 2,048 rows, twice over
+MEMO_BYTES = 32 * 1024 * 1024
 
 
 class CellError(Exception):
@@ -75,10 +78,43 @@ def udf(name: str, *params: str, failure: str) -> Callable[[Body], Body]:
                 english = f"{name} failed: {error}"
                 return ERROR_MARK + CellError(failure, english).as_json()
 
-        UDFS[name] = Udf(PREFIX + name, params, _with_arity(len(params), guarded))
+        memo = _Memo(guarded)
+        UDFS[name] = Udf(PREFIX + name, params, _with_arity(len(params), memo.call))
         return body
 
     return register
+
+
+class _Memo:
+    """The answers for the rows of the last chunk or two, so a row costs one call.
+
+    The compiler splices a call's SQL into both the value and the error expression, and
+    inside the lambdas of ``binding.py`` DuckDB does not merge the copies: it evaluates
+    each over a whole chunk (2,048 rows), one after the other, so a UDF was measured at
+    three calls per row. Bodies are deterministic; the memo answers the repeats. It
+    holds at most ``MEMO_ROWS`` answers and ``MEMO_BYTES`` of text, then starts over, so
+    its memory is bounded whatever the geometries weigh.
+    """
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+        self.answers: dict[tuple[Any, ...], str | None] = {}
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def call(self, *args: Any) -> str | None:
+        with self.lock:
+            if args in self.answers:
+                return self.answers[args]
+        answer = self.body(*args)
+        weight = sum(len(a) for a in args if isinstance(a, str)) + len(answer or "")
+        with self.lock:
+            if len(self.answers) >= MEMO_ROWS or self.size + weight > MEMO_BYTES:
+                self.answers.clear()
+                self.size = 0
+            self.answers[args] = answer
+            self.size += weight
+        return answer
 
 
 def _with_arity(count: int, body: Body) -> Body:
