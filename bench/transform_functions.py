@@ -77,7 +77,8 @@ def main() -> None:
     for expr in EXPRESSIONS:
         took = base if expr == BASELINE else seconds(con, expr, args.repeat)
         extra = (took - base) / args.rows * 1e6
-        print(f"| `{expr}` | {took:.2f} | {extra:.1f} |")
+        shown = expr.replace("|", "\\|")  # a pipe would end the table cell
+        print(f"| `{shown}` | {took:.2f} | {extra:.1f} |")
 
 
 if __name__ == "__main__":

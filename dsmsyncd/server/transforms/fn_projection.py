@@ -76,16 +76,24 @@ def _projection_of(geometry: dict[str, Any]) -> str:
     return name if isinstance(name, str) else WGS84
 
 
-def _moved(coords: Any, transformer: pyproj.Transformer) -> Any:
+def _positions(coords: Any) -> list[list[float]]:
+    """Every ``[x, y]`` of a GeoJSON coordinates tree, in order (the same lists)."""
     if coords and isinstance(coords[0], int | float):
-        x, y = transformer.transform(coords[0], coords[1])
+        return [coords]
+    return [p for c in coords for p in _positions(c)]
+
+
+def _move(coords: Any, transformer: pyproj.Transformer) -> None:
+    """Reproject every position in place, in one PROJ call for the whole geometry."""
+    positions = _positions(coords)
+    xs, ys = transformer.transform([p[0] for p in positions], [p[1] for p in positions])
+    for position, x, y in zip(positions, xs, ys, strict=True):
         if not (math.isfinite(x) and math.isfinite(y)):
             raise CellError(
                 "reprojection_failed",
-                f"The coordinate {coords[:2]} is outside the projection's domain",
+                f"The coordinate {position[:2]} is outside the projection's domain",
             )
-        return [x, y]
-    return [_moved(c, transformer) for c in coords]
+        position[:2] = [x, y]
 
 
 @udf("set_projection", "VARCHAR", "VARCHAR", failure="reprojection_failed")
@@ -101,7 +109,7 @@ def _reproject_udf(geometry: str, target: str) -> str:
 def _reproject(geometry: str, target: str) -> str:
     value = json.loads(geometry)
     source = _projection_of(value)
-    value["coordinates"] = _moved(value["coordinates"], _transformer(source, target))
+    _move(value["coordinates"], _transformer(source, target))
     return _with_projection(value, target)
 
 
