@@ -40,7 +40,19 @@ ROWS = ["1", "x", None, "", "2020-01-02", "POINT (1 2)", '{"k": [1, "a"]}', "-3.
 PER_NODE = 3_000
 
 # Text literals for parameters that must be literals (formats, zones, regexes, units…).
-TEXT_LITERALS = ["a", "%Y-%m-%d", "UTC", "md5", "(?P<g>a)", "g", ".k", "business days", " ", "/a"]
+TEXT_LITERALS = [
+    "a",
+    "%Y-%m-%d",
+    "UTC",
+    "md5",
+    "(?P<g>a)",
+    "g",
+    ".k",
+    "business days",
+    " ",
+    "/a",
+    "EPSG:3857",
+]
 # How a text value becomes each type, and a sample value of the type.
 CONVERT: dict[SoqlType, str] = {
     SoqlType.NUMBER: "to_number",
