@@ -52,6 +52,7 @@ from dsmsyncd.server.storage.ingest import formats as _formats
 from dsmsyncd.server.storage.output import InputRef, OutputColumnPlan, OutputStats
 from dsmsyncd.server.storage.soql import TranslatedQuery
 from dsmsyncd.server.storage.sql import drop_relation_sql
+from dsmsyncd.server.transforms import register_udfs
 
 __all__ = [
     "AppliedColumn",
@@ -109,6 +110,7 @@ class RowStore:
         _apply.ensure_apply_log(self._con)
         _upgrade.upgrade_numbers(self._con)
         system_columns.migrate(self._con)
+        register_udfs(self._con)  # compiled transforms may call Python functions
         # DuckDBPyConnection.cursor() is not documented as thread-safe; cursors are.
         self._lock = threading.Lock()
         self._statements = Statements(query_timeout=query_timeout, memory_limit=memory_limit)

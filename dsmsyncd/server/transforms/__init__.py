@@ -2,7 +2,8 @@
 
 ``compile_expression`` turns one expression over input columns into a value SQL
 expression and an error SQL expression (see :mod:`.compiler`); ``catalogue`` lists the
-documented functions and which of them the local server implements.
+documented functions and which of them the local server implements; ``register_udfs``
+adds the Python functions compiled SQL may call to a DuckDB connection.
 """
 
 from dsmsyncd.server.transforms.compiler import (
@@ -13,6 +14,7 @@ from dsmsyncd.server.transforms.compiler import (
 )
 from dsmsyncd.server.transforms.errors import ExpressionError
 from dsmsyncd.server.transforms.functions import FunctionInfo, catalogue
+from dsmsyncd.server.transforms.udf import register_udfs
 
 __all__ = [
     "ColumnInput",
@@ -22,4 +24,5 @@ __all__ = [
     "FunctionInfo",
     "catalogue",
     "compile_expression",
+    "register_udfs",
 ]

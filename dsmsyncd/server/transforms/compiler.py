@@ -183,9 +183,8 @@ class _Compiler:
         if name.startswith("cast$"):
             message = f"Unknown type {name[5:]!r} in a :: cast; use text, number, json, checkbox…"
         elif name.startswith("op$."):
-            message = (
-                f"Unknown member .{name[4:]}; members are latitude, longitude, url, description"
-            )
+            members = sorted(n[4:] for n in REGISTRY if n.startswith("op$."))
+            message = f"Unknown member .{name[4:]}; members are {', '.join(members)}"
         else:
             others = [n for n in functions.all_names() if n != name]
             close = difflib.get_close_matches(name, others, n=1)

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsmsyncd.server.transforms import fn_core, fn_geo, fn_text, fn_time  # noqa: F401  (register builders)
+from dsmsyncd.server.transforms import (  # noqa: F401  (register builders)
+    fn_core,
+    fn_geo,
+    fn_geometry,
+    fn_location,
+    fn_projection,
+    fn_random,
+    fn_text,
+    fn_time,
+    fn_web,
+)
 from dsmsyncd.server.transforms.registry import NOT_AVAILABLE, NOTES, REGISTRY
 
 # Every function name documented in the digest (§5.3) plus the spec's cast_to_* family.

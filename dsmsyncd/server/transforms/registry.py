@@ -61,6 +61,8 @@ ALIASES: dict[str, str] = {
     "cast_to_polygon": "to_polygon",
     "cast_to_multipolygon": "to_multipolygon",
     "to_checkbox": "to_checkbox",
+    "cast$location": "to_location",
+    "cast_to_location": "to_location",
 }
 
 

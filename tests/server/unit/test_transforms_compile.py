@@ -211,4 +211,5 @@ def test_catalogue_lists_implemented_and_missing() -> None:
     infos = {info.name: info for info in catalogue()}
     assert infos["to_number"].implemented
     assert not infos["geocode"].implemented
-    assert not infos["simplify"].implemented
+    assert infos["simplify"].implemented
+    assert not infos["http_get"].implemented

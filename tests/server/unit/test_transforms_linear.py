@@ -25,6 +25,7 @@ from dsmsyncd.server.transforms import (
     binding,
     compile_expression,
     limits,
+    register_udfs,
 )
 from dsmsyncd.server.transforms.compiler import CompiledExpression, compile_node
 from dsmsyncd.server.transforms.limits import ExpressionLimitError
@@ -40,7 +41,19 @@ ROWS = ["1", "x", None, "", "2020-01-02", "POINT (1 2)", '{"k": [1, "a"]}', "-3.
 PER_NODE = 3_000
 
 # Text literals for parameters that must be literals (formats, zones, regexes, units…).
-TEXT_LITERALS = ["a", "%Y-%m-%d", "UTC", "md5", "(?P<g>a)", "g", ".k", "business days", " "]
+TEXT_LITERALS = [
+    "a",
+    "%Y-%m-%d",
+    "UTC",
+    "md5",
+    "(?P<g>a)",
+    "g",
+    ".k",
+    "business days",
+    " ",
+    "/a",
+    "EPSG:3857",
+]
 # How a text value becomes each type, and a sample value of the type.
 CONVERT: dict[SoqlType, str] = {
     SoqlType.NUMBER: "to_number",
@@ -55,6 +68,7 @@ CONVERT: dict[SoqlType, str] = {
     SoqlType.MULTILINE: "to_multiline",
     SoqlType.MULTIPOLYGON: "to_multipolygon",
     SoqlType.URL: "to_url",
+    SoqlType.LOCATION: "to_location",
 }
 SAMPLE_TEXT: dict[SoqlType, str] = {
     SoqlType.NUMBER: "2",
@@ -69,6 +83,7 @@ SAMPLE_TEXT: dict[SoqlType, str] = {
     SoqlType.MULTILINE: "MULTILINESTRING ((1 2, 3 4))",
     SoqlType.MULTIPOLYGON: "MULTIPOLYGON (((0 0, 1 0, 1 1, 0 0)))",
     SoqlType.URL: "http://example.com",
+    SoqlType.LOCATION: "1 Main St, Springfield, IL 62701 (39.8, -89.6)",
 }
 NOT_NESTABLE = ["source_created_at"]
 ANY_TYPES = [SoqlType.TEXT, SoqlType.NUMBER, SoqlType.CHECKBOX, SoqlType.CALENDAR_DATE]
@@ -95,6 +110,7 @@ def node_count(node: Node) -> int:
 @functools.cache
 def _table() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    register_udfs(con)
     con.execute("CREATE TABLE t (a VARCHAR, i INTEGER)")
     con.executemany("INSERT INTO t VALUES (?, ?)", [[v, i] for i, v in enumerate(ROWS)])
     return con

@@ -108,3 +108,11 @@ def test_unknown_function_suggests_another_name() -> None:
     )
     e = compile_error("no_such_thing_at_all(a)")
     assert (e.reason, e.message) == ("unknown_function", "Unknown function no_such_thing_at_all")
+
+
+def test_unknown_member_lists_every_member_the_server_has() -> None:
+    e = compile_error("a.bogus")
+    assert e.reason == "unknown_function"
+    assert e.message.startswith("Unknown member .bogus; members are address, city, description,")
+    assert "latitude, longitude" in e.message
+    assert "url, zip" in e.message

@@ -54,7 +54,8 @@ _TYPES = {
     ("polygon", False): SoqlType.POLYGON,
     ("polygon", True): SoqlType.MULTIPOLYGON,
 }
-_MULTI = {"point": shapely.MultiPoint, "line": shapely.MultiLineString}
+# Each takes a list of its single parts (typed loosely: the stubs type each differently).
+_MULTI: dict[str, Any] = {"point": shapely.MultiPoint, "line": shapely.MultiLineString}
 _MULTI |= {"polygon": shapely.MultiPolygon}
 _FORMAT_NAMES = {"geojson": "GeoJSON", "kml": "KML", "kmz": "KMZ", "shapefile": "shapefile"}
 
