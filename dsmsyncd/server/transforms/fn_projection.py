@@ -113,12 +113,21 @@ def _reproject(geometry: str, target: str) -> str:
     return _with_projection(value, target)
 
 
+# Projection texts PROJ has accepted: compiling a transform checks its literal, and a
+# hop to the PROJ thread per compile is not free (a handful of texts in practice).
+_known_projections: set[str] = set()
+
+
 def _projection_literal(c: Call, arg: int) -> str:
     text = c.literal_text(arg, "projection")
+    if text in _known_projections:
+        return text
     try:
         _on_proj_thread(_crs, text)
     except pyproj.exceptions.CRSError as error:
         raise c.fail(f"{c.name}: unknown projection {text!r}: {error}", arg, "syntax") from None
+    if len(_known_projections) < 1024:
+        _known_projections.add(text)
     return text
 
 
