@@ -135,31 +135,6 @@ class RowStore:
                 self._con = None
         self._statements.close()
 
-    async def ingest(
-        self,
-        source_path: Path,
-        table: str,
-        options: ParseOptions,
-        *,
-        content_type: str | None,
-        filename: str | None,
-        guess_types: bool = True,
-    ) -> ParsedInput:
-        """Parse a CSV/TSV file into input table ``table``; raises ``UnparsableFile``.
-
-        Pass ``guess_types=False`` when the columns' types come from elsewhere (an import
-        config): it skips the guessing scan and reports every column as ``text``.
-        """
-        return await self._run(
-            _ingest.ingest_file,
-            source_path,
-            table,
-            options,
-            content_type=content_type,
-            filename=filename,
-            guess_types=guess_types,
-        )
-
     async def ingest_upload(
         self,
         source_path: Path,
@@ -171,7 +146,11 @@ class RowStore:
         guess_types: bool = True,
     ) -> list[ParsedInput]:
         """Parse an upload of any format (``ingest/formats.py``): one input table per
-        sheet read or geo layer, the first named ``table``; raises ``UnparsableFile``."""
+        sheet read or geo layer, the first named ``table``; raises ``UnparsableFile``.
+
+        Pass ``guess_types=False`` when the columns' types come from elsewhere (an import
+        config): it skips the guessing scan and reports every column as ``text``.
+        """
         return await self._run(
             _formats.ingest_upload,
             source_path,

@@ -14,7 +14,10 @@ async def ingest(
 ) -> ParsedInput:
     """``path`` parsed with the parse ``options`` (JSON names) into table ``in1``."""
     opts = ParseOptions.from_json(options)
-    return await store.ingest(path, "in1", opts, content_type=content_type, filename=path.name)
+    [parsed] = await store.ingest_upload(
+        path, "in1", opts, content_type=content_type, filename=path.name
+    )
+    return parsed
 
 
 async def ingest_bytes(

@@ -257,13 +257,15 @@ async def test_ingest_rejects_unsafe_table_name(store: RowStore, tmp_path: Path)
     path = tmp_path / "f.csv"
     path.write_bytes(b"a\n1\n")
     with pytest.raises(ValueError, match="table name"):
-        await store.ingest(path, 'x"; drop', ParseOptions(), content_type=None, filename=None)
+        await store.ingest_upload(
+            path, 'x"; drop', ParseOptions(), content_type=None, filename=None
+        )
 
 
 async def test_ingest_without_type_guessing_reports_text(store: RowStore, tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_bytes(b"n,flag\n1,true\n2,false\n")
-    parsed = await store.ingest(
+    [parsed] = await store.ingest_upload(
         path, "in1", ParseOptions(), content_type=None, filename=None, guess_types=False
     )
     assert [c.guessed_type for c in parsed.columns] == [SoqlType.TEXT, SoqlType.TEXT]

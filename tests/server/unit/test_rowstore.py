@@ -63,7 +63,10 @@ def number(field: str, sql: str) -> OutputColumnPlan:
 async def load(store: RowStore, tmp_path: Path, data: bytes, table: str = "in1") -> ParsedInput:
     path = tmp_path / f"{table}.csv"
     path.write_bytes(data)
-    return await store.ingest(path, table, ParseOptions(), content_type=None, filename=None)
+    [parsed] = await store.ingest_upload(
+        path, table, ParseOptions(), content_type=None, filename=None
+    )
+    return parsed
 
 
 def ref(parsed: ParsedInput, table: str = "in1") -> InputRef:
