@@ -147,7 +147,9 @@ async def examine(run: RunningJob) -> StartOver | Resumable:
 async def changed_since(blob: Blob, progress: UploadProgress) -> str | None:
     """Why the blob's bytes are not those the recorded chunks were read from, or None."""
     if blob.identity != progress.plan.identity:
-        return f"the file is now {blob.identity}, the chunks were read from {progress.plan.identity}"
+        return (
+            f"the file is now {blob.identity}, the chunks were read from {progress.plan.identity}"
+        )
     chunks = progress.chunks
     if blob.version_pinned and len(chunks) > 2:
         chunks = (chunks[0], chunks[-1])

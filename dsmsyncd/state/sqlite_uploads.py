@@ -42,9 +42,7 @@ async def forget(conn: aiosqlite.Connection, job_id: int) -> None:
     await conn.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
 
 
-def progress(
-    plans: Iterable[sqlite3.Row], chunks: Iterable[sqlite3.Row]
-) -> UploadProgress | None:
+def progress(plans: Iterable[sqlite3.Row], chunks: Iterable[sqlite3.Row]) -> UploadProgress | None:
     """The rows of ``PLAN_SQL`` and ``CHUNKS_SQL`` as an ``UploadProgress``."""
     for row in plans:
         plan = UploadPlan(
