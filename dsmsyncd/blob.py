@@ -66,6 +66,14 @@ class Blob(Protocol):
         """Changes whenever the content may have changed (path + size + mtime, or key + ETag)."""
         ...
 
+    @property
+    def version_pinned(self) -> bool:
+        """True when every read is refused once the content changes (an object read with
+        ``If-Match: <ETag>``); False when the identity can stay while the bytes change (a
+        file rewritten in place keeping its size and mtime). A resumed upload checks
+        every recorded chunk of an unpinned blob, a sample of a pinned one."""
+        ...
+
     async def read_range(self, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` (the header check and the content hash read so)."""
         ...
@@ -98,6 +106,10 @@ class LocalFileBlob:
     @property
     def identity(self) -> str:
         return f"file:{self.path}:{self.size}:{self.mtime_ns}"
+
+    @property
+    def version_pinned(self) -> bool:
+        return False  # size and mtime can be kept by a rewrite (cp -p, rsync -t, utime)
 
     async def read_range(self, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset``; ``BlobChanged`` if size or mtime moved since open."""

@@ -20,6 +20,8 @@ Phase = Literal["open", "upload", "processing", "apply", "finalize"]
 Outcome = Literal[
     "published", "quarantined", "skipped", "awaiting_approval", "failed_retryable", "held"
 ]
+# Why an interrupted upload was started over instead of resumed (``pipeline/upload_resume``).
+UploadRestart = Literal["content_changed", "source_gone", "revision_gone", "chunks_lost"]
 # Seconds: a small file publishes in well under a second, a 10 GB one in many minutes.
 PHASE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
 
@@ -42,6 +44,20 @@ class Metrics:
         )
         self.bytes_uploaded = counter(
             "uploaded_bytes_total", "Bytes sent in upload chunks", "dataset"
+        )
+        self.upload_resumes = counter(
+            "upload_resumes_total", "Interrupted uploads resumed on their open source", "dataset"
+        )
+        self.upload_resumed_bytes = counter(
+            "upload_resumed_bytes_total",
+            "Bytes a resumed upload did not send again: the server had acknowledged them",
+            "dataset",
+        )
+        self.upload_restarts = counter(
+            "upload_restarts_total",
+            "Interrupted uploads started over from the first byte, by reason",
+            "dataset",
+            "reason",
         )
         self.retries = counter("retries_total", "Calls and chunks retried", "reason")
         self.phase_seconds = Histogram(
@@ -93,6 +109,13 @@ class Metrics:
 
     def uploaded(self, dataset: str, count: int) -> None:
         self.bytes_uploaded.labels(dataset).inc(count)
+
+    def upload_resumed(self, dataset: str, skipped_bytes: int) -> None:
+        self.upload_resumes.labels(dataset).inc()
+        self.upload_resumed_bytes.labels(dataset).inc(skipped_bytes)
+
+    def upload_restarted(self, dataset: str, reason: UploadRestart) -> None:
+        self.upload_restarts.labels(dataset, reason).inc()
 
     def retried(self, reason: str) -> None:
         self.retries.labels(reason).inc()

@@ -22,6 +22,7 @@ from dsmsyncd.dsmapi import AuthError, DsmapiClient, Revision, Source, TaskSet
 from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.row_errors import Processed
+from dsmsyncd.pipeline.upload import ResumePoint
 from dsmsyncd.state import Job, JobState, JobUpdate, StateStore, utc_now
 
 # A job's story is told under one logger name, whichever module of the pipeline writes
@@ -131,6 +132,22 @@ class RunningJob(Protocol):
         ...
 
     async def content_sha(self) -> str | None: ...
+
+    def blob(self) -> Blob:
+        """The job's bytes, opened once per run."""
+        ...
+
+    async def upload(self, resume: ResumePoint | None = None) -> None:
+        """Send the chunks (all, or those not in ``resume``) and commit: PROCESSING."""
+        ...
+
+    async def upload_committed(self, source: Source) -> None:
+        """The server had every byte already: record PROCESSING as ``upload`` would."""
+        ...
+
+    async def process_and_apply(self) -> Job:
+        """Wait for the output schema, then ``check_and_apply``."""
+        ...
 
     async def start_over(self, why: str, *, discard: bool) -> None: ...
 

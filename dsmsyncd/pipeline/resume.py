@@ -6,8 +6,9 @@ Only apply changes the dataset, so everything here is about apply (DESIGN.md,
 * A revision is recorded → read it. If it has task sets, an apply was sent: follow
   the newest one and never apply again. If it is closed without one, it was
   discarded: start over. If the job had its output schema recorded, the upload is
-  complete: continue to the checks and apply. Otherwise the upload may be partial:
-  discard the revision and start over.
+  complete: continue to the checks and apply. If it had its source recorded, the
+  upload may be partial: send only the chunks the server has not acknowledged
+  (``upload_resume.py``), or start over when that is not safe.
 * No revision is recorded but the job had started → a crash (or a lost reply)
   between "create revision" and "record seq" may have left an orphan. It is
   recognised on the dataset's open revisions as created by our user, inside the
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
 from dsmsyncd.dsmapi import OutcomeUnknown, RejectedError, Revision, TaskSet
+from dsmsyncd.pipeline import upload_resume
 from dsmsyncd.pipeline.context import JOB_LOGGER_NAME, RunningJob
 from dsmsyncd.pipeline.row_errors import wait_for_processing
 from dsmsyncd.state import Job, JobState, JobUpdate
@@ -46,7 +48,7 @@ async def resume_recorded(run: RunningJob) -> Job | None:
     except RejectedError as exc:
         if exc.status != 404:
             raise
-        await run.start_over(f"revision {job.revision_seq} no longer exists", discard=False)
+        await _revision_gone(run, f"revision {job.revision_seq} no longer exists")
         return None
     run.revision = revision
     run.account.accepted()
@@ -58,7 +60,7 @@ async def resume_recorded(run: RunningJob) -> Job | None:
         logger.info("recovery: following apply job %s", task_set.id)
         return await run.follow(task_set)
     if not revision.is_open:
-        await run.start_over("its revision was closed without an apply", discard=False)
+        await _revision_gone(run, "its revision was closed without an apply")
         return None
     if job.output_schema_id is not None and job.source_id is not None:
         logger.info("recovery: upload complete; continuing to apply")
@@ -67,8 +69,18 @@ async def resume_recorded(run: RunningJob) -> Job | None:
         if processed.schema.id != job.output_schema_id or processed.error_count != job.error_count:
             await run.record_processed(processed)
         return await run.check_and_apply(processed)
+    if job.source_id is not None:
+        return await upload_resume.resume_upload(run)
     await run.start_over(f"interrupted while {job.state.value}", discard=True)
     return None
+
+
+async def _revision_gone(run: RunningJob, why: str) -> None:
+    """Start over without a revision to discard; an upload in progress says so."""
+    if run.job.source_id is not None and run.job.output_schema_id is None:
+        await upload_resume.restart(run, "revision_gone", why, discard=False)
+    else:
+        await run.start_over(why, discard=False)
 
 
 def newest_task_set(revision: Revision) -> TaskSet:

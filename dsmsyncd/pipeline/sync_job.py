@@ -65,7 +65,8 @@ from dsmsyncd.pipeline.row_errors import (
     wait_for_processing,
 )
 from dsmsyncd.pipeline.schema_drift import check_schema_drift
-from dsmsyncd.pipeline.upload import content_type_for, upload_blob
+from dsmsyncd.pipeline.upload import ResumePoint, content_type_for, upload_blob
+from dsmsyncd.pipeline.upload_resume import StoreJournal
 from dsmsyncd.state import Job, JobState, JobUpdate
 
 __all__ = ["JobRun", "Pipeline"]
@@ -164,6 +165,7 @@ class JobRun:
             await self.client.discard_revision(self.revision)
         logger.info("starting over: %s", why)
         await self.to(JobState.DISCARDED, details={"why": why, "revision_seq": seq}, **CLEARED_IDS)
+        await self.ctx.store.forget_upload(self.job.id)
         self.revision = None
         self.source = None
 
@@ -210,8 +212,8 @@ class JobRun:
                 self.client, self.blob(), self.mapping.import_config, self.job.dataset
             )
         await self._open()
-        await self._upload()
-        return await self.check_and_apply(await self._process())
+        await self.upload()
+        return await self.process_and_apply()
 
     async def _skip_if_duplicate(self) -> Job | None:
         sha = self.job.content_sha256 or await sha256_of(self.blob())
@@ -254,7 +256,9 @@ class JobRun:
         await self.to(JobState.UPLOADING, source_id=self.source.id)
         self.ctx.metrics.phase("open", time.monotonic() - began)
 
-    async def _upload(self) -> None:
+    async def upload(self, resume: ResumePoint | None = None) -> None:
+        """Send the chunks not in ``resume`` (all of a fresh upload), each recorded as
+        the server acknowledges it (``upload_resume.py``), then commit."""
         assert self.source is not None
         began = time.monotonic()
         blob = self.blob()
@@ -271,9 +275,23 @@ class JobRun:
             content_type=content_type_for(blob.name),
             global_limit=self.ctx.chunk_limit,
             on_progress=progress,
+            journal=StoreJournal(self.ctx.store, self.job.id, self.source.id, blob),
+            resume=resume,
         )
-        await self.to(JobState.PROCESSING, {"chunks": result.chunks, "bytes": result.bytes_sent})
+        details: dict[str, object] = {"chunks": result.chunks, "bytes": result.bytes_sent}
+        if resume is not None:
+            details["chunks_already_acknowledged"] = result.skipped_chunks
+        await self.to(JobState.PROCESSING, details)
+        await self.ctx.store.forget_upload(self.job.id)
         self.ctx.metrics.phase("upload", time.monotonic() - began)
+
+    async def upload_committed(self, source: Source) -> None:
+        self.source = source
+        await self.to(JobState.PROCESSING, {"recovered": "the upload was committed"})
+        await self.ctx.store.forget_upload(self.job.id)
+
+    async def process_and_apply(self) -> Job:
+        return await self.check_and_apply(await self._process())
 
     async def _process(self) -> Processed:
         assert self.source is not None

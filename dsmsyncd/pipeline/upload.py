@@ -4,17 +4,26 @@ Chunks are read by range just before they are sent, so memory holds at most
 ``parallelism`` chunks whatever the file size (invariant 3). Parallelism and chunk
 size never exceed what the server asked for in ``initiate`` (digest §3d), and a
 shared semaphore lets the daemon cap chunks in flight across all uploads.
+
+With an ``UploadJournal`` every chunk the server acknowledged is reported with the
+digest of its bytes (``chunk_digest``), and an upload given a ``ResumePoint`` sends
+only the chunks not in it, cut with the chunk size of the first attempt: that is
+how a restarted job resumes (``upload_resume.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import DsmapiClient, Source
+from dsmsyncd.state import ChunkRecord
 
 ProgressCallback = Callable[[int], None]
 
@@ -40,6 +49,34 @@ class UploadResult:
     chunks: int
     bytes_sent: int
     source: Source
+    # Chunks a resumed upload did not send again (the server had acknowledged them).
+    skipped_chunks: int = 0
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed upload starts: its first attempt's chunk size and the seqs the
+    server acknowledged then. No ``chunk_size``: nothing was recorded, cut afresh."""
+
+    chunk_size: int | None
+    done: AbstractSet[int] = field(default_factory=frozenset)
+
+
+class UploadJournal(Protocol):
+    """Where an upload reports its plan and each acknowledged chunk (the state store)."""
+
+    async def planned(self, chunk_size: int) -> None:
+        """The chunk size is fixed; no chunk was sent yet."""
+        ...
+
+    async def acknowledged(self, chunk: ChunkRecord) -> None:
+        """The server answered this chunk with success."""
+        ...
+
+
+def chunk_digest(data: bytes | memoryview) -> str:
+    """BLAKE2b-128 of a chunk's bytes, hex: fast, and ample to tell two versions apart."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def plan_chunks(size: int, chunk_size: int) -> list[tuple[int, int, int]]:
@@ -62,35 +99,47 @@ async def upload_blob(
     max_parallelism: int | None = None,
     global_limit: asyncio.Semaphore | None = None,
     on_progress: ProgressCallback | None = None,
+    journal: UploadJournal | None = None,
+    resume: ResumePoint | None = None,
 ) -> UploadResult:
     prefs = await client.initiate_upload(source, content_type)
-    chunk_size = min(prefs.chunk_size, max_chunk_size or prefs.chunk_size)
+    if resume is not None and resume.chunk_size is not None:
+        chunk_size = resume.chunk_size  # the recorded chunks were cut so: cut alike
+    else:
+        chunk_size = min(prefs.chunk_size, max_chunk_size or prefs.chunk_size)
+        if journal is not None:
+            await journal.planned(chunk_size)
     parallelism = max(1, min(prefs.parallelism, max_parallelism or prefs.parallelism))
     chunks = plan_chunks(blob.size, chunk_size)
-    pending = iter(chunks)
+    done = resume.done if resume is not None else frozenset()
+    to_send = [chunk for chunk in chunks if chunk[0] not in done]
+    pending = iter(to_send)
     sent = 0
 
     async def worker() -> None:
         nonlocal sent
         # One buffer per worker, reused for every chunk it sends (see Blob.read_into).
-        buffer = memoryview(bytearray(chunk_size if chunks else 0))
+        buffer = memoryview(bytearray(chunk_size if to_send else 0))
         for seq, offset, length in pending:
             if global_limit is not None:
                 await global_limit.acquire()
             try:
                 data = buffer[:length]
                 await blob.read_into(offset, data)
+                digest = await asyncio.to_thread(chunk_digest, data) if journal else ""
                 await client.upload_chunk(source, seq, offset, data)
             finally:
                 if global_limit is not None:
                     global_limit.release()
+            if journal is not None:
+                await journal.acknowledged(ChunkRecord(seq, offset, length, digest))
             sent += length
             if on_progress is not None:
                 on_progress(length)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(parallelism, max(1, len(chunks)))):
+            for _ in range(min(parallelism, max(1, len(to_send)))):
                 group.create_task(worker())
     except BaseExceptionGroup as failed:
         # The first chunk that failed says why; the other workers were cancelled by
@@ -99,7 +148,12 @@ async def upload_blob(
 
     last_seq = chunks[-1][0] if chunks else 0
     committed = await client.commit_upload(source, last_seq, blob.size)
-    return UploadResult(chunks=len(chunks), bytes_sent=sent, source=committed)
+    return UploadResult(
+        chunks=len(to_send),
+        bytes_sent=sent,
+        source=committed,
+        skipped_chunks=len(chunks) - len(to_send),
+    )
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:

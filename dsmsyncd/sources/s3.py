@@ -291,6 +291,10 @@ class S3ObjectBlob:
         return object_identity(self.bucket, self.key, self.etag, self.size)
 
     @property
+    def version_pinned(self) -> bool:
+        return True  # every read carries If-Match: <etag>
+
+    @property
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 

@@ -11,10 +11,13 @@ from dsmsyncd.state.lock import StateLocked
 from dsmsyncd.state.migrations import SCHEMA_VERSION
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
+    ChunkRecord,
     Job,
     JobEvent,
     JobState,
     JobUpdate,
+    UploadPlan,
+    UploadProgress,
     utc_now,
 )
 from dsmsyncd.state.sqlite import Clock, SqliteStateStore
@@ -30,6 +33,7 @@ from dsmsyncd.state.store import (
 __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
+    "ChunkRecord",
     "Job",
     "JobEvent",
     "JobState",
@@ -42,6 +46,8 @@ __all__ = [
     "StateStoreError",
     "StoreStatus",
     "UnknownJob",
+    "UploadPlan",
+    "UploadProgress",
     "check_state_url",
     "open_state_store",
     "sqlite_path_from_url",

@@ -74,6 +74,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 3: failed attempts to read the job's file, capped by [limits] max_read_attempts
         "ALTER TABLE jobs ADD COLUMN read_failures INTEGER NOT NULL DEFAULT 0",
     ),
+    (  # 4: resumable uploads (issue 12): each job's upload plan and acknowledged chunks
+        """CREATE TABLE job_uploads (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs (id),
+            source_id INTEGER NOT NULL,
+            identity TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL
+        )""",
+        """CREATE TABLE job_upload_chunks (
+            job_id INTEGER NOT NULL REFERENCES job_uploads (job_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            byte_offset INTEGER NOT NULL,
+            length INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (job_id, seq)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

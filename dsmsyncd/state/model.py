@@ -134,3 +134,44 @@ class JobEvent:
     state: JobState
     previous_state: JobState | None
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One upload chunk the server acknowledged, and the BLAKE2b-128 (hex) of its bytes.
+
+    A resumed upload re-reads these bytes and compares digests before trusting that the
+    server already has them: a file rewritten in place under the same size and mtime
+    must start over, not mix two versions in one upload.
+    """
+
+    seq: int
+    offset: int
+    length: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """How a job's upload to one source is cut: what a resumed upload must cut alike.
+
+    ``identity`` is the blob's (path + size + mtime, or key + ETag): the version the
+    recorded chunks were read from. ``chunk_size`` is fixed by the first ``initiate``.
+    """
+
+    source_id: int
+    identity: str
+    size: int
+    chunk_size: int
+
+
+@dataclass(frozen=True)
+class UploadProgress:
+    """A job's recorded upload: its plan and the chunks acknowledged so far, by seq."""
+
+    plan: UploadPlan
+    chunks: tuple[ChunkRecord, ...]
+
+    @property
+    def acknowledged_bytes(self) -> int:
+        return sum(chunk.length for chunk in self.chunks)

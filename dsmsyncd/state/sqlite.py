@@ -35,15 +35,19 @@ import aiosqlite
 
 from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
+from dsmsyncd.state import sqlite_uploads as uploads
 from dsmsyncd.state.lock import StateFileLock
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, migrate
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     UPDATABLE_FIELDS,
+    ChunkRecord,
     Job,
     JobEvent,
     JobState,
     JobUpdate,
+    UploadPlan,
+    UploadProgress,
     utc_now,
 )
 from dsmsyncd.state.store import (
@@ -282,7 +286,23 @@ class SqliteStateStore:
 
         return await self._write(work)
 
+    async def begin_upload(self, job_id: int, plan: UploadPlan) -> None:
+        await self._write(lambda conn: uploads.begin(conn, job_id, plan))
+
+    async def record_chunk(self, job_id: int, source_id: int, chunk: ChunkRecord) -> None:
+        await self._write(lambda conn: uploads.record(conn, job_id, source_id, chunk))
+
+    async def forget_upload(self, job_id: int) -> None:
+        await self._write(lambda conn: uploads.forget(conn, job_id))
+
     # -- reads -----------------------------------------------------------------------
+
+    async def upload_progress(self, job_id: int) -> UploadProgress | None:
+        conn = self._require_open()
+        async with self._lock:  # one read of both tables: no write lands in between
+            plans = await conn.execute_fetchall(uploads.PLAN_SQL, (job_id,))
+            chunks = await conn.execute_fetchall(uploads.CHUNKS_SQL, (job_id,))
+        return uploads.progress(plans, chunks)
 
     async def get_job(self, job_id: int) -> Job:
         jobs = await self._jobs("id = ?", (job_id,))

@@ -20,7 +20,15 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol, Self, Unpack
 
-from dsmsyncd.state.model import Job, JobEvent, JobState, JobUpdate
+from dsmsyncd.state.model import (
+    ChunkRecord,
+    Job,
+    JobEvent,
+    JobState,
+    JobUpdate,
+    UploadPlan,
+    UploadProgress,
+)
 
 
 class StoreStatus(Enum):
@@ -154,6 +162,29 @@ class StateStore(Protocol):
 
     async def counts_by_state(self) -> dict[JobState, int]:
         """Every state, with 0 where there are no jobs (so gauges do not go stale)."""
+        ...
+
+    # -- the upload journal: what a restarted job needs to resume its upload ----------
+
+    async def begin_upload(self, job_id: int, plan: UploadPlan) -> None:
+        """Record the job's upload plan, forgetting any earlier upload of the job and
+        its chunks. Committed before it returns, like every write."""
+        ...
+
+    async def record_chunk(self, job_id: int, source_id: int, chunk: ChunkRecord) -> None:
+        """Record a chunk the server has acknowledged (never before its answer came).
+
+        Ignored unless the job's recorded upload is to ``source_id``: a chunk of an
+        upload that was started over since must not count for the new one.
+        """
+        ...
+
+    async def upload_progress(self, job_id: int) -> UploadProgress | None:
+        """The job's recorded upload and its acknowledged chunks by seq, or None."""
+        ...
+
+    async def forget_upload(self, job_id: int) -> None:
+        """Drop the job's upload record (committed, or started over)."""
         ...
 
     async def ping(self) -> None:

@@ -27,6 +27,8 @@ class Site(Folders):
     mappings: list[dict[str, Any]] = field(default_factory=list)
     min_age: str = "100ms"
     limits: dict[str, Any] = field(default_factory=dict)
+    # The [[source]] "drop" keys other than its name; a drop folder unless told.
+    source: dict[str, Any] | None = None
 
     state_db: Path = field(init=False)
     config_path: Path = field(init=False)
@@ -58,10 +60,10 @@ class Site(Folders):
             *(f"{key} = {_toml(value)}" for key, value in limits.items()),
             "[[source]]",
             'name = "drop"',
-            f'url = "file://{self.drop}"',
-            f'min_age = "{self.min_age}"',
-            'poll_interval = "2s"',
         ]
+        source = self.source or {"url": f"file://{self.drop}", "min_age": self.min_age}
+        source = {"poll_interval": "2s", **source}
+        lines += [f"{key} = {_toml(value)}" for key, value in source.items()]
         for mapping in self.mappings:
             options = {
                 "source": "drop",

@@ -33,7 +33,7 @@ async def test_recovery_applied_revision_is_not_applied_again(
     assert not (harness.drop / "more.csv").exists()
 
 
-async def test_recovery_uploading_job_is_discarded_and_redone(
+async def test_recovery_committed_upload_continues_on_its_revision(
     harness: Harness, client: DsmapiClient
 ) -> None:
     ff, job = await harness.seeded_job()
@@ -41,15 +41,14 @@ async def test_recovery_uploading_job_is_discarded_and_redone(
     left = await harness.crash(job, lambda state, kw: state is JobState.PROCESSING)
     assert left.state is JobState.UPLOADING
     assert left.revision_seq is not None
-    first_seq = left.revision_seq
 
     done = await harness.resume(left)
-    assert done.revision_seq != first_seq
+    # The server has every byte: nothing is sent again, no second revision is opened.
+    assert done.revision_seq == left.revision_seq
     assert [r["id"] for r in await all_rows(client, ff)] == ["1", "2", "3", "4"]
-    abandoned = await client.get_revision(ff, first_seq)
-    assert abandoned.closed_at is not None
-    assert not abandoned.task_sets
     assert not await open_revisions(client, ff)
+    assert (await harness.details(done))["recovered"] == "the upload was committed"
+    assert harness.metrics.upload_resumes.labels(ff)._value.get() == 1
 
 
 async def test_recovery_orphan_revision_found_and_discarded_others_left_alone(

@@ -22,6 +22,10 @@ class BytesBlob:
     def identity(self) -> str:
         return f"bytes:{self.name}:{len(self.data)}"
 
+    @property
+    def version_pinned(self) -> bool:
+        return True  # immutable bytes
+
     async def read_range(self, offset: int, length: int) -> bytes:
         return self.data[offset : offset + length]
 
@@ -46,6 +50,10 @@ class DelegatingBlob:
     @property
     def identity(self) -> str:
         return self.inner.identity
+
+    @property
+    def version_pinned(self) -> bool:
+        return self.inner.version_pinned
 
     async def read_range(self, offset: int, length: int) -> bytes:
         return await self.inner.read_range(offset, length)
