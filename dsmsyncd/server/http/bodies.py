@@ -12,7 +12,7 @@ from aiohttp import web
 
 from dsmsyncd.server import json_depth
 from dsmsyncd.server.errors import ApiError, not_found
-from dsmsyncd.server.fields import json_type
+from dsmsyncd.server.fields import is_digits, json_type
 from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
@@ -28,7 +28,7 @@ def request_id(request: web.Request) -> str:
 def url_id(request: web.Request, name: str, what: str) -> int:
     """The integer id in URL part ``name``; anything else names no ``what`` (404)."""
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise not_found(what, text)
     return int(text)
 
@@ -36,7 +36,7 @@ def url_id(request: web.Request, name: str, what: str) -> int:
 def url_seq(request: web.Request, name: str = "seq") -> int:
     """A revision sequence number from the URL (404 if it is not an integer)."""
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise ApiError(404, f"revision sequence number must be an integer, not {text!r}")
     return int(text)
 

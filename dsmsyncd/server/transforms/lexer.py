@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from dsmsyncd.server.fields import is_digits
 from dsmsyncd.server.transforms.errors import ExpressionError
 
 TokenKind = Literal["ident", "column", "string", "number", "op", "eof"]
@@ -14,7 +15,7 @@ KEYWORDS = frozenset(
     {"and", "or", "not", "is", "null", "true", "false", "between", "in", "like", "as"}
 )
 
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS: tuple[str, ...] = ("::", "||", "==", "!=", "<>", "<=", ">=", "+", "-", "*", "/")
 _OPERATORS += ("%", "^", "=", "<", ">", "(", ")", ",", "[", "]", ".")
@@ -62,7 +63,9 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("column", source[i + 1 : end], i))
             i = end + 1
             continue
-        if ch.isdigit() or (ch == "." and not prev_ends_value and source[i + 1 : i + 2].isdigit()):
+        if is_digits(ch) or (
+            ch == "." and not prev_ends_value and is_digits(source[i + 1 : i + 2])
+        ):
             m = _NUMBER.match(source, i)
             assert m is not None
             tokens.append(Token("number", m.group(0), i))

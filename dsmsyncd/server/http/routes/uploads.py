@@ -16,7 +16,7 @@ from aiohttp import web
 from dsmsyncd.server.catalog import sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.errors import ApiError, not_found
-from dsmsyncd.server.fields import optional_str
+from dsmsyncd.server.fields import is_digits, optional_str
 from dsmsyncd.server.http import access
 from dsmsyncd.server.http.bodies import json_reply, read_json_object
 from dsmsyncd.server.http.paths import source_path
@@ -154,7 +154,7 @@ async def initiate(request: web.Request) -> web.Response:
 
 def _int_param(request: web.Request, name: str) -> int:
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise ApiError(400, f"{name} must be a non-negative integer, not {text!r}")
     return int(text)
 
