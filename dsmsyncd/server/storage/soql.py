@@ -198,7 +198,8 @@ class _Translation:
                 continue
             name = item.alias or _default_name(item.expr, n)
             self._add(name, item.expr, text)  # first: an unknown column is the first fault
-            if not _ALIAS.match(name) and name not in SODA_FIELDS:
+            # A field's own name is a valid output name, in any script (``café``).
+            if not _ALIAS.match(name) and name not in SODA_FIELDS and name not in self.data:
                 raise QueryError(f"{name!r} is not a valid column alias", "$select")
         names = [s.name for s in self.selected]
         duplicates = sorted({x for x in names if names.count(x) > 1})

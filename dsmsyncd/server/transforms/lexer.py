@@ -16,7 +16,12 @@ KEYWORDS = frozenset(
 )
 
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A bare name is a letter or ``_``, then letters, digits and ``_``, in any script: the
+# server names fields after their headers the same way (``café`` stays ``café``), so a
+# query can name them without backticks. ``ch.isalpha() or ch == "_"`` starts exactly
+# these; an ASCII-only pattern left ``é`` started and unmatched, a 500 (found by the
+# OpenAPI fuzz test).
+_BARE = re.compile(r"[^\W\d_]\w*|_\w*")
 _OPERATORS: tuple[str, ...] = ("::", "||", "==", "!=", "<>", "<=", ">=", "+", "-", "*", "/")
 _OPERATORS += ("%", "^", "=", "<", ">", "(", ")", ",", "[", "]", ".")
 # Tokens after which a `.` is member access rather than the start of a number like `.5`.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.server.http.flows import NOT_FOUND, new_dataset, new_upload_source, refused
+from tests.server.http.flows import NOT_FOUND, new_dataset, new_upload_source, publish, refused
 from tests.support.local_server import API
 
 
@@ -68,3 +68,19 @@ async def test_a_superscript_in_soql_is_an_unexpected_character(
             f"invalid {parameter}: Unexpected character '¹'",
         )
 
+
+async def test_a_field_named_in_another_script_is_read_by_its_bare_name(
+    api: aiohttp.ClientSession,
+) -> None:
+    """``é`` started a bare name the lexer then failed to match: a 500."""
+    fourfour, _ = await publish(api, "café,n\nnoir,1\n".encode())
+    async with api.get(f"/resource/{fourfour}.json?$select=café&$where=café='noir'") as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == [{"café": "noir"}]
+    await refused(
+        api,
+        "GET",
+        f"/resource/{fourfour}.json?$select=ûÝ",
+        (400, "query.soql.no-such-column"),
+        "ûÝ",
+    )
