@@ -31,7 +31,7 @@ _RAILS_PARAMETER = re.compile(r":([a-z_]+)")
 
 def fuzzable_schema(raw: Mapping[str, Any], known: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """``raw`` with declared path templates whose values come from ``known`` or anywhere."""
-    schema = _typed(copy.deepcopy(dict(raw)), set(raw["components"]["schemas"]))
+    schema: dict[str, Any] = _typed(copy.deepcopy(dict(raw)), set(raw["components"]["schemas"]))
     paths: dict[str, Any] = {}
     for path, operations in schema["paths"].items():
         names = _RAILS_PARAMETER.findall(path)
