@@ -39,7 +39,13 @@ from aiohttp import hdrs, web
 
 from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
-from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
+from dsmsyncd.server.http.bodies import (
+    MAX_JSON_BODY_BYTES,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_KEY,
+    json_reply,
+    request_id,
+)
 from dsmsyncd.server.http.paths import API
 from dsmsyncd.server.http.routes import (
     archive,
@@ -62,9 +68,6 @@ logger = logging.getLogger("dsmsyncd.server.app")
 OPENAPI_PATH = f"{API}/openapi.json"
 # ``archive`` before ``revisions``: its ``{ff}/changes`` would match ``{ff}/{seq}`` too.
 ROUTE_TABLES = (users, configs, archive, revisions, sources, uploads, schemas, views, soda)
-# Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
-# single-shot uploads of modest files and for clients that ignore the preference.
-CLIENT_MAX_SIZE = 1024 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -209,7 +212,7 @@ async def _sweep_kept_files(app: web.Application) -> AsyncIterator[None]:
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth.auth_middleware],
-        client_max_size=CLIENT_MAX_SIZE,
+        client_max_size=MAX_JSON_BODY_BYTES,
     )
     app[STATE] = state
     app[auth.AUTH] = auth.Authenticator(state.meta)

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from dsmsyncd.server.http.bodies import MAX_JSON_BODY_BYTES
 from dsmsyncd.server.http.protocol_errors import MAX_FIELD_BYTES, MAX_HEADERS, MAX_LINE_BYTES
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.storage.ingest.load import MAX_COLUMNS
@@ -102,6 +103,24 @@ async def test_the_header_limits_still_admit_an_ordinary_request(server: Running
     request = _get(f"{API}/config", full, *others).replace(b"HTTP/1.1", b"HTTP/1.0", 1)
     status, _, body = await _raw(server, request)
     assert status == 200, body
+
+
+async def test_a_json_body_over_the_limit_is_refused_by_its_length(
+    server: RunningServer,
+) -> None:
+    """Refused from its Content-Length, before a byte of it is read."""
+    request = (
+        f"POST {API}/revision HTTP/1.1\r\nHost: x\r\nAuthorization: {basic_auth(*ALICE)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {MAX_JSON_BODY_BYTES + 1}\r\n\r\n"
+    )
+    status, _, body = await _raw(server, request.encode())
+    assert (status, body["key"]) == (413, "payload_too_large"), body
+    assert body["message"] == (
+        f"a JSON request body may be at most {MAX_JSON_BODY_BYTES} bytes; this one is "
+        f"{MAX_JSON_BODY_BYTES + 1}: send fewer columns or values at once (file bytes go to "
+        "the upload endpoints)"
+    )
+    assert body["data"] == {"limit": MAX_JSON_BODY_BYTES}
 
 
 async def test_a_header_of_100000_columns_fails_the_source_at_once(
