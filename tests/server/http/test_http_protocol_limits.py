@@ -20,6 +20,8 @@ from dsmsyncd.server.http.protocol_errors import MAX_FIELD_BYTES, MAX_HEADERS, M
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.storage.ingest.load import MAX_COLUMNS
 from tests.server.http.flows import (
+    assert_refused_reply,
+    chunk_url,
     new_upload_source,
     settled,
     upload,
@@ -121,6 +123,32 @@ async def test_a_json_body_over_the_limit_is_refused_by_its_length(
         "the upload endpoints)"
     )
     assert body["data"] == {"limit": MAX_JSON_BODY_BYTES}
+
+
+async def test_a_chunk_over_the_chunk_limit_is_a_413(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    server.state.max_chunk_bytes = 1000  # the rule, at a size a test can send
+    _, source = await new_upload_source(api)
+    headers = {"Content-Type": "application/octet-stream"}
+    said = (
+        "a chunk may be at most 1000 bytes; this one is 1001 or more: send the file in chunks "
+        f"of the preferred_chunk_size ({server.state.preferred_chunk_size}) that initiate answers"
+    )
+    # With a Content-Length: refused before reading; without one: cut off as it streams.
+    async with api.post(chunk_url(source, 0, 0), data=b"x" * 1001, headers=headers) as resp:
+        body = await assert_refused_reply(resp, 413, "chunk_too_large", said)
+    assert body["data"] == {"max_chunk_bytes": 1000}
+
+    async def streamed() -> Any:
+        for _ in range(3):
+            yield b"x" * 600
+
+    async with api.post(chunk_url(source, 0, 0), data=streamed(), headers=headers) as resp:
+        await assert_refused_reply(resp, 413, "chunk_too_large", "a chunk may be at most 1000")
+    # A chunk at the limit is taken.
+    async with api.post(chunk_url(source, 0, 0), data=b"x" * 1000, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
 
 
 async def test_a_header_of_100000_columns_fails_the_source_at_once(
