@@ -168,3 +168,26 @@ async def test_a_header_of_100000_columns_fails_the_source_at_once(
         ),
     }
     assert shown["failed_at"] is not None
+
+
+async def test_idle_connections_do_not_keep_a_new_client_waiting(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    """Many connections open and silent (or half-way through their headers), and a new
+    client is answered at once: the server waits on sockets, not in a worker per socket."""
+    host, port = server.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    idle: list[asyncio.StreamWriter] = []
+    try:
+        for n in range(200):
+            _, writer = await asyncio.open_connection(host, int(port))
+            if n % 2:  # every other one starts a request and stops mid-headers
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                await writer.drain()
+            idle.append(writer)
+        async with asyncio.timeout(30):  # a guard against a hang, not a timing assertion
+            async with api.get(f"{API}/config") as resp:
+                assert resp.status == 200, await resp.text()
+                assert await resp.json() == []
+    finally:
+        for writer in idle:
+            writer.close()
