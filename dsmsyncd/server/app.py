@@ -13,7 +13,8 @@ Middlewares, outermost first:
    ``query_out_of_memory`` that says which budget;
 3. auth: resolves the caller (``http/auth.py``).
 
-At startup, before the first request: applies that a stopped server left running are
+At startup, before the first request: half-written chunk files a killed server left are
+removed (``storage/uploads.py``), applies that a stopped server left running are
 settled (``jobs/resume_apply.py``), then unfinished parses and transforms are started
 again (``jobs/resume_parse.py``); while it runs, files kept for restores expire
 (``jobs/cleanup.py``).
@@ -61,6 +62,7 @@ from dsmsyncd.server.http.routes import (
 from dsmsyncd.server.ids import new_request_id
 from dsmsyncd.server.jobs import cleanup, resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
+from dsmsyncd.server.storage import uploads as uploads_store
 from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryOutOfRange, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
@@ -193,6 +195,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def _resume_background_work(app: web.Application) -> None:
     state = app[STATE]
+    removed = await asyncio.to_thread(uploads_store.remove_partial_writes, state.uploads_dir)
+    if removed:
+        logger.info("removed %d partial upload write(s) a stopped server left", removed)
     await resume_apply.resume(state)
     resume_parse.resume(state)
 
