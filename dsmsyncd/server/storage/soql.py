@@ -291,6 +291,11 @@ class _Translation:
         for node, desc in items:
             rewritten = self.rewrite("$order", text, node, aggregates=True)
             self.checked.append(("$order", text, rewritten))
+            if isinstance(rewritten, Lit):
+                # A constant orders nothing; DuckDB refuses a text or boolean literal in
+                # ORDER BY (a 500, found by fuzzing SoQL), so it is left out.
+                self.compile("$order", text, rewritten)
+                continue
             # :id is row-id order; by __sid itself (cheaper) unless the read is grouped.
             grouped = self.group_shapes or self.rewriter.aggregated
             is_id = isinstance(rewritten, ColumnRef) and rewritten.name == ID_FIELD and not grouped
