@@ -13,7 +13,8 @@ Middlewares, outermost first:
    ``query_out_of_memory`` that says which budget;
 3. auth: resolves the caller (``http/auth.py``).
 
-At startup, before the first request: applies that a stopped server left running are
+At startup, before the first request: half-written chunk files a killed server left are
+removed (``storage/uploads.py``), applies that a stopped server left running are
 settled (``jobs/resume_apply.py``), then unfinished parses and transforms are started
 again (``jobs/resume_parse.py``); while it runs, files kept for restores expire
 (``jobs/cleanup.py``).
@@ -39,7 +40,13 @@ from aiohttp import hdrs, web
 
 from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
-from dsmsyncd.server.http.bodies import REQUEST_ID_HEADER, REQUEST_ID_KEY, json_reply, request_id
+from dsmsyncd.server.http.bodies import (
+    MAX_JSON_BODY_BYTES,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_KEY,
+    json_reply,
+    request_id,
+)
 from dsmsyncd.server.http.paths import API
 from dsmsyncd.server.http.routes import (
     archive,
@@ -55,6 +62,7 @@ from dsmsyncd.server.http.routes import (
 from dsmsyncd.server.ids import new_request_id
 from dsmsyncd.server.jobs import cleanup, resume_apply, resume_parse
 from dsmsyncd.server.state import STATE, ServerState
+from dsmsyncd.server.storage import uploads as uploads_store
 from dsmsyncd.server.storage.budget import QueryOutOfMemory, QueryOutOfRange, QueryTimeout
 
 logger = logging.getLogger("dsmsyncd.server.app")
@@ -62,9 +70,6 @@ logger = logging.getLogger("dsmsyncd.server.app")
 OPENAPI_PATH = f"{API}/openapi.json"
 # ``archive`` before ``revisions``: its ``{ff}/changes`` would match ``{ff}/{seq}`` too.
 ROUTE_TABLES = (users, configs, archive, revisions, sources, uploads, schemas, views, soda)
-# Upload chunks are at most 4 MiB (state.PREFERRED_CHUNK_SIZE); leave room for
-# single-shot uploads of modest files and for clients that ignore the preference.
-CLIENT_MAX_SIZE = 1024 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -190,6 +195,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def _resume_background_work(app: web.Application) -> None:
     state = app[STATE]
+    removed = await asyncio.to_thread(uploads_store.remove_partial_writes, state.uploads_dir)
+    if removed:
+        logger.info("removed %d partial upload write(s) a stopped server left", removed)
     await resume_apply.resume(state)
     resume_parse.resume(state)
 
@@ -209,7 +217,7 @@ async def _sweep_kept_files(app: web.Application) -> AsyncIterator[None]:
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth.auth_middleware],
-        client_max_size=CLIENT_MAX_SIZE,
+        client_max_size=MAX_JSON_BODY_BYTES,
     )
     app[STATE] = state
     app[auth.AUTH] = auth.Authenticator(state.meta)

@@ -36,6 +36,12 @@ from aiohttp import web
 from dsmsyncd.server.app import create_app
 from dsmsyncd.server.catalog import users
 from dsmsyncd.server.catalog.metastore import Kind, MetaStore
+from dsmsyncd.server.http.protocol_errors import (
+    MAX_FIELD_BYTES,
+    MAX_HEADERS,
+    MAX_LINE_BYTES,
+    JsonErrorRunner,
+)
 from dsmsyncd.server.state import (
     DEFAULT_KEEP_DISCARDED_SECONDS,
     DEFAULT_URL_FETCH_MAX_BYTES,
@@ -201,7 +207,7 @@ async def start_server(options: ServeOptions) -> RunningServer:
     try:
         _provision_users(state.meta, options)
         context, ca_path = _tls_context(options)
-        runner = web.AppRunner(
+        runner = JsonErrorRunner(
             create_app(state),
             access_log=None,
             handle_signals=False,
@@ -209,6 +215,9 @@ async def start_server(options: ServeOptions) -> RunningServer:
             # aiohttp's keep-alive timer also runs from the moment a connection opens
             # until its request is complete, so it bounds idle and slow-header clients.
             keepalive_timeout=options.idle_timeout,
+            max_line_size=MAX_LINE_BYTES,
+            max_field_size=MAX_FIELD_BYTES,
+            max_headers=MAX_HEADERS,
         )
         await runner.setup()
         site = web.TCPSite(runner, options.listen_host, options.listen_port, ssl_context=context)

@@ -25,6 +25,9 @@ logger = logging.getLogger("dsmsyncd.server.state")
 # The upload shape the server asks clients for (digest §3d): maxima, not requirements.
 PREFERRED_CHUNK_SIZE = 4 * 1024 * 1024
 PREFERRED_UPLOAD_PARALLELISM = 4
+# The largest chunk taken (16 preferred chunks): a chunk is one request, and a client
+# that ignores the preference should learn so, not stream a whole file into one chunk.
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
 # ``url`` sources (``jobs/fetch_url.py``): the largest file and the longest fetch.
 DEFAULT_URL_FETCH_MAX_BYTES = 1024 * 1024 * 1024
 DEFAULT_URL_FETCH_TIMEOUT = 600.0
@@ -95,6 +98,7 @@ class ServerState:
     rows: RowStore
     preferred_chunk_size: int = PREFERRED_CHUNK_SIZE
     preferred_upload_parallelism: int = PREFERRED_UPLOAD_PARALLELISM
+    max_chunk_bytes: int = MAX_CHUNK_BYTES
     # None: no limit. Checked while bytes stream in, so a too-large upload never lands.
     max_upload_bytes: int | None = None
     url_fetch_max_bytes: int = DEFAULT_URL_FETCH_MAX_BYTES

@@ -12,10 +12,14 @@ from aiohttp import web
 
 from dsmsyncd.server import json_depth
 from dsmsyncd.server.errors import ApiError, not_found
-from dsmsyncd.server.fields import json_type
+from dsmsyncd.server.fields import is_digits, json_type
 from dsmsyncd.server.json_depth import MAX_JSON_DEPTH
 
 REQUEST_ID_HEADER = "X-Socrata-RequestId"
+# The largest JSON body read (``client_max_size`` of the app): JSON bodies are read whole
+# into memory, and the largest this API needs (an output schema or config of 100,000
+# columns) is about 30 MiB. File bytes are streamed to disk and are not held to it.
+MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
 
 
@@ -28,7 +32,7 @@ def request_id(request: web.Request) -> str:
 def url_id(request: web.Request, name: str, what: str) -> int:
     """The integer id in URL part ``name``; anything else names no ``what`` (404)."""
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise not_found(what, text)
     return int(text)
 
@@ -36,7 +40,7 @@ def url_id(request: web.Request, name: str, what: str) -> int:
 def url_seq(request: web.Request, name: str = "seq") -> int:
     """A revision sequence number from the URL (404 if it is not an integer)."""
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise ApiError(404, f"revision sequence number must be an integer, not {text!r}")
     return int(text)
 
@@ -89,7 +93,7 @@ async def read_json(request: web.Request) -> Any:
     The SDK sends ``content-type: application/json`` with no body on several POSTs
     (commit, config ``create_revision``), so an empty body is not an error.
     """
-    raw = await request.read()
+    raw = await _read_bounded(request)
     if not raw.strip():
         return {}
     try:
@@ -110,6 +114,26 @@ async def read_json(request: web.Request) -> Any:
             key="json_too_deep",
             data={"limit": MAX_JSON_DEPTH},
         ) from exc
+
+
+async def _read_bounded(request: web.Request) -> bytes:
+    """The whole body, refused (413) as soon as it is known to be over the JSON limit:
+    by its ``Content-Length`` before reading, or by aiohttp while a body without one
+    arrives."""
+    length = request.content_length
+    if length is None or length <= MAX_JSON_BODY_BYTES:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            length = None
+    raise ApiError(
+        413,
+        f"a JSON request body may be at most {MAX_JSON_BODY_BYTES} bytes"
+        + (f"; this one is {length}" if length is not None else "")
+        + ": send fewer columns or values at once (file bytes go to the upload endpoints)",
+        key="payload_too_large",
+        data={"limit": MAX_JSON_BODY_BYTES},
+    )
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

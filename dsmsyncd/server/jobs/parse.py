@@ -131,7 +131,7 @@ async def _ingest(state: ServerState, source: Doc) -> list[ParsedInput] | None:
             guess_types=guess_types,
         )
     except UnparsableFile as exc:
-        _fail_source(meta, source_id, exc.message)
+        _fail_source(meta, source_id, exc.message, key=exc.key)
         return None
     except Exception as exc:
         if _stopped(meta, source_id):

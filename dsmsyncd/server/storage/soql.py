@@ -198,7 +198,8 @@ class _Translation:
                 continue
             name = item.alias or _default_name(item.expr, n)
             self._add(name, item.expr, text)  # first: an unknown column is the first fault
-            if not _ALIAS.match(name) and name not in SODA_FIELDS:
+            # A field's own name is a valid output name, in any script (``café``).
+            if not _ALIAS.match(name) and name not in SODA_FIELDS and name not in self.data:
                 raise QueryError(f"{name!r} is not a valid column alias", "$select")
         names = [s.name for s in self.selected]
         duplicates = sorted({x for x in names if names.count(x) > 1})
@@ -290,6 +291,11 @@ class _Translation:
         for node, desc in items:
             rewritten = self.rewrite("$order", text, node, aggregates=True)
             self.checked.append(("$order", text, rewritten))
+            if isinstance(rewritten, Lit):
+                # A constant orders nothing; DuckDB refuses a text or boolean literal in
+                # ORDER BY (a 500, found by fuzzing SoQL), so it is left out.
+                self.compile("$order", text, rewritten)
+                continue
             # :id is row-id order; by __sid itself (cheaper) unless the read is grouped.
             grouped = self.group_shapes or self.rewriter.aggregated
             is_id = isinstance(rewritten, ColumnRef) and rewritten.name == ID_FIELD and not grouped

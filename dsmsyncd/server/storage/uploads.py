@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from dsmsyncd.server import pause_points
 from dsmsyncd.server.errors import ApiError
 
 FINAL_NAME = "source.bin"
@@ -167,6 +168,9 @@ async def _stream_to(directory: Path, name: str, body: AsyncIterable[bytes]) -> 
     try:
         async for piece in body:
             await asyncio.to_thread(handle.write, piece)
+            if not length:
+                await asyncio.to_thread(handle.flush)
+                await pause_points.pause(pause_points.UPLOAD_MID_CHUNK)
             length += len(piece)
         await asyncio.to_thread(handle.close)
         await asyncio.to_thread(os.replace, tmp, directory / name)
@@ -176,6 +180,18 @@ async def _stream_to(directory: Path, name: str, body: AsyncIterable[bytes]) -> 
             tmp.unlink()
         raise
     return length
+
+
+def remove_partial_writes(uploads_dir: Path) -> int:
+    """Remove the temporary files of writes a killed server left (how many): at start,
+    before any request, so none of them is being written. Without this, each chunk cut
+    by a kill -9 stayed on disk for good."""
+    removed = 0
+    for tmp in uploads_dir.glob("*/.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed += 1
+    return removed
 
 
 def _drop_other_offsets(directory: Path, seq_num: int, keep_offset: int) -> None:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from dsmsyncd.server.fields import is_digits
 from dsmsyncd.server.transforms.errors import ExpressionError
 
 TokenKind = Literal["ident", "column", "string", "number", "op", "eof"]
@@ -14,8 +15,13 @@ KEYWORDS = frozenset(
     {"and", "or", "not", "is", "null", "true", "false", "between", "in", "like", "as"}
 )
 
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# A bare name is a letter or ``_``, then letters, digits and ``_``, in any script: the
+# server names fields after their headers the same way (``café`` stays ``café``), so a
+# query can name them without backticks. ``ch.isalpha() or ch == "_"`` starts exactly
+# these; an ASCII-only pattern left ``é`` started and unmatched, a 500 (found by the
+# OpenAPI fuzz test).
+_BARE = re.compile(r"[^\W\d_]\w*|_\w*")
 _OPERATORS: tuple[str, ...] = ("::", "||", "==", "!=", "<>", "<=", ">=", "+", "-", "*", "/")
 _OPERATORS += ("%", "^", "=", "<", ">", "(", ")", ",", "[", "]", ".")
 # Tokens after which a `.` is member access rather than the start of a number like `.5`.
@@ -62,7 +68,9 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("column", source[i + 1 : end], i))
             i = end + 1
             continue
-        if ch.isdigit() or (ch == "." and not prev_ends_value and source[i + 1 : i + 2].isdigit()):
+        if is_digits(ch) or (
+            ch == "." and not prev_ends_value and is_digits(source[i + 1 : i + 2])
+        ):
             m = _NUMBER.match(source, i)
             assert m is not None
             tokens.append(Token("number", m.group(0), i))

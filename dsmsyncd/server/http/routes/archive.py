@@ -22,6 +22,7 @@ from aiohttp import web
 from dsmsyncd.server.catalog import revisions
 from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.errors import ApiError, bad_field
+from dsmsyncd.server.fields import is_digits
 from dsmsyncd.server.http import access
 from dsmsyncd.server.http.bodies import json_reply
 from dsmsyncd.server.http.paths import API, revision_path
@@ -33,7 +34,7 @@ MAX_PAGE = 1000
 
 def _page_size(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_PAGE))
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_PAGE:
+    if not is_digits(raw) or not 0 < int(raw) <= MAX_PAGE:
         raise bad_field("limit", f"expected a whole number from 1 to {MAX_PAGE}")
     return int(raw)
 
@@ -42,7 +43,7 @@ def _cursor(request: web.Request) -> int | None:
     raw = request.query.get("cursor")
     if raw in (None, ""):
         return None
-    if not raw.isdigit():
+    if not is_digits(raw):
         raise bad_field("cursor", "expected the 'next' value of the previous page")
     return int(raw)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from dsmsyncd.server.catalog import configs, revisions, sources, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
-from dsmsyncd.server.fields import optional_int
+from dsmsyncd.server.fields import is_digits, optional_int
 from dsmsyncd.server.http import access, auth
 from dsmsyncd.server.http.bodies import json_reply, read_json_object, request_id, url_seq
 from dsmsyncd.server.http.paths import API
@@ -189,7 +189,7 @@ async def show_apply_job(request: web.Request) -> web.Response:
     """R8."""
     revision = _revision_for_read(request)
     raw_id = request.match_info["task_set_id"]
-    task_set = _meta(request).get(Kind.TASK_SET, raw_id) if raw_id.isdigit() else None
+    task_set = _meta(request).get(Kind.TASK_SET, raw_id) if is_digits(raw_id) else None
     if task_set is None or task_set.get("id") not in (
         t["id"] for t in revisions.task_sets(_meta(request), revision)
     ):

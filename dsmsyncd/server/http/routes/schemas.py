@@ -20,6 +20,7 @@ from dsmsyncd.server.catalog import sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.catalog.users import creator_ref
 from dsmsyncd.server.errors import ApiError, bad_field, not_found
+from dsmsyncd.server.fields import is_digits
 from dsmsyncd.server.http import access, auth
 from dsmsyncd.server.http.bodies import json_reply, read_json_object, stream_reply, url_id
 from dsmsyncd.server.http.paths import source_path
@@ -76,7 +77,7 @@ def _page(request: web.Request) -> tuple[int, int]:
     values = []
     for name, default in (("offset", 0), ("limit", DEFAULT_PAGE)):
         text = request.query.get(name, str(default))
-        if not text.isdigit():
+        if not is_digits(text):
             raise ApiError(400, f"query parameter {name} must be a non-negative integer")
         values.append(int(text))
     return values[0], min(values[1], MAX_PAGE)

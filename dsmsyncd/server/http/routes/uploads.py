@@ -16,7 +16,7 @@ from aiohttp import web
 from dsmsyncd.server.catalog import sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind
 from dsmsyncd.server.errors import ApiError, not_found
-from dsmsyncd.server.fields import optional_str
+from dsmsyncd.server.fields import is_digits, optional_str
 from dsmsyncd.server.http import access
 from dsmsyncd.server.http.bodies import json_reply, read_json_object
 from dsmsyncd.server.http.paths import source_path
@@ -73,18 +73,35 @@ def _check_size(state: ServerState, end: int) -> None:
         )
 
 
+def _check_chunk_size(state: ServerState, length: int) -> None:
+    """413 if one chunk is over the server's chunk limit (whatever the file's size)."""
+    limit = state.max_chunk_bytes
+    if length > limit:
+        raise ApiError(
+            413,
+            f"a chunk may be at most {limit} bytes; this one is {length} or more: send the "
+            f"file in chunks of the preferred_chunk_size ({state.preferred_chunk_size}) "
+            "that initiate answers",
+            key="chunk_too_large",
+            data={"max_chunk_bytes": limit},
+        )
+
+
 async def _guarded(
-    state: ServerState, sid: int, body: AsyncIterable[bytes], start: int
+    state: ServerState, sid: int, body: AsyncIterable[bytes], start: int, *, chunk: bool = False
 ) -> AsyncIterator[bytes]:
     """The request body, stopped as soon as it passes the size limit or the source stops.
 
     Checked per piece as it arrives, so an oversized or cancelled upload is cut off
     mid-stream instead of being written out first (``uploads`` then removes the
-    partial file). ``start`` is where in the file the body begins (a chunk's offset).
+    partial file). ``start`` is where in the file the body begins (a chunk's offset);
+    a ``chunk`` body is held to the chunk limit as well (it may not send a length).
     """
     end = start
     async for piece in body:
         end += len(piece)
+        if chunk:
+            _check_chunk_size(state, end - start)
         _check_size(state, end)
         _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
         yield piece
@@ -154,7 +171,7 @@ async def initiate(request: web.Request) -> web.Response:
 
 def _int_param(request: web.Request, name: str) -> int:
     text = request.match_info[name]
-    if not text.isdigit():
+    if not is_digits(text):
         raise ApiError(400, f"{name} must be a non-negative integer, not {text!r}")
     return int(text)
 
@@ -166,8 +183,9 @@ async def chunk(request: web.Request) -> web.Response:
     doc = access.source_for(request, sid, write=True)
     _refuse_if_has_bytes(doc)
     offset = _int_param(request, "byte_offset")
+    _check_chunk_size(state, request.content_length or 0)
     _check_size(state, offset + (request.content_length or 0))
-    body = _guarded(state, sid, request.content.iter_chunked(_READ_SIZE), offset)
+    body = _guarded(state, sid, request.content.iter_chunked(_READ_SIZE), offset, chunk=True)
     try:
         info = await uploads.write_chunk(
             state.uploads_dir, sid, _int_param(request, "seq_num"), offset, body

@@ -131,6 +131,7 @@ def ingest_file(
     separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
     header = _header_cells(source_path, py_codec, separator, options)
     headers, width = header.cells, len(header.cells)
+    duck.check_width(width)
     r = CsvReading(
         source_path,
         table,

@@ -42,12 +42,31 @@ _TRIM_CHARS = " \t\r\n\x0b\x0c"
 _CLEAN_MAX_LINE_BYTES = 24_000_000
 
 
-class UnparsableFile(Exception):
-    """The file cannot be read as delimited text; ``message`` says what to change."""
+# The most columns a file may have. Every column is a DuckDB column of the input table
+# and an output column with its own transform; a header of 100,000 columns ran DuckDB
+# out of memory after minutes, reported as a file that "cannot be parsed".
+MAX_COLUMNS = 1000
 
-    def __init__(self, message: str) -> None:
+
+class UnparsableFile(Exception):
+    """The file cannot be read as delimited text; ``message`` says what to change, ``key``
+    is the source's ``failure_details.key``."""
+
+    def __init__(self, message: str, key: str = "unparsable_file") -> None:
         super().__init__(message)
         self.message = message
+        self.key = key
+
+
+def check_width(width: int) -> None:
+    """Refuse a file with more columns than ``MAX_COLUMNS``, before any of it is loaded."""
+    if width > MAX_COLUMNS:
+        raise UnparsableFile(
+            f"The file has {width:,} columns; the local server takes at most "
+            f"{MAX_COLUMNS:,}: split it into datasets of fewer columns, or check "
+            "column_separator if the header is not meant to have that many.",
+            key="too_many_columns",
+        )
 
 
 @dataclass(frozen=True)
