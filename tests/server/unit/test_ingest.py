@@ -111,6 +111,16 @@ async def test_ingest_latin1(store: RowStore, tmp_path: Path, encoding: str | No
     assert await cells(store, 2) == [(0, "José", "ü")]
 
 
+async def test_ingest_guesses_every_column_of_a_wide_file(store: RowStore, tmp_path: Path) -> None:
+    """Types are counted a batch of columns per statement; none is lost between batches."""
+    kinds = [("7", SoqlType.NUMBER), ("x", SoqlType.TEXT), ("true", SoqlType.CHECKBOX)]
+    width = 100  # four batches of GUESS_BATCH (32) columns
+    header = ",".join(f"c{i}" for i in range(width))
+    row = ",".join(kinds[i % 3][0] for i in range(width))
+    parsed = await ingest_bytes(store, tmp_path, f"{header}\n{row}\n{row}\n".encode())
+    assert [c.guessed_type for c in parsed.columns] == [kinds[i % 3][1] for i in range(width)]
+
+
 async def test_ingest_guessed_encoding_falls_back_after_sniff(
     store: RowStore, tmp_path: Path
 ) -> None:

@@ -84,6 +84,8 @@ __all__ = [
 SNIFF_BYTES = 64 * 1024
 # Rows that type guessing looks at; see the module docstring.
 GUESS_SAMPLE_ROWS = 50_000
+# Columns counted per statement when guessing types (see _guess_types).
+GUESS_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ def _numbered(width: int) -> list[str]:
 
 
 def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
-    """One scan over the first rows: a type fits when every non-empty cell there fits it.
+    """A type fits a column when every non-empty cell of the first rows fits it.
 
     Bounded by ``GUESS_SAMPLE_ROWS`` (see the module docstring): the regular expressions
     and casts cost more than the parse itself when run over every row of a large file.
@@ -342,12 +344,38 @@ def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list
             f"THEN TRY_CAST({c} AS TIMESTAMP) IS NOT NULL ELSE false END)",
             f"count(*) FILTER (WHERE regexp_matches({c}, {literal(point_re)}))",
         ]
-    sample = f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
-    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {sample}").fetchone()
+    # Counted GUESS_BATCH columns per statement: DuckDB's planning time grows faster
+    # than linearly with the aggregates of one statement (1,000 columns took minutes in
+    # one). A wide file's sample is read once into a temporary table for its batches.
+    step = GUESS_BATCH * 5
+    if len(aggregates) <= step:
+        return _fitting_types(
+            cur, aggregates, f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
+        )
+    sample = qtable(f"{table}_guess_sample")
+    cur.execute(
+        f"CREATE OR REPLACE TEMP TABLE {sample} AS "
+        f"SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS}"
+    )
+    try:
+        return [
+            kind
+            for start in range(0, len(aggregates), step)
+            for kind in _fitting_types(cur, aggregates[start : start + step], sample)
+        ]
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {sample}")
+
+
+def _fitting_types(
+    cur: duckdb.DuckDBPyConnection, aggregates: list[str], rows: str
+) -> list[SoqlType]:
+    """Each column's type from its five counts (filled, then one per candidate type)."""
+    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {rows}").fetchone()
     assert counts is not None
     order = (SoqlType.CHECKBOX, SoqlType.NUMBER, SoqlType.CALENDAR_DATE, SoqlType.POINT)
     guessed = []
-    for i in range(width):
+    for i in range(len(aggregates) // 5):
         filled, *fits = counts[i * 5 : i * 5 + 5]
         kind = SoqlType.TEXT
         if filled:
