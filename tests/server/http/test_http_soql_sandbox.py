@@ -48,8 +48,8 @@ REFUSED_READS: list[tuple[str, str, str, str]] = [
         "$select",
         "information_schema.tables",
         MALFORMED,
-        "Unknown member .tables; members are latitude, longitude, url, description "
-        "(line 1, column 19)",
+        "Unknown member .tables; members are address, city, description, host, latitude, "
+        "longitude, name, path, point, query, scheme, state, tld, url, zip (line 1, column 19)",
     ),
     (
         "$select",
