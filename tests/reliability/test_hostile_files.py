@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +149,54 @@ async def test_empty_file_is_quarantined_with_a_report(
     assert report["reason"] == "empty_file"
     assert report["message"].startswith("empty.csv is empty (0 bytes): with no header row")
     await assert_rows_once(http, ff, AFTER_IDS)
+
+
+async def quarantined_with_the_rest_going_on(
+    site: Site, client: DsmapiClient, http: Http, name: str, write: Callable[[Path], None]
+) -> dict[str, Any]:
+    """Drop the file ``write`` makes; it must be quarantined; its report."""
+    ff = await append_dataset(client)
+    site.map(ff)
+    site.drop.mkdir(parents=True)
+    async with running_daemon(site) as daemon:
+        partial = site.drop / f"{name}.part"
+        write(partial)
+        partial.rename(site.drop / name)
+        (job,) = await daemon.finished_jobs(1, within=60)
+        await then_a_plain_file_publishes(site, daemon)
+    assert job.state is JobState.QUARANTINED, job
+    assert job.revision_seq is not None
+    await assert_rows_once(http, ff, AFTER_IDS)
+    report: dict[str, Any] = json.loads((site.quarantine / f"{name}.report.json").read_text())
+    return report
+
+
+async def test_single_line_of_100_mb_is_quarantined_with_its_row_error(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    def write(path: Path) -> None:
+        with path.open("wb") as out:
+            out.write(b"id,name\n1,")
+            for _ in range(100):
+                out.write(b"x" * 1_000_000)
+            out.write(b"\n")
+
+    report = await quarantined_with_the_rest_going_on(site, client, http, "long.csv", write)
+    assert report["reason"] == "too_many_row_errors"
+    assert report["message"].startswith("1 row(s) cannot be published (1 the server could not")
+    assert report["file"]["size"] == 100_000_011
+
+
+async def test_header_of_100000_columns_is_quarantined_with_the_servers_reason(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    def write(path: Path) -> None:
+        width = 100_000
+        path.write_text(",".join(f"c{i}" for i in range(width)) + "\n" + "1," * (width - 1) + "1\n")
+
+    report = await quarantined_with_the_rest_going_on(site, client, http, "wide.csv", write)
+    assert report["message"] == (
+        "the server could not parse the file: The header row has 100,000 columns; this server "
+        "takes at most 1,000: split the file into narrower ones, or check the separator; fix "
+        "the file and drop it again"
+    )

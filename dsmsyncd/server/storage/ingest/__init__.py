@@ -82,6 +82,9 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
+# Columns a file may have: a table of 100,000 columns took this server minutes and
+# gigabytes to build before it failed; a local limit, not a hosted-service figure.
+MAX_COLUMNS = 1_000
 # Rows that type guessing looks at; see the module docstring.
 GUESS_SAMPLE_ROWS = 50_000
 
@@ -131,6 +134,11 @@ def ingest_file(
     separator = options.column_separator or _sniff_separator(head.decode(py_codec, "replace"))
     header = _header_cells(source_path, py_codec, separator, options)
     headers, width = header.cells, len(header.cells)
+    if width > MAX_COLUMNS:  # a wider table would take minutes and gigabytes to build
+        raise UnparsableFile(
+            f"The header row has {width:,} columns; this server takes at most "
+            f"{MAX_COLUMNS:,}: split the file into narrower ones, or check the separator"
+        )
     r = CsvReading(
         source_path,
         table,
