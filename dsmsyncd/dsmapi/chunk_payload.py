@@ -22,6 +22,7 @@ class ChunkPayload(Payload):
         view = memoryview(value).cast("B")
         super().__init__(view, content_type=content_type, **kwargs)
         self._view = view
+        self._nbytes = view.nbytes
         self._size = view.nbytes
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
@@ -33,7 +34,7 @@ class ChunkPayload(Payload):
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None
     ) -> None:
-        end = self._size if content_length is None else min(content_length, self._size)
+        end = self._nbytes if content_length is None else min(content_length, self._nbytes)
         for start in range(0, end, SLICE):
             await writer.write(self._view[start : min(start + SLICE, end)])
 

@@ -32,6 +32,7 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from dsmsyncd import __version__
+from dsmsyncd.dsmapi.chunk_payload import ChunkPayload
 from dsmsyncd.dsmapi.errors import (
     DsmapiError,
     OutcomeUnknown,
@@ -39,7 +40,6 @@ from dsmsyncd.dsmapi.errors import (
     TransportError,
     classify,
 )
-from dsmsyncd.dsmapi.chunk_payload import ChunkPayload
 from dsmsyncd.dsmapi.retry import NO_RETRY, OnRetry, RetryPolicy, with_retries
 
 T = TypeVar("T")
