@@ -8,7 +8,8 @@ forever; the test reads that line and sends SIGKILL. Without the variable (alway
 production) a point costs one dictionary lookup.
 
 Points: ``apply-before-commit`` (rows written, DuckDB transaction not committed),
-``apply-after-rows`` (rows committed, the metadata not yet published).
+``apply-after-rows`` (rows committed, the metadata not yet published),
+``parse-before-output-schema`` (input schema stored, the first output schema not).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 ENV = "DSMSYNCD_TEST_PAUSE_AT"
 APPLY_BEFORE_COMMIT = "apply-before-commit"
 APPLY_AFTER_ROWS = "apply-after-rows"
+PARSE_BEFORE_OUTPUT_SCHEMA = "parse-before-output-schema"
 # A step that fails once (say, SQLite full or locked while publishing an apply's
 # metadata): ``DSMSYNCD_TEST_FAIL_ONCE_AT`` names it; the variable is consumed.
 FAIL_ONCE_ENV = "DSMSYNCD_TEST_FAIL_ONCE_AT"
