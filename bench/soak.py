@@ -118,13 +118,13 @@ class Soak:
     def drop_round(self, site: Site) -> None:
         """One batch: plain files of random sizes and one or two hostile ones."""
         rng, tally = self.rng, self.tally
-        for _ in range(rng.randint(1, 4)):
+        for _ in range(rng.randint(1, 2)):
             count = rng.choice([1, 10, 100, 1000, 5000, 20000])
             first, ids = tally.ids(count)
             site.drop_file(f"plain-{first}.csv", csv(first, count))
             tally.expected_ids += ids
             tally.files += 1
-        for _ in range(rng.randint(1, 2)):
+        for _ in range(rng.randint(0, 1)):
             self.drop_hostile(site, rng.randrange(11))
 
     def drop_hostile(self, site: Site, kind: int) -> None:
@@ -184,7 +184,7 @@ async def run(minutes: float, seed: int) -> int:
                 rounds += 1
                 soak.drop_round(site)
                 draw = rng.random()
-                await asyncio.sleep(rng.uniform(1.0, 4.0))
+                await asyncio.sleep(rng.uniform(3.0, 8.0))
                 if draw < 0.15:
                     await soak.kill_server_and_restart()
                 elif draw < 0.55:

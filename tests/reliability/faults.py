@@ -119,7 +119,8 @@ class FaultProxy:
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
-        cut_after = self._cut_offset()
+        resets = self.resets  # this link's draw, whatever the test sets meanwhile
+        cut_after = self._cut_offset(resets)
         try:
             while True:
                 head = await _read_head(reader)
@@ -135,7 +136,9 @@ class FaultProxy:
                 if cut_after is not None and cut_after < len(request):
                     up_writer.write(request[:cut_after])
                     await up_writer.drain()
-                    self._count_reset()
+                    assert resets is not None
+                    resets.left -= 1
+                    resets.done += 1
                     return
                 if cut_after is not None:
                     cut_after -= len(request)
@@ -152,16 +155,11 @@ class FaultProxy:
         finally:
             up_writer.transport.abort()
 
-    def _cut_offset(self) -> int | None:
-        resets = self.resets
+    @staticmethod
+    def _cut_offset(resets: Resets | None) -> int | None:
         if resets is None or resets.left <= 0 or resets.rng.random() >= resets.probability:
             return None
         return resets.rng.randrange(resets.max_offset)
-
-    def _count_reset(self) -> None:
-        assert self.resets is not None
-        self.resets.left -= 1
-        self.resets.done += 1
 
     async def _misbehave(self, fault: Fault, writer: asyncio.StreamWriter) -> None:
         if fault.kind == "hang":
