@@ -121,6 +121,9 @@ class TargetConfig(_Section):
     token: SecretStr | None = None
     app_token: SecretStr | None = None
     ca_bundle: Path | None = None
+    # One request's whole time budget: a target that takes a request and never answers
+    # costs this much, then the request fails as a transport error and is retried.
+    request_timeout: Duration = Field(default=300.0, gt=0)
 
     @field_validator("url")
     @classmethod

@@ -21,7 +21,13 @@ def client_for(config: Config, *, on_retry: OnRetry | None = None) -> DsmapiClie
         app_token=target.app_token.get_secret_value() if target.app_token else None,
     )
     ca = str(target.ca_bundle) if target.ca_bundle else None
-    return DsmapiClient(target.url, credentials, ca_bundle=ca, on_retry=on_retry)
+    return DsmapiClient(
+        target.url,
+        credentials,
+        ca_bundle=ca,
+        timeout_s=target.request_timeout,
+        on_retry=on_retry,
+    )
 
 
 class ClientLease(Lease[DsmapiClient]):

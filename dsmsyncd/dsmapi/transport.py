@@ -32,6 +32,7 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from dsmsyncd import __version__
+from dsmsyncd.dsmapi.chunk_payload import ChunkPayload
 from dsmsyncd.dsmapi.errors import (
     DsmapiError,
     OutcomeUnknown,
@@ -163,11 +164,12 @@ class Transport:
         url = self.url(path)
         request_id = secrets.token_hex(16)
         headers = {"Accept": accept, "X-Socrata-RequestId": request_id}
-        payload: bytes | memoryview | None = data
+        payload: bytes | ChunkPayload | None = None
         if body is not None:
             payload = json.dumps(body).encode()
-        if payload is not None:
             headers["Content-Type"] = content_type
+        elif data is not None:
+            payload = ChunkPayload(data, content_type)
         try:
             async with session.request(
                 method, url, data=payload, headers=headers, params=params

@@ -105,7 +105,11 @@ class FolderFinalizer:
                 logger.warning("could not move %s into quarantine (%s); report only", path, exc)
                 claimed = f"left in place ({exc.strerror or exc}{_put_back(claimed, path)})"
         target = moved or unused_name(folder, path.name)
-        write_atomically(target.with_name(target.name + REPORT_SUFFIX), report.to_json())
+        try:
+            write_atomically(target.with_name(target.name + REPORT_SUFFIX), report.to_json())
+        except OSError as exc:  # a full or unwritable quarantine: say where the file is
+            at = f"moved to {target}" if moved else claimed or "vanished"
+            raise OSError(exc.errno, f"{at}, but its report could not be written: {exc}") from exc
         if moved is not None:
             return f"quarantined: {target}"
         return f"{claimed or 'vanished'}; report at {target}{REPORT_SUFFIX}"

@@ -117,7 +117,7 @@ async def quarantine(run: RunningJob, refusal: Quarantine) -> Job:
         where = await run.ctx.finalizer_for(job).quarantine(job, run.mapping, report)
     except OSError as exc:
         logger.error("could not quarantine the file: %s", exc)
-        where = f"left in place, report not written: {exc}"
+        where = f"report not written: {exc}"
     details = {"reason": refusal.reason, "file": where}
     await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
     run.ctx.metrics.quarantined(job.dataset, refusal.reason)

@@ -64,7 +64,7 @@ def as_quarantine(exc: BaseException, job: Job) -> Quarantine | None:
         if exc.what.startswith("source"):
             return Quarantine(
                 "unparsable_file",
-                f"the server could not parse the file: {exc.reason}; fix the file and drop "
+                f"the server could not parse the file: {exc.reason.rstrip('.')}; fix the file and drop "
                 "it again",
             )
         return Quarantine(

@@ -9,7 +9,8 @@ production) a point costs one dictionary lookup.
 
 Points: ``apply-before-commit`` (rows written, DuckDB transaction not committed),
 ``apply-after-rows`` (rows committed, the metadata not yet published),
-``upload-mid-chunk`` (the first piece of a chunk or file written, the rest not received).
+``upload-mid-chunk`` (the first piece of a chunk or file written, the rest not received),
+``parse-before-output-schema`` (input schema stored, the first output schema not).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ENV = "DSMSYNCD_TEST_PAUSE_AT"
 APPLY_BEFORE_COMMIT = "apply-before-commit"
 APPLY_AFTER_ROWS = "apply-after-rows"
 UPLOAD_MID_CHUNK = "upload-mid-chunk"
+PARSE_BEFORE_OUTPUT_SCHEMA = "parse-before-output-schema"
 # A step that fails once (say, SQLite full or locked while publishing an apply's
 # metadata): ``DSMSYNCD_TEST_FAIL_ONCE_AT`` names it; the variable is consumed.
 FAIL_ONCE_ENV = "DSMSYNCD_TEST_FAIL_ONCE_AT"

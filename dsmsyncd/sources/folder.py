@@ -174,7 +174,8 @@ class FolderSource:
                         if not any(_inside(entry.path, ex) for ex in excluded):
                             stack.append((entry.path, rel))
                         continue
-                    if not entry.is_file():  # fifo, socket, device, dangling link
+                    if not entry.is_file():
+                        problems[rel] = f"not a regular file ({_kind(entry)}): not published"
                         continue
                     st = entry.stat()
                 except FileNotFoundError:  # vanished between listing and stat
@@ -326,6 +327,19 @@ def _check_identity(path: Path, identity: str, st: os.stat_result, where: str) -
             f"changed since it was found (size {size} -> {st.st_size}, "
             f"mtime_ns {mtime_ns} -> {st.st_mtime_ns})",
         )
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    """What a non-regular entry is, for the warning that names it."""
+    try:
+        mode = entry.stat().st_mode
+    except OSError:
+        return "a symlink to nothing"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
 def _inside(path: str, root: str) -> bool:

@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dsmsyncd.server import pause_points
 from dsmsyncd.server.catalog import configs, revisions, sources
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
 from dsmsyncd.server.jobs import materialize, output_schema
@@ -78,8 +79,32 @@ async def parse_source(state: ServerState, source_id: int) -> None:
         return
     input_schemas = [_store_parsed(meta, source, parsed) for parsed in parsed_inputs]
     _finish_source(meta, source_id)
+    await pause_points.pause(pause_points.PARSE_BEFORE_OUTPUT_SCHEMA)
     for parsed, input_schema in zip(parsed_inputs, input_schemas, strict=True):
         specs = config_specs(meta, source) or guessed_specs(meta, source, parsed.columns)
+        await materialize.first_output_schema(state, source, input_schema, specs)
+
+
+def resume_first_output_schemas(state: ServerState, source: Doc, bare: list[Doc]) -> None:
+    """Input schemas a stop left without their first output schema get it now (a client
+    polls the source for an output schema, and would wait for one forever)."""
+    state.parses.start(int(source["id"]), _first_output_schemas(state, source, bare))
+
+
+async def _first_output_schemas(state: ServerState, source: Doc, bare: list[Doc]) -> None:
+    for input_schema in bare:
+        columns = [
+            InputColumnInfo(
+                field_name=col["field_name"],
+                display_name=col["display_name"],
+                position=col["position"],
+                guessed_type=SoqlType(col["guessed_soql_type"]),
+                sql_name=input_schema["_sql_names"][col["field_name"]],
+                soql_type=SoqlType(col["soql_type"]),
+            )
+            for col in input_schema["input_columns"]
+        ]
+        specs = config_specs(state.meta, source) or guessed_specs(state.meta, source, columns)
         await materialize.first_output_schema(state, source, input_schema, specs)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from dsmsyncd.server.catalog import sources
-from dsmsyncd.server.catalog.metastore import Doc, Kind
+from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore
 from dsmsyncd.server.jobs import fetch_url, materialize, output_schema, parse, signals
 from dsmsyncd.server.state import ServerState
 
@@ -28,6 +28,17 @@ def _fetch_cut_short(source: Doc) -> bool:
         and source.get("failed_at") is None
         and not sources.is_removed(source)
     )
+
+
+def _without_output_schema(meta: MetaStore, source: Doc) -> list[Doc]:
+    """Input schemas of a live source with no output schema: parsed, then stopped."""
+    if source.get("failed_at") is not None or sources.is_removed(source):
+        return []
+    return [
+        schema
+        for schema in meta.children(Kind.INPUT_SCHEMA, source["id"])
+        if not meta.children(Kind.OUTPUT_SCHEMA, schema["id"])
+    ]
 
 
 def resume(state: ServerState) -> int:
@@ -45,6 +56,9 @@ def resume(state: ServerState) -> int:
             restarted += 1
         elif _fetch_cut_short(source):
             fetch_url.start(state, source)
+            restarted += 1
+        elif bare := _without_output_schema(meta, source):
+            parse.resume_first_output_schemas(state, source, bare)
             restarted += 1
     for doc in meta.all(Kind.OUTPUT_SCHEMA):
         if signals.is_finished(doc):

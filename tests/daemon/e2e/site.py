@@ -27,6 +27,8 @@ class Site(Folders):
     mappings: list[dict[str, Any]] = field(default_factory=list)
     min_age: str = "100ms"
     limits: dict[str, Any] = field(default_factory=dict)
+    # [target] keys besides the url and credentials (request_timeout ...).
+    target: dict[str, Any] = field(default_factory=dict)
     # The [[source]] "drop" keys other than its name; a drop folder unless told.
     source: dict[str, Any] | None = None
 
@@ -52,6 +54,7 @@ class Site(Folders):
             f'url = "{self.server_url}"',
             f'username = "{ROBOT[0]}"',
             f'password_file = "{secret}"',
+            *(f"{key} = {_toml(value)}" for key, value in self.target.items()),
             "[state]",
             f'url = "sqlite:///{self.state_db}"',
             "[admin]",
