@@ -64,8 +64,8 @@ def as_quarantine(exc: BaseException, job: Job) -> Quarantine | None:
         if exc.what.startswith("source"):
             return Quarantine(
                 "unparsable_file",
-                f"the server could not parse the file: {exc.reason.rstrip('.')}; fix the file and drop "
-                "it again",
+                f"the server could not parse the file: {exc.reason.rstrip('.')}; "
+                "fix the file and drop it again",
             )
         return Quarantine(
             "transform_failed",
