@@ -24,8 +24,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy dsmsyncd tests
 
+# Two workers: most tests wait on real servers and subprocesses, not on a core
+# (1,010 tests: 12 min on one worker, 7 on two, on a 2-core machine).
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --durations=15
 
 test: lint typecheck unit
 
