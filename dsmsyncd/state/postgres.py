@@ -51,7 +51,7 @@ from dsmsyncd.state.model import (
 from dsmsyncd.state.postgres_lock import application_name, take_daemon_lock
 from dsmsyncd.state.postgres_migrations import migrate
 from dsmsyncd.state.store import StaleTransition, StateStoreError, StoreStatus, UnknownJob
-from dsmsyncd.state.values import TIME_FIELDS, checked, to_json
+from dsmsyncd.state.values import checked, checked_field, to_json
 
 logger = logging.getLogger("dsmsyncd.state.postgres")
 
@@ -241,10 +241,7 @@ class PostgresStateStore:
         if new_state in TERMINAL_STATES and values.get("finished_at") is None:
             values["finished_at"] = now  # so the status page and find_published_hash can order
         for name, value in values.items():
-            if name in TIME_FIELDS and value is not None:
-                if not isinstance(value, datetime):
-                    raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
-                checked(value)
+            checked_field(name, value)
         event_details = {**values, **(details or {})}
         assignments = "".join(f", {name} = ${n}" for n, name in enumerate(values, start=3))
 

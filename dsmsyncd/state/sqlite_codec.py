@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dsmsyncd.state.model import Job, JobState
-from dsmsyncd.state.values import TIME_FIELDS, checked
+from dsmsyncd.state.values import TIME_FIELDS, checked, checked_field
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -46,11 +46,8 @@ def job(row: sqlite3.Row) -> Job:
 
 def db_value(field: str, value: object) -> object:
     """What is written to ``column(field)`` for ``value``."""
-    if field in TIME_FIELDS and value is not None:
-        if not isinstance(value, datetime):
-            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
-        return to_us(value)
-    return value
+    checked_field(field, value)
+    return to_us(value) if isinstance(value, datetime) else value
 
 
 def to_us(value: datetime) -> int:

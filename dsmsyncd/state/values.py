@@ -23,6 +23,15 @@ def checked(value: datetime) -> datetime:
     return value
 
 
+def checked_field(field: str, value: object) -> object:
+    """``value`` for the ``Job`` field ``field``: a time field takes an aware datetime."""
+    if field in TIME_FIELDS and value is not None:
+        if not isinstance(value, datetime):
+            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
+        checked(value)
+    return value
+
+
 def to_json(details: Mapping[str, object]) -> str:
     def fallback(value: object) -> str:
         return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -8,8 +8,6 @@ are about SQLite itself (its lock file, WAL, the statement trace).
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,6 @@ from dsmsyncd.state import (
     TERMINAL_STATES,
     Job,
     JobState,
-    PostgresStateStore,
     SchemaTooNew,
     SqliteStateStore,
     StaleTransition,
@@ -30,9 +27,6 @@ from dsmsyncd.state import (
     StateStore,
     StateStoreError,
     UnknownJob,
-    check_state_url,
-    open_state_store,
-    sqlite_path_from_url,
 )
 from dsmsyncd.state.migrations import ACTIVE_SQL, MIGRATIONS
 from tests.daemon.support.jobs import add_job
@@ -407,118 +401,12 @@ async def test_store_refuses_use_when_not_open_and_reopen(state_backend: StoreFa
         await store.open()
 
 
-async def test_a_second_exclusive_store_is_refused(state_backend: StoreFactory) -> None:
-    """Until replicas claim jobs, two daemons on one database would both publish every file."""
-    async with state_backend.new(exclusive=True):
-        second = state_backend.new(exclusive=True)
-        try:
-            with pytest.raises(StateLocked, match="is in use by another dsmsyncd") as caught:
-                await second.open()
-        finally:
-            await second.close()
-        async with state_backend.new() as reader:  # status does not take the lock
-            await reader.ping()
-    if state_backend.backend == "postgres":
-        assert f"pid {os.getpid()} on" in str(caught.value)  # the holder's application_name
-    async with state_backend.new(exclusive=True) as after:  # released on close
-        await after.ping()
-
-
-async def test_concurrent_transitions_from_two_stores_one_wins(
-    state_backend: StoreFactory,
-) -> None:
-    """Compare-and-set across processes (two stores, two connections): exactly one moves
-    the job, the other is told so and must not act."""
-    async with state_backend.new() as first, state_backend.new() as second:
-        job = await _add(first)
-        outcomes = await asyncio.gather(
-            *(
-                store.transition(job.id, JobState.OPENING, expect=JobState.DISCOVERED)
-                for store in (first, second, first, second)
-            ),
-            return_exceptions=True,
-        )
-        moved = [o for o in outcomes if isinstance(o, Job)]
-        stale = [o for o in outcomes if isinstance(o, StaleTransition)]
-        assert (len(moved), len(stale)) == (1, 3), outcomes
-        assert all(s.actual is JobState.OPENING for s in stale)
-        assert len(await second.events(job.id)) == 2
-
-
-async def test_concurrent_discovery_from_two_stores_records_one_job(
-    state_backend: StoreFactory,
-) -> None:
-    async with state_backend.new() as first, state_backend.new() as second:
-        added = await asyncio.gather(
-            *(
-                store.add_job(
-                    source="drop",
-                    relative_path="a.csv",
-                    identity="file:a.csv:10:1",
-                    size=10,
-                    mtime=T0,
-                    dataset="abcd-1234",
-                    mapping_index=0,
-                )
-                for store in (first, second, first, second)
-            )
-        )
-        assert len([job for job in added if job is not None]) == 1
-        assert (await first.counts_by_state())[JobState.DISCOVERED] == 1
-
-
 def test_active_filter_matches_terminal_states_and_lane_index() -> None:
     listed = ACTIVE_SQL.partition("(")[2].rstrip(")").replace("'", "").split(", ")
     assert set(listed) == {state.value for state in TERMINAL_STATES}
     # SQLite uses a partial index only when the query repeats its WHERE term.
     lane_index = next(sql for sql in MIGRATIONS[0] if "INDEX jobs_lane" in sql)
     assert " ".join(lane_index.split()).endswith(f"WHERE {ACTIVE_SQL}")
-
-
-@pytest.mark.parametrize(
-    ("url", "path"),
-    [
-        ("sqlite:///var/lib/dsmsyncd/state.db", "/var/lib/dsmsyncd/state.db"),
-        ("sqlite:////var/lib/dsmsyncd/state.db", "/var/lib/dsmsyncd/state.db"),
-        ("sqlite:///srv/my%20state.db", "/srv/my state.db"),
-        ("sqlite:///:memory:", ":memory:"),
-    ],
-)
-def test_sqlite_path_from_url_accepts(url: str, path: str) -> None:
-    assert sqlite_path_from_url(url) == path
-
-
-@pytest.mark.parametrize(
-    "url", ["sqlite://host/state.db", "sqlite:///", "sqlite:///x.db?mode=ro", "redis://x"]
-)
-def test_sqlite_path_from_url_rejects(url: str) -> None:
-    with pytest.raises(ValueError, match="expected sqlite:///"):
-        sqlite_path_from_url(url)
-
-
-def test_open_state_store_postgresql_builds_postgres_store() -> None:
-    store = open_state_store("postgresql://dsmsyncd:s3cret@db:5432/dsmsyncd?sslmode=verify-full")
-    assert isinstance(store, PostgresStateStore)
-    assert "s3cret" not in repr(store)
-
-
-@pytest.mark.parametrize(
-    ("url", "says"),
-    [
-        ("postgresql://db/dsm?sslmode=sometimes", "sslmode must be one of disable, allow,"),
-        ("postgresql://db/dsm?search_path=x", "unknown PostgreSQL connection parameter(s) search_"),
-        ("postgresql://db:port/dsm", "the port a number"),
-    ],
-)
-def test_check_state_url_refuses_bad_postgres_urls(url: str, says: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(says)):
-        check_state_url(url)
-
-
-async def test_open_state_store_memory_url_works() -> None:
-    async with open_state_store("sqlite:///:memory:") as store:
-        job = await add_job(store, "a.csv", identity="file:a.csv:1:1", size=1, mtime=T0)
-        assert await store.unfinished_jobs() == [job]
 
 
 async def test_a_second_exclusive_store_through_a_symlink_is_refused(tmp_path: Path) -> None:
