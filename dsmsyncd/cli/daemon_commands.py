@@ -106,7 +106,7 @@ def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
 async def _recent(config: Config, limit: int) -> list[dict[str, object]]:
     from dsmsyncd.state import open_state_store
 
-    async with open_state_store(config.state.url) as store:
+    async with open_state_store(config.state.url, password=config.state.password_text) as store:
         jobs = await store.recent_jobs(limit)
     return [
         {

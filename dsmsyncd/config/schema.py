@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from dsmsyncd.config.state_url import check_state_url
+from dsmsyncd.config.state_url import check_state_url, is_postgres_url, url_has_password
 
 __all__ = [
     "ACTIONS",
@@ -155,6 +155,23 @@ class TargetConfig(_Section):
 
 class StateConfig(_Section):
     url: Annotated[str, _accepted_by(check_state_url)] = "sqlite:///var/lib/dsmsyncd/state.db"
+    # PostgreSQL's password when the URL carries none: ``password_file`` reads it from a
+    # mounted secret, and it need not be percent-encoded the way a URL's would be.
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _password_for_postgres(self) -> StateConfig:
+        if self.password is None:
+            return self
+        if not is_postgres_url(self.url):
+            raise ValueError("password is for a postgresql:// url; a SQLite url takes none")
+        if url_has_password(self.url):
+            raise ValueError("the url carries a password already: set it in one place")
+        return self
+
+    @property
+    def password_text(self) -> str | None:
+        return None if self.password is None else self.password.get_secret_value()
 
 
 class AdminConfig(_Section):

@@ -112,7 +112,9 @@ class Daemon:
 
     async def startup(self) -> None:
         signals.install(self._handle_exit, self._handle_reload)
-        self._store = open_state_store(self.config.state.url, exclusive=True)
+        self._store = open_state_store(
+            self.config.state.url, password=self.config.state.password_text, exclusive=True
+        )
         await self._store.open()
         self._client = client_for(self.config, on_retry=self._on_retry)
         await self._client.__aenter__()

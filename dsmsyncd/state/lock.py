@@ -25,8 +25,10 @@ from dsmsyncd.state.store import StateStoreError
 class StateLocked(StateStoreError):
     """Another live process holds the state file's lock."""
 
-    def __init__(self, database: str, lock_path: str, holder: int | None) -> None:
-        who = f"pid {holder}" if holder is not None else "a process whose pid is not recorded"
+    def __init__(self, database: str, lock_path: str, holder: int | str | None) -> None:
+        # An int is a local pid; a str describes a holder elsewhere (PostgreSQL's view).
+        who = f"pid {holder}" if isinstance(holder, int) else holder
+        who = who or "a process whose pid is not recorded"
         super().__init__(
             f"state database {database} is in use by another dsmsyncd ({who}, lock "
             f"{lock_path}): stop that daemon first, or give this one its own [state] url"

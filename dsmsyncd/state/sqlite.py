@@ -56,6 +56,7 @@ from dsmsyncd.state.store import (
     StoreStatus,
     UnknownJob,
 )
+from dsmsyncd.state.values import checked, to_json
 
 logger = logging.getLogger("dsmsyncd.state.sqlite")
 
@@ -226,7 +227,7 @@ class SqliteStateStore:
         params = (
             *(source, relative_path, identity, content_sha256, size, codec.to_us(mtime), dataset),
             *(mapping_index, JobState.DISCOVERED.value, now, now),
-            None if routing is None else codec.to_json(routing),
+            None if routing is None else to_json(routing),
         )
 
         async def work(conn: aiosqlite.Connection) -> Job | None:
@@ -313,7 +314,7 @@ class SqliteStateStore:
     async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
         # Only the head of the lane may run: skipping a job that is backing off would
         # publish a newer file before an older one (invariant 4, arrival order).
-        codec.checked(now)
+        checked(now)
         jobs = await self._jobs(
             f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
         )
@@ -399,7 +400,7 @@ async def _append_event(
     await conn.execute(
         "INSERT INTO job_events (job_id, at_us, state, previous_state, details)"
         " VALUES (?, ?, ?, ?, ?)",
-        (job_id, at_us, state.value, previous.value if previous else None, codec.to_json(details)),
+        (job_id, at_us, state.value, previous.value if previous else None, to_json(details)),
     )
 
 

@@ -2,8 +2,8 @@
 
 Times are stored as integer microseconds since the epoch, in columns named ``*_us``:
 exact round trips, and plain integer order in the indexes. Only aware datetimes are
-accepted (a naive one is refused, never guessed). Event details and routing
-snapshots are JSON, keys sorted, with datetimes as ISO 8601.
+accepted (``values.checked``); event details and routing snapshots are JSON
+(``values.to_json``).
 """
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dsmsyncd.state.model import Job, JobState
+from dsmsyncd.state.values import TIME_FIELDS, checked, checked_field
 
-TIME_FIELDS = frozenset(
-    {"mtime", "discovered_at", "updated_at", "started_at", "finished_at", "next_attempt_at"}
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -49,17 +46,8 @@ def job(row: sqlite3.Row) -> Job:
 
 def db_value(field: str, value: object) -> object:
     """What is written to ``column(field)`` for ``value``."""
-    if field in TIME_FIELDS and value is not None:
-        if not isinstance(value, datetime):
-            raise TypeError(f"{field} must be a datetime, not {type(value).__name__}")
-        return to_us(value)
-    return value
-
-
-def checked(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()}: give a timezone (UTC)")
-    return value
+    checked_field(field, value)
+    return to_us(value) if isinstance(value, datetime) else value
 
 
 def to_us(value: datetime) -> int:
@@ -68,10 +56,3 @@ def to_us(value: datetime) -> int:
 
 def from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
-
-
-def to_json(details: Mapping[str, object]) -> str:
-    def fallback(value: object) -> str:
-        return value.isoformat() if isinstance(value, datetime) else str(value)
-
-    return json.dumps(dict(details), default=fallback, sort_keys=True)

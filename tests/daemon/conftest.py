@@ -7,6 +7,7 @@ each test makes its own bucket (``new_bucket_name``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,12 @@ from tests.daemon.support.moto_server import (
     MotoServer,
     s3_client,
     start_moto_server,
+)
+from tests.daemon.support.state_backends import (
+    StoreFactory,
+    drop_database,
+    postgres_factory,
+    session_database,
 )
 
 if TYPE_CHECKING:
@@ -76,3 +83,31 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database made for this test session (fails, never skips, without one)."""
+    admin, url = session_database()
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(admin, url))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_backend_database(request: pytest.FixtureRequest) -> str | None:
+    """Which implementation (by its session database: None for SQLite), resolved here,
+    outside the test's event loop, because making the database runs a loop of its own."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def state_backend(state_backend_database: str | None, tmp_path: Path) -> StoreFactory:
+    """Each state store implementation in turn, on a fresh database of its own."""
+    if state_backend_database is None:
+        return StoreFactory("sqlite", sqlite_path=tmp_path / "state" / "dsmsyncd.db")
+    return await postgres_factory(state_backend_database)

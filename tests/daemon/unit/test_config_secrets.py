@@ -57,9 +57,23 @@ CASES = [
     (
         "state url with ${PGPASSWORD}, PostgreSQL",
         'url = "sqlite:///tmp/dsmsyncd-test/state.db"',
-        'url = "postgresql://sync:${PW}@db.internal/dsm"',
+        'url = "postgresql://sync:${PW}@db.internal/dsm?sslmode=sometimes"',
         "state.url",
-        "PostgreSQL state stores",
+        "sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full",
+    ),
+    (
+        "state password from ${VAR} beside a SQLite url",
+        'url = "sqlite:///tmp/dsmsyncd-test/state.db"',
+        'url = "sqlite:///tmp/dsmsyncd-test/state.db"\npassword = "${PW}"',
+        "state",
+        "password is for a postgresql:// url; a SQLite url takes none",
+    ),
+    (
+        "state password_file beside a url that carries one",
+        'url = "sqlite:///tmp/dsmsyncd-test/state.db"',
+        'url = "postgresql://sync:${PW}@db.internal/dsm"\npassword_file = "secret.txt"',
+        "state",
+        "the url carries a password already: set it in one place",
     ),
     (
         "state url with credentials written in the file",

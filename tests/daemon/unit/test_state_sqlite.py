@@ -1,4 +1,9 @@
-"""The SQLite state store, on a real file: dedup, compare-and-set, lane order, restart, tearing."""
+"""The state store contract, run against SQLite (a real file) and PostgreSQL (a real
+server): dedup, compare-and-set, lane order, restart, tearing, schema versions.
+
+Tests that take ``state_backend`` run once per implementation; those on ``db_path``
+are about SQLite itself (its lock file, WAL, the statement trace).
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,13 @@ from dsmsyncd.state import (
     SqliteStateStore,
     StaleTransition,
     StateLocked,
+    StateStore,
     StateStoreError,
     UnknownJob,
-    open_state_store,
-    sqlite_path_from_url,
 )
 from dsmsyncd.state.migrations import ACTIVE_SQL, MIGRATIONS
 from tests.daemon.support.jobs import add_job
+from tests.daemon.support.state_backends import StoreFactory
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -47,13 +52,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStateStore]:
-    async with SqliteStateStore(db_path, clock=StepClock()) as opened:
+async def store(state_backend: StoreFactory) -> AsyncIterator[StateStore]:
+    async with state_backend.new(clock=StepClock()) as opened:
         yield opened
 
 
 async def _add(
-    store: SqliteStateStore,
+    store: StateStore,
     path: str = "permits/a.csv",
     *,
     dataset: str = "abcd-1234",
@@ -73,11 +78,11 @@ async def _add(
     )
 
 
-async def _publish(store: SqliteStateStore, job: Job) -> Job:
+async def _publish(store: StateStore, job: Job) -> Job:
     return await store.transition(job.id, JobState.PUBLISHED, expect=JobState.DISCOVERED)
 
 
-async def test_add_job_records_discovered_job_and_first_event(store: SqliteStateStore) -> None:
+async def test_add_job_records_discovered_job_and_first_event(store: StateStore) -> None:
     job = await _add(store, sha256="ab" * 32)
     assert job.state is JobState.DISCOVERED
     assert (job.source, job.relative_path, job.dataset, job.size) == (
@@ -98,7 +103,7 @@ async def test_add_job_records_discovered_job_and_first_event(store: SqliteState
     assert event.details["path"] == "permits/a.csv"
 
 
-async def test_add_job_same_source_and_identity_is_deduplicated(store: SqliteStateStore) -> None:
+async def test_add_job_same_source_and_identity_is_deduplicated(store: StateStore) -> None:
     first = await _add(store)
     again = await store.add_job(
         source="drop",
@@ -117,7 +122,7 @@ async def test_add_job_same_source_and_identity_is_deduplicated(store: SqliteSta
     assert (await store.counts_by_state())[JobState.DISCOVERED] == 2
 
 
-async def test_transition_writes_fields_and_appends_event(store: SqliteStateStore) -> None:
+async def test_transition_writes_fields_and_appends_event(store: StateStore) -> None:
     job = await _add(store)
     opening = await store.transition(
         job.id, JobState.OPENING, expect=JobState.DISCOVERED, attempts=1, started_at=T0
@@ -143,7 +148,7 @@ async def test_transition_writes_fields_and_appends_event(store: SqliteStateStor
     assert last.details == {"chunks": 4, "revision_id": 201, "revision_seq": 3, "source_id": 823}
 
 
-async def test_transition_from_unexpected_state_raises_stale(store: SqliteStateStore) -> None:
+async def test_transition_from_unexpected_state_raises_stale(store: StateStore) -> None:
     job = await _add(store)
     with pytest.raises(StaleTransition, match="expected state in") as caught:
         await store.transition(job.id, JobState.APPLYING, expect=JobState.PROCESSING)
@@ -152,7 +157,7 @@ async def test_transition_from_unexpected_state_raises_stale(store: SqliteStateS
     assert len(await store.events(job.id)) == 1
 
 
-async def test_transition_with_set_of_expected_states(store: SqliteStateStore) -> None:
+async def test_transition_with_set_of_expected_states(store: StateStore) -> None:
     job = await _add(store)
     retry = {JobState.DISCOVERED, JobState.DISCARDED, JobState.FAILED_RETRYABLE}
     moved = await store.transition(job.id, JobState.OPENING, expect=retry)
@@ -161,21 +166,21 @@ async def test_transition_with_set_of_expected_states(store: SqliteStateStore) -
         await store.transition(job.id, JobState.OPENING, expect=retry)
 
 
-async def test_transition_of_unknown_job_raises(store: SqliteStateStore) -> None:
+async def test_transition_of_unknown_job_raises(store: StateStore) -> None:
     with pytest.raises(UnknownJob):
         await store.transition(404, JobState.OPENING, expect=JobState.DISCOVERED)
     with pytest.raises(UnknownJob):
         await store.get_job(404)
 
 
-async def test_transition_to_terminal_state_stamps_finished_at(store: SqliteStateStore) -> None:
+async def test_transition_to_terminal_state_stamps_finished_at(store: StateStore) -> None:
     job = await _add(store)
     done = await store.transition(job.id, JobState.QUARANTINED, expect=JobState.DISCOVERED)
     assert done.terminal
     assert done.finished_at == done.updated_at
 
 
-async def test_transition_rejects_naive_datetime(store: SqliteStateStore) -> None:
+async def test_transition_rejects_naive_datetime(store: StateStore) -> None:
     job = await _add(store)
     with pytest.raises(ValueError, match="naive datetime"):
         await store.transition(
@@ -187,7 +192,7 @@ async def test_transition_rejects_naive_datetime(store: SqliteStateStore) -> Non
     assert await store.get_job(job.id) == job
 
 
-async def test_events_record_whole_history_in_order(store: SqliteStateStore) -> None:
+async def test_events_record_whole_history_in_order(store: StateStore) -> None:
     job = await _add(store)
     path = [
         JobState.OPENING,
@@ -208,7 +213,7 @@ async def test_events_record_whole_history_in_order(store: SqliteStateStore) -> 
 
 
 async def test_next_runnable_orders_by_mtime_then_name_per_dataset(
-    store: SqliteStateStore,
+    store: StateStore,
 ) -> None:
     later = T0 + timedelta(minutes=5)
     await _add(store, "z-late.csv", mtime=later)
@@ -223,7 +228,7 @@ async def test_next_runnable_orders_by_mtime_then_name_per_dataset(
     assert await store.next_runnable("none-0000", now) is None
 
 
-async def test_next_runnable_head_backing_off_holds_its_lane(store: SqliteStateStore) -> None:
+async def test_next_runnable_head_backing_off_holds_its_lane(store: StateStore) -> None:
     head = await _add(store, "a.csv", mtime=T0)
     await _add(store, "b.csv", mtime=T0 + timedelta(minutes=1))
     retry_at = T0 + timedelta(minutes=10)
@@ -242,7 +247,7 @@ async def test_next_runnable_head_backing_off_holds_its_lane(store: SqliteStateS
     assert await store.datasets_with_work(retry_at) == ["abcd-1234"]
 
 
-async def test_datasets_with_work_oldest_head_first(store: SqliteStateStore) -> None:
+async def test_datasets_with_work_oldest_head_first(store: StateStore) -> None:
     await _add(store, "new.csv", mtime=T0 + timedelta(hours=1), dataset="newr-0001")
     await _add(store, "old.csv", mtime=T0, dataset="oldr-0001")
     finished = await _add(store, "done.csv", mtime=T0, dataset="done-0001")
@@ -250,8 +255,8 @@ async def test_datasets_with_work_oldest_head_first(store: SqliteStateStore) -> 
     assert await store.datasets_with_work(T0 + timedelta(days=1)) == ["oldr-0001", "newr-0001"]
 
 
-async def test_unfinished_jobs_survive_restart(db_path: Path) -> None:
-    async with SqliteStateStore(db_path, clock=StepClock()) as store:
+async def test_unfinished_jobs_survive_restart(state_backend: StoreFactory) -> None:
+    async with state_backend.new(clock=StepClock()) as store:
         uploading = await _add(store, "a.csv")
         await store.transition(
             uploading.id, JobState.UPLOADING, expect=JobState.DISCOVERED, revision_seq=7
@@ -261,7 +266,7 @@ async def test_unfinished_jobs_survive_restart(db_path: Path) -> None:
             applying.id, JobState.APPLYING, expect=JobState.DISCOVERED, task_set_id=52
         )
         await _publish(store, await _add(store, "c.csv"))
-    async with SqliteStateStore(db_path) as reopened:
+    async with state_backend.new() as reopened:
         unfinished = await reopened.unfinished_jobs()
     assert [(j.relative_path, j.state) for j in unfinished] == [
         ("a.csv", JobState.UPLOADING),
@@ -272,7 +277,7 @@ async def test_unfinished_jobs_survive_restart(db_path: Path) -> None:
 
 
 async def test_find_published_hash_matches_latest_publication_only(
-    store: SqliteStateStore,
+    store: StateStore,
 ) -> None:
     first = await _publish(store, await _add(store, "a.csv", sha256="a" * 64))
     assert await store.find_published_hash("abcd-1234", "a" * 64) == first
@@ -285,7 +290,7 @@ async def test_find_published_hash_matches_latest_publication_only(
     assert (await store.find_published_hash("abcd-1234", "b" * 64)) is not None
 
 
-async def test_recent_jobs_newest_first_and_by_dataset(store: SqliteStateStore) -> None:
+async def test_recent_jobs_newest_first_and_by_dataset(store: StateStore) -> None:
     a = await _add(store, "a.csv")
     b = await _add(store, "b.csv", dataset="wxyz-9876")
     a = await store.transition(a.id, JobState.OPENING, expect=JobState.DISCOVERED)
@@ -294,7 +299,7 @@ async def test_recent_jobs_newest_first_and_by_dataset(store: SqliteStateStore) 
     assert [j.id for j in await store.recent_jobs(10, dataset="wxyz-9876")] == [b.id]
 
 
-async def test_counts_by_state_lists_every_state(store: SqliteStateStore) -> None:
+async def test_counts_by_state_lists_every_state(store: StateStore) -> None:
     await _publish(store, await _add(store, "a.csv"))
     await _add(store, "b.csv")
     counts = await store.counts_by_state()
@@ -336,7 +341,7 @@ async def test_transition_cancelled_mid_write_commits_whole(db_path: Path) -> No
 
 
 async def test_transition_cancelled_before_it_runs_leaves_job_untouched(
-    store: SqliteStateStore,
+    store: StateStore,
 ) -> None:
     job = await _add(store)
     task = asyncio.create_task(
@@ -348,7 +353,17 @@ async def test_transition_cancelled_before_it_runs_leaves_job_untouched(
     assert await store.get_job(job.id) == job
 
 
-async def test_schema_version_recorded_and_wal_enabled(db_path: Path) -> None:
+async def test_schema_version_recorded_once(state_backend: StoreFactory) -> None:
+    async with state_backend.new() as store:
+        await store.ping()
+    async with state_backend.new() as again:  # reopening does not migrate twice
+        await again.ping()
+    versions = await state_backend.fetch_ints("SELECT version FROM schema_version")
+    assert max(versions) == SCHEMA_VERSION
+    assert len(versions) == len(set(versions))
+
+
+async def test_sqlite_journal_is_wal(db_path: Path) -> None:
     async with SqliteStateStore(db_path) as store:
         await store.ping()
     with sqlite3.connect(db_path) as raw:
@@ -357,22 +372,25 @@ async def test_schema_version_recorded_and_wal_enabled(db_path: Path) -> None:
     raw.close()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert journal == "wal"
-    async with SqliteStateStore(db_path) as again:  # reopening does not migrate twice
-        await again.ping()
 
 
-async def test_open_refuses_database_from_newer_release(db_path: Path) -> None:
-    async with SqliteStateStore(db_path) as store:
+async def test_open_refuses_database_from_newer_release(state_backend: StoreFactory) -> None:
+    async with state_backend.new() as store:
         await store.ping()
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("INSERT INTO schema_version VALUES (?, 0)", (SCHEMA_VERSION + 1,))
-    raw.close()
-    with pytest.raises(SchemaTooNew, match="upgrade dsmsyncd"):
-        await SqliteStateStore(db_path).open()
+    stamp = "0" if state_backend.backend == "sqlite" else "now()"
+    await state_backend.execute(
+        f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION + 1}, {stamp})"
+    )
+    newer = state_backend.new()
+    try:
+        with pytest.raises(SchemaTooNew, match="upgrade dsmsyncd"):
+            await newer.open()
+    finally:
+        await newer.close()
 
 
-async def test_store_refuses_use_when_not_open_and_reopen(db_path: Path) -> None:
-    store = SqliteStateStore(db_path)
+async def test_store_refuses_use_when_not_open_and_reopen(state_backend: StoreFactory) -> None:
+    store = state_backend.new()
     with pytest.raises(StateStoreError, match="not open"):
         await store.ping()
     async with store:
@@ -389,38 +407,6 @@ def test_active_filter_matches_terminal_states_and_lane_index() -> None:
     # SQLite uses a partial index only when the query repeats its WHERE term.
     lane_index = next(sql for sql in MIGRATIONS[0] if "INDEX jobs_lane" in sql)
     assert " ".join(lane_index.split()).endswith(f"WHERE {ACTIVE_SQL}")
-
-
-@pytest.mark.parametrize(
-    ("url", "path"),
-    [
-        ("sqlite:///var/lib/dsmsyncd/state.db", "/var/lib/dsmsyncd/state.db"),
-        ("sqlite:////var/lib/dsmsyncd/state.db", "/var/lib/dsmsyncd/state.db"),
-        ("sqlite:///srv/my%20state.db", "/srv/my state.db"),
-        ("sqlite:///:memory:", ":memory:"),
-    ],
-)
-def test_sqlite_path_from_url_accepts(url: str, path: str) -> None:
-    assert sqlite_path_from_url(url) == path
-
-
-@pytest.mark.parametrize(
-    "url", ["sqlite://host/state.db", "sqlite:///", "sqlite:///x.db?mode=ro", "redis://x"]
-)
-def test_sqlite_path_from_url_rejects(url: str) -> None:
-    with pytest.raises(ValueError, match="expected sqlite:///"):
-        sqlite_path_from_url(url)
-
-
-def test_open_state_store_postgresql_not_yet() -> None:
-    with pytest.raises(ValueError, match="multi-replica"):
-        open_state_store("postgresql://dsmsyncd@db/dsmsyncd")
-
-
-async def test_open_state_store_memory_url_works() -> None:
-    async with open_state_store("sqlite:///:memory:") as store:
-        job = await add_job(store, "a.csv", identity="file:a.csv:1:1", size=1, mtime=T0)
-        assert await store.unfinished_jobs() == [job]
 
 
 async def test_a_second_exclusive_store_through_a_symlink_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,393 @@
+"""The PostgreSQL state store: the state of daemons on several machines, in one database.
+
+Same interface and meaning as the SQLite store (``sqlite.py``): every write is one
+transaction, committed before the call returns, and runs as its own task awaited
+through ``asyncio.shield``, so that a cancelled caller cannot tear it and ``close()``
+waits for it. Connections come from a small asyncpg pool, so a slow read does not
+queue the writes of other coroutines behind it the way SQLite's one connection must.
+
+Compare-and-set keeps its meaning across processes: ``transition`` reads the job's
+state ``FOR UPDATE`` (the row stays locked until commit), so of two replicas moving
+the same job from the same state, the second finds the new state and gets
+``StaleTransition``. ``add_job`` inserts ``ON CONFLICT DO NOTHING`` on the unique
+``(source, identity)``, so a file discovered by two replicas is one job.
+
+Until replicas claim jobs under leases, a daemon's store (``exclusive``) holds the
+daemon lock of ``postgres_lock`` on a connection of its own, so that a second daemon
+on the same database is refused rather than publishing every file twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import fields as dataclass_fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
+
+import asyncpg
+from asyncpg import Record
+from asyncpg.pool import Pool, PoolConnectionProxy
+
+from dsmsyncd.config.redact import redact_text
+from dsmsyncd.config.state_url import url_has_password
+from dsmsyncd.state import postgres_uploads as uploads
+from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL
+from dsmsyncd.state.model import (
+    TERMINAL_STATES,
+    UPDATABLE_FIELDS,
+    ChunkRecord,
+    Job,
+    JobEvent,
+    JobState,
+    JobUpdate,
+    UploadPlan,
+    UploadProgress,
+    utc_now,
+)
+from dsmsyncd.state.postgres_lock import application_name, take_daemon_lock
+from dsmsyncd.state.postgres_migrations import migrate
+from dsmsyncd.state.store import StaleTransition, StateStoreError, StoreStatus, UnknownJob
+from dsmsyncd.state.values import checked, checked_field, to_json
+
+logger = logging.getLogger("dsmsyncd.state.postgres")
+
+T = TypeVar("T")
+if TYPE_CHECKING:  # asyncpg's classes are generic to the type checker only
+    Conn = PoolConnectionProxy[Record]
+Clock = Callable[[], datetime]
+
+_JOB_COLUMNS = ", ".join(field.name for field in dataclass_fields(Job))
+_LANE_ORDER = "mtime, relative_path, id"
+# Connections never open at once by one store: writes, reads, the migration.
+_POOL_SIZE = 4
+# Failures that mean "the database cannot be reached or used", as opposed to bugs.
+_UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class PostgresStateStore:
+    """StateStore on a PostgreSQL database named by a libpq-style URL.
+
+    ``password`` is used when the URL carries none (``[state] password`` or
+    ``password_file``). ``server_settings`` are session settings for every connection
+    (tests put each store in its own ``search_path``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        clock: Clock = utc_now,
+        exclusive: bool = False,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
+        self.location = redact_text(url)
+        self._url = url
+        self._password = None if url_has_password(url) else password
+        self._clock = clock
+        self._exclusive = exclusive
+        self._settings = {"application_name": application_name(), **(server_settings or {})}
+        self._status = StoreStatus.UNOPENED
+        self._pool: Pool[Record] | None = None
+        self._lock_conn: asyncpg.Connection[Record] | None = None
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"PostgresStateStore({self.location!r}, {self._status.name.lower()})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._status is not StoreStatus.UNOPENED:
+            raise StateStoreError(f"{self!r} can be opened only once; build a new store")
+        self._status = StoreStatus.OPENED  # close() now cleans up whatever open() made
+        try:
+            if self._exclusive:
+                self._lock_conn = await self._connect()
+                await take_daemon_lock(self._lock_conn, self.location)
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                password=self._password,
+                min_size=1,
+                max_size=_POOL_SIZE,
+                server_settings=self._settings,
+            )
+            async with self._pool.acquire() as conn:
+                await migrate(conn, self.location, self._clock)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, _UNAVAILABLE):
+                raise StateStoreError(
+                    f"cannot open state database {self.location}: {redact_text(str(exc))}"
+                ) from exc
+            raise
+
+    async def close(self) -> None:
+        if self._status is StoreStatus.CLOSED:
+            return
+        self._status = StoreStatus.CLOSED
+        if self._writes:
+            # asyncio.wait, not gather: being cancelled here must not cancel the writes.
+            await asyncio.wait(set(self._writes))
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+        lock_conn, self._lock_conn = self._lock_conn, None
+        if lock_conn is not None:
+            await lock_conn.close()  # ends the session: the daemon lock goes with it
+
+    async def _connect(self) -> asyncpg.Connection[Record]:
+        return await asyncpg.connect(
+            self._url, password=self._password, server_settings=self._settings
+        )
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _require_open(self) -> Pool[Record]:
+        if self._status is not StoreStatus.OPENED or self._pool is None:
+            raise StateStoreError(f"{self!r} is not open: use it as `async with store:`")
+        return self._pool
+
+    async def _write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        pool = self._require_open()
+        task = asyncio.get_running_loop().create_task(self._transaction(pool, work))
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        return await asyncio.shield(task)
+
+    def _write_done(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        # Retrieve the outcome even when the caller was cancelled and is no longer waiting,
+        # so asyncio does not report it as "never retrieved".
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("state write failed: %r", task.exception())
+
+    @staticmethod
+    async def _transaction(pool: Pool[Record], work: Callable[[Conn], Awaitable[T]]) -> T:
+        async with pool.acquire() as conn, conn.transaction():
+            return await work(conn)
+
+    async def _jobs(self, where: str, *params: object, tail: str = "") -> list[Job]:
+        rows = await self._require_open().fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} {tail}", *params
+        )
+        return [_job(row) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def add_job(
+        self,
+        *,
+        source: str,
+        relative_path: str,
+        identity: str,
+        size: int,
+        mtime: datetime,
+        dataset: str,
+        mapping_index: int,
+        content_sha256: str | None = None,
+        routing: Mapping[str, object] | None = None,
+    ) -> Job | None:
+        now = checked(self._clock())
+        params = (
+            *(source, relative_path, identity, content_sha256, size, checked(mtime), dataset),
+            *(mapping_index, JobState.DISCOVERED.value, now, now),
+            None if routing is None else to_json(routing),
+        )
+
+        async def work(conn: Conn) -> Job | None:
+            row = await conn.fetchrow(
+                "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
+                " mtime, dataset, mapping_index, state, discovered_at, updated_at, routing)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
+                f" ON CONFLICT (source, identity) DO NOTHING RETURNING {_JOB_COLUMNS}",
+                *params,
+            )
+            if row is None:
+                return None
+            job = _job(row)
+            details = {"source": source, "path": relative_path, "dataset": dataset, "size": size}
+            await _append_event(conn, job.id, now, JobState.DISCOVERED, None, details)
+            return job
+
+        return await self._write(work)
+
+    async def transition(
+        self,
+        job_id: int,
+        new_state: JobState,
+        *,
+        expect: JobState | AbstractSet[JobState],
+        details: Mapping[str, object] | None = None,
+        **fields: Unpack[JobUpdate],
+    ) -> Job:
+        expected = frozenset({expect}) if isinstance(expect, JobState) else frozenset(expect)
+        unknown = set(fields) - UPDATABLE_FIELDS
+        if unknown:
+            raise TypeError(f"transition() got fields it cannot write: {sorted(unknown)}")
+        now = checked(self._clock())
+        values: dict[str, object] = dict(fields)
+        if new_state in TERMINAL_STATES and values.get("finished_at") is None:
+            values["finished_at"] = now  # so the status page and find_published_hash can order
+        for name, value in values.items():
+            checked_field(name, value)
+        event_details = {**values, **(details or {})}
+        assignments = "".join(f", {name} = ${n}" for n, name in enumerate(values, start=3))
+
+        async def work(conn: Conn) -> Job:
+            # FOR UPDATE: the row stays locked to commit, so a concurrent compare-and-set
+            # waits for this one and then sees its result.
+            found = await conn.fetchval("SELECT state FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+            if found is None:
+                raise UnknownJob(job_id)
+            actual = JobState(found)
+            if actual not in expected:
+                raise StaleTransition(job_id, new_state, expected, actual)
+            row = await conn.fetchrow(
+                f"UPDATE jobs SET state = $1, updated_at = $2{assignments}"
+                f" WHERE id = ${len(values) + 3} RETURNING {_JOB_COLUMNS}",
+                new_state.value,
+                now,
+                *values.values(),
+                job_id,
+            )
+            assert row is not None  # locked above: it cannot have gone
+            await _append_event(conn, job_id, now, new_state, actual, event_details)
+            return _job(row)
+
+        return await self._write(work)
+
+    async def begin_upload(self, job_id: int, plan: UploadPlan) -> None:
+        await self._write(lambda conn: uploads.begin(conn, job_id, plan))
+
+    async def record_chunk(self, job_id: int, source_id: int, chunk: ChunkRecord) -> None:
+        await self._write(lambda conn: uploads.record(conn, job_id, source_id, chunk))
+
+    async def forget_upload(self, job_id: int) -> None:
+        await self._write(lambda conn: uploads.forget(conn, job_id))
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def upload_progress(self, job_id: int) -> UploadProgress | None:
+        async with self._require_open().acquire() as conn:
+            return await uploads.progress(conn, job_id)
+
+    async def get_job(self, job_id: int) -> Job:
+        jobs = await self._jobs("id = $1", job_id)
+        if not jobs:
+            raise UnknownJob(job_id)
+        return jobs[0]
+
+    async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
+        # Only the head of the lane may run (invariant 4, arrival order): see sqlite.py.
+        checked(now)
+        jobs = await self._jobs(
+            f"dataset = $1 AND {LANE_SQL}", dataset, tail=f"ORDER BY {_LANE_ORDER} LIMIT 1"
+        )
+        if not jobs or not (jobs[0].next_attempt_at is None or jobs[0].next_attempt_at <= now):
+            return None
+        return jobs[0]
+
+    async def unfinished_jobs(self) -> list[Job]:
+        return await self._jobs(ACTIVE_SQL, tail=f"ORDER BY dataset, {_LANE_ORDER}")
+
+    async def datasets_with_work(self, now: datetime) -> list[str]:
+        rows = await self._require_open().fetch(
+            "SELECT dataset FROM ("
+            " SELECT dataset, next_attempt_at, mtime, relative_path, id,"
+            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {_LANE_ORDER}) AS place"
+            f" FROM jobs WHERE {LANE_SQL}) AS heads"
+            " WHERE place = 1 AND (next_attempt_at IS NULL OR next_attempt_at <= $1)"
+            f" ORDER BY {_LANE_ORDER}",
+            checked(now),
+        )
+        return [str(row[0]) for row in rows]
+
+    async def recent_jobs(self, limit: int, dataset: str | None = None) -> list[Job]:
+        order = "ORDER BY updated_at DESC, id DESC LIMIT"
+        if dataset is None:
+            return await self._jobs("TRUE", limit, tail=f"{order} $1")
+        return await self._jobs("dataset = $1", dataset, limit, tail=f"{order} $2")
+
+    async def events(self, job_id: int) -> list[JobEvent]:
+        rows = await self._require_open().fetch(
+            "SELECT id, job_id, at, state, previous_state, details::text AS details"
+            " FROM job_events WHERE job_id = $1 ORDER BY id",
+            job_id,
+        )
+        return [
+            JobEvent(
+                id=row["id"],
+                job_id=row["job_id"],
+                at=row["at"],
+                state=JobState(row["state"]),
+                previous_state=JobState(row["previous_state"]) if row["previous_state"] else None,
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]
+
+    async def find_published_hash(self, dataset: str, sha256: str) -> Job | None:
+        # Only the latest publication counts (a revert is not a duplicate): see sqlite.py.
+        jobs = await self._jobs(
+            "dataset = $1 AND state = 'published'",
+            dataset,
+            tail="ORDER BY finished_at DESC, id DESC LIMIT 1",
+        )
+        if jobs and jobs[0].content_sha256 == sha256:
+            return jobs[0]
+        return None
+
+    async def is_known(self, source: str, identity: str) -> bool:
+        found = await self._require_open().fetchval(
+            "SELECT 1 FROM jobs WHERE source = $1 AND identity = $2 LIMIT 1", source, identity
+        )
+        return found is not None
+
+    async def counts_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        rows = await self._require_open().fetch("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+        for row in rows:
+            counts[JobState(row[0])] = int(row[1])
+        return counts
+
+    async def ping(self) -> None:
+        await self._require_open().fetchval("SELECT 1")
+
+
+async def _append_event(
+    conn: Conn,
+    job_id: int,
+    at: datetime,
+    state: JobState,
+    previous: JobState | None,
+    details: Mapping[str, object],
+) -> None:
+    await conn.execute(
+        "INSERT INTO job_events (job_id, at, state, previous_state, details)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb)",
+        job_id,
+        at,
+        state.value,
+        previous.value if previous else None,
+        to_json(details),
+    )
+
+
+def _job(row: Record | Sequence[Any]) -> Job:
+    """A ``Job`` from a row selected (or returned) with ``_JOB_COLUMNS``."""
+    values: dict[str, Any] = dict(zip(_JOB_COLUMNS.split(", "), row, strict=True))
+    values["state"] = JobState(values["state"])
+    values["routing"] = json.loads(values["routing"]) if values["routing"] else None
+    return Job(**values)
