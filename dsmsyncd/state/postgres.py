@@ -19,9 +19,7 @@ on the same database is refused rather than publishing every file twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import fields as dataclass_fields
@@ -50,10 +48,9 @@ from dsmsyncd.state.model import (
 )
 from dsmsyncd.state.postgres_lock import application_name, take_daemon_lock
 from dsmsyncd.state.postgres_migrations import migrate
+from dsmsyncd.state.shielded import ShieldedWrites
 from dsmsyncd.state.store import StaleTransition, StateStoreError, StoreStatus, UnknownJob
 from dsmsyncd.state.values import checked, checked_field, to_json
-
-logger = logging.getLogger("dsmsyncd.state.postgres")
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # asyncpg's classes are generic to the type checker only
@@ -94,7 +91,7 @@ class PostgresStateStore:
         self._status = StoreStatus.UNOPENED
         self._pool: Pool[Record] | None = None
         self._lock_conn: asyncpg.Connection[Record] | None = None
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._writes = ShieldedWrites()
 
     def __repr__(self) -> str:
         return f"PostgresStateStore({self.location!r}, {self._status.name.lower()})"
@@ -137,9 +134,7 @@ class PostgresStateStore:
         if self._status is StoreStatus.CLOSED:
             return
         self._status = StoreStatus.CLOSED
-        if self._writes:
-            # asyncio.wait, not gather: being cancelled here must not cancel the writes.
-            await asyncio.wait(set(self._writes))
+        await self._writes.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -160,18 +155,7 @@ class PostgresStateStore:
         return self._pool
 
     async def _write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
-        pool = self._require_open()
-        task = asyncio.get_running_loop().create_task(self._transaction(pool, work))
-        self._writes.add(task)
-        task.add_done_callback(self._write_done)
-        return await asyncio.shield(task)
-
-    def _write_done(self, task: asyncio.Task[Any]) -> None:
-        self._writes.discard(task)
-        # Retrieve the outcome even when the caller was cancelled and is no longer waiting,
-        # so asyncio does not report it as "never retrieved".
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("state write failed: %r", task.exception())
+        return await self._writes.run(self._transaction(self._require_open(), work))
 
     @staticmethod
     async def _transaction(pool: Pool[Record], work: Callable[[Conn], Awaitable[T]]) -> T:

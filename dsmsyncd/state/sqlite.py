@@ -6,10 +6,9 @@ machine loses power right after (WAL with ``NORMAL`` may lose the last commits);
 the pipeline acts on the dataset only after that. Every write is one
 ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so a kill -9 leaves it whole or absent.
 
-Cancellation (SIGTERM drains by cancelling jobs) must not tear a write either. A
-write runs as its own task, awaited through ``asyncio.shield``, as arq's
-``run_job`` shields ``finish_job``: a cancelled caller stops waiting, but the
-transaction still commits (or rolls back) whole, and ``close()`` waits for it.
+Cancellation (SIGTERM drains by cancelling jobs) must not tear a write either: a
+write runs as its own task (``shielded.py``, shared with the PostgreSQL store), so
+the transaction still commits (or rolls back) whole, and ``close()`` waits for it.
 A caller cancelled during a write therefore cannot know which it was; it re-reads
 the job before acting, which is what restart recovery does anyway.
 
@@ -23,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar, Unpack
+from typing import Self, TypeVar, Unpack
 
 import aiosqlite
 
@@ -50,6 +48,7 @@ from dsmsyncd.state.model import (
     UploadProgress,
     utc_now,
 )
+from dsmsyncd.state.shielded import ShieldedWrites
 from dsmsyncd.state.store import (
     StaleTransition,
     StateStoreError,
@@ -57,8 +56,6 @@ from dsmsyncd.state.store import (
     UnknownJob,
 )
 from dsmsyncd.state.values import checked, to_json
-
-logger = logging.getLogger("dsmsyncd.state.sqlite")
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -90,7 +87,7 @@ class SqliteStateStore:
         self._status = StoreStatus.UNOPENED
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._writes = ShieldedWrites()
 
     def __repr__(self) -> str:
         return f"SqliteStateStore({self.path!r}, {self._status.name.lower()})"
@@ -145,9 +142,7 @@ class SqliteStateStore:
         if self._status is StoreStatus.CLOSED:
             return
         self._status = StoreStatus.CLOSED
-        if self._writes:
-            # asyncio.wait, not gather: being cancelled here must not cancel the writes.
-            await asyncio.wait(set(self._writes))
+        await self._writes.drain()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
@@ -167,18 +162,7 @@ class SqliteStateStore:
             return list(await conn.execute_fetchall(sql, tuple(params)))
 
     async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        conn = self._require_open()
-        task = asyncio.get_running_loop().create_task(self._transaction(conn, work))
-        self._writes.add(task)
-        task.add_done_callback(self._write_done)
-        return await asyncio.shield(task)
-
-    def _write_done(self, task: asyncio.Task[Any]) -> None:
-        self._writes.discard(task)
-        # Retrieve the outcome even when the caller was cancelled and is no longer waiting,
-        # so asyncio does not report it as "never retrieved".
-        if not task.cancelled() and task.exception() is not None:
-            logger.debug("state write failed: %r", task.exception())
+        return await self._writes.run(self._transaction(self._require_open(), work))
 
     async def _transaction(
         self, conn: aiosqlite.Connection, work: Callable[[aiosqlite.Connection], Awaitable[T]]
