@@ -16,8 +16,10 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from tests.daemon.support.loopback_proxy import serving
 
 APPLY = re.compile(rb"PUT /api/publishing/v1/revision/[^ /]+/\d+/apply HTTP/1\.1\r\n")
 
@@ -32,7 +34,6 @@ class ApplyDropper:
     applies_forwarded: int = 0
     dropped: int = 0
     _mode: str | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def drop_after_server(self) -> None:
         self._mode = "after"
@@ -103,24 +104,5 @@ async def apply_dropper(upstream_url: str) -> AsyncIterator[ApplyDropper]:
     assert parts.hostname is not None
     assert parts.port is not None
     proxy = ApplyDropper(parts.hostname, parts.port)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        proxy._tasks.add(task)
-        try:
-            await proxy._handle(reader, writer)
-        finally:
-            proxy._tasks.discard(task)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    proxy.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(proxy._handle) as proxy.url:
         yield proxy
-    finally:
-        server.close()
-        for task in list(proxy._tasks):
-            task.cancel()
-        await asyncio.gather(*proxy._tasks, return_exceptions=True)
-        await server.wait_closed()

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from tests.daemon.support.loopback_proxy import serving
+
 CHUNK = re.compile(rb"POST /api/publishing/v1/source/\d+/chunk/(\d+)/\d+ HTTP/1\.1\r\n")
 
 
@@ -42,7 +44,6 @@ class LinkProxy:
     _resets_left: dict[int, int] = field(default_factory=dict)
     _lifted: asyncio.Event = field(default_factory=asyncio.Event)
     _held_links: set[asyncio.StreamWriter] = field(default_factory=set)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def hold_after(self, count: int) -> None:
         """Forward ``count`` more bytes to the server, then hold the link (``held``)."""
@@ -129,27 +130,8 @@ async def link_proxy(upstream_url: str) -> AsyncIterator[LinkProxy]:
     assert parts.hostname is not None
     assert parts.port is not None
     proxy = LinkProxy(parts.hostname, parts.port)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        proxy._tasks.add(task)
+    async with serving(proxy._handle) as proxy.url:
         try:
-            await proxy._handle(reader, writer)
-        except asyncio.CancelledError:
-            pass  # closed by the test's teardown: nothing is waiting for this task
+            yield proxy
         finally:
-            proxy._tasks.discard(task)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    proxy.url = f"http://127.0.0.1:{port}"
-    try:
-        yield proxy
-    finally:
-        proxy.lift()
-        server.close()
-        for task in list(proxy._tasks):
-            task.cancel()
-        await asyncio.gather(*proxy._tasks, return_exceptions=True)
-        await server.wait_closed()
+            proxy.lift()
