@@ -158,6 +158,11 @@ class StateConfig(_Section):
     # PostgreSQL's password when the URL carries none: ``password_file`` reads it from a
     # mounted secret, and it need not be percent-encoded the way a URL's would be.
     password: SecretStr | None = None
+    # Replicas on one PostgreSQL database: each needs its own name (the host name, a
+    # pod's name, by default). A replica that dies loses its lanes after lease_timeout,
+    # and another replica takes them over: the failover time.
+    replica: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:@-]{1,63}$")
+    lease_timeout: Duration = Field(default=30.0, ge=2.0, le=3600.0)
 
     @model_validator(mode="after")
     def _password_for_postgres(self) -> StateConfig:

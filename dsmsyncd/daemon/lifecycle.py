@@ -10,9 +10,11 @@ everything in reverse order. A second signal cancels at once; an interrupted job
 resumes at the next start. SIGHUP reloads the configuration, keeping the old one if
 the new is bad.
 
-The state store is opened exclusively (a second daemon on the same file refuses to
-start), and every task the daemon starts runs under the ``Supervisor``: a failure is
-logged, counted, shown by ``/readyz`` and retried with back-off, never lost.
+The state store is opened as this daemon's replica: on SQLite a second daemon on the
+same file refuses to start; on PostgreSQL several replicas share the work by lane
+leases (``daemon/scheduler.py``), each under its own name. Every task the daemon
+starts runs under the ``Supervisor``: a failure is logged, counted, shown by
+``/readyz`` and retried with back-off, never lost.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from dsmsyncd.blob import Blob
 from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
+from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.discovery import Discovery, record_job
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.routing import UnmatchedLog
-from dsmsyncd.daemon.scheduler import Scheduler
+from dsmsyncd.daemon.scheduler import IDLE_RECHECK_S, Scheduler
 from dsmsyncd.daemon.source_set import Sources
-from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks
+from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks, cluster_view
 from dsmsyncd.daemon.supervisor import Supervisor
 from dsmsyncd.daemon.target import ClientLease, client_for
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
@@ -46,12 +49,22 @@ from dsmsyncd.observe.admin import OK, AdminServer, create_admin_app, start_admi
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.context import PipelineContext
 from dsmsyncd.pipeline.job_routing import release_held
-from dsmsyncd.pipeline.sweep import finalize_leftovers
+from dsmsyncd.pipeline.sweep import finalize_leftovers, leftover_datasets
 from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.sources.base import Candidate, Source, SourceError
-from dsmsyncd.state import Job, JobState, StateStore, StateStoreError, open_state_store
+from dsmsyncd.state import (
+    Job,
+    JobState,
+    ReplicaIdentity,
+    StateStore,
+    StateStoreError,
+    default_replica_name,
+    open_state_store,
+)
 
 logger = logging.getLogger("dsmsyncd.daemon.lifecycle")
+
+IDLE_RECHECK_POSTGRES_S = 5.0
 
 
 class StartupFailed(Exception):
@@ -112,9 +125,9 @@ class Daemon:
 
     async def startup(self) -> None:
         signals.install(self._handle_exit, self._handle_reload)
-        self._store = open_state_store(
-            self.config.state.url, password=self.config.state.password_text, exclusive=True
-        )
+        state = self.config.state
+        replica = ReplicaIdentity(state.replica or default_replica_name(), state.lease_timeout)
+        self._store = open_state_store(state.url, password=state.password_text, replica=replica)
         await self._store.open()
         self._client = client_for(self.config, on_retry=self._on_retry)
         await self._client.__aenter__()
@@ -129,19 +142,18 @@ class Daemon:
             logger.warning("target not reachable yet: %s (will keep trying)", target)
         self._sources = Sources.build(self.config)
         await self._sources.start()
-        await finalize_leftovers(
-            self._store,
-            self.config.mapping,
-            self._finalizer_for,
-            known_sources=set(self._sources),
-        )
+        leftovers = await leftover_datasets(self._store, known_sources=set(self._sources))
         await release_held(self._store, self.config.mapping)
         self._scheduler = Scheduler(
             self._store,
             self._job_runner(),
             self.metrics,
             max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
+            sweep=self._finish_leftovers,
+            idle_recheck_s=self._idle_recheck_s(),
         )
+        self._scheduler.sweep_first(leftovers)
+        self.metrics.replica_info.labels(replica.name).set(1)
         logger.info(
             "dsmsyncd %s started: %d source(s), %d mapping(s), admin on %s",
             __version__,
@@ -157,7 +169,11 @@ class Daemon:
         assert scheduler is not None
         for name, source in self._sources.items():
             self._discovery.start(name, source)
+        store = self._store
+        assert store is not None
         self._tasks.keep("scheduler", lambda: scheduler.run(self.stop))
+        self._tasks.keep("leases", lambda: scheduler.keep_leases(self.stop))
+        self._tasks.keep("work-notifications", lambda: store.watch_work(scheduler.wake))
         self._keep_watchdog()
         await self.stop.wait()
         self.draining = True
@@ -183,6 +199,25 @@ class Daemon:
         if self._store is not None:
             await self._store.close()
             self._store = None
+
+    def _idle_recheck_s(self) -> float:
+        """How often lanes are looked for without a wake-up. Replicas on PostgreSQL are
+        woken by notifications, so they look less often, but often enough to notice a
+        dead replica's lease ending within a sixth of the lease timeout."""
+        if is_postgres_url(self.config.state.url):
+            return min(IDLE_RECHECK_POSTGRES_S, self.config.state.lease_timeout / 6)
+        return IDLE_RECHECK_S
+
+    async def _finish_leftovers(self, dataset: str) -> None:
+        """Under ``dataset``'s lane lease: move the files of jobs finished before a crash."""
+        assert self._store is not None
+        await finalize_leftovers(
+            self._store,
+            self.config.mapping,
+            self._finalizer_for,
+            known_sources=set(self._sources),
+            dataset=dataset,
+        )
 
     def _keep_watchdog(self) -> None:
         """Under ``WatchdogSec=``, ping systemd at half the interval while the state store
@@ -288,10 +323,14 @@ class Daemon:
     async def _status_extra(self) -> dict[str, Any]:
         current = self._scheduler.current if self._scheduler else {}
         target_ok = self._status is not None and self._status.target_ok
-        return {
+        extra: dict[str, Any] = {
             "target": {"url": self.config.target.url, "ok": target_ok},
             "running": {ds: job.relative_path for ds, job in current.items()},
         }
+        if self._store is not None and self._store.replica is not None:
+            extra["replica"] = self._store.replica.name
+            extra["cluster"] = await cluster_view(self._store, self.config.state.lease_timeout)
+        return extra
 
     # -- signals -------------------------------------------------------------------------
 

@@ -4,11 +4,20 @@ The queue lives in the state store, not in memory: a lane asks the store for its
 dataset's oldest unfinished job, runs it, and asks again. So files waiting for a busy
 dataset cost one row each and no memory here (invariant 3), and a restart finds the
 same queue (invariant 1). ``max_concurrent_jobs`` bounds the lanes running at once.
+
+Replicas sharing a state database share the lanes: a lane runs only while this
+replica holds its lease (``state/lanes.py``), renewed by ``keep_leases`` well before
+it ends. A lane whose lease ended without being given up (a replica died in it) is an
+orphan: it is claimed like any lane with work, and its leftovers (a finished job whose
+file was never moved) are finished before its next job, as a restart would. A lane
+whose lease is lost (this replica was cut off longer than the lease) stops its job at
+once; the store refuses its writes by then anyway (``LaneLost``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -16,15 +25,19 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import TERMINAL_STATES, Job, JobState, StateStore, utc_now
+from dsmsyncd.state import TERMINAL_STATES, Job, JobState, LaneLost, StateStore, utc_now
 
 logger = logging.getLogger("dsmsyncd.daemon.scheduler")
 
 RunJob = Callable[[Job], Awaitable[Job]]
+Sweep = Callable[[str], Awaitable[object]]
 
 # How often lanes are looked for without a wake-up: retries come due on their own.
 IDLE_RECHECK_S = 1.0
 LANE_CRASH_MAX_PAUSE_S = 300.0
+# Leases are renewed three times per lease timeout: two renewals may fail in a row
+# (a database hiccup) before a lease can end under a live replica.
+RENEWALS_PER_LEASE = 3
 
 
 class Scheduler:
@@ -35,10 +48,18 @@ class Scheduler:
         metrics: Metrics,
         *,
         max_concurrent_jobs: int,
+        sweep: Sweep | None = None,
+        idle_recheck_s: float = IDLE_RECHECK_S,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
         self.run_job = run_job
+        self._sweep = sweep
+        self._idle_recheck_s = idle_recheck_s
+        self._replica = store.replica.name if store.replica is not None else "-"
+        self._renewed_at = time.monotonic()
+        # Datasets whose leftovers are finished on their next claim (startup found some).
+        self._sweep_first: set[str] = set()
         self._metrics = metrics
         self.max_concurrent_jobs = max_concurrent_jobs
         self._clock = clock
@@ -51,6 +72,11 @@ class Scheduler:
         self._crashes: dict[str, int] = {}
         self._cooldown_until: dict[str, float] = {}
         self._last_crash: dict[str, str] = {}
+
+    def sweep_first(self, datasets: set[str]) -> None:
+        """Finish these datasets' leftovers under their lanes' leases before other work."""
+        self._sweep_first |= datasets
+        self.wake()
 
     def wake(self) -> None:
         """A job was added or became runnable: look for work now rather than at the next tick."""
@@ -73,7 +99,7 @@ class Scheduler:
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             try:
                 await asyncio.wait(
-                    waiters, timeout=IDLE_RECHECK_S, return_when=asyncio.FIRST_COMPLETED
+                    waiters, timeout=self._idle_recheck_s, return_when=asyncio.FIRST_COMPLETED
                 )
             finally:
                 for waiter in waiters:
@@ -83,7 +109,10 @@ class Scheduler:
     async def _start_lanes(self) -> None:
         if not self._accepting:
             return
-        for dataset in await self._store.datasets_with_work(self._clock()):
+        now = self._clock()
+        orphans = await self._store.orphaned_lanes(now)
+        with_work = await self._store.datasets_with_work(now)
+        for dataset in dict.fromkeys([*orphans, *sorted(self._sweep_first), *with_work]):
             if len(self._lanes) >= self.max_concurrent_jobs:
                 break
             if dataset in self._lanes or self._cooldown_until.get(dataset, 0) > time.monotonic():
@@ -114,8 +143,31 @@ class Scheduler:
         self._wake.set()  # a slot is free: another dataset may go
 
     async def _lane(self, dataset: str) -> None:
+        claim = await self._store.claim_lane(dataset, self._clock())
+        if claim is None:
+            return  # another replica holds it
+        self._metrics.lanes_held.labels(self._replica).inc()
+        finished = False
+        try:
+            if claim.taken_from is not None:
+                logger.info("lane %s taken over from replica %s", dataset, claim.taken_from)
+                self._metrics.lane_takeovers.labels(self._replica).inc()
+            if (claim.taken_from is not None or dataset in self._sweep_first) and self._sweep:
+                await self._sweep(dataset)
+            self._sweep_first.discard(dataset)
+            await self._run_lane(dataset)
+            finished = True
+        except LaneLost as lost:
+            logger.warning("lane %s: %s", dataset, lost)
+            self._metrics.lane_losses.labels(self._replica).inc()
+            finished = True  # nothing of ours to give up: the lease is another's
+        finally:
+            self._metrics.lanes_held.labels(self._replica).dec()
+            await self._release(dataset, finished)
+
+    async def _run_lane(self, dataset: str) -> None:
         while self._accepting:
-            job = await self._store.next_runnable(dataset, self._clock())
+            job = await self._store.claim_next(dataset, self._clock())
             if job is None:
                 return
             self.current[dataset] = job
@@ -126,6 +178,43 @@ class Scheduler:
                 self._metrics.jobs_in_flight.dec()
             if finished.state is JobState.FAILED_RETRYABLE:
                 return  # the lane waits for next_attempt_at; the store keeps arrival order
+
+    async def _release(self, dataset: str, finished: bool) -> None:
+        """Give the lane up; a failure to say so only lets its lease end on its own."""
+        try:
+            await self._store.release_lane(dataset, finished=finished)
+        except Exception as exc:  # the lease ends by itself: log and go on
+            logger.warning(
+                "lane %s: could not give its lease up (%s); it ends by itself", dataset, exc
+            )
+
+    async def keep_leases(self, stop: asyncio.Event) -> None:
+        """Renew this replica's leases until ``stop``; stop lanes whose lease was lost.
+
+        A renewal that fails raises (the supervisor retries it with back-off and shows
+        it in ``/readyz``); once the last good renewal is older than half the lease,
+        every lane is stopped first: the store may have handed them to another replica.
+        """
+        replica = self._store.replica
+        if replica is None:
+            return
+        every = replica.lease_timeout_s / RENEWALS_PER_LEASE
+        while not stop.is_set():
+            try:
+                kept = await self._store.renew_lanes(self._clock())
+            except Exception:
+                if time.monotonic() - self._renewed_at > replica.lease_timeout_s / 2:
+                    self.cancel_running("its lease could not be renewed")
+                raise
+            self._renewed_at = time.monotonic()
+            for dataset, task in list(self._lanes.items()):
+                if dataset not in kept and not task.done():
+                    logger.warning("lane %s: its lease was lost; stopping its job", dataset)
+                    self._metrics.lane_losses.labels(self._replica).inc()
+                    task.cancel(msg="lease lost")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await stop.wait()
 
     async def _update_queue_depth(self) -> None:
         counts = await self._store.counts_by_state()

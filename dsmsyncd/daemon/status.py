@@ -11,9 +11,10 @@ source checks, which send requests (a bucket listing) too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dsmsyncd import __version__
@@ -21,7 +22,7 @@ from dsmsyncd.config.redact import redact_text
 from dsmsyncd.observe.admin import OK
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.sources.base import Source
-from dsmsyncd.state import Job, JobState, StateStore, utc_now
+from dsmsyncd.state import Job, JobState, StateStore, UnknownJob, utc_now
 
 # Checks that send requests (a target probe, a bucket listing) run at most this often.
 CHECK_INTERVAL_S = 15.0
@@ -231,3 +232,17 @@ class SourceChecks:
                     found[f"source {name}"] = problem
             self._problems = found
         return dict(self._problems)
+
+
+async def cluster_view(store: StateStore, lease_timeout_s: float) -> dict[str, Any]:
+    """Every replica seen lately and every lane lease, with the file each lane runs:
+    ``/status`` and ``dsmsyncd status`` show the whole cluster from any replica."""
+    now = utc_now()
+    view = (await store.cluster()).view(now, timedelta(seconds=lease_timeout_s))
+    for lane in view["lanes"]:
+        if lane["job_id"] is not None:
+            with contextlib.suppress(UnknownJob):
+                job = await store.get_job(lane["job_id"])
+                lane["file"] = f"{job.source}:{job.relative_path}"
+                lane["state"] = job.state.value
+    return view

@@ -85,6 +85,24 @@ class Metrics:
             "task",
         )
         self.up = gauge("ready", "1 when the daemon is ready (state store and target reachable)")
+        # Replicas sharing one state database (issue 13): which replica this process is,
+        # and what it holds, so that a dashboard can sum or compare across replicas.
+        self.replica_info = gauge(
+            "replica_info", "1, labelled with this daemon's replica name", "replica"
+        )
+        self.lanes_held = gauge(
+            "lanes_held", "Dataset lanes this replica holds a lease on", "replica"
+        )
+        self.lane_takeovers = counter(
+            "lane_takeovers_total",
+            "Lanes claimed after another replica's lease (or this one's earlier life's) ended",
+            "replica",
+        )
+        self.lane_losses = counter(
+            "lane_leases_lost_total",
+            "Lanes whose lease this replica lost before it gave them up (its job stopped)",
+            "replica",
+        )
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(f"{PREFIX}_{name}", documentation, labels, registry=self.registry)

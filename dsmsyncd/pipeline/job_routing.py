@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from dsmsyncd.config.schema import MappingConfig
 from dsmsyncd.pipeline.routing import route
-from dsmsyncd.state import Job, JobState, StateStore
+from dsmsyncd.state import Job, JobState, StaleTransition, StateStore
 
 logger = logging.getLogger("dsmsyncd.pipeline.job_routing")
 
@@ -107,14 +107,17 @@ async def release_held(store: StateStore, mappings: Sequence[MappingConfig]) -> 
     for job in await store.unfinished_jobs():
         if job.state is not JobState.HELD or job_mapping(job, mappings)[0] is None:
             continue
-        await store.transition(
-            job.id,
-            JobState.DISCOVERED,
-            expect=JobState.HELD,
-            details={"released": "a mapping for its source and dataset is configured again"},
-            error=None,
-            next_attempt_at=None,
-        )
+        try:
+            await store.transition(
+                job.id,
+                JobState.DISCOVERED,
+                expect=JobState.HELD,
+                details={"released": "a mapping for its source and dataset is configured again"},
+                error=None,
+                next_attempt_at=None,
+            )
+        except StaleTransition:
+            continue  # another replica, starting at the same time, released it first
         logger.info(
             "released held job %s (%s:%s → %s)",
             job.id,

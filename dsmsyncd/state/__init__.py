@@ -8,6 +8,7 @@ not connected until used as ``async with store:`` (or ``await store.open()``).
 from __future__ import annotations
 
 from dsmsyncd.config.state_url import check_state_url, is_postgres_url, sqlite_path_from_url
+from dsmsyncd.state.lanes import ClusterView, LaneClaim, ReplicaIdentity, default_replica_name
 from dsmsyncd.state.lock import StateLocked
 from dsmsyncd.state.migrations import SCHEMA_VERSION
 from dsmsyncd.state.model import (
@@ -22,8 +23,10 @@ from dsmsyncd.state.model import (
     utc_now,
 )
 from dsmsyncd.state.postgres import PostgresStateStore
+from dsmsyncd.state.postgres_lock import ReplicaNameTaken
 from dsmsyncd.state.sqlite import Clock, SqliteStateStore
 from dsmsyncd.state.store import (
+    LaneLost,
     SchemaTooNew,
     StaleTransition,
     StateStore,
@@ -36,11 +39,16 @@ __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
     "ChunkRecord",
+    "ClusterView",
     "Job",
     "JobEvent",
     "JobState",
     "JobUpdate",
+    "LaneClaim",
+    "LaneLost",
     "PostgresStateStore",
+    "ReplicaIdentity",
+    "ReplicaNameTaken",
     "SchemaTooNew",
     "SqliteStateStore",
     "StaleTransition",
@@ -52,6 +60,7 @@ __all__ = [
     "UploadPlan",
     "UploadProgress",
     "check_state_url",
+    "default_replica_name",
     "open_state_store",
     "sqlite_path_from_url",
     "utc_now",
@@ -63,17 +72,19 @@ def open_state_store(
     *,
     password: str | None = None,
     clock: Clock = utc_now,
-    exclusive: bool = False,
+    replica: ReplicaIdentity | None = None,
 ) -> StateStore:
     """Build the store for ``url``: ``sqlite:///ABSOLUTE/PATH``, ``sqlite:///:memory:``
     or ``postgresql://USER@HOST:PORT/DATABASE?sslmode=…`` (libpq's spelling).
 
     ``password``: PostgreSQL's, when the URL carries none (``[state] password``).
-    ``exclusive``: the daemon's store, locked against a second daemon while open
-    (``StateLocked``); read-only users (``status``) leave it False. Raises ValueError
+    ``replica``: the store is a daemon's, working under that name and lease timeout. On
+    SQLite it locks the file against a second daemon (``StateLocked``); on PostgreSQL it
+    locks the name against a second live replica under it (``ReplicaNameTaken``).
+    Read-only users (``status``) leave it None. Raises ValueError
     naming the accepted forms when the URL is not one of them.
     """
     check_state_url(url)
     if is_postgres_url(url):
-        return PostgresStateStore(url, password=password, clock=clock, exclusive=exclusive)
-    return SqliteStateStore(sqlite_path_from_url(url), clock=clock, exclusive=exclusive)
+        return PostgresStateStore(url, password=password, clock=clock, replica=replica)
+    return SqliteStateStore(sqlite_path_from_url(url), clock=clock, replica=replica)

@@ -19,6 +19,8 @@ logger = logging.getLogger("dsmsyncd.state.migrations")
 ACTIVE_SQL = "state NOT IN ('awaiting_approval', 'published', 'quarantined', 'skipped')"
 # A dataset's lane: its active jobs less the HELD ones, which wait outside the queue.
 LANE_SQL = f"{ACTIVE_SQL} AND state != 'held'"
+# Arrival order within a lane (invariant 4): the file's mtime, then its path.
+LANE_ORDER = "mtime_us, relative_path, id"
 
 # Forward-only; each entry is applied once, in order, and recorded in schema_version.
 # Never edit a released migration: append one.
@@ -90,6 +92,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             digest TEXT NOT NULL,
             PRIMARY KEY (job_id, seq)
         )""",
+    ),
+    (  # 5: replicas and the dataset lanes they hold under leases (issue 13)
+        """CREATE TABLE replicas (
+            name TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            started_at_us INTEGER NOT NULL,
+            seen_at_us INTEGER NOT NULL
+        )""",
+        """CREATE TABLE lane_leases (
+            dataset TEXT PRIMARY KEY,
+            replica TEXT NOT NULL,
+            job_id INTEGER,
+            acquired_at_us INTEGER NOT NULL,
+            renewed_at_us INTEGER NOT NULL,
+            expires_at_us INTEGER NOT NULL
+        )""",
+        "CREATE INDEX lane_leases_replica ON lane_leases (replica)",
+        "CREATE INDEX lane_leases_job ON lane_leases (job_id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

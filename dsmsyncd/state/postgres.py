@@ -12,19 +12,21 @@ the same job from the same state, the second finds the new state and gets
 ``StaleTransition``. ``add_job`` inserts ``ON CONFLICT DO NOTHING`` on the unique
 ``(source, identity)``, so a file discovered by two replicas is one job.
 
-Until replicas claim jobs under leases, a daemon's store (``exclusive``) holds the
-daemon lock of ``postgres_lock`` on a connection of its own, so that a second daemon
-on the same database is refused rather than publishing every file twice.
+Several daemons (replicas) share one database: each claims dataset lanes under
+leases (``lane_methods.py``, ``postgres_lanes.py``), and a daemon's store holds its
+replica name's lock (``postgres_lock.py``) on a connection of its own, so that two
+live replicas never work under one name.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import fields as dataclass_fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Self, TypeVar, Unpack
 
 import asyncpg
 from asyncpg import Record
@@ -32,7 +34,10 @@ from asyncpg.pool import Pool, PoolConnectionProxy
 
 from dsmsyncd.config.redact import redact_text
 from dsmsyncd.config.state_url import url_has_password
+from dsmsyncd.state import postgres_lanes as lanes_sql
 from dsmsyncd.state import postgres_uploads as uploads
+from dsmsyncd.state.lane_methods import LaneMethods
+from dsmsyncd.state.lanes import ReplicaIdentity
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
@@ -46,7 +51,8 @@ from dsmsyncd.state.model import (
     UploadProgress,
     utc_now,
 )
-from dsmsyncd.state.postgres_lock import application_name, take_daemon_lock
+from dsmsyncd.state.postgres_codec import JOB_COLUMNS, LANE_ORDER, job_from_row
+from dsmsyncd.state.postgres_lock import application_name, take_replica_name
 from dsmsyncd.state.postgres_migrations import migrate
 from dsmsyncd.state.shielded import ShieldedWrites
 from dsmsyncd.state.store import StaleTransition, StateStoreError, StoreStatus, UnknownJob
@@ -57,15 +63,13 @@ if TYPE_CHECKING:  # asyncpg's classes are generic to the type checker only
     Conn = PoolConnectionProxy[Record]
 Clock = Callable[[], datetime]
 
-_JOB_COLUMNS = ", ".join(field.name for field in dataclass_fields(Job))
-_LANE_ORDER = "mtime, relative_path, id"
 # Connections never open at once by one store: writes, reads, the migration.
 _POOL_SIZE = 4
 # Failures that mean "the database cannot be reached or used", as opposed to bugs.
 _UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
-class PostgresStateStore:
+class PostgresStateStore(LaneMethods["Conn"]):
     """StateStore on a PostgreSQL database named by a libpq-style URL.
 
     ``password`` is used when the URL carries none (``[state] password`` or
@@ -79,14 +83,16 @@ class PostgresStateStore:
         *,
         password: str | None = None,
         clock: Clock = utc_now,
-        exclusive: bool = False,
+        replica: ReplicaIdentity | None = None,
         server_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.location = redact_text(url)
         self._url = url
         self._password = None if url_has_password(url) else password
         self._clock = clock
-        self._exclusive = exclusive
+        self._replica = replica
+        self._held: set[str] = set()
+        self._lane_sql = lanes_sql
         self._settings = {"application_name": application_name(), **(server_settings or {})}
         self._status = StoreStatus.UNOPENED
         self._pool: Pool[Record] | None = None
@@ -110,9 +116,9 @@ class PostgresStateStore:
             raise StateStoreError(f"{self!r} can be opened only once; build a new store")
         self._status = StoreStatus.OPENED  # close() now cleans up whatever open() made
         try:
-            if self._exclusive:
+            if self._replica is not None:
                 self._lock_conn = await self._connect()
-                await take_daemon_lock(self._lock_conn, self.location)
+                await take_replica_name(self._lock_conn, self._replica.name, self.location)
             self._pool = await asyncpg.create_pool(
                 self._url,
                 password=self._password,
@@ -122,6 +128,7 @@ class PostgresStateStore:
             )
             async with self._pool.acquire() as conn:
                 await migrate(conn, self.location, self._clock)
+            await self._join()
         except BaseException as exc:
             await self.close()
             if isinstance(exc, _UNAVAILABLE):
@@ -133,6 +140,9 @@ class PostgresStateStore:
     async def close(self) -> None:
         if self._status is StoreStatus.CLOSED:
             return
+        if self._pool is not None:
+            with contextlib.suppress(*_UNAVAILABLE):  # the leases end on their own then
+                await self._leave()
         self._status = StoreStatus.CLOSED
         await self._writes.drain()
         pool, self._pool = self._pool, None
@@ -140,7 +150,7 @@ class PostgresStateStore:
             await pool.close()
         lock_conn, self._lock_conn = self._lock_conn, None
         if lock_conn is not None:
-            await lock_conn.close()  # ends the session: the daemon lock goes with it
+            await lock_conn.close()  # ends the session: the replica's name is free again
 
     async def _connect(self) -> asyncpg.Connection[Record]:
         return await asyncpg.connect(
@@ -164,9 +174,9 @@ class PostgresStateStore:
 
     async def _jobs(self, where: str, *params: object, tail: str = "") -> list[Job]:
         rows = await self._require_open().fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} {tail}", *params
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} {tail}", *params
         )
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     # -- writes ----------------------------------------------------------------------
 
@@ -195,14 +205,15 @@ class PostgresStateStore:
                 "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
                 " mtime, dataset, mapping_index, state, discovered_at, updated_at, routing)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
-                f" ON CONFLICT (source, identity) DO NOTHING RETURNING {_JOB_COLUMNS}",
+                f" ON CONFLICT (source, identity) DO NOTHING RETURNING {JOB_COLUMNS}",
                 *params,
             )
             if row is None:
                 return None
-            job = _job(row)
+            job = job_from_row(row)
             details = {"source": source, "path": relative_path, "dataset": dataset, "size": size}
             await _append_event(conn, job.id, now, JobState.DISCOVERED, None, details)
+            await lanes_sql.notify_work(conn, dataset)
             return job
 
         return await self._write(work)
@@ -238,9 +249,10 @@ class PostgresStateStore:
             actual = JobState(found)
             if actual not in expected:
                 raise StaleTransition(job_id, new_state, expected, actual)
+            await self._fence(conn, job_id, now)
             row = await conn.fetchrow(
                 f"UPDATE jobs SET state = $1, updated_at = $2{assignments}"
-                f" WHERE id = ${len(values) + 3} RETURNING {_JOB_COLUMNS}",
+                f" WHERE id = ${len(values) + 3} RETURNING {JOB_COLUMNS}",
                 new_state.value,
                 now,
                 *values.values(),
@@ -248,7 +260,7 @@ class PostgresStateStore:
             )
             assert row is not None  # locked above: it cannot have gone
             await _append_event(conn, job_id, now, new_state, actual, event_details)
-            return _job(row)
+            return job_from_row(row)
 
         return await self._write(work)
 
@@ -277,23 +289,23 @@ class PostgresStateStore:
         # Only the head of the lane may run (invariant 4, arrival order): see sqlite.py.
         checked(now)
         jobs = await self._jobs(
-            f"dataset = $1 AND {LANE_SQL}", dataset, tail=f"ORDER BY {_LANE_ORDER} LIMIT 1"
+            f"dataset = $1 AND {LANE_SQL}", dataset, tail=f"ORDER BY {LANE_ORDER} LIMIT 1"
         )
         if not jobs or not (jobs[0].next_attempt_at is None or jobs[0].next_attempt_at <= now):
             return None
         return jobs[0]
 
     async def unfinished_jobs(self) -> list[Job]:
-        return await self._jobs(ACTIVE_SQL, tail=f"ORDER BY dataset, {_LANE_ORDER}")
+        return await self._jobs(ACTIVE_SQL, tail=f"ORDER BY dataset, {LANE_ORDER}")
 
     async def datasets_with_work(self, now: datetime) -> list[str]:
         rows = await self._require_open().fetch(
             "SELECT dataset FROM ("
             " SELECT dataset, next_attempt_at, mtime, relative_path, id,"
-            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {_LANE_ORDER}) AS place"
+            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {LANE_ORDER}) AS place"
             f" FROM jobs WHERE {LANE_SQL}) AS heads"
             " WHERE place = 1 AND (next_attempt_at IS NULL OR next_attempt_at <= $1)"
-            f" ORDER BY {_LANE_ORDER}",
+            f" ORDER BY {LANE_ORDER}",
             checked(now),
         )
         return [str(row[0]) for row in rows]
@@ -346,6 +358,20 @@ class PostgresStateStore:
             counts[JobState(row[0])] = int(row[1])
         return counts
 
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        """LISTEN on a connection of its own until it breaks (then StateStoreError, and the
+        daemon's supervisor listens again after a back-off) or the caller is cancelled."""
+        self._require_open()
+        conn = await self._connect()
+        broken = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: broken.set())
+        try:
+            await conn.add_listener(lanes_sql.WORK_CHANNEL, lambda *_args: wake())
+            await broken.wait()
+        finally:
+            await conn.close()
+        raise StateStoreError(f"the notification connection to {self.location} was lost")
+
     async def ping(self) -> None:
         await self._require_open().fetchval("SELECT 1")
 
@@ -367,11 +393,3 @@ async def _append_event(
         previous.value if previous else None,
         to_json(details),
     )
-
-
-def _job(row: Record | Sequence[Any]) -> Job:
-    """A ``Job`` from a row selected (or returned) with ``_JOB_COLUMNS``."""
-    values: dict[str, Any] = dict(zip(_JOB_COLUMNS.split(", "), row, strict=True))
-    values["state"] = JobState(values["state"])
-    values["routing"] = json.loads(values["routing"]) if values["routing"] else None
-    return Job(**values)

@@ -93,9 +93,31 @@ _SCHEMA_4 = (
     )""",
 )
 
+_SCHEMA_5 = (
+    """CREATE TABLE replicas (
+        name TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        seen_at TIMESTAMPTZ NOT NULL
+    )""",
+    """CREATE TABLE lane_leases (
+        dataset TEXT PRIMARY KEY,
+        replica TEXT NOT NULL,
+        job_id BIGINT,
+        acquired_at TIMESTAMPTZ NOT NULL,
+        renewed_at TIMESTAMPTZ NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+    )""",
+    "CREATE INDEX lane_leases_replica ON lane_leases (replica)",
+    "CREATE INDEX lane_leases_job ON lane_leases (job_id)",
+)
+
+
 # (version, statements), ascending; never edit a released entry: append one, with the
 # number the same change has in migrations.MIGRATIONS.
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((4, _SCHEMA_4),)
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((4, _SCHEMA_4), (5, _SCHEMA_5))
 PG_SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

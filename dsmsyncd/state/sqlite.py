@@ -33,9 +33,12 @@ import aiosqlite
 
 from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
+from dsmsyncd.state import sqlite_lanes
 from dsmsyncd.state import sqlite_uploads as uploads
+from dsmsyncd.state.lane_methods import LaneMethods
+from dsmsyncd.state.lanes import ReplicaIdentity
 from dsmsyncd.state.lock import StateFileLock
-from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL, migrate
+from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_ORDER, LANE_SQL, migrate
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
     UPDATABLE_FIELDS,
@@ -61,15 +64,14 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
 
-_LANE_ORDER = "mtime_us, relative_path, id"
 
-
-class SqliteStateStore:
+class SqliteStateStore(LaneMethods[aiosqlite.Connection]):
     """StateStore on one SQLite file (or ``:memory:`` for tests).
 
     ``clock`` stamps discovered/updated/event times; ``trace`` receives every SQL
     statement in the database thread (debug logging, and tests that interrupt a write).
-    ``exclusive`` takes the file's lock (state/lock.py) from ``open`` to ``close``.
+    ``replica``: the store is a daemon's. It takes the file's lock (state/lock.py) from
+    ``open`` to ``close`` (a second daemon is refused) and records its lane leases.
     """
 
     def __init__(
@@ -78,10 +80,14 @@ class SqliteStateStore:
         *,
         clock: Clock = utc_now,
         trace: Trace | None = None,
-        exclusive: bool = False,
+        replica: ReplicaIdentity | None = None,
     ) -> None:
         self.path = str(path)
-        self._file_lock = StateFileLock(self.path) if exclusive and self.path != MEMORY else None
+        exclusive = replica is not None and self.path != MEMORY
+        self._file_lock = StateFileLock(self.path) if exclusive else None
+        self._replica = replica
+        self._held: set[str] = set()
+        self._lane_sql = sqlite_lanes
         self._clock = clock
         self._trace = trace
         self._status = StoreStatus.UNOPENED
@@ -137,10 +143,13 @@ class SqliteStateStore:
             raise
         self._conn = conn
         self._status = StoreStatus.OPENED
+        await self._join()
 
     async def close(self) -> None:
         if self._status is StoreStatus.CLOSED:
             return
+        if self._status is StoreStatus.OPENED:
+            await self._leave()
         self._status = StoreStatus.CLOSED
         await self._writes.drain()
         if self._conn is not None:
@@ -261,6 +270,7 @@ class SqliteStateStore:
                 raise UnknownJob(job_id)
             if actual not in expected:
                 raise StaleTransition(job_id, new_state, expected, actual)
+            await self._fence(conn, job_id, now)
             assignments = "".join(f", {column} = ?" for column in columns)
             await conn.execute(
                 f"UPDATE jobs SET state = ?, updated_at_us = ?{assignments} WHERE id = ?",
@@ -300,23 +310,23 @@ class SqliteStateStore:
         # publish a newer file before an older one (invariant 4, arrival order).
         checked(now)
         jobs = await self._jobs(
-            f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {_LANE_ORDER} LIMIT 1"
+            f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {LANE_ORDER} LIMIT 1"
         )
         if not jobs or not _due(jobs[0], now):
             return None
         return jobs[0]
 
     async def unfinished_jobs(self) -> list[Job]:
-        return await self._jobs(ACTIVE_SQL, (), f"ORDER BY dataset, {_LANE_ORDER}")
+        return await self._jobs(ACTIVE_SQL, (), f"ORDER BY dataset, {LANE_ORDER}")
 
     async def datasets_with_work(self, now: datetime) -> list[str]:
         rows = await self._read(
             "SELECT dataset FROM ("
             " SELECT dataset, next_attempt_at_us, mtime_us, relative_path, id,"
-            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {_LANE_ORDER}) AS place"
+            f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {LANE_ORDER}) AS place"
             f" FROM jobs WHERE {LANE_SQL})"
             " WHERE place = 1 AND (next_attempt_at_us IS NULL OR next_attempt_at_us <= ?)"
-            f" ORDER BY {_LANE_ORDER}",
+            f" ORDER BY {LANE_ORDER}",
             (codec.to_us(now),),
         )
         return [str(row[0]) for row in rows]
@@ -368,6 +378,9 @@ class SqliteStateStore:
         for row in await self._read("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
             counts[JobState(row[0])] = int(row[1])
         return counts
+
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        """Nothing to hear: one daemon per SQLite file, and it wakes its own scheduler."""
 
     async def ping(self) -> None:
         await self._read("SELECT 1")

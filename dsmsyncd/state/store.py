@@ -5,7 +5,8 @@ Errors, branching on how the caller reacts::
     StateStoreError          the store cannot be used (not open, unreadable, too new)
     ├── SchemaTooNew         the database was written by a newer dsmsyncd: upgrade
     ├── UnknownJob           no job with that id
-    └── StaleTransition      the job was not in the expected state: re-read, do not act
+    ├── StaleTransition      the job was not in the expected state: re-read, do not act
+    └── LaneLost             another replica holds the job's lane now: stop, it resumes it
 
 Every write is committed before the call returns and is not torn by cancellation,
 because the pipeline performs its next side effect (create a revision, apply) only
@@ -14,12 +15,13 @@ after the step is on disk (DESIGN.md invariant 1).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from enum import Enum
 from typing import Protocol, Self, Unpack
 
+from dsmsyncd.state.lanes import ClusterView, LaneClaim, ReplicaIdentity
 from dsmsyncd.state.model import (
     ChunkRecord,
     Job,
@@ -74,6 +76,22 @@ class StaleTransition(StateStoreError):
 
     def __repr__(self) -> str:
         return f"StaleTransition(job_id={self.job_id}, target={self.target}, actual={self.actual})"
+
+
+class LaneLost(StateStoreError):
+    """This replica's lease on a lane ended and another replica holds it: the job must not
+    be moved by this one (the holder resumes it, as a restart would)."""
+
+    def __init__(self, dataset: str, holder: str | None, job_id: int | None = None) -> None:
+        who = f"replica {holder}" if holder else "no replica"
+        what = f"job {job_id}: " if job_id is not None else ""
+        super().__init__(
+            f"{what}the lease on dataset {dataset}'s lane ended and {who} holds it now: "
+            "this replica stops the job there, and the holder resumes it"
+        )
+        self.dataset = dataset
+        self.holder = holder
+        self.job_id = job_id
 
 
 class StateStore(Protocol):
@@ -189,4 +207,46 @@ class StateStore(Protocol):
 
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query (for /readyz)."""
+        ...
+
+    # -- replicas and lanes (lanes.py): only a daemon's store, opened with a replica ---
+
+    @property
+    def replica(self) -> ReplicaIdentity | None:
+        """Who this store works as; None for read-only users (``status``)."""
+        ...
+
+    async def claim_lane(self, dataset: str, now: datetime) -> LaneClaim | None:
+        """Hold the dataset's lane under a lease, or None while another live replica
+        holds it. A lane this store holds already is renewed, not taken over."""
+        ...
+
+    async def claim_next(self, dataset: str, now: datetime) -> Job | None:
+        """The head of a lane this store holds, row-locked for the claim (``SKIP LOCKED``)
+        and named in the lease, if it may run at ``now``; else None. Raises LaneLost when
+        the lease is no longer this store's."""
+        ...
+
+    async def release_lane(self, dataset: str, *, finished: bool) -> None:
+        """Give the lane up: deleted when its run ``finished``; otherwise (cancelled,
+        crashed) ended at once, so that the next holder finishes what was left."""
+        ...
+
+    async def renew_lanes(self, now: datetime) -> set[str]:
+        """Extend every lease this store holds (and its replica's heartbeat); the lanes
+        still held. A lane missing from the answer was lost: stop its job."""
+        ...
+
+    async def orphaned_lanes(self, now: datetime) -> list[str]:
+        """Lanes whose lease ended without being given up: a replica died in them."""
+        ...
+
+    async def cluster(self) -> ClusterView:
+        """Every replica seen lately and every lease, for ``/status`` and ``status``."""
+        ...
+
+    async def watch_work(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` whenever any replica records new work or gives a lane up, until
+        cancelled; returns at once where there are no other replicas to hear from
+        (SQLite). Raises StateStoreError when the notification channel breaks."""
         ...

@@ -24,7 +24,13 @@ import asyncpg
 import pytest
 
 from dsmsyncd.config.redact import redact_text
-from dsmsyncd.state import PostgresStateStore, SqliteStateStore, StateStore, utc_now
+from dsmsyncd.state import (
+    PostgresStateStore,
+    ReplicaIdentity,
+    SqliteStateStore,
+    StateStore,
+    utc_now,
+)
 
 Clock = Callable[[], datetime]
 POSTGRES_URL_ENV = "DSMSYNCD_TEST_POSTGRES_URL"
@@ -81,14 +87,15 @@ class StoreFactory:
     postgres_url: str | None = None
     schema: str | None = None
 
-    def new(self, clock: Clock = utc_now, *, exclusive: bool = False) -> StateStore:
+    def new(self, clock: Clock = utc_now, *, replica: ReplicaIdentity | None = None) -> StateStore:
+        """A store on the database: a daemon's (``replica``) or a reader's."""
         if self.sqlite_path is not None:
-            return SqliteStateStore(self.sqlite_path, clock=clock, exclusive=exclusive)
+            return SqliteStateStore(self.sqlite_path, clock=clock, replica=replica)
         assert self.postgres_url is not None
         return PostgresStateStore(
             self.postgres_url,
             clock=clock,
-            exclusive=exclusive,
+            replica=replica,
             server_settings=self._settings(),
         )
 

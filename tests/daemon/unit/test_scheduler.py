@@ -10,7 +10,7 @@ import pytest
 
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import Job, JobState, SqliteStateStore
+from dsmsyncd.state import Job, JobState, ReplicaIdentity, SqliteStateStore
 from tests.daemon.support.jobs import add_job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -18,7 +18,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def store() -> AsyncIterator[SqliteStateStore]:
-    async with SqliteStateStore(":memory:") as opened:
+    async with SqliteStateStore(":memory:", replica=ReplicaIdentity("test")) as opened:
         yield opened
 
 

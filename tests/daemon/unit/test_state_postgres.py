@@ -52,8 +52,11 @@ async def test_replicas_starting_at_once_migrate_one_fresh_database_safely(
         }
     finally:
         await conn.close()
-    assert versions == [SCHEMA_VERSION]  # migrated once, by one of them
-    assert tables == {"schema_version", "jobs", "job_events", "job_uploads", "job_upload_chunks"}
+    assert sorted(versions) == [4, SCHEMA_VERSION]  # each migrated once, by one of them
+    assert tables == {
+        *("schema_version", "jobs", "job_events", "job_uploads", "job_upload_chunks"),
+        *("replicas", "lane_leases"),
+    }
 
 
 async def test_sslmode_is_passed_through_to_the_connection(postgres_url: str) -> None:

@@ -20,6 +20,7 @@ from dsmsyncd.state import (
     TERMINAL_STATES,
     Job,
     JobState,
+    ReplicaIdentity,
     SchemaTooNew,
     SqliteStateStore,
     StaleTransition,
@@ -414,9 +415,9 @@ async def test_a_second_exclusive_store_through_a_symlink_is_refused(tmp_path: P
     meet on one lock, or both would run and discard each other's revisions."""
     real = tmp_path / "state.db"
     alias = tmp_path / "alias.db"
-    async with SqliteStateStore(str(real), clock=StepClock(), exclusive=True):
+    async with SqliteStateStore(str(real), clock=StepClock(), replica=ReplicaIdentity("a")):
         alias.symlink_to(real)
-        second = SqliteStateStore(str(alias), clock=StepClock(), exclusive=True)
+        second = SqliteStateStore(str(alias), clock=StepClock(), replica=ReplicaIdentity("a"))
         try:
             with pytest.raises(StateLocked, match="is in use by another dsmsyncd"):
                 await second.open()
