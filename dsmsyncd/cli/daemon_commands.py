@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from dsmsyncd.cli.check_config import Finding, check_buckets, check_folders, check_target, shown
 from dsmsyncd.cli.exit_codes import ExitCode
@@ -81,13 +82,18 @@ async def _online(config: Config) -> list[Finding]:
     return findings + await check_buckets(config)
 
 
-def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
+def status_command(config_path: Path, *, limit: int, as_json: bool, cluster: bool = False) -> int:
+    """Recent jobs per dataset, after the cluster: the replicas seen lately and the lanes
+    they hold (``--cluster``: the cluster only; ``--json``: machine-readable)."""
     config = load_or_report(config_path)
     if config is None:
         return ExitCode.USAGE
-    rows = asyncio.run(_recent(config, limit))
+    view, rows = asyncio.run(_status(config, 0 if cluster else limit))
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(view if cluster else rows, indent=2, default=str))
+        return ExitCode.OK
+    _print_cluster(view)
+    if cluster:
         return ExitCode.OK
     if not rows:
         print("no jobs recorded yet")
@@ -103,12 +109,30 @@ def status_command(config_path: Path, *, limit: int, as_json: bool) -> int:
     return ExitCode.OK
 
 
-async def _recent(config: Config, limit: int) -> list[dict[str, object]]:
+def _print_cluster(view: dict[str, Any]) -> None:
+    for replica in view["replicas"]:
+        alive = "alive" if replica["alive"] else "silent"
+        print(
+            f"replica {replica['name']} ({alive}, seen {replica['seen_s_ago']}s ago): "
+            f"pid {replica['pid']} on {replica['host']}, dsmsyncd {replica['version']}"
+        )
+    for lane in view["lanes"]:
+        ends = "ended" if lane["expired"] else f"ends in {lane['expires_in_s']}s"
+        job = f"job #{lane['job_id']} {lane.get('file', '')}" if lane["job_id"] else "no job"
+        print(
+            f"lane {lane['dataset']}: held by {lane['replica']} for {lane['held_for_s']}s, "
+            f"lease {ends}; {job}"
+        )
+
+
+async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict[str, object]]]:
+    from dsmsyncd.daemon.status import cluster_view
     from dsmsyncd.state import open_state_store
 
     async with open_state_store(config.state.url, password=config.state.password_text) as store:
-        jobs = await store.recent_jobs(limit)
-    return [
+        view = await cluster_view(store, config.state.lease_timeout)
+        jobs = await store.recent_jobs(limit) if limit else []
+    return view, [
         {
             "id": job.id,
             "dataset": job.dataset,

@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(status)
     status.add_argument("--limit", type=int, default=50)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--cluster",
+        action="store_true",
+        help="only the replicas and the dataset lanes they hold, with their leases",
+    )
 
     push = commands.add_parser(
         "push",
@@ -288,7 +293,9 @@ def _daemon_command(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return cli_daemon.check_config_command(args.config, offline=args.offline)
     if args.command == "status":
-        return cli_daemon.status_command(args.config, limit=args.limit, as_json=args.json)
+        return cli_daemon.status_command(
+            args.config, limit=args.limit, as_json=args.json, cluster=args.cluster
+        )
     from dsmsyncd.cli.push import PushRequest, push_command
 
     request = PushRequest(
