@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 # Helper modules assert too: let pytest explain their failures as it does a test's.
-pytest.register_assert_rewrite("tests.support", "tests.daemon", "tests.server")
+pytest.register_assert_rewrite(
+    "tests.support", "tests.daemon", "tests.server", "tests.project.kustomize"
+)
 
 from dsmsyncd.server.main import RunningServer  # noqa: E402
 from tests.support.local_server import local_server  # noqa: E402

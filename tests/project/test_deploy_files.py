@@ -1,9 +1,8 @@
 """The deployment files in deploy/ parse, agree with each other and with the daemon.
 
 Nothing here starts systemd, a container runtime or a cluster: these are static checks
-(see deploy/README.md for what is and is not tested). PyYAML is not a dependency, so the
-manifests are read by a small parser for the block-style YAML subset they are written
-in; when PyYAML happens to be installed, its reading is compared with ours.
+(see deploy/README.md for what is and is not tested). The Kubernetes overlays are
+rendered and checked against the Kubernetes schemas in test_kubernetes_overlays.py.
 """
 
 from __future__ import annotations
@@ -17,370 +16,23 @@ from typing import Any
 
 import pytest
 
-from dsmsyncd.config import load_config
 from dsmsyncd.config.schema import LimitsConfig
 from dsmsyncd.observe.metrics import Metrics
+from tests.project.kustomize import BASE, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "kubernetes"
 UNIT = DEPLOY / "systemd" / "dsmsyncd.service"
 CONTAINERFILE = DEPLOY / "container" / "Containerfile"
 DASHBOARD = DEPLOY / "grafana" / "dsmsyncd-dashboard.json"
-YAML_FILES = sorted(K8S.glob("*.yaml"))
 ADMIN_PORT = 9108
 DEFAULT_DRAIN = LimitsConfig().drain_timeout
-
-
-# ─── a small YAML reader: block mappings and sequences, scalars, `|` blocks, `---` ──
-
-
-class YamlSubsetError(ValueError):
-    pass
-
-
-_KEY = re.compile(
-    r"""^(?P<key>"[^"]*"|'[^']*'|[^\s"'\-#][^:#]*?|-[^\s:][^:#]*?)\s*:(?:\s+(?P<rest>.*))?$"""
-)
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _significant(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
-
-
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    if text.startswith('"'):
-        return json.loads(text)
-    if text.startswith("'"):
-        if not text.endswith("'") or len(text) < 2:
-            raise YamlSubsetError(f"unterminated string: {text}")
-        return text[1:-1].replace("''", "'")
-    text = re.sub(r"\s+#.*$", "", text)
-    if text.startswith(("[", "{")):
-        return json.loads(text)  # flow collections: only the JSON-compatible ones
-    if text in ("null", "~", ""):
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    if re.fullmatch(r"-?\d+\.\d*", text):
-        return float(text)
-    return text
-
-
-class _Reader:
-    def __init__(self, text: str) -> None:
-        if "\t" in text:
-            raise YamlSubsetError("tabs are not allowed in YAML indentation")
-        self.lines = text.splitlines()
-        self.pos = 0
-
-    def skip(self) -> None:
-        while self.pos < len(self.lines) and not _significant(self.lines[self.pos]):
-            self.pos += 1
-
-    def peek(self) -> tuple[int, str] | None:
-        self.skip()
-        if self.pos >= len(self.lines):
-            return None
-        line = self.lines[self.pos]
-        return _indent(line), line.strip()
-
-    def block(self, indent: int) -> Any:
-        head = self.peek()
-        if head is None or head[0] != indent:
-            raise YamlSubsetError(f"line {self.pos + 1}: expected indentation {indent}")
-        if head[1] == "-" or head[1].startswith("- "):
-            return self.sequence(indent)
-        return self.mapping(indent)
-
-    def mapping(self, indent: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        while (head := self.peek()) is not None and head[0] == indent:
-            if head[1].startswith("- ") or head[1] == "-":
-                break
-            match = _KEY.match(head[1])
-            if not match:
-                raise YamlSubsetError(f"line {self.pos + 1}: not a `key: value` line")
-            key = str(_scalar(match["key"]))
-            if key in out:
-                raise YamlSubsetError(f"line {self.pos + 1}: duplicate key {key!r}")
-            self.pos += 1
-            out[key] = self.value(indent, match["rest"])
-        if (head := self.peek()) is not None and head[0] > indent:
-            raise YamlSubsetError(f"line {self.pos + 1}: unexpected indentation")
-        return out
-
-    def sequence(self, indent: int) -> list[Any]:
-        out: list[Any] = []
-        while (head := self.peek()) is not None and head[0] == indent:
-            if not (head[1].startswith("- ") or head[1] == "-"):
-                break
-            rest = head[1][2:].strip()
-            if rest and _KEY.match(rest) and not rest.startswith(("'", '"', "[", "{")):
-                # "- key: value": a mapping whose keys sit two columns further in
-                self.lines[self.pos] = " " * (indent + 2) + rest
-                out.append(self.mapping(indent + 2))
-            else:
-                self.pos += 1
-                out.append(self.value(indent, rest))
-        return out
-
-    def value(self, indent: int, rest: str | None) -> Any:
-        rest = (rest or "").strip()
-        if rest in ("|", "|-"):
-            return self.literal(indent, keep_newline=rest == "|")
-        if rest and not rest.startswith("#"):
-            return _scalar(rest)
-        head = self.peek()
-        if head is None:
-            return None
-        if head[0] > indent:
-            return self.block(head[0])
-        if head[0] == indent and (head[1].startswith("- ") or head[1] == "-"):
-            return self.sequence(indent)  # "key:" followed by an unindented sequence
-        return None
-
-    def literal(self, indent: int, *, keep_newline: bool) -> str:
-        body: list[str] = []
-        content_indent: int | None = None
-        while self.pos < len(self.lines):
-            line = self.lines[self.pos]
-            if line.strip():
-                if content_indent is None:
-                    content_indent = _indent(line)
-                    if content_indent <= indent:
-                        raise YamlSubsetError(f"line {self.pos + 1}: empty block scalar")
-                if _indent(line) < content_indent:
-                    break
-                body.append(line[content_indent:])
-            else:
-                body.append("")
-            self.pos += 1
-        while body and not body[-1]:
-            body.pop()
-        return "\n".join(body) + ("\n" if keep_newline and body else "")
-
-
-def load_yaml_documents(text: str) -> list[Any]:
-    documents = []
-    for chunk in re.split(r"^---\s*$", text, flags=re.MULTILINE):
-        reader = _Reader(chunk)
-        head = reader.peek()
-        if head is None:
-            continue
-        documents.append(reader.block(head[0]))
-        if reader.peek() is not None:
-            raise YamlSubsetError(f"line {reader.pos + 1}: text after the end of the document")
-    return documents
-
-
-def _one(path: Path) -> dict[str, Any]:
-    (document,) = load_yaml_documents(path.read_text(encoding="utf-8"))
-    assert isinstance(document, dict)
-    return document
 
 
 def _seconds(text: str) -> float:
     match = re.fullmatch(r"(\d+)(s|min)?", text.strip())
     assert match, f"not a systemd time span this test understands: {text!r}"
     return int(match[1]) * (60 if match[2] == "min" else 1)
-
-
-# ─── the parser itself ───────────────────────────────────────────────────────────
-
-
-def test_yaml_subset_reader_handles_the_forms_the_manifests_use() -> None:
-    text = """
-# comment
-a: 1
-b: "two: 2"
-c:
-  - x
-  - name: y
-    port: 9108
-    list:
-      - 1
-d: |
-  line one
-  # not a comment
-
-  line three
-e: 'it''s'
-f:
-- bare
-g: {}
----
-second: true
-"""
-    assert load_yaml_documents(text) == [
-        {
-            "a": 1,
-            "b": "two: 2",
-            "c": ["x", {"name": "y", "port": 9108, "list": [1]}],
-            "d": "line one\n# not a comment\n\nline three\n",
-            "e": "it's",
-            "f": ["bare"],
-            "g": {},
-        },
-        {"second": True},
-    ]
-
-
-@pytest.mark.parametrize("bad", ["a: 1\n  b: 2\n", "a: 1\na: 2\n", "a:\n\tb: 1\n", "just text\n"])
-def test_yaml_subset_reader_rejects_what_it_does_not_understand(bad: str) -> None:
-    with pytest.raises(YamlSubsetError):
-        load_yaml_documents(bad)
-
-
-@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)
-def test_every_manifest_parses_and_names_itself(path: Path) -> None:
-    documents = load_yaml_documents(path.read_text(encoding="utf-8"))
-    assert documents, f"{path.name} is empty"
-    for document in documents:
-        assert isinstance(document, dict)
-        assert document.get("apiVersion"), path.name
-        assert document.get("kind"), path.name
-        if document["kind"] != "Kustomization":
-            assert document["metadata"]["name"], path.name
-    try:
-        import yaml  # type: ignore[import-untyped,unused-ignore]
-    except ImportError:
-        return
-    assert list(yaml.safe_load_all(path.read_text(encoding="utf-8"))) == documents
-
-
-# ─── Kubernetes ──────────────────────────────────────────────────────────────────
-
-
-def _manifests() -> dict[tuple[str, str], dict[str, Any]]:
-    out = {}
-    for path in YAML_FILES:
-        for document in load_yaml_documents(path.read_text(encoding="utf-8")):
-            if document["kind"] != "Kustomization":
-                out[document["kind"], document["metadata"]["name"]] = document
-    return out
-
-
-def test_kustomization_lists_files_that_exist() -> None:
-    kustomization = _one(K8S / "kustomization.yaml")
-    resources = kustomization["resources"]
-    assert {"deployment.yaml", "configmap.yaml", "pvc.yaml", "service.yaml"} <= set(resources)
-    for name in resources:
-        assert (K8S / name).is_file(), f"kustomization.yaml lists missing {name}"
-    # the example Secret is never applied by the base: real credentials are made by hand
-    assert "secret.example.yaml" not in resources
-    images = {image["name"] for image in kustomization["images"]}
-    deployment = _one(K8S / "deployment.yaml")
-    pod = deployment["spec"]["template"]["spec"]
-    assert {c["image"] for c in pod["containers"] + pod.get("initContainers", [])} <= images
-
-
-def _container() -> dict[str, Any]:
-    (container,) = _one(K8S / "deployment.yaml")["spec"]["template"]["spec"]["containers"]
-    assert isinstance(container, dict)
-    return container
-
-
-def _configmap_toml(tmp_path: Path) -> Path:
-    config = _one(K8S / "configmap.yaml")["data"]["dsmsyncd.toml"]
-    path = tmp_path / "dsmsyncd.toml"
-    path.write_text(config, encoding="utf-8")
-    return path
-
-
-def test_configmap_config_loads_with_the_secret_environment(tmp_path: Path) -> None:
-    env = _one(K8S / "secret.example.yaml")["stringData"]
-    config = load_config(_configmap_toml(tmp_path), env)
-    assert config.admin.listen == f"0.0.0.0:{ADMIN_PORT}"
-    assert config.target.password is not None
-    assert config.target.password.get_secret_value() == env["DSM_PASSWORD"]
-    mounts = [m["mountPath"] for m in _container()["volumeMounts"]]
-    written = [config.state.url.removeprefix("sqlite://")]
-    written += [str(s.path) for s in config.source]
-    written += [str(m.archive_dir) for m in config.mapping if m.archive_dir]
-    written += [str(m.quarantine_dir) for m in config.mapping]
-    for path in written:
-        assert any(path.startswith(mount + "/") for mount in mounts), f"{path} is not mounted"
-
-
-def test_deployment_probes_port_grace_and_security(tmp_path: Path) -> None:
-    deployment = _one(K8S / "deployment.yaml")
-    spec = deployment["spec"]
-    pod = spec["template"]["spec"]
-    container = _container()
-
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"  # two pods never share the SQLite file
-    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
-    assert container["args"] == ["run", "-c", "/etc/dsmsyncd/dsmsyncd.toml"]
-
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"admin": ADMIN_PORT}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
-
-    drain = load_config(
-        _configmap_toml(tmp_path), _one(K8S / "secret.example.yaml")["stringData"]
-    ).limits.drain_timeout
-    assert pod["terminationGracePeriodSeconds"] > max(drain, DEFAULT_DRAIN)
-
-    limits = container["resources"]["limits"]
-    assert limits["memory"] == "256Mi"
-    assert container["resources"]["requests"]["memory"]
-
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] != 0
-    for box in [container, *pod.get("initContainers", [])]:
-        assert box["securityContext"]["readOnlyRootFilesystem"] is True
-        assert box["securityContext"]["allowPrivilegeEscalation"] is False
-        assert box["securityContext"]["capabilities"]["drop"] == ["ALL"]
-
-
-def test_deployment_refers_to_objects_the_base_defines() -> None:
-    manifests = _manifests()
-    pod = _one(K8S / "deployment.yaml")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    for box in [*pod["containers"], *pod.get("initContainers", [])]:
-        for mount in box["volumeMounts"]:
-            assert mount["name"] in volumes
-    for volume in volumes.values():
-        if "configMap" in volume:
-            assert ("ConfigMap", volume["configMap"]["name"]) in manifests
-        if "persistentVolumeClaim" in volume:
-            assert ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]) in (
-                manifests
-            )
-    config_mount = next(m for m in _container()["volumeMounts"] if m["name"] == "config")
-    assert config_mount["mountPath"] == "/etc/dsmsyncd"
-    (source,) = _container()["envFrom"]
-    assert ("Secret", source["secretRef"]["name"]) in manifests
-
-
-def test_service_and_servicemonitor_reach_the_admin_port() -> None:
-    service = _one(K8S / "service.yaml")
-    pod_labels = _one(K8S / "deployment.yaml")["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items()
-    (port,) = service["spec"]["ports"]
-    assert (port["name"], port["port"], port["targetPort"]) == ("admin", ADMIN_PORT, "admin")
-    annotations = service["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(ADMIN_PORT)
-    assert annotations["prometheus.io/path"] == "/metrics"
-
-    monitor = _one(K8S / "servicemonitor.yaml")
-    assert (
-        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    )
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert (endpoint["port"], endpoint["path"]) == ("admin", "/metrics")
 
 
 # ─── systemd ─────────────────────────────────────────────────────────────────────
@@ -497,7 +149,7 @@ def test_containerfile_healthcheck_runs_as_written() -> None:
     assert "urllib" in command[2]
     compile(command[2], "HEALTHCHECK", "exec")
     # the user in the image is the one the Kubernetes pod runs as
-    pod = _one(K8S / "deployment.yaml")["spec"]["template"]["spec"]
+    pod = read_manifest(BASE / "deployment.yaml")["spec"]["template"]["spec"]
     uid = dict(_instructions())["USER"].split(":")[0]
     assert int(uid) == pod["securityContext"]["runAsUser"]
 
