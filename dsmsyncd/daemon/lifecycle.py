@@ -172,7 +172,10 @@ class Daemon:
         store = self._store
         assert store is not None
         self._tasks.keep("scheduler", lambda: scheduler.run(self.stop))
-        self._tasks.keep("leases", lambda: scheduler.keep_leases(self.stop))
+        # Leases are renewed until the drain is over, not until the stop signal: the
+        # jobs finishing during the drain still hold their lanes.
+        drained = asyncio.Event()
+        self._tasks.keep("leases", lambda: scheduler.keep_leases(drained))
         self._tasks.keep("work-notifications", lambda: store.watch_work(scheduler.wake))
         self._keep_watchdog()
         await self.stop.wait()
@@ -181,6 +184,8 @@ class Daemon:
         logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
         await self._discovery.stop()
         finished = await scheduler.drain(self.config.limits.drain_timeout)
+        drained.set()
+        await self._tasks.wait("leases")
         await self._tasks.wait("scheduler")
         logger.info("drained", extra={"all_jobs_finished": finished})
 
