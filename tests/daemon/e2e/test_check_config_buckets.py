@@ -26,12 +26,12 @@ from tests.daemon.support.moto_server import (
     FAKE_SECRET,
     REGION,
     MotoServer,
-    free_port,
     new_bucket_name,
     s3_client,
     start_moto_server,
 )
 from tests.support.local_server import ROBOT
+from tests.support.ports import free_port
 
 # moto answers this many requests before it starts checking keys and permissions:
 # exactly the three that set the refusing store up (a bucket, a user, the user's keys).

@@ -21,7 +21,8 @@ from dsmsyncd.sources.base import SourceError
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.s3 import object_identity, parse_identity, relative_key
 from tests.daemon.support.fake_clock import FakeClock
-from tests.daemon.support.moto_server import MotoServer, free_port, new_bucket_name
+from tests.daemon.support.moto_server import MotoServer, new_bucket_name
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

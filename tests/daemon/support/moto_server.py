@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.s3 import create_client
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -62,13 +62,6 @@ class MotoServer:
         kw.setdefault("secret_access_key", FAKE_SECRET)
         kw.setdefault("region", REGION)
         return SourceConfig(url=f"s3://{bucket}/{prefix}", endpoint_url=self.url, **kw)
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_moto_server(log_dir: Path, env: dict[str, str] | None = None) -> MotoServer:

@@ -1,11 +1,11 @@
 """The state stores the store tests run against: SQLite on a file, and PostgreSQL.
 
-PostgreSQL comes from ``DSMSYNCD_TEST_POSTGRES_URL`` (default: the server every
-machine of this project runs on 127.0.0.1:5432, trust authentication). One
-database with a random name is made per test session and dropped at its end; each
-test gets a schema of its own in it (``search_path``), which is far cheaper than a
-database per test. When no server answers, the tests fail and say how to provide
-one: the PostgreSQL store is part of the contract and CI runs it.
+PostgreSQL comes from ``DSMSYNCD_TEST_POSTGRES_URL`` (``tests/support/postgres_source.py``
+says where that comes from: the server on 127.0.0.1:5432 by default, else a throwaway
+one the run starts). One database with a random name is made per test session and
+dropped at its end; each test gets a schema of its own in it (``search_path``), which is
+far cheaper than a database per test. When no server answers, the tests fail and say how
+to provide one: the PostgreSQL store is part of the contract and CI runs it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from dsmsyncd.config.redact import redact_text
 from dsmsyncd.state import (
     PostgresStateStore,
     ReplicaIdentity,
@@ -31,14 +30,14 @@ from dsmsyncd.state import (
     StateStore,
     utc_now,
 )
+from tests.support.postgres_source import (
+    POSTGRES_PROBLEM_ENV,
+    admin_url,
+    connection_failure,
+    unavailable_message,
+)
 
 Clock = Callable[[], datetime]
-POSTGRES_URL_ENV = "DSMSYNCD_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def admin_url() -> str:
-    return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
 
 
 def database_url(admin: str, name: str) -> str:
@@ -53,15 +52,8 @@ async def create_database(admin: str) -> str:
     try:
         conn = await asyncpg.connect(admin, timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.fail(
-            f"the PostgreSQL state store tests need a PostgreSQL server, and none answered "
-            f"at {redact_text(admin)} ({POSTGRES_URL_ENV}, default {DEFAULT_POSTGRES_URL}): "
-            f"{exc}. Set "
-            f"{POSTGRES_URL_ENV}=postgresql://USER:PASSWORD@HOST:PORT/DATABASE of a role "
-            "that may CREATE DATABASE, or run a server on 127.0.0.1:5432 with trust "
-            "authentication for user postgres.",
-            pytrace=False,
-        )
+        problem = os.environ.get(POSTGRES_PROBLEM_ENV)
+        pytest.fail(unavailable_message(admin, connection_failure(exc), problem), pytrace=False)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:

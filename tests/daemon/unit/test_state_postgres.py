@@ -16,7 +16,8 @@ import pytest
 from dsmsyncd.state import SCHEMA_VERSION, PostgresStateStore, StateStoreError
 from dsmsyncd.state.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from dsmsyncd.state.postgres_migrations import MIGRATIONS, PG_SCHEMA_VERSION
-from tests.daemon.support.state_backends import admin_url, create_database, drop_database
+from tests.daemon.support.state_backends import create_database, drop_database
+from tests.support.postgres_source import admin_url
 
 
 @pytest.fixture
