@@ -137,7 +137,7 @@ def _read_secret_file(
     try:
         content = file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        out.problem(loc, f"cannot read secret file {file}: {exc.strerror}")
+        out.problem(loc, f"cannot read secret file {file} ({exc.strerror})")
         return
     except UnicodeDecodeError:
         out.problem(loc, f"secret file {file} is not UTF-8 text")

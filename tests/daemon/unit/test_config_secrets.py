@@ -194,6 +194,13 @@ CASES = [
         "target.password_file",
         "cannot read secret file /nonexistent/********/password",
     ),
+    (
+        "a secret file whose name says password is named, not masked",
+        'password = "${PW}"',
+        'password_file = "/nonexistent/postgres-password"',
+        "target.password_file",
+        "cannot read secret file /nonexistent/postgres-password (No such file or directory)",
+    ),
 ]
 
 
