@@ -207,6 +207,24 @@ def _job_cells(job: Mapping[str, Any]) -> list[str]:
     return cells
 
 
+_REPLICA_COLUMNS = ("name", "alive", "seen_s_ago", "host", "pid", "version", "started_at")
+_LANE_COLUMNS = ("dataset", "replica", "job_id", "file", "state", "held_for_s", "expires_in_s")
+
+
+def _cluster_html(replica: object, cluster: Mapping[str, Any]) -> list[str]:
+    """Replicas and the lanes they hold: the same view from every replica."""
+    if not cluster:
+        return []
+    replicas = cluster.get("replicas") or []
+    lanes = cluster.get("lanes") or []
+    return [
+        f"<h2>Cluster</h2><p>this replica: {_e(replica)}</p>",
+        _table(_REPLICA_COLUMNS, [[_e(r.get(k)) for k in _REPLICA_COLUMNS] for r in replicas]),
+        "<h3>Lanes and their leases</h3>",
+        _table(_LANE_COLUMNS, [[_e(lane.get(k)) for k in _LANE_COLUMNS] for lane in lanes]),
+    ]
+
+
 def render_status_html(snapshot: Mapping[str, Any]) -> str:
     """A self-contained page (no scripts, no outside assets); every value is escaped."""
     datasets: list[Mapping[str, Any]] = list(snapshot.get("datasets") or [])
@@ -238,6 +256,7 @@ def render_status_html(snapshot: Mapping[str, Any]) -> str:
         keys = list(dict.fromkeys(key for source in sources for key in source))
         parts.append("<h2>Sources</h2>")
         parts.append(_table(keys, [[_e(s.get(k)) for k in keys] for s in sources]))
+    parts += _cluster_html(snapshot.get("replica"), snapshot.get("cluster") or {})
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="refresh" content="10"><title>dsmsyncd status</title>'
