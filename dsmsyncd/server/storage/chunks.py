@@ -39,6 +39,7 @@ from dsmsyncd.server.storage.uploads import FINAL_NAME, source_dir
 
 PART_NAME = "upload.part"
 JOURNAL_NAME = "chunks.log"
+_BATCH = 1024 * 1024  # bytes gathered from the body before one positional write
 
 
 @dataclass(frozen=True)
@@ -162,26 +163,46 @@ def _mismatch(chunk: ChunkInfo, plan: list[ChunkInfo], expected: int) -> str:
 
 
 async def _write_at(path: Path, start: int, body: AsyncIterable[bytes]) -> int:
-    """Write the body's pieces one after the other from byte ``start`` of ``path``."""
+    """Write the body's pieces one after the other from byte ``start`` of ``path``.
+
+    The first piece is written alone (the ``upload-mid-chunk`` pause point follows it);
+    the rest go in batches of about ``_BATCH`` bytes, one worker-thread hop and one
+    ``pwritev`` each instead of one per 256 KiB read: a quarter of the hops.
+    """
     fd = await asyncio.to_thread(os.open, path, os.O_WRONLY | os.O_CREAT, 0o644)
     position = start
+    batch: list[bytes] = []
+    batched = 0
     try:
         async for piece in body:
-            await asyncio.to_thread(_pwrite_all, fd, piece, position)
-            if position == start:
+            if position == start and not batch:
+                await asyncio.to_thread(_pwrite_all, fd, [piece], position)
                 await pause_points.pause(pause_points.UPLOAD_MID_CHUNK)
-            position += len(piece)
+                position += len(piece)
+                continue
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= _BATCH:
+                await asyncio.to_thread(_pwrite_all, fd, batch, position)
+                position, batch, batched = position + batched, [], 0
+        if batch:
+            await asyncio.to_thread(_pwrite_all, fd, batch, position)
+            position += batched
     finally:
         os.close(fd)
     return position - start
 
 
-def _pwrite_all(fd: int, data: bytes, position: int) -> None:
-    """``os.pwrite`` until every byte is written (it may write fewer than asked)."""
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, position)
-        view, position = view[written:], position + written
+def _pwrite_all(fd: int, pieces: list[bytes], position: int) -> None:
+    """``os.pwritev`` until every byte is written (it may write fewer than asked)."""
+    written = os.pwritev(fd, pieces, position)
+    total = sum(len(p) for p in pieces)
+    if written < total:
+        rest = memoryview(b"".join(pieces))[written:]
+        position += written
+        while rest:
+            n = os.pwrite(fd, rest, position)
+            rest, position = rest[n:], position + n
 
 
 def _append(directory: Path, line: str) -> None:

@@ -98,12 +98,15 @@ async def _guarded(
     a ``chunk`` body is held to the chunk limit as well (it may not send a length).
     """
     end = start
+    checked_at = -1  # the metastore's write count when the source was last read
     async for piece in body:
         end += len(piece)
         if chunk:
             _check_chunk_size(state, end - start)
         _check_size(state, end)
-        _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
+        if state.meta.writes != checked_at:  # a cancel or removal is a write
+            checked_at = state.meta.writes
+            _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
         yield piece
 
 
