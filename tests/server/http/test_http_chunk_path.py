@@ -52,6 +52,17 @@ async def _initiate(api: aiohttp.ClientSession, source: dict[str, Any]) -> None:
         assert resp.status == 200, await resp.text()
 
 
+async def _every_chunk_sent(
+    api: aiohttp.ClientSession,
+) -> tuple[dict[str, Any], list[tuple[int, int, bytes]]]:
+    """A new source with every chunk of ``CSV`` sent in order, not committed."""
+    _rev, source = await new_upload_source(api)
+    pieces = split(CSV, SIZES)
+    for seq, offset, data in pieces:
+        await send_chunk(api, source, seq, offset, data)
+    return source, pieces
+
+
 async def test_out_of_order_chunks_land_in_one_file_that_commit_renames(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
@@ -77,10 +88,7 @@ async def test_out_of_order_chunks_land_in_one_file_that_commit_renames(
 async def test_a_chunk_resent_with_the_same_bytes_changes_nothing(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    _rev, source = await new_upload_source(api)
-    pieces = split(CSV, SIZES)
-    for seq, offset, data in pieces:
-        await send_chunk(api, source, seq, offset, data)
+    source, pieces = await _every_chunk_sent(api)
     seq, offset, data = pieces[3]
     again = await asyncio.gather(*(send_chunk(api, source, seq, offset, data) for _ in range(3)))
     resource = {"seq_num": seq, "byte_offset": offset, "end_byte_offset": offset + len(data)}
@@ -95,10 +103,7 @@ async def test_a_chunk_resent_with_the_same_bytes_changes_nothing(
 async def test_a_chunk_resent_with_other_bytes_replaces_the_first(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
-    _rev, source = await new_upload_source(api)
-    pieces = split(CSV, SIZES)
-    for seq, offset, data in pieces:
-        await send_chunk(api, source, seq, offset, data)
+    source, pieces = await _every_chunk_sent(api)
     seq, offset, data = pieces[2]
     other = data.replace(b"name", b"NAME")
     replaced = await send_chunk(api, source, seq, offset, other)
