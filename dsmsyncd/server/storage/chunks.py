@@ -19,6 +19,12 @@ resumable upload relies on that), while a chunk cut off mid-body (a dropped clie
 the client is told to resend it at commit. A resend cut off mid-body leaves that chunk
 not received either, since its bytes may be half replaced.
 
+Two sends of one chunk may run at once (a client's retry while its first send still
+arrives, see ``chunk_gate.py``); with the same bytes, as a retry has, each is answered
+and the file is right. A client that sends *other* bytes for a chunk while its first
+send is still arriving may get a mix of both (the chunk-per-file design before kept
+whichever finished last); sent one after the other, the last one wins whole.
+
 Commit checks that chunks ``0..last`` tile ``[0, total)`` exactly (the same check and the
 same messages as before), trims anything past ``total`` and renames the file into
 place. No chunk or file is ever held whole in memory (invariant 3).
@@ -27,8 +33,9 @@ place. No chunk or file is ever held whole in memory (invariant 3).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +77,10 @@ async def write_chunk(
     async with gates.writing(source_id, seq_num) as gate:
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
         async with gate.record_lock:
-            await asyncio.to_thread(_append, directory, f"{seq_num} -\n")
+            await _in_thread(_append, directory, f"{seq_num} -\n")
         length = await _write_at(directory / PART_NAME, byte_offset, body)
         async with gate.record_lock:
-            await asyncio.to_thread(_append, directory, f"{seq_num} {byte_offset} {length}\n")
+            await _in_thread(_append, directory, f"{seq_num} {byte_offset} {length}\n")
     return ChunkInfo(seq_num, byte_offset, length)
 
 
@@ -86,7 +93,9 @@ async def commit(
     chunk, so a client knows which chunk to resend.
     """
     directory = source_dir(uploads_dir, source_id)
-    async with gates.committing(source_id):
+    async with gates.committing(source_id) as gate:
+        gate.stop_sends_of(set(await asyncio.to_thread(received, directory)))
+        await gate.writers_done()
         await asyncio.to_thread(_finish, directory, last_seq, total)
     return total
 
@@ -176,21 +185,40 @@ async def _write_at(path: Path, start: int, body: AsyncIterable[bytes]) -> int:
     try:
         async for piece in body:
             if position == start and not batch:
-                await asyncio.to_thread(_pwrite_all, fd, [piece], position)
+                await _in_thread(_pwrite_all, fd, [piece], position)
                 await pause_points.pause(pause_points.UPLOAD_MID_CHUNK)
                 position += len(piece)
                 continue
             batch.append(piece)
             batched += len(piece)
             if batched >= _BATCH:
-                await asyncio.to_thread(_pwrite_all, fd, batch, position)
+                await _in_thread(_pwrite_all, fd, batch, position)
                 position, batch, batched = position + batched, [], 0
         if batch:
-            await asyncio.to_thread(_pwrite_all, fd, batch, position)
+            await _in_thread(_pwrite_all, fd, batch, position)
             position += batched
     finally:
         os.close(fd)
     return position - start
+
+
+async def _in_thread(work: Callable[..., None], *args: object) -> None:
+    """Run ``work`` in a worker thread and wait for it to end, even when cancelled.
+
+    A send of a chunk already received is stopped by a commit
+    (``ChunkGate.stop_sends_of``). A thread cannot be stopped, so the cancel waits for
+    its write or journal line to end before it goes on: no byte or line of the stopped
+    send lands after the commit checked the file, and the file descriptor is never
+    closed under it.
+    """
+    job = asyncio.ensure_future(asyncio.to_thread(work, *args))
+    try:
+        await asyncio.shield(job)
+    except asyncio.CancelledError:
+        while not job.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([job])
+        raise
 
 
 def _pwrite_all(fd: int, pieces: list[bytes], position: int) -> None:

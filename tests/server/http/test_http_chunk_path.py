@@ -22,6 +22,7 @@ from dsmsyncd.server.main import RunningServer
 from dsmsyncd.server.storage import chunks, uploads
 from tests.server.http.flows import (
     assert_refused_reply,
+    chunk_url,
     commit,
     commit_url,
     new_dataset,
@@ -30,9 +31,9 @@ from tests.server.http.flows import (
     send_chunk,
     split,
 )
-from tests.server.http.test_http_apply_resume import _session
-from tests.server.support.serve_process import serve_process, write_users
-from tests.support.local_server import ALICE
+from tests.server.http.test_http_apply_resume import _session, _until
+from tests.server.support.serve_process import GUARD_S, serve_process, write_users
+from tests.support.local_server import ALICE, basic_auth
 
 ROWS = 20_000
 CSV = b"id,name\n" + b"".join(b"%d,name %d\n" % (i, i) for i in range(ROWS))  # ~290 kB
@@ -113,6 +114,49 @@ async def test_a_chunk_resent_with_other_bytes_replaces_the_first(
     expected = CSV[:offset] + other + CSV[offset + len(data) :]
     directory = _upload_dir(server, source)
     assert _digest((directory / uploads.FINAL_NAME).read_bytes()) == _digest(expected)
+
+
+async def _stuck_send(
+    url: str, path: str, body: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """POST ``body`` announcing twice its length, send only ``body``, never close: a
+    send hanging on a connection that is dead but not closed."""
+    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic_auth(*ALICE)}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {2 * len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_a_send_hanging_on_a_dead_connection_does_not_hold_up_the_resend_or_commit(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    _rev, source = await new_upload_source(api)
+    pieces = split(CSV, SIZES)
+    for seq, offset, data in pieces[:2] + pieces[3:]:
+        await send_chunk(api, source, seq, offset, data)
+    seq, offset, data = pieces[2]
+    stuck, stuck_writer = await _stuck_send(
+        server.url, chunk_url(source, seq, offset), data[: len(data) // 2]
+    )
+    journal = _upload_dir(server, source) / chunks.JOURNAL_NAME
+
+    async def started() -> bool | None:
+        await api.get(source["links"]["show"])  # paced by the server's answers
+        return True if journal.read_text().count(f"{seq} -\n") == 1 else None
+
+    await _until(started, "the stuck send")
+    await send_chunk(api, source, seq, offset, data)  # the client's retry: answered
+    assert (await commit(api, source, len(pieces) - 1, len(CSV))).status == 200
+    async with asyncio.timeout(GUARD_S):
+        assert await stuck.read() == b""  # the commit stopped the stuck send: closed
+    stuck_writer.close()
+    final = uploads.final_path(server.state.uploads_dir, int(source["resource"]["id"]))
+    assert _digest(final.read_bytes()) == _digest(CSV)
 
 
 async def test_a_chunk_resent_at_another_offset_supersedes_the_first(
