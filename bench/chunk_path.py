@@ -11,10 +11,12 @@ One bare aiohttp client (plain HTTP on loopback, 4 MiB chunks read with ``os.pre
           the body into one file at the chunk's offset with ``os.pwrite`` in a worker
           thread (the same 256 KiB reads as the server), and whose commit answers at once
 
-Timed on the client's clock from the first chunk sent to the commit answered. Reports
-medians of ``--repeat`` runs, the ratio serve/bare as throughput (goal >= 0.8x), and
-each server's peak RSS (VmHWM). ``--server-path DIR`` runs ``dsmsyncd serve`` from
-another checkout (e.g. a ``git archive`` of the code before), for before/after numbers.
+Timed on the client's clock from the first chunk sent to the commit answered, and
+each server's CPU seconds over the same span (from /proc: steadier than the clock on
+a shared machine). Reports medians of ``--repeat`` runs, the ratio serve/bare as
+throughput (goal >= 0.8x) and as CPU per file, and each server's peak RSS (VmHWM).
+``--server-path DIR`` runs ``dsmsyncd serve`` from another checkout (e.g. a
+``git archive`` of the code before), for before/after numbers.
 
     .venv/bin/python bench/chunk_path.py [--size-mb 512] [--repeat 5] [--server-path DIR]
 """
@@ -161,6 +163,12 @@ def serve_command(args: list[str], server_path: str | None) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -210,15 +218,23 @@ def main() -> int:
         bare_url = f"http://127.0.0.1:{port}"
         try:
             fourfour = asyncio.run(new_dataset(url))
-            serves, bares = [], []
+            serves, bares, serve_cpu, bare_cpu = [], [], [], []
             for i in range(args.repeat):
                 # Alternate who goes first: the one after pays the other's writeback.
                 for which in ("serve", "bare") if i % 2 == 0 else ("bare", "serve"):
                     if which == "serve":
+                        before = cpu_s(serve.pid)
                         serves.append(asyncio.run(run_serve(url, fourfour, path)))
+                        serve_cpu.append(cpu_s(serve.pid) - before)
                     else:
+                        before = cpu_s(bare.pid)
                         bares.append(asyncio.run(run_bare(bare_url, i, path, root / "bare")))
-                print(f"run {i + 1}: serve {serves[-1]:.2f}s, bare {bares[-1]:.2f}s", flush=True)
+                        bare_cpu.append(cpu_s(bare.pid) - before)
+                print(
+                    f"run {i + 1}: serve {serves[-1]:.2f}s ({serve_cpu[-1]:.2f} CPU s), "
+                    f"bare {bares[-1]:.2f}s ({bare_cpu[-1]:.2f} CPU s)",
+                    flush=True,
+                )
             rss = peak_rss_mb(serve.pid), peak_rss_mb(bare.pid)
         finally:
             for proc in (serve, bare):
@@ -231,14 +247,17 @@ def main() -> int:
     print()
     print(f"file: {args.size_mb} MiB, 4 MiB chunks, {PARALLEL} in parallel; "
           f"medians of {args.repeat}")  # fmt: skip
-    print("| server | median (s) | MB/s | peak RSS (MB) |")
-    print("|---|---|---|---|")
-    print(f"| dsmsyncd serve | {serve_med:.2f} | {size_mb / serve_med:.0f} | {rss[0]:.0f} |")
+    cpu_med = statistics.median(serve_cpu), statistics.median(bare_cpu)
+    print("| server | median (s) | MB/s | server CPU s (median) | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    print(f"| dsmsyncd serve | {serve_med:.2f} | {size_mb / serve_med:.0f} | "
+          f"{cpu_med[0]:.2f} | {rss[0]:.0f} |")  # fmt: skip
     print(f"| bare aiohttp, writes at offset | {bare_med:.2f} | {size_mb / bare_med:.0f} | "
-          f"{rss[1]:.0f} |")  # fmt: skip
+          f"{cpu_med[1]:.2f} | {rss[1]:.0f} |")  # fmt: skip
     print()
     verdict = "met" if ratio >= 0.8 else "NOT met"
     print(f"serve / bare throughput: {ratio:.2f}x (goal >= 0.8x: {verdict})")
+    print(f"serve / bare server CPU per file: {cpu_med[0] / cpu_med[1]:.2f}x")
     return 0
 
 
