@@ -61,8 +61,9 @@ async def _stream_to(directory: Path, name: str, body: AsyncIterable[bytes]) -> 
 
 def remove_partial_writes(uploads_dir: Path) -> int:
     """Remove the temporary files of writes a killed server left (how many): at start,
-    before any request, so none of them is being written. Without this, each chunk cut
-    by a kill -9 stayed on disk for good."""
+    before any request, so none of them is being written. Without this, each whole-body
+    upload cut by a kill -9 stayed on disk for good. (A chunk cut short needs nothing:
+    it was never journalled as received, and a resend overwrites its bytes.)"""
     removed = 0
     for tmp in uploads_dir.glob("*/.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
@@ -90,7 +91,8 @@ async def remove(uploads_dir: Path, source_id: int) -> None:
 
 
 async def remove_partial(uploads_dir: Path, source_id: int) -> None:
-    """Delete a source's chunks and half-written files, keeping complete bytes if any.
+    """Delete a source's received chunks (the upload file and its journal) and
+    half-written files, keeping complete bytes if any.
 
     A cancelled source keeps ``source.bin`` when it has one (it can still be downloaded
     or re-parsed with new options); with nothing complete left the directory goes too.
