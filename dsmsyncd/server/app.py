@@ -13,8 +13,9 @@ Middlewares, outermost first:
    ``query_out_of_memory`` that says which budget;
 3. auth: resolves the caller (``http/auth.py``).
 
-At startup, before the first request: half-written chunk files a killed server left are
-removed (``storage/uploads.py``), applies that a stopped server left running are
+At startup, before the first request: half-written whole-body uploads a killed server
+left are removed (``storage/uploads.py``; a chunk cut short needs nothing, since the
+journal of ``storage/chunks.py`` never counted it), applies that a stopped server left running are
 settled (``jobs/resume_apply.py``), then unfinished parses and transforms are started
 again (``jobs/resume_parse.py``); while it runs, files kept for restores expire
 (``jobs/cleanup.py``).

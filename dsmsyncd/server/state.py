@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from aiohttp import web
 
 from dsmsyncd.server.catalog.metastore import MetaStore
+from dsmsyncd.server.storage.chunk_gate import ChunkGates
 from dsmsyncd.server.storage.rowstore import RowStore
 
 logger = logging.getLogger("dsmsyncd.server.state")
@@ -114,8 +115,11 @@ class ServerState:
     applies: KeyedTasks[str] = field(init=False)
     # One apply at a time per dataset (key: fourfour); a second one waits.
     apply_locks: KeyedLocks[str] = field(default_factory=KeyedLocks, init=False)
-    # A commit never lists a directory a resend is replacing in (key: source id).
+    # One commit, whole-body upload, cancel or removal of a source's bytes at a time
+    # (key: source id).
     upload_locks: KeyedLocks[int] = field(default_factory=KeyedLocks, init=False)
+    # Chunk writes side by side, a commit alone (``storage/chunk_gate.py``).
+    chunk_gates: ChunkGates = field(default_factory=ChunkGates, init=False)
     # Wake-ups of apply jobs waiting for an output schema to finish (``jobs/signals``).
     output_schema_events: dict[int, asyncio.Event] = field(default_factory=dict, init=False)
     _background: set[asyncio.Task[Any]] = field(default_factory=set, init=False)

@@ -128,7 +128,7 @@ async def remove_sources(
     if tables:
         await state.rows.drop_tables(*tables)
     for source_id in source_ids:
-        async with state.upload_locks.lock(source_id):  # never under a commit's concatenation
+        async with state.upload_locks.lock(source_id):  # never under a commit's rename
             if keep_files_until is None:
                 await uploads.remove(state.uploads_dir, source_id)
             else:

@@ -4,7 +4,8 @@ A real ``dsmsyncd serve`` process takes two of three chunks and is killed with S
 started again on the same data dir, it takes the last chunk and the commit, and the
 file parses and publishes whole. Killed in the middle of a chunk's body instead (frozen
 at the ``upload-mid-chunk`` pause point), it keeps no part of that chunk: the next start
-removes the half-written file, and the resent chunk completes the file. The dataset is
+does not count that chunk as received (its bytes are in the file, but the journal never
+said it was whole), so a commit asks for it, and the resent chunk completes the file. The dataset is
 an append dataset without a row identifier, so a chunk counted twice or lost would show
 in the exact rows.
 """
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from dsmsyncd.server import pause_points
-from tests.server.http.flows import commit, latest_output_schema, new_dataset, new_source
+from dsmsyncd.server.storage import chunks
+from tests.server.http.flows import (
+    assert_refused_reply,
+    commit,
+    commit_url,
+    latest_output_schema,
+    new_dataset,
+    new_source,
+)
 from tests.server.http.flows import send_chunk as chunk_sent
 from tests.server.http.flows import split as cut
 from tests.server.http.test_http_apply_resume import _apply, _finished, _get, _session, _until
@@ -109,14 +118,16 @@ async def test_a_kill_mid_chunk_keeps_no_part_of_it_and_the_resent_chunk_finishe
         await served.kill()
         sent.close()
     source_dir = data / "uploads" / str(source["resource"]["id"])
-    assert [p.name for p in source_dir.glob(".chunk-1-*.tmp")] != [], "killed mid-write"
+    assert (source_dir / chunks.PART_NAME).stat().st_size > off1, "killed mid-write"
+    assert chunks.received(source_dir) == {seq0: chunks.ChunkInfo(seq0, off0, len(first))}
 
     async with (
         serve_process(data, "--users-file", str(users)) as served,
         _session(served.url) as api,
     ):
-        assert list(source_dir.glob(".*.tmp")) == []  # removed at start
-        assert sorted(p.name for p in source_dir.iterdir()) == [f"chunk-0-{off0}.bin"]
+        async with api.post(commit_url(source, seq1, len(WIDE))) as refused:
+            said = "chunk 1 of 0..1 was never received"
+            await assert_refused_reply(refused, 400, "upload_incomplete", said)
         await chunk_sent(api, source, seq1, off1, second)
         assert (await commit(api, source, seq1, len(WIDE))).status == 200
         fourfour = revision["resource"]["fourfour"]

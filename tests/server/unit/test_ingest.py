@@ -212,6 +212,20 @@ async def test_ingest_trim_whitespace_default_and_off(store: RowStore, tmp_path:
     assert await cells(store, 2) == [(0, "  x  ", "\ty")]
 
 
+async def test_ingest_trims_every_blank_at_either_end_and_nothing_else(
+    store: RowStore, tmp_path: Path
+) -> None:
+    # Each blank alone at the end (the guard tests only the last character), at the
+    # start, a control character that is not a blank, a last character of two bytes.
+    cells_in = ["x ", "x\t", "x\x0b", "x\x0c", "\tx", " x \x0b", "x\x01", "é", "xé ", ""]
+    quoted = ",".join(f'"{c}"' for c in cells_in)
+    data = (",".join(f"c{i}" for i in range(len(cells_in))) + "\n" + quoted + "\n").encode()
+    await ingest_bytes(store, tmp_path, data)
+    assert await cells(store, len(cells_in)) == [
+        (0, "x", "x", "x", "x", "x", "x", "x\x01", "é", "xé", "")
+    ]
+
+
 async def test_ingest_remove_empty_rows_default_and_off(store: RowStore, tmp_path: Path) -> None:
     data = b"a,b\n1,2\n,\n  ,  \n3,4\n"
     parsed = await ingest_bytes(store, tmp_path, data)

@@ -23,7 +23,7 @@ from dsmsyncd.server.http.paths import source_path
 from dsmsyncd.server.http.routes.sources import source_reply, update_options, url_source_id
 from dsmsyncd.server.jobs import parse
 from dsmsyncd.server.state import STATE, ServerState
-from dsmsyncd.server.storage import uploads
+from dsmsyncd.server.storage import chunks, uploads
 
 _READ_SIZE = 256 * 1024
 
@@ -98,12 +98,15 @@ async def _guarded(
     a ``chunk`` body is held to the chunk limit as well (it may not send a length).
     """
     end = start
+    checked_at = -1  # the metastore's write count when the source was last read
     async for piece in body:
         end += len(piece)
         if chunk:
             _check_chunk_size(state, end - start)
         _check_size(state, end)
-        _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
+        if state.meta.writes != checked_at:  # a cancel or removal is a write
+            checked_at = state.meta.writes
+            _refuse_if_stopped(state.meta.get(Kind.SOURCE, sid), sid)
         yield piece
 
 
@@ -177,7 +180,7 @@ def _int_param(request: web.Request, name: str) -> int:
 
 
 async def chunk(request: web.Request) -> web.Response:
-    """S8: one chunk, streamed to its own file; resending it replaces it."""
+    """S8: one chunk, written at its offset in the source's file; resending it replaces it."""
     state = request.app[STATE]
     sid = url_source_id(request)
     doc = access.source_for(request, sid, write=True)
@@ -187,8 +190,8 @@ async def chunk(request: web.Request) -> web.Response:
     _check_size(state, offset + (request.content_length or 0))
     body = _guarded(state, sid, request.content.iter_chunked(_READ_SIZE), offset, chunk=True)
     try:
-        info = await uploads.write_chunk(
-            state.uploads_dir, sid, _int_param(request, "seq_num"), offset, body
+        info = await chunks.write_chunk(
+            state.uploads_dir, state.chunk_gates, sid, _int_param(request, "seq_num"), offset, body
         )
     except OSError:
         await _refused_after_write(state, sid)
@@ -203,7 +206,8 @@ async def chunk(request: web.Request) -> web.Response:
 
 
 async def commit(request: web.Request) -> web.Response:
-    """S9: join the chunks; a repeated commit of the same file is answered again."""
+    """S9: check the chunks cover the file and rename it into place; a repeated commit of
+    the same file is answered again."""
     state = request.app[STATE]
     sid = url_source_id(request)
     access.source_for(request, sid, write=True)
@@ -217,9 +221,9 @@ async def commit(request: web.Request) -> web.Response:
             return source_reply(state, doc)
         _refuse_if_has_bytes(doc)
         _check_size(state, total)
-        size = await uploads.commit(state.uploads_dir, sid, last_seq, total)
+        size = await chunks.commit(state.uploads_dir, state.chunk_gates, sid, last_seq, total)
         await _refused_after_write(state, sid)
-        # Re-read: a cancel may have marked the source while the chunks were joined.
+        # Re-read: a cancel may have marked the source while the commit waited.
         doc = state.meta.get(Kind.SOURCE, sid) or doc
         parse.bytes_complete(state, doc, size)
     return source_reply(state, doc)

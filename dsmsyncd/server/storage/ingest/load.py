@@ -130,15 +130,18 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
 
 
 def _trimmed(column: str) -> str:
-    """``column`` trimmed of blanks, calling ``trim`` only when an end is a blank.
+    """``column`` trimmed of blanks, calling ``trim`` only when an end may be a blank.
 
     ``trim`` with a character list costs about as much as parsing the cell; the guard is
-    two cheap byte tests: ``c < '!'`` holds exactly when the first byte is at most a space
-    (or the cell is empty), and ``suffix`` checks the last byte for each blank.
+    two cheap tests. Every blank of ``_TRIM_CHARS`` is at most a space, so ``c < '!'``
+    holds when the first byte may be one (or the cell is empty) and ``right(c, 1) <
+    '!'`` when the last character may be (issue 9: one test of the last character
+    instead of one ``suffix`` per blank; bench/RESULTS.md has the load times). A
+    control character that is not a blank passes the guard and ``trim`` leaves it.
     """
-    ends = " OR ".join(f"suffix({column}, chr({ord(ch)}))" for ch in _TRIM_CHARS)
+    assert max(_TRIM_CHARS) < "!"
     return (
-        f"CASE WHEN {column} < '!' OR {ends} "
+        f"CASE WHEN {column} < '!' OR right({column}, 1) < '!' "
         f"THEN trim({column}, {literal(_TRIM_CHARS)}) ELSE {column} END"
     )
 
