@@ -1,0 +1,292 @@
+"""Upload over a long link: ``dsmsyncd push`` vs socrata-py vs a bare client at 0, 50, 150 ms.
+
+Issue 9: users are not on loopback. The same local server (HTTPS, trustme CA) is
+reached through a latency-injecting TCP proxy on loopback: ``LinkProxy`` of the tests
+(``tests/daemon/support/link_proxy.py``) with ``delay_s`` = half the round trip,
+run in a process of its own so that its relaying competes with no client for a GIL.
+Each read is forwarded that much later, in order, each way; bandwidth is not
+limited and TLS passes through untouched (the proxy sees ciphertext). Round trip 0
+is the server itself, no proxy.
+
+At every round trip, side by side, on one generated CSV (``--size-mb``, 100 MiB):
+
+  push      ``dsmsyncd push FILE --dataset ID --action replace`` as a subprocess: the
+            whole command (open, upload, server parse, apply), wall time and peak RSS
+  sdk       socrata-py end to end, as its documentation does it: replace revision,
+            ``create_upload``, ``csv(file)``, latest input then output schema,
+            ``wait_for_finish``, ``apply``, the job's ``wait_for_finish``
+  ours      the upload phase of push in-process (``client_for`` + ``upload_blob``),
+            ``initiate`` to the end of ``commit``, client clock
+  raw       the bare aiohttp limit of ``upload.py``: same phase, same chunk size and
+            parallelism, ``os.pread``, nothing else
+
+``ours`` and ``raw`` upload to ``parse_source: false`` sources, and each starts with
+one open connection (``raw`` warms its session untimed). The order of the paths
+rotates per repeat; the script waits for an idle server and ``sync``s between runs.
+
+    .venv/bin/python bench/upload_rtt.py [--size-mb 100] [--rtt-ms 0,50,150] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.upload import (  # noqa: E402
+    DAEMON_CONFIG,
+    MIB,
+    PASSWORD,
+    USER,
+    Sample,
+    Served,
+    generate,
+    new_dataset,
+    run_ours,
+    run_push,
+    run_raw,
+    start_server,
+    stop_server,
+)
+from dsmsyncd.config import load_config  # noqa: E402
+
+PATHS = ("push", "sdk", "ours", "raw")
+
+
+# -- the proxy, in its own process -----------------------------------------------------------
+
+
+async def serve_proxy(upstream: str, delay_ms: float) -> None:
+    from tests.daemon.support.link_proxy import link_proxy
+
+    async with link_proxy(upstream, delay_s=delay_ms / 2000, read_size=256 * 1024) as proxy:
+        print(f"proxy on {proxy.url}", flush=True)
+        await asyncio.Event().wait()
+
+
+@dataclass
+class Link:
+    rtt_ms: int
+    served: Served  # the server as this link reaches it (its URL the proxy's)
+    process: subprocess.Popen[str] | None = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def open_link(served: Served, rtt_ms: int) -> Link:
+    if rtt_ms == 0:
+        return Link(0, served)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-proxy", served.url, str(rtt_ms)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "proxy on" not in line:
+        process.kill()
+        raise SystemExit(f"the proxy did not start: {line!r}")
+    url = line.rsplit(" ", 1)[-1].strip().replace("http://", "https://")
+    return Link(rtt_ms, replace(served, url=url), process)
+
+
+# -- the SDK end to end ----------------------------------------------------------------------
+
+
+def run_sdk_e2e(served: Served, fourfour: str, path: Path) -> Sample:
+    """socrata-py from opening the revision to the apply job's end, as its docs show."""
+    import socrata.sources
+    from socrata import Socrata
+    from socrata.authorization import Authorization
+
+    auth = Authorization(served.domain, USER, PASSWORD)
+    auth.verify = str(served.ca)
+    view = Socrata(auth).views.lookup(fourfour)
+    marks: dict[str, float] = {}
+    original_post: Callable[..., Any] = socrata.sources.post
+
+    def timed_post(url: str, *args: Any, **kwargs: Any) -> Any:
+        result = original_post(url, *args, **kwargs)
+        if url.endswith("/commit"):
+            marks["committed"] = time.perf_counter()
+        return result
+
+    socrata.sources.post = timed_post
+    try:
+        started = time.perf_counter()
+        revision = view.revisions.create_replace_revision()
+        source = revision.create_upload(path.name)
+        with path.open("rb") as file:
+            marks["upload"] = time.perf_counter()
+            source = source.csv(file)
+        output = source.get_latest_input_schema().get_latest_output_schema()
+        output.wait_for_finish()
+        job = revision.apply(output_schema=output)
+        job.wait_for_finish()
+        whole = time.perf_counter() - started
+    finally:
+        socrata.sources.post = original_post
+    assert job.attributes["status"] == "successful", job.attributes
+    upload = marks["committed"] - marks["upload"]
+    return Sample(upload_s=upload, span_s=float("nan"), client_cpu_s=0.0, whole_s=whole)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    served: Served
+    root: Path
+    csv: Path
+    push_dataset: str
+    sdk_dataset: str
+
+
+def write_config(setup: Setup, link: Link) -> Path:
+    path = setup.root / f"push-{link.rtt_ms}.toml"
+    path.write_text(
+        DAEMON_CONFIG.format(
+            url=link.served.url,
+            user=USER,
+            root=setup.root,
+            ca=setup.served.ca,
+            latency_dataset=setup.push_dataset,
+        )
+    )
+    return path
+
+
+def paths_for(setup: Setup, link: Link) -> dict[str, Callable[[], Sample]]:
+    config_path = write_config(setup, link)
+    config = load_config(config_path)
+    via = link.served
+    return {
+        "push": lambda: run_push(via, config_path, setup.push_dataset, setup.csv, setup.root),
+        "sdk": lambda: run_sdk_e2e(via, setup.sdk_dataset, setup.csv),
+        "ours": lambda: asyncio.run(run_ours(config, setup.push_dataset, setup.csv, via)),
+        "raw": lambda: asyncio.run(run_raw(via, setup.push_dataset, setup.csv)),
+    }
+
+
+def describe(name: str, sample: Sample) -> str:
+    if name == "push":
+        return f"whole {sample.whole_s:6.2f}s, peak RSS {sample.rss_mb:.0f} MB"
+    if name == "sdk":
+        return f"whole {sample.whole_s:6.2f}s (its upload {sample.upload_s:.2f}s)"
+    return f"upload {sample.upload_s:6.2f}s (server span {sample.span_s:.2f}s)"
+
+
+def measure(setup: Setup, rtts: list[int], repeat: int) -> dict[int, dict[str, list[Sample]]]:
+    samples = {rtt: {name: [] for name in PATHS} for rtt in rtts}
+    links = {rtt: open_link(setup.served, rtt) for rtt in rtts}
+    try:
+        runs = {rtt: paths_for(setup, link) for rtt, link in links.items()}
+        for i in range(repeat):
+            for rtt in rtts:
+                order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
+                for name in order:
+                    setup.served.settle()
+                    sample = runs[rtt][name]()
+                    samples[rtt][name].append(sample)
+                    print(f"run {i + 1} rtt {rtt:3d} ms {name:4s}: {describe(name, sample)}",
+                          flush=True)  # fmt: skip
+    finally:
+        for link in links.values():
+            link.close()
+    return samples
+
+
+def report(size: int, samples: dict[int, dict[str, list[Sample]]]) -> None:
+    def med(rtt: int, name: str, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in samples[rtt][name])
+
+    print(f"\nfile: {size / MIB:.0f} MiB ({size / 1e6:.0f} MB); medians of "
+          f"{len(samples[min(samples)]['push'])}\n")  # fmt: skip
+    print(
+        "| RTT | push whole (s) | SDK whole (s) | SDK/push | push upload, in-process (s) "
+        "| bare upload (s) | push/bare throughput | SDK upload (s) | push peak RSS (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for rtt in samples:
+        push, sdk = med(rtt, "push", "whole_s"), med(rtt, "sdk", "whole_s")
+        ours, raw = med(rtt, "ours", "upload_s"), med(rtt, "raw", "upload_s")
+        rss = max(s.rss_mb or 0.0 for s in samples[rtt]["push"])
+        print(f"| {rtt} ms | {push:.2f} | {sdk:.2f} | {sdk / push:.2f} | {ours:.2f} | {raw:.2f} "
+              f"| {raw / ours:.2f} | {med(rtt, 'sdk', 'upload_s'):.2f} | {rss:.0f} |")  # fmt: skip
+    print()
+    base = med(0, "push", "whole_s") if 0 in samples else None
+    for rtt in samples:
+        push, sdk = med(rtt, "push", "whole_s"), med(rtt, "sdk", "whole_s")
+        ratio = med(rtt, "raw", "upload_s") / med(rtt, "ours", "upload_s")
+        line = f"rtt {rtt} ms: push/bare {ratio:.2f} (goal >= 0.9: {_met(ratio >= 0.9)})"
+        if rtt in (50, 150):
+            want = 2.0 if rtt == 50 else 3.0
+            line += f"; SDK/push {sdk / push:.2f} (goal >= {want:.0f}: {_met(sdk / push >= want)})"
+        if rtt == 50 and base is not None:
+            extra = push - base
+            line += f"; push +{extra:.2f}s over loopback (goal <= 1 s: {_met(extra <= 1.0)})"
+        print(line)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=100, help="MiB of CSV (default 100)")
+    parser.add_argument("--rtt-ms", default="0,50,150", help="round trips, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--serve-proxy", nargs=2, metavar=("UPSTREAM", "RTT_MS"))
+    args = parser.parse_args()
+    if args.serve_proxy:
+        upstream, rtt = args.serve_proxy
+        asyncio.run(serve_proxy(upstream, float(rtt)))
+        return 0
+    rtts = [int(x) for x in args.rtt_ms.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="dsmsyncd-rtt-bench-", dir=args.tmp) as tmp:
+        root = Path(tmp)
+        for folder in ("drop", "quarantine", "secrets"):
+            (root / folder).mkdir()
+        (root / "secrets" / "password").write_text(PASSWORD + "\n")
+        os.chmod(root / "secrets" / "password", 0o600)
+        csv_path = root / "bench.csv"
+        generate(csv_path, args.size_mb * MIB)
+        size = csv_path.stat().st_size
+        print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        served = start_server(root)
+        try:
+            setup = Setup(
+                served,
+                root,
+                csv_path,
+                asyncio.run(new_dataset(served, "rtt bench (push)")),
+                asyncio.run(new_dataset(served, "rtt bench (sdk)")),
+            )
+            samples = measure(setup, rtts, args.repeat)
+        finally:
+            stop_server(served)
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    report(size, samples)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
