@@ -33,6 +33,9 @@ rename into the drop folder to the daemon's listener firing.
 Sizes are MiB (``--size-mb 1024`` is 1 GiB); throughput is MB/s (10^6 bytes).
 
     .venv/bin/python bench/upload.py [--size-mb 1024] [--big-mb 4096] [--repeat 3]
+
+With ``--rtt-ms 0,50,150`` it runs ``bench/upload_rtt.py`` instead: the same paths
+through a latency-injecting proxy, at each round trip (its own docstring says how).
 """
 
 from __future__ import annotations
@@ -470,6 +473,12 @@ def mbps(size: int, seconds: float) -> float:
 
 
 def main() -> int:
+    if any(arg.startswith(("--rtt-ms", "--serve-proxy")) for arg in sys.argv[1:]):
+        # Over a delayed link (issue 9): push, the SDK and the bare client per round trip.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bench.upload_rtt import main as over_long_links
+
+        return over_long_links()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB of CSV (default 1 GiB)")
     parser.add_argument(

@@ -24,7 +24,8 @@ At every round trip, side by side, on one generated CSV (``--size-mb``, 100 MiB)
 one open connection (``raw`` warms its session untimed). The order of the paths
 rotates per repeat; the script waits for an idle server and ``sync``s between runs.
 
-    .venv/bin/python bench/upload_rtt.py [--size-mb 100] [--rtt-ms 0,50,150] [--repeat 3]
+    .venv/bin/python bench/upload.py --rtt-ms 0,50,150 [--size-mb 100] [--repeat 3]
+    (the same as .venv/bin/python bench/upload_rtt.py [--rtt-ms ...] ...)
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def serve_proxy(upstream: str, delay_ms: float) -> None:
 
 @dataclass
 class Link:
-    rtt_ms: int
+    rtt_ms: float
     served: Served  # the server as this link reaches it (its URL the proxy's)
     process: subprocess.Popen[str] | None = None
 
@@ -88,8 +89,8 @@ class Link:
             self.process.wait(timeout=10)
 
 
-def open_link(served: Served, rtt_ms: int) -> Link:
-    if rtt_ms == 0:
+def open_link(served: Served, rtt_ms: float) -> Link:
+    if rtt_ms == 0 and not os.environ.get("PROXY_AT_ZERO"):
         return Link(0, served)
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve-proxy", served.url, str(rtt_ms)],
