@@ -53,17 +53,20 @@ from bench.upload import (  # noqa: E402
     USER,
     Sample,
     Served,
+    _iso,
     generate,
     new_dataset,
     run_ours,
     run_push,
     run_raw,
+    server_client,
     start_server,
     stop_server,
 )
 from dsmsyncd.config import load_config  # noqa: E402
 
 PATHS = ("push", "sdk", "ours", "raw")
+WHAT = {"push": "whole_s", "sdk": "whole_s", "ours": "upload_s", "raw": "upload_s"}
 
 
 # -- the proxy, in its own process -----------------------------------------------------------
@@ -90,7 +93,7 @@ class Link:
 
 
 def open_link(served: Served, rtt_ms: float) -> Link:
-    if rtt_ms == 0 and not os.environ.get("PROXY_AT_ZERO"):
+    if rtt_ms == 0:
         return Link(0, served)
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve-proxy", served.url, str(rtt_ms)],
@@ -146,6 +149,32 @@ def run_sdk_e2e(served: Served, fourfour: str, path: Path) -> Sample:
     return Sample(upload_s=upload, span_s=float("nan"), client_cpu_s=0.0, whole_s=whole)
 
 
+# -- the server's own work -------------------------------------------------------------------
+
+
+async def server_work(served: Served, fourfour: str) -> float:
+    """Seconds the server worked on the newest revision's file after the upload: commit
+    done -> output schema completed (parse, transforms), plus the apply job's span.
+
+    A run's whole time less this is what the client's requests and waits cost (and the
+    upload, round trips included): the part a long link changes, with the server's
+    speed on a loaded machine taken out.
+    """
+    async with server_client(served) as client:
+        revision = max(await client.list_revisions(fourfour), key=lambda r: r.seq)
+        source = max(await client.list_sources(revision), key=lambda s: s.id)
+        source = await client.get_source(source.id)
+    output = source.latest_output_schema() or {}
+    task_set = max(revision.task_sets, key=lambda t: int(t["id"]))
+    spans = (
+        (source.finished_at, output.get("completed_at")),
+        (task_set.get("created_at"), task_set.get("finished_at")),
+    )
+    if not all(start and end for start, end in spans):
+        return float("nan")
+    return sum((_iso(str(end)) - _iso(str(start))).total_seconds() for start, end in spans)
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -176,19 +205,35 @@ def paths_for(setup: Setup, link: Link) -> dict[str, Callable[[], Sample]]:
     config_path = write_config(setup, link)
     config = load_config(config_path)
     via = link.served
+
+    def with_server_work(sample: Sample, fourfour: str) -> Sample:
+        sample.extra["server_work_s"] = asyncio.run(server_work(setup.served, fourfour))
+        return sample
+
     return {
-        "push": lambda: run_push(via, config_path, setup.push_dataset, setup.csv, setup.root),
-        "sdk": lambda: run_sdk_e2e(via, setup.sdk_dataset, setup.csv),
+        "push": lambda: with_server_work(
+            run_push(via, config_path, setup.push_dataset, setup.csv, setup.root),
+            setup.push_dataset,
+        ),
+        "sdk": lambda: with_server_work(
+            run_sdk_e2e(via, setup.sdk_dataset, setup.csv), setup.sdk_dataset
+        ),
         "ours": lambda: asyncio.run(run_ours(config, setup.push_dataset, setup.csv, via)),
         "raw": lambda: asyncio.run(run_raw(via, setup.push_dataset, setup.csv)),
     }
 
 
+def client_part(sample: Sample) -> float:
+    """The whole run less the server's work after the upload (``server_work``)."""
+    return (sample.whole_s or 0.0) - sample.extra["server_work_s"]
+
+
 def describe(name: str, sample: Sample) -> str:
+    rest = f"less server work {client_part(sample):5.2f}s" if sample.whole_s else ""
     if name == "push":
-        return f"whole {sample.whole_s:6.2f}s, peak RSS {sample.rss_mb:.0f} MB"
+        return f"whole {sample.whole_s:6.2f}s, {rest}, peak RSS {sample.rss_mb:.0f} MB"
     if name == "sdk":
-        return f"whole {sample.whole_s:6.2f}s (its upload {sample.upload_s:.2f}s)"
+        return f"whole {sample.whole_s:6.2f}s, {rest} (its upload {sample.upload_s:.2f}s)"
     return f"upload {sample.upload_s:6.2f}s (server span {sample.span_s:.2f}s)"
 
 
@@ -229,6 +274,15 @@ def report(size: int, samples: dict[int, dict[str, list[Sample]]]) -> None:
         rss = max(s.rss_mb or 0.0 for s in samples[rtt]["push"])
         print(f"| {rtt} ms | {push:.2f} | {sdk:.2f} | {sdk / push:.2f} | {ours:.2f} | {raw:.2f} "
               f"| {raw / ours:.2f} | {med(rtt, 'sdk', 'upload_s'):.2f} | {rss:.0f} |")  # fmt: skip
+    print("\nwhole less the server's work after the upload (parse, transforms, apply), medians:")
+    for rtt in samples:
+        push = statistics.median(client_part(s) for s in samples[rtt]["push"])
+        sdk = statistics.median(client_part(s) for s in samples[rtt]["sdk"])
+        print(f"  {rtt} ms: push {push:.2f}s, SDK {sdk:.2f}s, SDK/push {sdk / push:.2f}")
+    print("\nfastest of the runs (less of the machine's other load in it):")
+    for rtt in samples:
+        best = {n: min(getattr(s, a) for s in samples[rtt][n]) for n, a in WHAT.items()}
+        print(f"  {rtt} ms: " + ", ".join(f"{n} {v:.2f}s" for n, v in best.items()))
     print()
     base = med(0, "push", "whole_s") if 0 in samples else None
     for rtt in samples:
