@@ -20,6 +20,10 @@ At every round trip, side by side, on one generated CSV (``--size-mb``, 100 MiB)
   raw       the bare aiohttp limit of ``upload.py``: same phase, same chunk size and
             parallelism, ``os.pread``, nothing else
 
+With ``--before-tree DIR`` (another checkout, e.g. ``git archive BASE | tar -x -C
+DIR``) the push of that code runs as a fifth path, ``before``, in the same rotation:
+before and after under the same load.
+
 ``ours`` and ``raw`` upload to ``parse_source: false`` sources, and each starts with
 one open connection (``raw`` warms its session untimed). The order of the paths
 rotates per repeat; the script waits for an idle server and ``sync``s between runs.
@@ -65,8 +69,8 @@ from bench.upload import (  # noqa: E402
 )
 from dsmsyncd.config import load_config  # noqa: E402
 
-PATHS = ("push", "sdk", "ours", "raw")
 WHAT = {"push": "whole_s", "sdk": "whole_s", "ours": "upload_s", "raw": "upload_s"}
+E2E = ("push", "before", "sdk")  # the end-to-end paths: whole time, and less server work
 
 
 # -- the proxy, in its own process -----------------------------------------------------------
@@ -185,6 +189,24 @@ class Setup:
     csv: Path
     push_dataset: str
     sdk_dataset: str
+    before_tree: Path | None = None
+
+
+def run_push_of(tree: Path, *args: Any) -> Sample:
+    """``run_push`` with the dsmsyncd of another checkout (``--before-tree``): the push
+    subprocess imports from its working directory (``-c`` puts it first on sys.path)
+    and from PYTHONPATH, so both point at ``tree`` while it runs."""
+    cwd, path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        return run_push(*args)
+    finally:
+        os.chdir(cwd)
+        if path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = path
 
 
 def write_config(setup: Setup, link: Link) -> Path:
@@ -210,17 +232,21 @@ def paths_for(setup: Setup, link: Link) -> dict[str, Callable[[], Sample]]:
         sample.extra["server_work_s"] = asyncio.run(server_work(setup.served, fourfour))
         return sample
 
-    return {
-        "push": lambda: with_server_work(
-            run_push(via, config_path, setup.push_dataset, setup.csv, setup.root),
-            setup.push_dataset,
-        ),
+    push_args = (via, config_path, setup.push_dataset, setup.csv, setup.root)
+    paths = {
+        "push": lambda: with_server_work(run_push(*push_args), setup.push_dataset),
         "sdk": lambda: with_server_work(
             run_sdk_e2e(via, setup.sdk_dataset, setup.csv), setup.sdk_dataset
         ),
         "ours": lambda: asyncio.run(run_ours(config, setup.push_dataset, setup.csv, via)),
         "raw": lambda: asyncio.run(run_raw(via, setup.push_dataset, setup.csv)),
     }
+    if setup.before_tree is not None:
+        tree = setup.before_tree
+        paths["before"] = lambda: with_server_work(
+            run_push_of(tree, *push_args), setup.push_dataset
+        )
+    return paths
 
 
 def client_part(sample: Sample) -> float:
@@ -230,7 +256,7 @@ def client_part(sample: Sample) -> float:
 
 def describe(name: str, sample: Sample) -> str:
     rest = f"less server work {client_part(sample):5.2f}s" if sample.whole_s else ""
-    if name == "push":
+    if name in ("push", "before"):
         return f"whole {sample.whole_s:6.2f}s, {rest}, peak RSS {sample.rss_mb:.0f} MB"
     if name == "sdk":
         return f"whole {sample.whole_s:6.2f}s, {rest} (its upload {sample.upload_s:.2f}s)"
@@ -238,13 +264,16 @@ def describe(name: str, sample: Sample) -> str:
 
 
 def measure(setup: Setup, rtts: list[int], repeat: int) -> dict[int, dict[str, list[Sample]]]:
-    samples = {rtt: {name: [] for name in PATHS} for rtt in rtts}
     links = {rtt: open_link(setup.served, rtt) for rtt in rtts}
     try:
         runs = {rtt: paths_for(setup, link) for rtt, link in links.items()}
+        names = list(runs[rtts[0]])
+        samples: dict[int, dict[str, list[Sample]]] = {
+            rtt: {name: [] for name in names} for rtt in rtts
+        }
         for i in range(repeat):
             for rtt in rtts:
-                order = PATHS[i % len(PATHS) :] + PATHS[: i % len(PATHS)]
+                order = names[i % len(names) :] + names[: i % len(names)]
                 for name in order:
                     setup.served.settle()
                     sample = runs[rtt][name]()
@@ -274,14 +303,29 @@ def report(size: int, samples: dict[int, dict[str, list[Sample]]]) -> None:
         rss = max(s.rss_mb or 0.0 for s in samples[rtt]["push"])
         print(f"| {rtt} ms | {push:.2f} | {sdk:.2f} | {sdk / push:.2f} | {ours:.2f} | {raw:.2f} "
               f"| {raw / ours:.2f} | {med(rtt, 'sdk', 'upload_s'):.2f} | {rss:.0f} |")  # fmt: skip
-    print("\nwhole less the server's work after the upload (parse, transforms, apply), medians:")
+    e2e = [name for name in E2E if name in samples[min(samples)]]
+    print("\nend to end, medians: whole / less the server's work after the upload (parse, "
+          "transforms, apply)")  # fmt: skip
     for rtt in samples:
-        push = statistics.median(client_part(s) for s in samples[rtt]["push"])
-        sdk = statistics.median(client_part(s) for s in samples[rtt]["sdk"])
-        print(f"  {rtt} ms: push {push:.2f}s, SDK {sdk:.2f}s, SDK/push {sdk / push:.2f}")
+        parts = [
+            f"{name} {med(rtt, name, 'whole_s'):.2f} / "
+            f"{statistics.median(client_part(s) for s in samples[rtt][name]):.2f}s"
+            for name in e2e
+        ]
+        print(f"  {rtt} ms: " + ", ".join(parts))
+    zero = min(samples)
+    print(f"\nadded by the round trip, over {zero} ms, medians: whole / less server work")
+    for rtt in samples:
+        parts = [
+            f"{name} +{med(rtt, name, 'whole_s') - med(zero, name, 'whole_s'):.2f} / "
+            f"+{_client_med(samples, rtt, name) - _client_med(samples, zero, name):.2f}s"
+            for name in e2e
+        ]
+        print(f"  {rtt} ms: " + ", ".join(parts))
     print("\nfastest of the runs (less of the machine's other load in it):")
     for rtt in samples:
-        best = {n: min(getattr(s, a) for s in samples[rtt][n]) for n, a in WHAT.items()}
+        what = {**WHAT, "before": "whole_s"}
+        best = {n: min(getattr(s, what[n]) for s in runs) for n, runs in samples[rtt].items()}
         print(f"  {rtt} ms: " + ", ".join(f"{n} {v:.2f}s" for n, v in best.items()))
     print()
     base = med(0, "push", "whole_s") if 0 in samples else None
@@ -298,6 +342,10 @@ def report(size: int, samples: dict[int, dict[str, list[Sample]]]) -> None:
         print(line)
 
 
+def _client_med(samples: dict[int, dict[str, list[Sample]]], rtt: int, name: str) -> float:
+    return statistics.median(client_part(s) for s in samples[rtt][name])
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -308,6 +356,11 @@ def main() -> int:
     parser.add_argument("--rtt-ms", default="0,50,150", help="round trips, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="another checkout (e.g. `git archive BASE | tar -x -C DIR`): its push runs too",
+    )
     parser.add_argument("--serve-proxy", nargs=2, metavar=("UPSTREAM", "RTT_MS"))
     args = parser.parse_args()
     if args.serve_proxy:
@@ -334,6 +387,7 @@ def main() -> int:
                 csv_path,
                 asyncio.run(new_dataset(served, "rtt bench (push)")),
                 asyncio.run(new_dataset(served, "rtt bench (sdk)")),
+                args.before_tree.resolve() if args.before_tree else None,
             )
             samples = measure(setup, rtts, args.repeat)
         finally:
