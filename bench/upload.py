@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import math
 import os
@@ -55,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,14 @@ def generate(path: Path, size: int) -> None:
         while written < size:
             out.write(block)
             written += len(block)
+
+
+def prepare_root(root: Path) -> None:
+    """The folders the daemon config names, and the password file it reads."""
+    for folder in ("drop", "quarantine", "secrets"):
+        (root / folder).mkdir()
+    (root / "secrets" / "password").write_text(PASSWORD + "\n")
+    os.chmod(root / "secrets" / "password", 0o600)
 
 
 # -- the server --------------------------------------------------------------------------
@@ -339,18 +348,20 @@ async def run_ours(config: Config, fourfour: str, path: Path, served: Served) ->
     return Sample(elapsed, span, cpu.client_s, cpu.server_s)
 
 
-def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
-    """(b) socrata-py's chunked upload: initiate, chunks in its thread pool, commit."""
-    import socrata.sources
+def sdk_view(served: Served, fourfour: str) -> Any:
+    """socrata-py signed in to ``served`` (verifying its CA), and its view of ``fourfour``."""
     from socrata import Socrata
     from socrata.authorization import Authorization
 
     auth = Authorization(served.domain, USER, PASSWORD)
     auth.verify = str(served.ca)
-    client = Socrata(auth)
-    view = client.views.lookup(fourfour)
-    revision = view.revisions.create_replace_revision()
-    source = revision.create_upload(path.name, {"parse_source": False})
+    return Socrata(auth).views.lookup(fourfour)
+
+
+@contextlib.contextmanager
+def sdk_commit_marks() -> Iterator[dict[str, float]]:
+    """While open, ``marks["committed"]`` is when socrata-py's commit request returned."""
+    import socrata.sources
 
     marks: dict[str, float] = {}
     original_post: Callable[..., Any] = socrata.sources.post
@@ -363,12 +374,20 @@ def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
 
     socrata.sources.post = timed_post
     try:
-        with path.open("rb") as file, CpuMeter(served) as cpu:
-            started = time.perf_counter()
-            source.csv(file)
-            with_show = time.perf_counter() - started
+        yield marks
     finally:
         socrata.sources.post = original_post
+
+
+def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
+    """(b) socrata-py's chunked upload: initiate, chunks in its thread pool, commit."""
+    view = sdk_view(served, fourfour)
+    revision = view.revisions.create_replace_revision()
+    source = revision.create_upload(path.name, {"parse_source": False})
+    with sdk_commit_marks() as marks, path.open("rb") as file, CpuMeter(served) as cpu:
+        started = time.perf_counter()
+        source.csv(file)
+        with_show = time.perf_counter() - started
     revision.discard()
     span = asyncio.run(source_span(served, int(source.attributes["id"])))
     return Sample(
@@ -491,10 +510,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-upload-bench-", dir=args.tmp) as tmp:
         root = Path(tmp)
-        for folder in ("drop", "quarantine", "secrets"):
-            (root / folder).mkdir()
-        (root / "secrets" / "password").write_text(PASSWORD + "\n")
-        os.chmod(root / "secrets" / "password", 0o600)
+        prepare_root(root)
 
         csv_path = root / "bench.csv"
         began = time.perf_counter()

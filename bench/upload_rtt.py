@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -52,17 +53,21 @@ sys.path.insert(0, str(ROOT))
 
 from bench.upload import (  # noqa: E402
     DAEMON_CONFIG,
+    HEADER,
     MIB,
-    PASSWORD,
     USER,
     Sample,
     Served,
     _iso,
     generate,
     new_dataset,
+    prepare_root,
+    rows,
     run_ours,
     run_push,
     run_raw,
+    sdk_commit_marks,
+    sdk_view,
     server_client,
     start_server,
     stop_server,
@@ -70,6 +75,7 @@ from bench.upload import (  # noqa: E402
 from dsmsyncd.config import load_config  # noqa: E402
 
 WHAT = {"push": "whole_s", "sdk": "whole_s", "ours": "upload_s", "raw": "upload_s"}
+Figure = Callable[[int, str], float]  # (round trip, path) -> seconds
 E2E = ("push", "before", "sdk")  # the end-to-end paths: whole time, and less server work
 
 
@@ -117,24 +123,8 @@ def open_link(served: Served, rtt_ms: float) -> Link:
 
 def run_sdk_e2e(served: Served, fourfour: str, path: Path) -> Sample:
     """socrata-py from opening the revision to the apply job's end, as its docs show."""
-    import socrata.sources
-    from socrata import Socrata
-    from socrata.authorization import Authorization
-
-    auth = Authorization(served.domain, USER, PASSWORD)
-    auth.verify = str(served.ca)
-    view = Socrata(auth).views.lookup(fourfour)
-    marks: dict[str, float] = {}
-    original_post: Callable[..., Any] = socrata.sources.post
-
-    def timed_post(url: str, *args: Any, **kwargs: Any) -> Any:
-        result = original_post(url, *args, **kwargs)
-        if url.endswith("/commit"):
-            marks["committed"] = time.perf_counter()
-        return result
-
-    socrata.sources.post = timed_post
-    try:
+    view = sdk_view(served, fourfour)
+    with sdk_commit_marks() as marks:
         started = time.perf_counter()
         revision = view.revisions.create_replace_revision()
         source = revision.create_upload(path.name)
@@ -146,8 +136,6 @@ def run_sdk_e2e(served: Served, fourfour: str, path: Path) -> Sample:
         job = revision.apply(output_schema=output)
         job.wait_for_finish()
         whole = time.perf_counter() - started
-    finally:
-        socrata.sources.post = original_post
     assert job.attributes["status"] == "successful", job.attributes
     upload = marks["committed"] - marks["upload"]
     return Sample(upload_s=upload, span_s=float("nan"), client_cpu_s=0.0, whole_s=whole)
@@ -177,6 +165,74 @@ async def server_work(served: Served, fourfour: str) -> float:
     if not all(start and end for start, end in spans):
         return float("nan")
     return sum((_iso(str(end)) - _iso(str(start))).total_seconds() for start, end in spans)
+
+
+# -- a small file: round trips, not bytes ---------------------------------------------------
+
+# push in-process, timed around the pipeline alone (no interpreter start, no imports),
+# run from a checkout's directory so that it is that checkout's code.
+TIMED_PUSHES = """
+import asyncio, sys, time
+from pathlib import Path
+from dsmsyncd.cli.push import PushRequest, mapping_for, push
+from dsmsyncd.config import load_config
+config_path, fourfour, file, count = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+async def main():
+    config = load_config(Path(config_path))
+    for _ in range(count):
+        request = PushRequest(file, fourfour, action="replace", progress=False)
+        started = time.perf_counter()
+        assert await push(config, mapping_for(request), request) == 0
+        print(f"TIMED {time.perf_counter() - started:.4f}", flush=True)
+asyncio.run(main())
+"""
+
+
+def timed_pushes(
+    tree: Path, config_path: Path, fourfour: str, file: Path, count: int
+) -> list[float]:
+    out = subprocess.run(
+        [sys.executable, "-c", TIMED_PUSHES, str(config_path), fourfour, str(file), str(count)],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    return [float(line.split()[1]) for line in out.splitlines() if line.startswith("TIMED")]
+
+
+def small_file(setup: Setup, rtts: list[int], repeat: int, count: int) -> None:
+    """Push (after, and before with ``--before-tree``) and socrata-py end to end on a file
+    of ``count`` rows: the server's work is small, the round trips are what is timed."""
+    file = setup.root / "small.csv"
+    file.write_bytes(HEADER + rows(0, count, random.Random(3)))
+    trees = {"push": ROOT, **({"before": setup.before_tree} if setup.before_tree else {})}
+    times: dict[str, dict[int, list[float]]] = {name: {} for name in [*trees, "sdk"]}
+    links = {rtt: open_link(setup.served, rtt) for rtt in rtts}
+    try:
+        for rtt, link in links.items():
+            config_path = write_config(setup, link)
+            for name, tree in trees.items():
+                times[name][rtt] = timed_pushes(tree, config_path, setup.push_dataset, file, repeat)
+            times["sdk"][rtt] = [
+                run_sdk_e2e(link.served, setup.sdk_dataset, file).whole_s or 0.0
+                for _ in range(repeat)
+            ]
+    finally:
+        for link in links.values():
+            link.close()
+    zero = min(rtts)
+    print(f"\nsmall file ({count} rows, {file.stat().st_size / 1e3:.0f} kB), in-process, "
+          f"medians of {repeat} (s); round trips waited = added time / round trip")  # fmt: skip
+    for name, by_rtt in times.items():
+        med = {rtt: statistics.median(values) for rtt, values in by_rtt.items()}
+        line = ", ".join(
+            f"{rtt} ms {med[rtt]:.3f}"
+            + (f" (~{(med[rtt] - med[zero]) / (rtt / 1000):.0f} round trips)" if rtt else "")
+            for rtt in rtts
+        )
+        print(f"  {name}: {line}")
+    for rtt in rtts:
+        sdk, push = (statistics.median(times[n][rtt]) for n in ("sdk", "push"))
+        print(f"  {rtt} ms: SDK/push {sdk / push:.2f}")
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -304,24 +360,25 @@ def report(size: int, samples: dict[int, dict[str, list[Sample]]]) -> None:
         print(f"| {rtt} ms | {push:.2f} | {sdk:.2f} | {sdk / push:.2f} | {ours:.2f} | {raw:.2f} "
               f"| {raw / ours:.2f} | {med(rtt, 'sdk', 'upload_s'):.2f} | {rss:.0f} |")  # fmt: skip
     e2e = [name for name in E2E if name in samples[min(samples)]]
-    print("\nend to end, medians: whole / less the server's work after the upload (parse, "
-          "transforms, apply)")  # fmt: skip
-    for rtt in samples:
-        parts = [
-            f"{name} {med(rtt, name, 'whole_s'):.2f} / "
-            f"{statistics.median(client_part(s) for s in samples[rtt][name]):.2f}s"
-            for name in e2e
-        ]
-        print(f"  {rtt} ms: " + ", ".join(parts))
     zero = min(samples)
-    print(f"\nadded by the round trip, over {zero} ms, medians: whole / less server work")
-    for rtt in samples:
-        parts = [
-            f"{name} +{med(rtt, name, 'whole_s') - med(zero, name, 'whole_s'):.2f} / "
-            f"+{_client_med(samples, rtt, name) - _client_med(samples, zero, name):.2f}s"
-            for name in e2e
-        ]
-        print(f"  {rtt} ms: " + ", ".join(parts))
+
+    def per_rtt(title: str, whole: Figure, rest: Figure) -> None:
+        print(f"\n{title}")
+        for rtt in samples:
+            line = ", ".join(f"{n} {whole(rtt, n):.2f} / {rest(rtt, n):.2f}s" for n in e2e)
+            print(f"  {rtt} ms: {line}")
+
+    per_rtt(
+        "end to end, medians: whole / less the server's work after the upload "
+        "(parse, transforms, apply)",
+        lambda rtt, n: med(rtt, n, "whole_s"),
+        lambda rtt, n: _client_med(samples, rtt, n),
+    )
+    per_rtt(
+        f"added by the round trip, over {zero} ms, medians: whole / less server work",
+        lambda rtt, n: med(rtt, n, "whole_s") - med(zero, n, "whole_s"),
+        lambda rtt, n: _client_med(samples, rtt, n) - _client_med(samples, zero, n),
+    )
     print("\nfastest of the runs (less of the machine's other load in it):")
     for rtt in samples:
         what = {**WHAT, "before": "whole_s"}
@@ -361,6 +418,9 @@ def main() -> int:
         type=Path,
         help="another checkout (e.g. `git archive BASE | tar -x -C DIR`): its push runs too",
     )
+    parser.add_argument(
+        "--small-rows", type=int, default=1000, help="rows of the small-file part (0: skip)"
+    )
     parser.add_argument("--serve-proxy", nargs=2, metavar=("UPSTREAM", "RTT_MS"))
     args = parser.parse_args()
     if args.serve_proxy:
@@ -371,10 +431,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-rtt-bench-", dir=args.tmp) as tmp:
         root = Path(tmp)
-        for folder in ("drop", "quarantine", "secrets"):
-            (root / folder).mkdir()
-        (root / "secrets" / "password").write_text(PASSWORD + "\n")
-        os.chmod(root / "secrets" / "password", 0o600)
+        prepare_root(root)
         csv_path = root / "bench.csv"
         generate(csv_path, args.size_mb * MIB)
         size = csv_path.stat().st_size
@@ -389,11 +446,14 @@ def main() -> int:
                 asyncio.run(new_dataset(served, "rtt bench (sdk)")),
                 args.before_tree.resolve() if args.before_tree else None,
             )
-            samples = measure(setup, rtts, args.repeat)
+            samples = measure(setup, rtts, args.repeat) if args.size_mb else {}
+            if args.small_rows:
+                small_file(setup, rtts, args.repeat, args.small_rows)
         finally:
             stop_server(served)
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    report(size, samples)
+    if samples:
+        report(size, samples)
     return 0
 
 

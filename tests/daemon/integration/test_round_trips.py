@@ -61,26 +61,26 @@ def shapes(proxy: LinkProxy, ff: str) -> list[str]:
 
 
 async def pushed(
-    tmp_path: Path, server: RunningServer, ff: str, action: Action
-) -> tuple[LinkProxy, int]:
-    """``dsmsyncd push`` of FILE to ``ff`` through a counting proxy; its exit code."""
+    tmp_path: Path, server: RunningServer, client: DsmapiClient, action: Action
+) -> tuple[LinkProxy, str]:
+    """``dsmsyncd push`` of FILE to a new dataset through a counting proxy: the proxy and
+    the dataset, once push exited 0."""
+    ff = await publish_dataset(client, SEED)
     file = tmp_path / "file.csv"
     file.write_bytes(FILE)
     async with link_proxy(server.url) as proxy:
         config_path = tmp_path / "push.toml"
         config_path.write_text(target_state_admin(proxy.url, tmp_path))
         request = PushRequest(file, ff, action=action, progress=False)
-        code = await push(load_config(config_path), mapping_for(request), request)
-    return proxy, code
+        assert await push(load_config(config_path), mapping_for(request), request) == 0
+    return proxy, ff
 
 
 async def test_push_of_a_small_file_sends_eight_requests_on_one_connection(
     tmp_path: Path, server: RunningServer, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    proxy, code = await pushed(tmp_path, server, ff, "update")
+    proxy, ff = await pushed(tmp_path, server, client, "update")
 
-    assert code == 0
     assert shapes(proxy, ff) == UPDATE
     assert proxy.connections == 1
 
@@ -88,10 +88,8 @@ async def test_push_of_a_small_file_sends_eight_requests_on_one_connection(
 async def test_replace_counts_the_dataset_while_the_server_processes(
     tmp_path: Path, server: RunningServer, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    proxy, code = await pushed(tmp_path, server, ff, "replace")
+    proxy, ff = await pushed(tmp_path, server, client, "replace")
 
-    assert code == 0
     seen = shapes(proxy, ff)
     assert seen.count(REPLACE_GUARD) == 1
     guard_at = seen.index(REPLACE_GUARD)
@@ -104,12 +102,10 @@ async def test_replace_counts_the_dataset_while_the_server_processes(
 async def test_chunks_reuse_one_connection_per_parallel_upload(
     tmp_path: Path, server: RunningServer, client: DsmapiClient
 ) -> None:
-    ff = await publish_dataset(client, SEED)
     parallel = server.state.preferred_upload_parallelism
     server.state.preferred_chunk_size = CHUNK
-    proxy, code = await pushed(tmp_path, server, ff, "update")
+    proxy, ff = await pushed(tmp_path, server, client, "update")
 
-    assert code == 0
     chunks = math.ceil(len(FILE) / CHUNK)
     assert chunks > parallel
     assert proxy.chunk_requests == Counter(range(chunks))  # each chunk sent once
