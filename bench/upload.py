@@ -33,6 +33,9 @@ rename into the drop folder to the daemon's listener firing.
 Sizes are MiB (``--size-mb 1024`` is 1 GiB); throughput is MB/s (10^6 bytes).
 
     .venv/bin/python bench/upload.py [--size-mb 1024] [--big-mb 4096] [--repeat 3]
+
+With ``--rtt-ms 0,50,150`` it runs ``bench/upload_rtt.py`` instead: the same paths
+through a latency-injecting proxy, at each round trip (its own docstring says how).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import math
 import os
@@ -52,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +138,14 @@ def generate(path: Path, size: int) -> None:
         while written < size:
             out.write(block)
             written += len(block)
+
+
+def prepare_root(root: Path) -> None:
+    """The folders the daemon config names, and the password file it reads."""
+    for folder in ("drop", "quarantine", "secrets"):
+        (root / folder).mkdir()
+    (root / "secrets" / "password").write_text(PASSWORD + "\n")
+    os.chmod(root / "secrets" / "password", 0o600)
 
 
 # -- the server --------------------------------------------------------------------------
@@ -336,18 +348,20 @@ async def run_ours(config: Config, fourfour: str, path: Path, served: Served) ->
     return Sample(elapsed, span, cpu.client_s, cpu.server_s)
 
 
-def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
-    """(b) socrata-py's chunked upload: initiate, chunks in its thread pool, commit."""
-    import socrata.sources
+def sdk_view(served: Served, fourfour: str) -> Any:
+    """socrata-py signed in to ``served`` (verifying its CA), and its view of ``fourfour``."""
     from socrata import Socrata
     from socrata.authorization import Authorization
 
     auth = Authorization(served.domain, USER, PASSWORD)
     auth.verify = str(served.ca)
-    client = Socrata(auth)
-    view = client.views.lookup(fourfour)
-    revision = view.revisions.create_replace_revision()
-    source = revision.create_upload(path.name, {"parse_source": False})
+    return Socrata(auth).views.lookup(fourfour)
+
+
+@contextlib.contextmanager
+def sdk_commit_marks() -> Iterator[dict[str, float]]:
+    """While open, ``marks["committed"]`` is when socrata-py's commit request returned."""
+    import socrata.sources
 
     marks: dict[str, float] = {}
     original_post: Callable[..., Any] = socrata.sources.post
@@ -360,12 +374,20 @@ def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
 
     socrata.sources.post = timed_post
     try:
-        with path.open("rb") as file, CpuMeter(served) as cpu:
-            started = time.perf_counter()
-            source.csv(file)
-            with_show = time.perf_counter() - started
+        yield marks
     finally:
         socrata.sources.post = original_post
+
+
+def run_sdk(served: Served, fourfour: str, path: Path) -> Sample:
+    """(b) socrata-py's chunked upload: initiate, chunks in its thread pool, commit."""
+    view = sdk_view(served, fourfour)
+    revision = view.revisions.create_replace_revision()
+    source = revision.create_upload(path.name, {"parse_source": False})
+    with sdk_commit_marks() as marks, path.open("rb") as file, CpuMeter(served) as cpu:
+        started = time.perf_counter()
+        source.csv(file)
+        with_show = time.perf_counter() - started
     revision.discard()
     span = asyncio.run(source_span(served, int(source.attributes["id"])))
     return Sample(
@@ -391,6 +413,10 @@ async def run_raw(served: Served, fourfour: str, path: Path) -> Sample:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context), headers={"Authorization": auth}
         ) as session:
+            # One connection opened before the clock starts, as (a)'s client has one
+            # from creating the source: on a long link a handshake is two round trips.
+            async with session.get(f"{served.url}/api/users/current.json") as warm:
+                await warm.read()
             cpu = CpuMeter(served).__enter__()
             started = time.perf_counter()
             async with session.post(f"{base}/initiate", json={"content_type": "text/csv"}) as r:
@@ -466,6 +492,12 @@ def mbps(size: int, seconds: float) -> float:
 
 
 def main() -> int:
+    if any(arg.startswith(("--rtt-ms", "--serve-proxy")) for arg in sys.argv[1:]):
+        # Over a delayed link (issue 9): push, the SDK and the bare client per round trip.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from bench.upload_rtt import main as over_long_links
+
+        return over_long_links()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB of CSV (default 1 GiB)")
     parser.add_argument(
@@ -478,10 +510,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-upload-bench-", dir=args.tmp) as tmp:
         root = Path(tmp)
-        for folder in ("drop", "quarantine", "secrets"):
-            (root / folder).mkdir()
-        (root / "secrets" / "password").write_text(PASSWORD + "\n")
-        os.chmod(root / "secrets" / "password", 0o600)
+        prepare_root(root)
 
         csv_path = root / "bench.csv"
         began = time.perf_counter()

@@ -16,6 +16,7 @@ from dsmsyncd.dsmapi.models import (
     API,
     CURRENT_USER,
     InputSchema,
+    Json,
     OutputSchema,
     Revision,
     Source,
@@ -143,13 +144,29 @@ class DsmapiClient(Transport):
     async def wait_for_output_schema(
         self, source: Source, *, timeout_s: float = 3600
     ) -> OutputSchema:
-        """Poll the source until parsed, then its newest output schema until completed."""
+        """The source's newest output schema once completed (see ``wait_for_schemas``)."""
+        schema, _ = await self.wait_for_schemas(source, timeout_s=timeout_s)
+        return schema
+
+    async def wait_for_schemas(
+        self, source: Source, *, timeout_s: float = 3600
+    ) -> tuple[OutputSchema, InputSchema]:
+        """The newest output schema once completed, and the input schema under it.
+
+        A source embeds its input schemas and each one's output schemas (digest §1.2),
+        so polling the source alone tells when parsing and transforms are done and
+        gives both schemas: one request per poll, none after. ``source`` as last seen
+        (the commit's answer) is the first poll. A server that embeds less (no
+        ``completed_at`` or ``total_rows`` in the embedded schemas) is asked for each
+        schema itself, as before.
+        """
         parsed = await poll(
             lambda: self.call("GET", f"{API}/source/{source.id}"),
             Source.from_envelope,
-            lambda s: s.failed_at is not None or s.latest_output_schema() is not None,
+            _processed,
             timeout_s=timeout_s,
-            what=f"parsing of source {source.id}",
+            what=f"processing of source {source.id}",
+            first=source,
         )
         if parsed.failed_at is not None:
             details = parsed.failure_details or {}
@@ -157,14 +174,11 @@ class DsmapiClient(Transport):
             raise ResourceFailed(f"source {source.id}", str(reason or details), details=details)
         latest = parsed.latest_output_schema()
         assert latest is not None
-        path = f"{API}/source/{source.id}/schema/{latest['input_schema_id']}/output/{latest['id']}"
-        schema = await poll(
-            lambda: self.call("GET", path),
-            OutputSchema.from_envelope,
-            lambda o: o.completed_at is not None or bool(o.failed_transforms()),
-            timeout_s=timeout_s,
-            what=f"output schema {latest['id']}",
-        )
+        if _embeds(latest, "completed_at", "output_columns", "input_schema_id"):
+            schema = OutputSchema.from_envelope(latest)
+        else:
+            path = f"{API}/source/{source.id}/schema/{latest['input_schema_id']}/output/"
+            schema = await self._wait_for_output(path + str(latest["id"]), timeout_s)
         failed = schema.failed_transforms()
         if failed:
             column = failed[0]
@@ -174,7 +188,21 @@ class DsmapiClient(Transport):
                 str(details.get("message") or "the transform failed"),
                 details=details,
             )
-        return schema
+        embedded = parsed.input_schema(schema.input_schema_id)
+        if embedded is not None and embedded.get("total_rows") is not None:
+            return schema, InputSchema.from_envelope(embedded)
+        return schema, await self.wait_for_input_schema(
+            parsed, schema.input_schema_id, timeout_s=timeout_s
+        )
+
+    async def _wait_for_output(self, path: str, timeout_s: float) -> OutputSchema:
+        return await poll(
+            lambda: self.call("GET", path),
+            OutputSchema.from_envelope,
+            lambda o: o.completed_at is not None or bool(o.failed_transforms()),
+            timeout_s=timeout_s,
+            what=f"output schema {path.rsplit('/', 1)[-1]}",
+        )
 
     async def transform(
         self, source: Source, input_schema_id: int, output_columns: list[dict[str, Any]]
@@ -188,13 +216,7 @@ class DsmapiClient(Transport):
         self, source: Source, schema: OutputSchema, *, timeout_s: float = 3600
     ) -> OutputSchema:
         path = f"{API}/source/{source.id}/schema/{schema.input_schema_id}/output/{schema.id}"
-        return await poll(
-            lambda: self.call("GET", path),
-            OutputSchema.from_envelope,
-            lambda o: o.completed_at is not None or bool(o.failed_transforms()),
-            timeout_s=timeout_s,
-            what=f"output schema {schema.id}",
-        )
+        return await self._wait_for_output(path, timeout_s)
 
     async def error_rows(self, schema: OutputSchema, source_id: int, limit: int = 100) -> list[Any]:
         """Error rows as the server gives them (after the schema header), up to ``limit``."""
@@ -251,6 +273,34 @@ class DsmapiClient(Transport):
 
     async def read_rows(self, fourfour: str, params: Mapping[str, str] | None = None) -> list[Any]:
         return list(await self.call("GET", f"/resource/{fourfour}.json", params=params))
+
+
+def _embeds(resource: Json, *keys: str) -> bool:
+    return all(key in resource for key in keys)
+
+
+def _processed(source: Source) -> bool:
+    """Parsing failed, or the newest output schema is done with (completed or a transform
+    failed) and its input schema loaded; or the source embeds too little to tell, and
+    the schemas are asked for themselves."""
+    if source.failed_at is not None:
+        return True
+    latest = source.latest_output_schema()
+    if latest is None:
+        return False
+    if not _embeds(latest, "completed_at", "output_columns", "input_schema_id"):
+        return True
+    columns = latest.get("output_columns") or []
+    failed = any((c.get("transform") or {}).get("failed_at") for c in columns)
+    if latest.get("completed_at") is None and not failed:
+        return False
+    embedded = source.input_schema(int(latest["input_schema_id"]))
+    return (
+        failed
+        or embedded is None
+        or "total_rows" not in embedded
+        or (embedded["total_rows"] is not None)
+    )
 
 
 def _input_schema_link(source: Source, name: str, input_schema_id: int) -> str | None:

@@ -120,6 +120,10 @@ class Source(_Resource):
         outputs = input_schema.get("output_schemas") or []
         return max(outputs, key=lambda o: int(o["id"])) if outputs else None
 
+    def input_schema(self, input_schema_id: int) -> Json | None:
+        """The input schema of that id as the source embeds it, if it does."""
+        return next((s for s in self.schemas if int(s["id"]) == input_schema_id), None)
+
 
 @dataclass(frozen=True)
 class UploadPreferences:

@@ -4,18 +4,30 @@ TLS verification is always on (a custom CA bundle may be given), credentials are
 out of every message and repr. Foreign exceptions are translated in exactly one place
 (:meth:`Transport._send`), so callers only ever see the hierarchy of ``errors.py``.
 
-Two sessions, because requests differ in whether they may be repeated (``retry.py``):
+One session, one connection pool (HTTP keep-alive, one ``SSLContext`` for every TLS
+handshake) for the whole life of the client: a job's requests reuse the connections
+its earlier requests opened, so a file pays the TCP and TLS handshakes once, not per
+request (issue 9: at 50 ms round trip each fresh connection cost ~100 ms). Requests
+differ only in whether they may be repeated (``retry.py``):
 
-* idempotent ones (reads, chunks, commit, discard) share a pooled session and are
-  retried by the ``RetryPolicy`` (:meth:`Transport.call`);
+* idempotent ones (reads, chunks, commit, discard) are retried by the ``RetryPolicy``
+  (:meth:`Transport.call`);
 * non-idempotent ones (create a dataset, open a revision, create a source, transform,
-  create a config, and **apply**) go through :meth:`Transport.call_once`: a session that
-  opens a fresh connection per request (so a keep-alive connection the server closed
-  meanwhile cannot fail it) and never lets aiohttp resend it. aiohttp resends a PUT or
-  DELETE once when the connection drops (RFC 9110 calls them idempotent), which for
-  ``PUT …/apply`` meant a second apply of a revision the server had already taken. A
-  transport failure after such a request may have been sent raises ``OutcomeUnknown``,
-  and the caller reads the resource to learn what happened before doing anything else.
+  create a config, and **apply**) go through :meth:`Transport.call_once`: sent once,
+  never resent by aiohttp. aiohttp resends a PUT or DELETE once when a reused
+  connection drops (RFC 9110 calls them idempotent), which for ``PUT …/apply`` meant a
+  second apply of a revision the server had already taken; the ``_never_resend``
+  middleware, given to these requests alone, turns that drop into an error. A
+  transport failure after such a request may have been sent raises
+  ``OutcomeUnknown``, and the caller reads the resource to learn what happened
+  before doing anything else.
+
+An idle pooled connection is kept ``KEEPALIVE_S`` only, less than the idle timeout of
+common servers (Apache's 5 s the shortest; nginx 75 s, load balancers 60 s, ours
+60 s), so a connection is not reused after the server may have closed it for
+idleness: a non-idempotent request then does not fail on a stale connection
+(``OutcomeUnknown`` would be safe, but needless). A job's polls keep its connections
+warm well within that.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ T = TypeVar("T")
 
 POLL_FIRST_S = 0.05
 POLL_MAX_S = 0.5
+KEEPALIVE_S = 4.0
 
 
 class Credentials:
@@ -113,22 +126,15 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=30)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._once_session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
         headers = {"User-Agent": f"dsmsyncd/{__version__}", **self._credentials.headers()}
         self._session = aiohttp.ClientSession(
             timeout=self._timeout,
-            connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl),
-            headers=headers,
-        )
-        self._once_session = aiohttp.ClientSession(
-            timeout=self._timeout,
             connector=aiohttp.TCPConnector(
-                limit=self._max_connections, ssl=self._ssl, force_close=True
+                limit=self._max_connections, ssl=self._ssl, keepalive_timeout=KEEPALIVE_S
             ),
             headers=headers,
-            middlewares=(_never_resend,),
         )
         return self
 
@@ -136,10 +142,9 @@ class Transport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for session in (self._session, self._once_session):
-            if session is not None:
-                await session.close()
-        self._session = self._once_session = None
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
 
     # -- transport -----------------------------------------------------------------
 
@@ -158,7 +163,7 @@ class Transport:
         params: Mapping[str, str] | None = None,
         once: bool = False,
     ) -> Any:
-        session = self._once_session if once else self._session
+        session = self._session
         if session is None:
             raise DsmapiError("the client is not open: use 'async with DsmapiClient(...)'")
         url = self.url(path)
@@ -172,7 +177,12 @@ class Transport:
             payload = ChunkPayload(data, content_type)
         try:
             async with session.request(
-                method, url, data=payload, headers=headers, params=params
+                method,
+                url,
+                data=payload,
+                headers=headers,
+                params=params,
+                middlewares=(_never_resend,) if once else None,
             ) as response:
                 raw = await response.read()
                 if response.status in (200, 201, 202):
@@ -196,7 +206,7 @@ class Transport:
         )
 
     async def call_once(self, method: str, path: str, **kw: Any) -> Any:
-        """A non-idempotent request: sent once, on a fresh connection, never resent.
+        """A non-idempotent request: sent once, never resent (on a pooled connection).
 
         Raises ``OutcomeUnknown`` when the transport failed after the request may have
         reached the server; the caller must read the resource before repeating it.
@@ -207,7 +217,7 @@ class Transport:
 async def _never_resend(
     request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
 ) -> aiohttp.ClientResponse:
-    """Client middleware of the non-idempotent session: a dropped connection is reported,
+    """Client middleware of non-idempotent requests: a dropped connection is reported,
     never retried. aiohttp resends PUT and DELETE once on ``ClientOSError`` or
     ``ServerDisconnectedError``; any other ``ClientError`` it re-raises as it is."""
     try:
@@ -256,20 +266,25 @@ async def poll(
     *,
     timeout_s: float,
     what: str,
+    first: T | None = None,
 ) -> T:
     """Fetch until ``done``; the interval grows from 50 ms to 500 ms.
 
     Short first intervals let a small file publish in well under a second; the cap
     bounds the time lost after a long step ends (measured in bench/RESULTS.md) while
-    keeping a job to two requests a second against a hosted server.
+    keeping a job to two requests a second against a hosted server. ``first`` is the
+    resource as a previous answer already showed it (a commit answers with the
+    source): when it is done no request is sent, else polling starts one interval on.
     """
     deadline = time.monotonic() + timeout_s
     interval = POLL_FIRST_S
+    value = first
     while True:
+        if value is not None:
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise DsmapiError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+            await asyncio.sleep(interval)
+            interval = min(POLL_MAX_S, interval * 1.5)
         value = parse(await fetch())
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise DsmapiError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
-        interval = min(POLL_MAX_S, interval * 1.5)

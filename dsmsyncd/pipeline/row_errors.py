@@ -49,10 +49,8 @@ class Processed:
 
 
 async def wait_for_processing(client: DsmapiClient, source: Source) -> Processed:
-    """Wait for the output schema, then read the input schema's parse-error count."""
-    schema = await client.wait_for_output_schema(source)
-    parsed = await client.wait_for_input_schema(source, schema.input_schema_id)
-    return Processed(schema, parsed)
+    """Wait for the output schema and the input schema (its parse-error count) under it."""
+    return Processed(*await client.wait_for_schemas(source))
 
 
 def threshold_message(processed: Processed, max_error_rows: int) -> str:

@@ -30,9 +30,10 @@ Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Unpack
 
 from dsmsyncd.blob import Blob, BlobGone, BlobUnreadable, sha256_of
@@ -278,6 +279,7 @@ class JobRun:
             journal=StoreJournal(self.ctx.store, self.job.id, self.source.id, blob),
             resume=resume,
         )
+        self.source = result.source  # as the commit answered: the first poll of processing
         details: dict[str, object] = {"chunks": result.chunks, "bytes": result.bytes_sent}
         if resume is not None:
             details["chunks_already_acknowledged"] = result.skipped_chunks
@@ -291,7 +293,29 @@ class JobRun:
         await self.ctx.store.forget_upload(self.job.id)
 
     async def process_and_apply(self) -> Job:
-        return await self.check_and_apply(await self._process())
+        """Wait for processing, then ``check_and_apply``. A replace's guard needs the
+        dataset's row count, which the upload does not change: it is asked while the
+        server processes the file, so it costs no round trip of its own (issue 9).
+        Jobs of one dataset run one at a time, so no job of ours changes that count
+        in between."""
+        counting = self._count_rows_early()
+        try:
+            return await self.check_and_apply(await self._process(), counting)
+        finally:
+            if counting is not None:
+                counting.cancel()  # a no-op once awaited; a refusal may come first
+
+    def _count_rows_early(self) -> asyncio.Task[int] | None:
+        if self.revision is None or self.revision.action != "replace":
+            return None
+        counting = asyncio.create_task(self._current_rows())
+        # Read its failure if nothing awaits it (processing or a threshold failed first).
+        counting.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return counting
+
+    async def _current_rows(self) -> int:
+        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
+        return int(float(next(iter(found[0].values())))) if found and found[0] else 0
 
     async def _process(self) -> Processed:
         assert self.source is not None
@@ -314,8 +338,13 @@ class JobRun:
             error_count=processed.error_count,
         )
 
-    async def check_and_apply(self, processed: Processed) -> Job:
-        """Row-error threshold, replace guards, then apply (or, in a dry run, stop)."""
+    async def check_and_apply(
+        self, processed: Processed, current_rows: Awaitable[int] | None = None
+    ) -> Job:
+        """Row-error threshold, replace guards, then apply (or, in a dry run, stop).
+
+        ``current_rows``: the dataset's row count for a replace's guard, already asked
+        for; counted here when not given."""
         assert self.revision is not None
         assert self.source is not None
         schema = processed.schema
@@ -327,7 +356,7 @@ class JobRun:
                 parse_errors=await parse_error_rows(self.client, processed, self.source),
                 parse_error_count=processed.parse_error_count,
             )
-        await self._replace_guard(processed)
+        await self._replace_guard(processed, current_rows)
         if self.dry_run:
             return await outcomes.would_apply(self, processed)
         await self.to(JobState.APPLYING)
@@ -339,12 +368,13 @@ class JobRun:
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
 
-    async def _replace_guard(self, processed: Processed) -> None:
+    async def _replace_guard(
+        self, processed: Processed, current_rows: Awaitable[int] | None
+    ) -> None:
         assert self.revision is not None
         if self.revision.action != "replace":
             return
-        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
-        current = int(float(next(iter(found[0].values())))) if found and found[0] else 0
+        current = await (current_rows or self._current_rows())
         new_rows = processed.usable_rows
         refusal = replace_guard(
             current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace

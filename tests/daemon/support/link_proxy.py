@@ -3,8 +3,10 @@
 It relays bytes both ways between a client and the real server, and on the client's
 side (what the server receives):
 
-* counts every byte it forwards (``sent``), and every upload chunk request by its
-  ``seq_num`` (``chunk_requests``);
+* counts every byte it forwards (``sent``), every upload chunk request by its
+  ``seq_num`` (``chunk_requests``), every request line in the order sent (``requests``,
+  ``"METHOD /path"``) and every connection the client opened (``connections``): what
+  one job costs in round trips and handshakes;
 * with a budget (``hold_after``), forwards exactly that many bytes more and then holds
   the link: nothing more reaches the server until ``lift()``. ``held`` is set when the
   budget is used up, so a test waits on an event instead of on time: "halfway" is
@@ -13,7 +15,10 @@ side (what the server receives):
 * with ``reset_chunk(seq, times)``, cuts the connection of the next ``times`` requests
   for that chunk before a byte of them is forwarded, as a lost connection would.
 
-No timing is involved: every step waits on bytes actually read from a socket.
+With ``delay_s`` each way of the link is that much longer (``DelayedReader``): what
+a wide-area link costs a client, measured by ``bench/upload_rtt.py`` over TLS, which
+passes through untouched. Tests use no delay: no timing is involved, every step
+waits on bytes actually read from a socket.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.daemon.support.loopback_proxy import serving
+from tests.daemon.support.loopback_proxy import DelayedReader, serving
+
+Reader = asyncio.StreamReader | DelayedReader
 
 CHUNK = re.compile(rb"POST /api/publishing/v1/source/\d+/chunk/(\d+)/\d+ HTTP/1\.1\r\n")
+REQUEST_LINE = re.compile(rb"([A-Z]+) (/[^ ?]*)(?:\?[^ ]*)? HTTP/1\.1\r\n")
 
 
 @dataclass
@@ -41,6 +49,10 @@ class LinkProxy:
     held: asyncio.Event = field(default_factory=asyncio.Event)
     chunk_requests: Counter[int] = field(default_factory=Counter)
     resets: int = 0
+    requests: list[str] = field(default_factory=list)
+    connections: int = 0
+    delay_s: float = 0.0
+    read_size: int = 65536
     _resets_left: dict[int, int] = field(default_factory=dict)
     _lifted: asyncio.Event = field(default_factory=asyncio.Event)
     _held_links: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -65,11 +77,19 @@ class LinkProxy:
         self._resets_left[seq] = times
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._upstream(reader, writer, up_writer))
-                group.create_task(self._relay(up_reader, writer))
+                client_side: Reader = reader
+                server_side: Reader = up_reader
+                if self.delay_s:
+                    client_side = DelayedReader(reader, self.delay_s, self.read_size)
+                    server_side = DelayedReader(up_reader, self.delay_s, self.read_size)
+                    group.create_task(client_side.pump())
+                    group.create_task(server_side.pump())
+                group.create_task(self._upstream(client_side, writer, up_writer))
+                group.create_task(self._relay(server_side, writer))
         except* (ConnectionError, OSError):
             pass
         finally:
@@ -80,14 +100,16 @@ class LinkProxy:
 
     async def _upstream(
         self,
-        reader: asyncio.StreamReader,
+        reader: Reader,
         writer: asyncio.StreamWriter,
         up_writer: asyncio.StreamWriter,
     ) -> None:
         # aiohttp sends a request only once the previous answer is in (no pipelining),
         # so a read holding a request line holds nothing of the request before it.
-        while data := await reader.read(65536):
+        while data := await reader.read(self.read_size):
             seqs = [int(m.group(1)) for m in CHUNK.finditer(data)]
+            if line := REQUEST_LINE.match(data):  # a request starts a read (see above)
+                self.requests.append(f"{line[1].decode()} {line[2].decode()}")
             self.chunk_requests.update(seqs)
             if any(self._resets_left.get(seq, 0) > 0 for seq in seqs):
                 for seq in seqs:
@@ -117,19 +139,22 @@ class LinkProxy:
             up_writer.write(piece)
             await up_writer.drain()
 
-    async def _relay(self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await up_reader.read(65536):
+    async def _relay(self, up_reader: Reader, writer: asyncio.StreamWriter) -> None:
+        while data := await up_reader.read(self.read_size):
             writer.write(data)
             await writer.drain()
         writer.close()
 
 
 @contextlib.asynccontextmanager
-async def link_proxy(upstream_url: str) -> AsyncIterator[LinkProxy]:
+async def link_proxy(
+    upstream_url: str, *, delay_s: float = 0.0, read_size: int = 65536
+) -> AsyncIterator[LinkProxy]:
+    """The proxy in front of ``upstream_url``; ``delay_s`` one way, each way."""
     parts = urlsplit(upstream_url)
     assert parts.hostname is not None
     assert parts.port is not None
-    proxy = LinkProxy(parts.hostname, parts.port)
+    proxy = LinkProxy(parts.hostname, parts.port, delay_s=delay_s, read_size=read_size)
     async with serving(proxy._handle) as proxy.url:
         try:
             yield proxy

@@ -1,8 +1,11 @@
-"""Serving a test proxy's connection handler on a free loopback port.
+"""Serving a test proxy's connection handler on a free loopback port, and a delayed link.
 
 The one rule every such proxy needs at teardown: the listener closes, and each
 connection it is still handling is cancelled and awaited, so no task outlives the
 test (pytest turns a task destroyed while pending into an error).
+
+``DelayedReader`` makes a loopback link look like a wide-area one (issue 9): what is
+read from a socket comes out ``delay_s`` later, in order, with no limit on bandwidth.
 """
 
 from __future__ import annotations
@@ -12,6 +15,37 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class DelayedReader:
+    """A stream reader whose every read returns ``delay_s`` after the bytes arrived.
+
+    ``pump`` (a task the proxy runs for the connection's life) reads as fast as the
+    socket delivers and stamps each read with its arrival; ``read`` hands the reads
+    out in order, each once its time has come. So one way of a link takes ``delay_s``
+    whatever the traffic, as on a long cable: a round trip through a proxy that delays
+    both ways by ``d`` costs ``2 d``, and bytes in flight are never throttled.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, delay_s: float, size: int) -> None:
+        self._reader = reader
+        self._delay_s = delay_s
+        self._size = size
+        self._reads: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        data = b"-"
+        while data:
+            data = await self._reader.read(self._size)
+            self._reads.put_nowait((loop.time() + self._delay_s, data))
+
+    async def read(self, _size: int = -1) -> bytes:
+        due, data = await self._reads.get()
+        wait = due - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return data
 
 
 @contextlib.asynccontextmanager
