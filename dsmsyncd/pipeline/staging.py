@@ -66,14 +66,15 @@ async def supersede(run: RunningJob) -> Job:
         "The staged revision was discarded and this file was not published; drop it "
         "again as a new file to publish it after all"
     )
-    return await retire(run, "superseded", message)
+    retired = await retire(run, "superseded", message)
+    return retired if retired is not None else await run.ctx.store.get_job(job.id)
 
 
-async def retire(run: RunningJob, reason: QuarantineReason, message: str) -> Job:
+async def retire(run: RunningJob, reason: QuarantineReason, message: str) -> Job | None:
     """STAGED → QUARANTINED (the one compare-and-set that makes this caller the actor),
     then discard the revision and quarantine the file with a report.
 
-    Returns the job as another actor left it when that one moved it first. A revision
+    Returns None when another actor moved the job first (this one did nothing). A revision
     the target will not discard now (a network fault) stays open, never applied, and
     is named in the job's history; a crash after the first step leaves the file to the
     startup sweep, which quarantines it with the recorded error.
@@ -85,7 +86,7 @@ async def retire(run: RunningJob, reason: QuarantineReason, message: str) -> Job
         )
     except StaleTransition as moved:
         logger.info("not %s: %s", reason, moved)
-        return await run.ctx.store.get_job(run.job.id)
+        return None
     details: dict[str, object] = {"reason": reason}
     try:
         await discard_open_revision(run)
