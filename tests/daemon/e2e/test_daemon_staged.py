@@ -1,0 +1,221 @@
+"""Staged publishing (``publish = "stage"``, issue 10): the daemon leaves a checked
+revision open; ``dsmsyncd apply`` publishes it, ``dsmsyncd discard`` throws it away.
+
+The daemon runs in this event loop; ``apply`` and ``discard`` run as the operator runs
+them, as processes on the same state file while the daemon runs. What they did is read
+back over plain HTTP (the revision, the dataset's rows) and from the folders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.state import Job, JobState
+from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
+from tests.daemon.e2e.plain_http import Http
+from tests.daemon.e2e.processes import run_cli, wait_until
+from tests.daemon.e2e.site import Site, job_state
+from tests.daemon.support.datasets import publish_dataset
+from tests.support.local_server import API
+
+SEED = b"id,name\n1,ann\n2,bob\n"
+FIRST = b"id,name\n3,cy\n4,di\n"
+SECOND = b"id,name\n5,ed\n"
+
+
+def ended(name: str, state: JobState) -> Any:
+    """A ``RunningDaemon.until`` condition: ``name``'s job ended a run in ``state``."""
+    return lambda runs: any(j.relative_path == name and j.state is state for j in runs)
+
+
+def queued(site: Site, name: str) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return job_state(site, name) is JobState.DISCOVERED
+
+    return check
+
+
+async def staged_job(daemon: RunningDaemon, name: str) -> Job:
+    await daemon.until(ended(name, JobState.STAGED))
+    return next(j for j in daemon.runs if j.relative_path == name and j.state is JobState.STAGED)
+
+
+async def revision(http: Http, dataset: str, seq: int | None) -> dict[str, Any]:
+    body = await http.get(f"{API}/revision/{dataset}/{seq}")
+    resource: dict[str, Any] = body["resource"]
+    return resource
+
+
+def report_of(site: Site, name: str) -> dict[str, Any]:
+    reports = list(site.quarantine.rglob(f"{name}*.report.json"))
+    assert len(reports) == 1, reports
+    loaded: dict[str, Any] = json.loads(reports[0].read_text())
+    return loaded
+
+
+async def staged_dataset(site: Site, client: DsmapiClient, **options: Any) -> str:
+    dataset = await publish_dataset(client, SEED)
+    site.map(dataset, publish="stage", **options)
+    return dataset
+
+
+async def admin_get(daemon: RunningDaemon, path: str) -> str:
+    assert daemon.daemon.admin_url is not None
+    async with (
+        aiohttp.ClientSession(daemon.daemon.admin_url) as admin,
+        admin.get(path) as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_staged_revision_stays_open_until_apply_publishes_it_while_the_daemon_runs(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    dataset = await staged_dataset(site, client)
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST)
+        job = await staged_job(daemon, "a.csv")
+
+        staged = await revision(http, dataset, job.revision_seq)
+        assert staged["closed_at"] is None
+        assert staged["task_sets"] == []
+        assert await http.count(dataset) == 2  # the dataset is unchanged
+        assert (site.drop / "a.csv").exists()
+        status = json.loads(await admin_get(daemon, "/status"))
+        [lane] = [d for d in status["datasets"] if d["dataset"] == dataset]
+        [shown] = lane["staged"]
+        assert shown["state"] == "staged"
+        url = f"{site.server_url}/d/{dataset}/revisions/{job.revision_seq}"
+        assert shown["revision_url"] == url
+        metrics = await admin_get(daemon, "/metrics")
+        assert f'dsmsyncd_jobs_finished_total{{dataset="{dataset}",outcome="staged"}} 1.0' in (
+            metrics
+        )
+        listed = await run_cli("status", "-c", str(site.config_path))
+        assert "staged             " in listed.out, listed
+        assert url in listed.out, listed
+
+        applied = await run_cli("apply", "-c", str(site.config_path), dataset)
+
+    assert applied.code == 0, applied
+    assert f"applied revision {job.revision_seq} of {dataset} (a.csv): published" in applied.out
+    assert await http.count(dataset) == 4
+    assert (await revision(http, dataset, job.revision_seq))["closed_at"] is not None
+    assert job_state(site, "a.csv") is JobState.PUBLISHED
+    assert not (site.drop / "a.csv").exists()
+    assert [p.name for p in site.archive.rglob("*.csv")] == ["a.csv"]
+
+
+async def test_restart_keeps_the_revision_staged_and_discard_quarantines_it(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    other = await publish_dataset(client, SEED)
+    site.map(other, match="other*.csv")  # first: the staged mapping's "*.csv" takes the rest
+    dataset = await staged_dataset(site, client)
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST)
+        job = await staged_job(daemon, "a.csv")
+
+    async with running_daemon(site) as daemon:
+        # A file for another dataset published after the restart: by then the daemon
+        # has started, swept and run its lanes, and left the staged one alone.
+        site.drop_file("other.csv", SECOND)
+        await daemon.until(ended("other.csv", JobState.PUBLISHED))
+        assert job_state(site, "a.csv") is JobState.STAGED
+        assert (await revision(http, dataset, job.revision_seq))["closed_at"] is None
+
+        discarded = await run_cli("discard", "-c", str(site.config_path), dataset)
+
+    assert discarded.code == 0, discarded
+    assert f"discarded revision {job.revision_seq} of {dataset}" in discarded.out
+    closed = await revision(http, dataset, job.revision_seq)
+    assert closed["closed_at"] is not None
+    assert closed["task_sets"] == []
+    assert await http.count(dataset) == 2
+    assert job_state(site, "a.csv") is JobState.QUARANTINED
+    report = report_of(site, "a.csv")
+    assert report["reason"] == "discarded_by_operator"
+    assert report["revision_seq"] == job.revision_seq
+    assert "discarded by an operator (dsmsyncd discard)" in report["message"]
+
+
+async def test_newer_file_waits_behind_the_staged_one_and_runs_after_apply(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    other = await publish_dataset(client, SEED)
+    site.map(other, match="other*.csv")
+    dataset = await staged_dataset(site, client, on_staged="wait")
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
+        first = await staged_job(daemon, "a.csv")
+        site.drop_file("b.csv", SECOND, mtime=1_700_000_100)
+        await wait_until(queued(site, "b.csv"), what="b.csv queued")
+        # Another dataset's file published after b.csv was queued: the lanes have run
+        # meanwhile, and b.csv's did not.
+        site.drop_file("other.csv", SECOND)
+        await daemon.until(ended("other.csv", JobState.PUBLISHED))
+        assert job_state(site, "b.csv") is JobState.DISCOVERED
+        assert [j.relative_path for j in daemon.runs if j.dataset == dataset] == ["a.csv"]
+
+        applied = await run_cli("apply", "-c", str(site.config_path), dataset)
+        assert applied.code == 0, applied
+        second = await staged_job(daemon, "b.csv")
+
+    assert await http.count(dataset) == 4  # a.csv applied, b.csv staged
+    assert second.revision_seq != first.revision_seq
+    assert (await revision(http, dataset, second.revision_seq))["closed_at"] is None
+
+
+async def test_newer_file_supersedes_the_staged_one(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    dataset = await staged_dataset(site, client, on_staged="supersede")
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
+        first = await staged_job(daemon, "a.csv")
+        site.drop_file("b.csv", SECOND, mtime=1_700_000_100)
+        second = await staged_job(daemon, "b.csv")
+
+    superseded = [j for j in daemon.runs if j.relative_path == "a.csv"][-1]
+    assert superseded.state is JobState.QUARANTINED
+    report = report_of(site, "a.csv")
+    assert report["reason"] == "superseded"
+    assert f"while revision {first.revision_seq} was staged" in report["message"]
+    assert (await revision(http, dataset, first.revision_seq))["closed_at"] is not None
+    assert (await revision(http, dataset, second.revision_seq))["closed_at"] is None
+    assert await http.count(dataset) == 2
+
+
+async def test_apply_and_discard_say_what_is_staged_when_the_target_is_wrong(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    dataset = await staged_dataset(site, client)
+    config = str(site.write_config())
+    nothing = await run_cli("apply", "-c", config, dataset)
+    assert nothing.code == 2, nothing
+    assert f"dsmsyncd apply: nothing is staged for dataset {dataset}" in nothing.err
+    malformed = await run_cli("discard", "-c", config, "not a dataset")
+    assert malformed.code == 2, malformed
+    assert "dsmsyncd discard: expected DATASET or DATASET/REVISION" in malformed.err
+
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST)
+        job = await staged_job(daemon, "a.csv")
+    unknown = await run_cli("apply", "-c", config, f"{dataset}/999")
+    assert unknown.code == 2, unknown
+    assert (
+        f"dsmsyncd apply: revision 999 of dataset {dataset} is not staged; "
+        f"staged: {dataset}/{job.revision_seq}"
+    ) in unknown.err
+    assert "Traceback" not in unknown.err + nothing.err + malformed.err
+    # Named by its revision, it applies without a daemon running.
+    applied = await run_cli("apply", "-c", config, f"{dataset}/{job.revision_seq}")
+    assert applied.code == 0, applied
+    assert await http.count(dataset) == 4
+    assert [p.name for p in site.archive.rglob("*.csv")] == ["a.csv"]
