@@ -8,8 +8,11 @@ back over plain HTTP (the revision, the dataset's rows) and from the folders.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -64,6 +67,23 @@ async def staged_dataset(site: Site, client: DsmapiClient, **options: Any) -> st
     return dataset
 
 
+@dataclass(frozen=True)
+class Staged:
+    dataset: str
+    daemon: RunningDaemon
+    job: Job  # a.csv's, staged
+
+
+@contextlib.asynccontextmanager
+async def a_staged_file(site: Site, client: DsmapiClient, **options: Any) -> AsyncIterator[Staged]:
+    """A dataset mapped with ``publish = "stage"`` (and ``options``), the daemon running,
+    and ``a.csv`` dropped and staged."""
+    dataset = await staged_dataset(site, client, **options)
+    async with running_daemon(site) as daemon:
+        site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
+        yield Staged(dataset, daemon, await staged_job(daemon, "a.csv"))
+
+
 async def admin_get(daemon: RunningDaemon, path: str) -> str:
     assert daemon.daemon.admin_url is not None
     async with (
@@ -77,11 +97,8 @@ async def admin_get(daemon: RunningDaemon, path: str) -> str:
 async def test_staged_revision_stays_open_until_apply_publishes_it_while_the_daemon_runs(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    dataset = await staged_dataset(site, client)
-    async with running_daemon(site) as daemon:
-        site.drop_file("a.csv", FIRST)
-        job = await staged_job(daemon, "a.csv")
-
+    async with a_staged_file(site, client) as staged_a:
+        dataset, daemon, job = staged_a.dataset, staged_a.daemon, staged_a.job
         staged = await revision(http, dataset, job.revision_seq)
         assert staged["closed_at"] is None
         assert staged["task_sets"] == []
@@ -150,10 +167,8 @@ async def test_newer_file_waits_behind_the_staged_one_and_runs_after_apply(
 ) -> None:
     other = await publish_dataset(client, SEED)
     site.map(other, match="other*.csv")
-    dataset = await staged_dataset(site, client, on_staged="wait")
-    async with running_daemon(site) as daemon:
-        site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
-        first = await staged_job(daemon, "a.csv")
+    async with a_staged_file(site, client, on_staged="wait") as staged_a:
+        dataset, daemon, first = staged_a.dataset, staged_a.daemon, staged_a.job
         site.drop_file("b.csv", SECOND, mtime=1_700_000_100)
         await wait_until(queued(site, "b.csv"), what="b.csv queued")
         # Another dataset's file published after b.csv was queued: the lanes have run
@@ -175,10 +190,8 @@ async def test_newer_file_waits_behind_the_staged_one_and_runs_after_apply(
 async def test_newer_file_supersedes_the_staged_one(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    dataset = await staged_dataset(site, client, on_staged="supersede")
-    async with running_daemon(site) as daemon:
-        site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
-        first = await staged_job(daemon, "a.csv")
+    async with a_staged_file(site, client, on_staged="supersede") as staged_a:
+        dataset, daemon, first = staged_a.dataset, staged_a.daemon, staged_a.job
         site.drop_file("b.csv", SECOND, mtime=1_700_000_100)
         second = await staged_job(daemon, "b.csv")
 
@@ -219,3 +232,28 @@ async def test_apply_and_discard_say_what_is_staged_when_the_target_is_wrong(
     assert applied.code == 0, applied
     assert await http.count(dataset) == 4
     assert [p.name for p in site.archive.rglob("*.csv")] == ["a.csv"]
+
+
+async def test_apply_and_discard_at_once_exactly_one_moves_the_staged_job(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    async with a_staged_file(site, client) as staged_a:
+        dataset, job = staged_a.dataset, staged_a.job
+        config = str(site.config_path)
+        applied, discarded = await asyncio.gather(
+            run_cli("apply", "-c", config, dataset), run_cli("discard", "-c", config, dataset)
+        )
+
+    assert sorted([applied.code, discarded.code]) == [0, 2], (applied, discarded)
+    loser = applied if applied.code else discarded
+    assert "nothing is staged" in loser.err or "was moved meanwhile" in loser.err, loser
+    closed = await revision(http, dataset, job.revision_seq)
+    assert closed["closed_at"] is not None
+    if applied.code == 0:
+        assert job_state(site, "a.csv") is JobState.PUBLISHED
+        assert await http.count(dataset) == 4
+        assert len(closed["task_sets"]) == 1
+    else:
+        assert job_state(site, "a.csv") is JobState.QUARANTINED
+        assert await http.count(dataset) == 2
+        assert closed["task_sets"] == []
