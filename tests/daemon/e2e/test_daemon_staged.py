@@ -110,6 +110,7 @@ async def test_staged_revision_stays_open_until_apply_publishes_it_while_the_dae
         assert shown["state"] == "staged"
         url = f"{site.server_url}/d/{dataset}/revisions/{job.revision_seq}"
         assert shown["revision_url"] == url
+        assert f'<a href="{url}">' in await admin_get(daemon, "/status?format=html")
         metrics = await admin_get(daemon, "/metrics")
         assert f'dsmsyncd_jobs_finished_total{{dataset="{dataset}",outcome="staged"}} 1.0' in (
             metrics
