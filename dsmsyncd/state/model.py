@@ -56,7 +56,9 @@ TERMINAL_STATES: frozenset[JobState] = frozenset(
         JobState.SKIPPED,
     }
 )
-"""States the daemon never leaves on its own; every other state is resumed after a restart."""
+"""States the daemon never leaves on its own. Every other state is resumed after a
+restart, except HELD (until a mapping is back) and STAGED (until an operator's
+``apply`` or ``discard``, or a newer file that supersedes it)."""
 
 
 def utc_now() -> datetime:
