@@ -32,6 +32,7 @@ from typing import Literal
 from dsmsyncd.cli.daemon_commands import load_or_report
 from dsmsyncd.cli.exit_codes import ExitCode
 from dsmsyncd.config.schema import Config
+from dsmsyncd.observe.logging import configure_logging
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.pipeline.context import PipelineContext
 from dsmsyncd.pipeline.staging import apply_hint, retire, revision_url
@@ -74,6 +75,7 @@ def staged_command(config_path: Path, verb: Verb, target: str) -> int:
     config = load_or_report(config_path)
     if config is None:
         return ExitCode.USAGE
+    configure_logging(level="warning")  # what went wrong on the way; the outcome is printed
     try:
         return asyncio.run(_run(config, verb, StagedTarget.parse(target)))
     except CommandError as exc:

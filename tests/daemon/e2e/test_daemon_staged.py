@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -258,3 +259,28 @@ async def test_apply_and_discard_at_once_exactly_one_moves_the_staged_job(
         assert job_state(site, "a.csv") is JobState.QUARANTINED
         assert await http.count(dataset) == 2
         assert closed["task_sets"] == []
+
+
+async def test_apply_runs_the_guards_again_and_quarantines_what_they_refuse_now(
+    site: Site, client: DsmapiClient, http: Http, tmp_path: Path
+) -> None:
+    grown = tmp_path / "grown.csv"
+    grown.write_bytes(b"id,name\n" + b"".join(b"%d,new\n" % i for i in range(10, 20)))
+    async with a_staged_file(site, client, action="replace") as staged_a:
+        dataset, job, config = staged_a.dataset, staged_a.job, str(site.config_path)
+        # Meanwhile someone else adds rows: the staged replace would now drop most of them.
+        pushed = await run_cli(
+            "push", str(grown), "--dataset", dataset, "--action", "update", "-c", config
+        )
+        assert pushed.code == 0, pushed
+        applied = await run_cli("apply", "-c", config, dataset)
+
+    assert applied.code == 4, applied
+    assert (
+        f"dsmsyncd apply: revision {job.revision_seq} of {dataset} (a.csv) was not applied: "
+        "row_drop_guard: refusing to replace 12 rows with 2"
+    ) in applied.err
+    assert await http.count(dataset) == 12
+    assert job_state(site, "a.csv") is JobState.QUARANTINED
+    assert report_of(site, "a.csv")["reason"] == "row_drop_guard"
+    assert (await revision(http, dataset, job.revision_seq))["closed_at"] is not None
