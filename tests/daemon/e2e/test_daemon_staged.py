@@ -13,13 +13,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.state import Job, JobState
+from dsmsyncd.state import Job, JobState, SqliteStateStore, utc_now
 from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import run_cli, wait_until
@@ -284,3 +285,24 @@ async def test_apply_runs_the_guards_again_and_quarantines_what_they_refuse_now(
     assert job_state(site, "a.csv") is JobState.QUARANTINED
     assert report_of(site, "a.csv")["reason"] == "row_drop_guard"
     assert (await revision(http, dataset, job.revision_seq))["closed_at"] is not None
+
+
+async def test_an_apply_whose_command_died_is_finished_by_the_daemon_once_its_hold_ends(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    async with a_staged_file(site, client) as staged_a:
+        # What `dsmsyncd apply` writes first, by a command killed right after, its hold over.
+        async with SqliteStateStore(site.state_db) as store:
+            await store.transition(
+                staged_a.job.id,
+                JobState.APPLYING,
+                expect=JobState.STAGED,
+                next_attempt_at=utc_now() - timedelta(seconds=1),
+            )
+        await staged_a.daemon.until(ended("a.csv", JobState.PUBLISHED))
+
+    assert await http.count(staged_a.dataset) == 4
+    assert (
+        len((await revision(http, staged_a.dataset, staged_a.job.revision_seq))["task_sets"]) == 1
+    )
+    assert [p.name for p in site.archive.rglob("*.csv")] == ["a.csv"]
