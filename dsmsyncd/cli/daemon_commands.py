@@ -105,6 +105,8 @@ def status_command(config_path: Path, *, limit: int, as_json: bool, cluster: boo
         print(f"{dataset}:")
         for job in jobs:
             error = f"  {job['error']}" if job.get("error") else ""
+            if job.get("revision_url"):
+                error = f"  revision {job['revision_seq']}: {job['revision_url']}"
             print(f"  #{job['id']:<5} {job['state']:<18} {job['updated_at']}  {job['file']}{error}")
     return ExitCode.OK
 
@@ -127,7 +129,8 @@ def _print_cluster(view: dict[str, Any]) -> None:
 
 async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict[str, object]]]:
     from dsmsyncd.daemon.status import cluster_view
-    from dsmsyncd.state import open_state_store
+    from dsmsyncd.pipeline.staging import revision_url
+    from dsmsyncd.state import JobState, open_state_store
 
     async with open_state_store(config.state.url, password=config.state.password_text) as store:
         view = await cluster_view(store, config.state.lease_timeout)
@@ -140,6 +143,10 @@ async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict
             "file": f"{job.source}:{job.relative_path}",
             "updated_at": job.updated_at.isoformat(timespec="seconds"),
             "revision_seq": job.revision_seq,
+            # Where a person reads a staged revision before ``dsmsyncd apply``.
+            "revision_url": revision_url(config.target.url, job.dataset, job.revision_seq)
+            if job.state is JobState.STAGED
+            else None,
             "error": job.error,
         }
         for job in jobs

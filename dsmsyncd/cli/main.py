@@ -226,6 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--no-progress", action="store_true", help="no progress bar")
     _config_arg(push)
 
+    for verb, does in (
+        ("apply", "publish a staged revision: the same guards, wait and finalize as the daemon"),
+        ("discard", "throw a staged revision away and quarantine its file with a report"),
+    ):
+        staged = commands.add_parser(
+            verb,
+            help=does,
+            description=f'{does[0].upper()}{does[1:]} (mappings with publish = "stage"). '
+            "Works while the daemon runs. Exit codes: 0 done, 2 nothing staged or no such "
+            "revision, 4 refused by the guards, 5 the target failed: try again later.",
+        )
+        _config_arg(staged)
+        staged.add_argument(
+            "target",
+            metavar="DATASET[/REVISION]",
+            help="the dataset (its one staged revision) or one revision of it",
+        )
+
     demo = commands.add_parser(
         "demo",
         help="run the main job on the embedded default and print where to read the result",
@@ -278,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in ("run", "check-config", "status", "push"):
         return _daemon_command(args)
+    if args.command in ("apply", "discard"):
+        from dsmsyncd.cli.staged import staged_command
+
+        return staged_command(args.config, args.command, args.target)
     if args.command == "demo":
         from dsmsyncd.cli.demo import run_demo
 

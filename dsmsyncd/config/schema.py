@@ -311,6 +311,13 @@ class MappingConfig(_Section):
     on_success: Literal["archive", "delete", "keep"] = "archive"
     archive_dir: Path | None = None
     quarantine_dir: Path
+    # "stage": leave each checked revision open for a person to read, then publish it
+    # with ``dsmsyncd apply`` (or throw it away with ``dsmsyncd discard``).
+    publish: Literal["auto", "stage"] = "auto"
+    # What a new file of this mapping does when a staged revision of its dataset is
+    # ahead of it: wait until that one is applied or discarded, or supersede it
+    # (discard it and quarantine its file with a report saying so).
+    on_staged: Literal["wait", "supersede"] = "wait"
 
     @field_validator("dataset")
     @classmethod

@@ -310,6 +310,7 @@ class Daemon:
             sources=lambda: [{"name": s.name, "url": s.url} for s in self.config.source],
             ready_checks=self._ready_checks,
             extra=self._status_extra,
+            target_url=lambda: self.config.target.url,
             started_at=self.started_at,
             target_ttl=CHECK_INTERVAL_S,
         )

@@ -219,7 +219,9 @@ class Scheduler:
     async def _update_queue_depth(self) -> None:
         counts = await self._store.counts_by_state()
         waiting = sum(
-            n for state, n in counts.items() if state not in TERMINAL_STATES | {JobState.HELD}
+            n
+            for state, n in counts.items()
+            if state not in TERMINAL_STATES | {JobState.HELD, JobState.STAGED}
         )
         self._metrics.queue_depth.set(max(0, waiting - len(self._lanes)))
 

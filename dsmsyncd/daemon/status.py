@@ -21,6 +21,7 @@ from dsmsyncd import __version__
 from dsmsyncd.config.redact import redact_text
 from dsmsyncd.observe.admin import OK
 from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.pipeline.staging import apply_hint, revision_url
 from dsmsyncd.sources.base import Source
 from dsmsyncd.state import Job, JobState, StateStore, UnknownJob, utc_now
 
@@ -29,6 +30,8 @@ CHECK_INTERVAL_S = 15.0
 RUNNING_STATES = frozenset(
     {JobState.OPENING, JobState.UPLOADING, JobState.PROCESSING, JobState.APPLYING}
 )
+# Unfinished, but not waiting for the daemon: held for a mapping, staged for a person.
+PARKED = frozenset({JobState.HELD, JobState.STAGED})
 
 
 class SimpleStatus:
@@ -55,6 +58,7 @@ class SimpleStatus:
         sources: Callable[[], Sequence[Mapping[str, Any]]] = list,
         ready_checks: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
         extra: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+        target_url: Callable[[], str] | None = None,
         version: str = __version__,
         started_at: datetime | None = None,
         recent_per_dataset: int = 10,
@@ -69,6 +73,7 @@ class SimpleStatus:
         self._sources = sources
         self._ready_checks = ready_checks
         self._extra = extra
+        self._target_url = target_url
         self._version = version
         self._started_at = started_at or utc_now()
         self._recent = recent_per_dataset
@@ -156,10 +161,11 @@ class SimpleStatus:
                 {
                     "dataset": name,
                     "current": _job_view(current) if current else None,
-                    "queued": sum(
-                        job.state not in RUNNING_STATES | {JobState.HELD} for job in lane
-                    ),
+                    "queued": sum(job.state not in RUNNING_STATES | PARKED for job in lane),
                     "held": sum(job.state is JobState.HELD for job in lane),
+                    "staged": [
+                        self._staged_view(job) for job in lane if job.state is JobState.STAGED
+                    ],
                     "recent": [
                         _job_view(job) for job in await self._store.recent_jobs(self._recent, name)
                     ],
@@ -177,6 +183,15 @@ class SimpleStatus:
         if self._extra is not None:
             snapshot.update(await self._extra())
         return snapshot
+
+    def _staged_view(self, job: Job) -> dict[str, Any]:
+        """A staged job, with where to read its revision and how to publish it."""
+        target = self._target_url() if self._target_url is not None else ""
+        return {
+            **_job_view(job),
+            "revision_url": revision_url(target, job.dataset, job.revision_seq),
+            "apply": apply_hint(job.dataset, job.revision_seq),
+        }
 
 
 def _iso(value: datetime | None) -> str | None:

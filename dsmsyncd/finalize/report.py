@@ -31,6 +31,10 @@ QuarantineReason = Literal[
     "unknown_dataset",
     "file_vanished",
     "file_unreadable",
+    # Staged publishing: a newer file superseded the staged revision, or an operator
+    # threw it away with ``dsmsyncd discard``.
+    "superseded",
+    "discarded_by_operator",
 ]
 MAX_REPORTED_ERROR_ROWS = 100
 REPORT_SUFFIX = ".report.json"

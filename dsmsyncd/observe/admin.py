@@ -250,6 +250,13 @@ def render_status_html(snapshot: Mapping[str, Any]) -> str:
         summary.append((_e(ds.get("dataset")), doing, _e(ds.get("queued")), _e(ds.get("held"))))
     parts.append(_table(["dataset", "current job", "queued", "held"], summary))
     for ds in datasets:
+        for staged in ds.get("staged") or []:
+            url = _e(staged.get("revision_url"))
+            parts.append(
+                f"<p>{_e(ds.get('dataset'))}: revision {_e(staged.get('revision'))} of "
+                f'{_e(staged.get("file"))} is staged: read it at <a href="{url}">{url}</a>, '
+                f"then <code>{_e(staged.get('apply'))}</code></p>"
+            )
         parts.append(f"<h3>{_e(ds.get('dataset'))}: recent jobs</h3>")
         parts.append(_table(_JOB_COLUMNS, [_job_cells(job) for job in ds.get("recent") or []]))
     if sources:

@@ -18,7 +18,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 PREFIX = "dsmsyncd"
 Phase = Literal["open", "upload", "processing", "apply", "finalize"]
 Outcome = Literal[
-    "published", "quarantined", "skipped", "awaiting_approval", "failed_retryable", "held"
+    "published",
+    "quarantined",
+    "skipped",
+    "awaiting_approval",
+    "failed_retryable",
+    "held",
+    "staged",
 ]
 # Why an interrupted upload was started over instead of resumed (``pipeline/upload_resume``).
 UploadRestart = Literal["content_changed", "source_gone", "revision_gone", "chunks_lost"]

@@ -18,7 +18,8 @@ The rule, chosen for an operator who edits the config while files wait:
   discarded, it blocks no lane, and it is logged once. It resumes by itself when a
   mapping for that source and dataset comes back (reload or restart). A job whose
   apply may already have been sent (``APPLYING``) is never held: it is followed to
-  its end with its snapshot, since only that says truthfully what happened.
+  its end with its snapshot, since only that says truthfully what happened. Nor is a
+  STAGED one: its revision waits for an operator's ``apply`` or ``discard``.
 * A job recorded before the snapshot existed (a state database from before schema 2)
   runs with the mapping that routes its file today, if that mapping goes to the job's
   dataset; otherwise it is held the same way.
@@ -56,7 +57,7 @@ def job_mapping(
             f"no [[mapping]] routes {job.source}:{job.relative_path} to dataset "
             f"{job.dataset} any more (the job predates routing snapshots)"
         )
-    if job.state is JobState.APPLYING or still_mapped(job, mappings):
+    if job.state in (JobState.APPLYING, JobState.STAGED) or still_mapped(job, mappings):
         return recorded, None
     return None, (
         f"no [[mapping]] from source {job.source!r} to dataset {job.dataset} is configured any more"

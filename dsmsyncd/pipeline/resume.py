@@ -17,6 +17,11 @@ Only apply changes the dataset, so everything here is about apply (DESIGN.md,
   stage revisions by hand and publish them later) is left alone.
 * An apply whose connection failed is never sent again blindly: the revision says
   whether the server took it (``apply_outcome``).
+
+A STAGED job is never resumed: its open revision waits for an operator
+(``staging.py``). ``dsmsyncd apply`` moves it to APPLYING, and from there this module
+takes it like any job in APPLYING: follow the apply if the revision has one, else
+check and apply.
 """
 
 from __future__ import annotations

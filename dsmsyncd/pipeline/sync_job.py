@@ -10,6 +10,7 @@ The forward path (DESIGN.md, "The DSMAPI flow")::
           (parse errors of the input schema + data errors of the output schema)
         ─ row-error threshold, replace guards ─> APPLYING ─ PUT apply ─ task set id
         ─> PUBLISHED | AWAITING_APPROVAL | QUARANTINED (apply failed)
+    publish = "stage": ─ checks passed ─> STAGED (revision left open; ``staging.py``)
 
 Each state is written *before* its side effect and what the server returned right
 *after* it (the store commits before ``transition`` returns), so after a crash the
@@ -48,7 +49,7 @@ from dsmsyncd.dsmapi import (
 )
 from dsmsyncd.finalize.report import QuarantineReason
 from dsmsyncd.observe.logging import bind_job, bind_revision
-from dsmsyncd.pipeline import outcomes, resume
+from dsmsyncd.pipeline import outcomes, resume, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     JOB_LOGGER_NAME,
@@ -175,6 +176,9 @@ class JobRun:
     async def execute(self) -> Job:
         try:
             try:
+                if self.job.state is JobState.STAGED:
+                    # Only ``on_staged = "supersede"`` behind it runs a staged head.
+                    return await staging.supersede(self)
                 if self.held_because is not None:
                     return await outcomes.hold(self, self.held_because)
                 return await self._drive()
@@ -359,6 +363,9 @@ class JobRun:
         await self._replace_guard(processed, current_rows)
         if self.dry_run:
             return await outcomes.would_apply(self, processed)
+        if self.mapping.publish == "stage" and self.job.state is not JobState.APPLYING:
+            # A staged job reaches APPLYING only through ``dsmsyncd apply``.
+            return await staging.stage(self)
         await self.to(JobState.APPLYING)
         try:
             task_set = await self.client.apply(self.revision, schema.id)

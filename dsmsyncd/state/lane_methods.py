@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from dsmsyncd import __version__
-from dsmsyncd.state.lanes import ClusterView, LaneClaim, ReplicaIdentity, this_process
+from dsmsyncd.state.lanes import (
+    ClusterView,
+    LaneClaim,
+    ReplicaIdentity,
+    head_may_run,
+    this_process,
+)
 from dsmsyncd.state.model import Job
 from dsmsyncd.state.store import StateStoreError
 from dsmsyncd.state.values import checked
@@ -37,7 +43,10 @@ class LaneSql(Protocol[C]):
         self, conn: C, dataset: str, me: str, held: bool, now: datetime, until: datetime
     ) -> LaneClaim | None: ...
     async def check_held(self, conn: C, dataset: str, me: str, now: datetime) -> None: ...
-    async def head(self, conn: C, dataset: str) -> Job | None: ...
+    async def heads(self, conn: C, dataset: str) -> list[Job]:
+        """The lane's first two jobs: the head, and who waits behind it (``head_may_run``)."""
+        ...
+
     async def lock_head(self, conn: C, job_id: int) -> bool: ...
     async def name_job(self, conn: C, dataset: str, job_id: int | None) -> None: ...
     async def fence(self, conn: C, job_id: int, me: str, now: datetime) -> None: ...
@@ -100,15 +109,12 @@ class LaneMethods(Generic[CT]):
 
         async def work(conn: CT) -> Job | None:
             await sql.check_held(conn, dataset, me, now)
-            job = await sql.head(conn, dataset)
-            runnable = job is not None and (
-                job.next_attempt_at is None or job.next_attempt_at <= now
-            )
-            if job is None or not runnable or not await sql.lock_head(conn, job.id):
+            lane = await sql.heads(conn, dataset)
+            if not head_may_run(lane, now) or not await sql.lock_head(conn, lane[0].id):
                 await sql.name_job(conn, dataset, None)
                 return None
-            await sql.name_job(conn, dataset, job.id)
-            return job
+            await sql.name_job(conn, dataset, lane[0].id)
+            return lane[0]
 
         return await self._write(work)
 

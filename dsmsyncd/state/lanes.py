@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from dsmsyncd.state.model import Job, JobState
 
 DEFAULT_LEASE_TIMEOUT_S = 30.0
 
@@ -75,6 +78,37 @@ def claim_step(
     if holder == me:
         return "renew" if held else "take"
     return "take" if expires_at <= now else "busy"
+
+
+def head_may_run(lane: Sequence[Job], now: datetime) -> bool:
+    """Whether the head of a lane may run at ``now``, given the lane's first two jobs in
+    arrival order — one rule for every store, for ``next_runnable``, ``claim_next`` and
+    ``datasets_with_work`` alike.
+
+    A head backing off (``next_attempt_at``; ``dsmsyncd apply`` holds the job it applies
+    the same way) waits. A STAGED head waits for an operator's ``apply`` or ``discard``
+    and blocks its lane without being run, so that a lane with a staged job neither
+    spins nor publishes a newer file first; unless the job behind it was routed with
+    ``on_staged = "supersede"`` (its routing snapshot, see ``MappingConfig``): then the
+    head runs, and running a staged job supersedes it.
+    """
+    if not lane:
+        return False
+    head = lane[0]
+    if head.next_attempt_at is not None and head.next_attempt_at > now:
+        return False
+    if head.state is not JobState.STAGED:
+        return True
+    return len(lane) > 1 and (lane[1].routing or {}).get("on_staged") == "supersede"
+
+
+def datasets_whose_head_may_run(fronts: Sequence[Job], now: datetime) -> list[str]:
+    """From every lane's first two jobs (grouped by dataset, each lane in arrival
+    order), the datasets whose head may run, in the order their heads come in."""
+    lanes: dict[str, list[Job]] = {}
+    for job in fronts:
+        lanes.setdefault(job.dataset, []).append(job)
+    return [dataset for dataset, lane in lanes.items() if head_may_run(lane, now)]
 
 
 @dataclass(frozen=True)

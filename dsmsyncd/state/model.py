@@ -38,6 +38,11 @@ class JobState(StrEnum):
     DISCARDED = "discarded"
     # A transient failure; the job runs again once ``next_attempt_at`` has passed.
     FAILED_RETRYABLE = "failed_retryable"
+    # ``publish = "stage"``: uploaded, transformed and checked; its revision is left open
+    # for an operator to read, then ``dsmsyncd apply`` (APPLYING) or ``discard``
+    # (QUARANTINED). It heads its lane and blocks it: the daemon never resumes it, and
+    # runs it only to supersede it (``on_staged = "supersede"`` on the job behind it).
+    STAGED = "staged"
     # Parked: no [[mapping]] for the job's source and dataset exists any more. It blocks
     # no lane, and becomes DISCOVERED again when such a mapping is back (reload, restart).
     HELD = "held"
@@ -51,7 +56,9 @@ TERMINAL_STATES: frozenset[JobState] = frozenset(
         JobState.SKIPPED,
     }
 )
-"""States the daemon never leaves on its own; every other state is resumed after a restart."""
+"""States the daemon never leaves on its own. Every other state is resumed after a
+restart, except HELD (until a mapping is back) and STAGED (until an operator's
+``apply`` or ``discard``, or a newer file that supersedes it)."""
 
 
 def utc_now() -> datetime:

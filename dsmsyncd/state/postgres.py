@@ -37,7 +37,7 @@ from dsmsyncd.config.state_url import url_has_password
 from dsmsyncd.state import postgres_lanes as lanes_sql
 from dsmsyncd.state import postgres_uploads as uploads
 from dsmsyncd.state.lane_methods import LaneMethods
-from dsmsyncd.state.lanes import ReplicaIdentity
+from dsmsyncd.state.lanes import ReplicaIdentity, datasets_whose_head_may_run, head_may_run
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL
 from dsmsyncd.state.model import (
     TERMINAL_STATES,
@@ -288,27 +288,24 @@ class PostgresStateStore(LaneMethods["Conn"]):
     async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
         # Only the head of the lane may run (invariant 4, arrival order): see sqlite.py.
         checked(now)
-        jobs = await self._jobs(
-            f"dataset = $1 AND {LANE_SQL}", dataset, tail=f"ORDER BY {LANE_ORDER} LIMIT 1"
+        lane = await self._jobs(
+            f"dataset = $1 AND {LANE_SQL}", dataset, tail=f"ORDER BY {LANE_ORDER} LIMIT 2"
         )
-        if not jobs or not (jobs[0].next_attempt_at is None or jobs[0].next_attempt_at <= now):
-            return None
-        return jobs[0]
+        return lane[0] if head_may_run(lane, now) else None
 
     async def unfinished_jobs(self) -> list[Job]:
         return await self._jobs(ACTIVE_SQL, tail=f"ORDER BY dataset, {LANE_ORDER}")
 
     async def datasets_with_work(self, now: datetime) -> list[str]:
+        # Each lane's first two jobs: see sqlite.py.
         rows = await self._require_open().fetch(
-            "SELECT dataset FROM ("
-            " SELECT dataset, next_attempt_at, mtime, relative_path, id,"
+            f"SELECT {JOB_COLUMNS} FROM ("
+            " SELECT jobs.*,"
             f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {LANE_ORDER}) AS place"
-            f" FROM jobs WHERE {LANE_SQL}) AS heads"
-            " WHERE place = 1 AND (next_attempt_at IS NULL OR next_attempt_at <= $1)"
-            f" ORDER BY {LANE_ORDER}",
-            checked(now),
+            f" FROM jobs WHERE {LANE_SQL}) AS fronts"
+            f" WHERE place <= 2 ORDER BY {LANE_ORDER}"
         )
-        return [str(row[0]) for row in rows]
+        return datasets_whose_head_may_run([job_from_row(row) for row in rows], checked(now))
 
     async def recent_jobs(self, limit: int, dataset: str | None = None) -> list[Job]:
         order = "ORDER BY updated_at DESC, id DESC LIMIT"

@@ -119,13 +119,13 @@ async def lock_head(conn: Conn, job_id: int) -> bool:
     return got is not None
 
 
-async def head(conn: Conn, dataset: str) -> Job | None:
-    row = await conn.fetchrow(
+async def heads(conn: Conn, dataset: str) -> list[Job]:
+    rows = await conn.fetch(
         f"SELECT {JOB_COLUMNS} FROM jobs WHERE dataset = $1 AND {LANE_SQL}"
-        f" ORDER BY {LANE_ORDER} LIMIT 1",
+        f" ORDER BY {LANE_ORDER} LIMIT 2",
         dataset,
     )
-    return None if row is None else job_from_row(row)
+    return [job_from_row(row) for row in rows]
 
 
 async def name_job(conn: Conn, dataset: str, job_id: int | None) -> None:

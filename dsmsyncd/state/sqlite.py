@@ -36,7 +36,7 @@ from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state import sqlite_lanes
 from dsmsyncd.state import sqlite_uploads as uploads
 from dsmsyncd.state.lane_methods import LaneMethods
-from dsmsyncd.state.lanes import ReplicaIdentity
+from dsmsyncd.state.lanes import ReplicaIdentity, datasets_whose_head_may_run, head_may_run
 from dsmsyncd.state.lock import StateFileLock
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_ORDER, LANE_SQL, migrate
 from dsmsyncd.state.model import (
@@ -309,27 +309,25 @@ class SqliteStateStore(LaneMethods[aiosqlite.Connection]):
         # Only the head of the lane may run: skipping a job that is backing off would
         # publish a newer file before an older one (invariant 4, arrival order).
         checked(now)
-        jobs = await self._jobs(
-            f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {LANE_ORDER} LIMIT 1"
+        lane = await self._jobs(
+            f"dataset = ? AND {LANE_SQL}", (dataset,), f"ORDER BY {LANE_ORDER} LIMIT 2"
         )
-        if not jobs or not _due(jobs[0], now):
-            return None
-        return jobs[0]
+        return lane[0] if head_may_run(lane, now) else None
 
     async def unfinished_jobs(self) -> list[Job]:
         return await self._jobs(ACTIVE_SQL, (), f"ORDER BY dataset, {LANE_ORDER}")
 
     async def datasets_with_work(self, now: datetime) -> list[str]:
+        # Each lane's first two jobs: a staged head runs only to be superseded by the
+        # job behind it (``lanes.head_may_run``).
         rows = await self._read(
-            "SELECT dataset FROM ("
-            " SELECT dataset, next_attempt_at_us, mtime_us, relative_path, id,"
+            f"SELECT {codec.JOB_COLUMNS} FROM ("
+            " SELECT *,"
             f"  ROW_NUMBER() OVER (PARTITION BY dataset ORDER BY {LANE_ORDER}) AS place"
             f" FROM jobs WHERE {LANE_SQL})"
-            " WHERE place = 1 AND (next_attempt_at_us IS NULL OR next_attempt_at_us <= ?)"
-            f" ORDER BY {LANE_ORDER}",
-            (codec.to_us(now),),
+            f" WHERE place <= 2 ORDER BY {LANE_ORDER}"
         )
-        return [str(row[0]) for row in rows]
+        return datasets_whose_head_may_run([codec.job(row) for row in rows], checked(now))
 
     async def recent_jobs(self, limit: int, dataset: str | None = None) -> list[Job]:
         where, params = ("dataset = ?", (dataset,)) if dataset is not None else ("1", ())
@@ -403,7 +401,3 @@ async def _append_event(
 
 def _open_and_close(path: str) -> None:
     sqlite3.connect(path).close()
-
-
-def _due(job: Job, now: datetime) -> bool:
-    return job.next_attempt_at is None or job.next_attempt_at <= now

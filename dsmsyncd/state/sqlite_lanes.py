@@ -94,13 +94,13 @@ async def check_held(conn: aiosqlite.Connection, dataset: str, me: str, now: dat
         raise LaneLost(dataset, None if holder == me else holder)
 
 
-async def head(conn: aiosqlite.Connection, dataset: str) -> Job | None:
+async def heads(conn: aiosqlite.Connection, dataset: str) -> list[Job]:
     rows = await conn.execute_fetchall(
         f"SELECT {codec.JOB_COLUMNS} FROM jobs WHERE dataset = ? AND {LANE_SQL}"
-        f" ORDER BY {LANE_ORDER} LIMIT 1",
+        f" ORDER BY {LANE_ORDER} LIMIT 2",
         (dataset,),
     )
-    return next((codec.job(row) for row in rows), None)
+    return [codec.job(row) for row in rows]
 
 
 async def lock_head(conn: aiosqlite.Connection, job_id: int) -> bool:

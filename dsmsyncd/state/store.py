@@ -153,7 +153,8 @@ class StateStore(Protocol):
 
     async def next_runnable(self, dataset: str, now: datetime) -> Job | None:
         """The head of the dataset's lane (HELD jobs are not in it), if it may run at
-        ``now``; else None."""
+        ``now`` (``lanes.head_may_run``: not backing off; a STAGED head only when the
+        job behind it supersedes it); else None."""
         ...
 
     async def unfinished_jobs(self) -> list[Job]:

@@ -47,7 +47,7 @@ def test_example_loads_with_secret_file_and_env(tmp_path: Path) -> None:
     assert config.source[1].poll_interval == 120.0
 
     by_dataset = {m.dataset: m for m in config.mapping}
-    assert len(config.mapping) == 3
+    assert len(config.mapping) == 4
     assert by_dataset["bldg-prmt"].import_config == "building-permits"
     update = by_dataset["elec-prmt"]
     assert (update.action, update.on_success) == ("update", "archive")
@@ -56,6 +56,9 @@ def test_example_loads_with_secret_file_and_env(tmp_path: Path) -> None:
     assert replace.action == "replace"
     assert replace.max_row_drop < MappingConfig.model_fields["max_row_drop"].default
     assert replace.allow_empty_replace is False
+    staged = by_dataset["budg-2025"]
+    assert (staged.publish, staged.on_staged) == ("stage", "supersede")
+    assert MappingConfig.model_fields["publish"].default == "auto"
 
 
 def test_example_keeps_secrets_out_of_repr(tmp_path: Path) -> None:

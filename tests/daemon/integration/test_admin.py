@@ -248,6 +248,7 @@ async def test_status_json_lists_datasets_with_current_and_recent_jobs(
         "current": None,
         "queued": 0,
         "held": 0,
+        "staged": [],
         "recent": [],
     }
     [rejected] = datasets["wxyz-9876"]["recent"]
