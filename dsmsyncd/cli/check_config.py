@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.config.fields import secret_texts
 from dsmsyncd.config.paths import finalize_folder
 from dsmsyncd.config.redact import REDACTED, redact_text
 from dsmsyncd.config.schema import Config
@@ -41,12 +42,9 @@ class Finding:
 
 def shown(config: Config, text: str) -> str:
     """``text`` fit to print: no resolved secret of ``config``, no URL userinfo."""
-    secrets = [config.target.password, config.target.token, config.target.app_token]
-    for source in config.source:
-        secrets += [source.secret_access_key, source.session_token]
-    for secret in secrets:
-        if secret is not None and len(secret.get_secret_value()) >= SCRUB_MIN_CHARS:
-            text = text.replace(secret.get_secret_value(), REDACTED)
+    for secret in secret_texts(config):
+        if len(secret) >= SCRUB_MIN_CHARS:
+            text = text.replace(secret, REDACTED)
     return redact_text(text)
 
 

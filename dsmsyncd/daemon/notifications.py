@@ -1,0 +1,66 @@
+"""The daemon's notifier over its life: started with the loops under the Supervisor,
+replaced when a reload changes ``[[notify]]``, given a moment to empty its queues at
+shutdown. The daemon hands it every finished job run; with no ``[[notify]]`` table it
+does nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dsmsyncd.config.fields import secret_texts
+from dsmsyncd.config.schema import Config
+from dsmsyncd.daemon.supervisor import Supervisor
+from dsmsyncd.notify import Notifier
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.state import Job, StateStore
+
+logger = logging.getLogger("dsmsyncd.daemon.notifications")
+
+# How long the drain lets queued notifications go out, past the jobs' own drain.
+NOTIFY_DRAIN_S = 5.0
+
+
+class Notifications:
+    def __init__(self, tasks: Supervisor, metrics: Metrics) -> None:
+        self._tasks = tasks
+        self._metrics = metrics
+        self.notifier: Notifier | None = None
+
+    def start(self, config: Config, store: StateStore) -> None:
+        self.notifier = Notifier(config.notify, store, self._metrics, secrets=secret_texts(config))
+        for name, loop in self.notifier.loops().items():
+            self._tasks.keep(name, loop)
+
+    def job_ended(self, job: Job) -> None:
+        if self.notifier is not None:
+            self.notifier.job_ended(job)
+
+    async def reload(self, old: Config, new: Config, store: StateStore) -> None:
+        """A changed ``[[notify]]`` replaces the notifier; what the old one had queued
+        is dropped (and logged): a reload is rare, and its targets may be gone."""
+        if new.notify == old.notify or self.notifier is None:
+            return
+        previous = self.notifier
+        await self._tasks.cancel(list(previous.loops()))
+        if previous.progress.pending:
+            logger.warning(
+                "[[notify]] changed: %d queued notification(s) of the old targets dropped",
+                previous.progress.pending,
+            )
+        await previous.close()
+        self.start(new, store)
+        logger.info("[[notify]] changed: %d notify target(s) now", len(new.notify))
+
+    async def drain(self, drain_timeout_s: float) -> None:
+        if self.notifier is not None:
+            await self.notifier.drain(min(NOTIFY_DRAIN_S, drain_timeout_s))
+
+    async def close(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.close()
+            self.notifier = None
+
+    def status(self) -> list[dict[str, Any]]:
+        return self.notifier.status() if self.notifier is not None else []

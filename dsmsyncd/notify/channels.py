@@ -1,0 +1,115 @@
+"""How a message leaves: a webhook POST (aiohttp) or a mail through SMTP (aiosmtplib).
+
+Each ``send`` is one attempt within its timeout; any way it can fail (refused, timed
+out, a non-2xx answer, an SMTP refusal) becomes ``DeliveryFailed`` with a message that
+is safe to log: it names the webhook's host, never its URL (the URL is the credential),
+and passes through the target's scrubber.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+
+import aiohttp
+import aiosmtplib
+
+from dsmsyncd.config.notify import NotifyConfig
+from dsmsyncd.notify.message import Message, Scrubber, mail_body
+
+logger = logging.getLogger("dsmsyncd.notify.channels")
+
+ChannelName = Literal["webhook", "email"]
+
+
+class DeliveryFailed(Exception):
+    """One attempt did not deliver; the message is fit for logs and /status."""
+
+
+class Channel(Protocol):
+    name: ChannelName
+
+    async def send(self, message: Message) -> None: ...
+
+
+class Webhook:
+    name: ChannelName = "webhook"
+
+    def __init__(
+        self, url: str, session: aiohttp.ClientSession, timeout_s: float, scrub: Scrubber
+    ) -> None:
+        self._url = url
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.host = urlsplit(url).netloc
+        path = urlsplit(url).path
+        # The path of a Slack or Teams webhook URL is its token: scrubbed wherever quoted.
+        self._scrub = Scrubber([url, path]) if len(path) > 1 else Scrubber([url])
+        self._scrub_config = scrub
+
+    async def send(self, message: Message) -> None:
+        try:
+            async with self._session.post(
+                self._url, json=message.fields, timeout=self._timeout, allow_redirects=False
+            ) as response:
+                if response.status >= 300:
+                    body = (await response.text())[:200]
+                    raise DeliveryFailed(
+                        self._safe(f"webhook {self.host} answered {response.status}: {body}")
+                    )
+        except TimeoutError:
+            raise DeliveryFailed(f"webhook {self.host} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryFailed(self._safe(f"webhook {self.host}: {_describe(exc)}")) from None
+
+    def _safe(self, text: str) -> str:
+        return self._scrub_config(self._scrub(text))
+
+
+class Email:
+    name: ChannelName = "email"
+
+    def __init__(self, config: NotifyConfig, timeout_s: float, scrub: Scrubber) -> None:
+        assert config.smtp_host is not None
+        self._config = config
+        self._timeout_s = timeout_s
+        self._scrub = scrub
+        self.host = f"{config.smtp_host}:{config.port}"
+        self._tls_context: ssl.SSLContext | None = None
+        if config.smtp_tls != "none":
+            self._tls_context = ssl.create_default_context(
+                cafile=str(config.ca_bundle) if config.ca_bundle else None
+            )
+
+    async def send(self, message: Message) -> None:
+        config = self._config
+        mail = EmailMessage()
+        mail["From"] = config.mail_from
+        mail["To"] = ", ".join(config.mail_to)
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = make_msgid(domain="dsmsyncd")
+        mail.set_content(mail_body(message))
+        username, password = config.smtp_username, config.smtp_password
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=config.smtp_host,
+                port=config.port,
+                username=username.get_secret_value() if username else None,
+                password=password.get_secret_value() if password else None,
+                use_tls=config.smtp_tls == "tls",
+                start_tls=config.smtp_tls == "starttls",
+                tls_context=self._tls_context,
+                timeout=self._timeout_s,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise DeliveryFailed(self._scrub(f"smtp {self.host}: {_describe(exc)}")) from None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
