@@ -42,6 +42,8 @@ class Scrubber:
 
 def message_of(notice: Notice, scrub: Scrubber) -> Message:
     detail = scrub(notice.message) if notice.message else None
+    if detail and notice.reason:  # a refusal reads "reason: message"; the reason has a field
+        detail = detail.removeprefix(f"{notice.reason}: ")
     headline = _headline(notice)
     text = f"{APP}: {headline}" + (f": {detail}" if detail else "")
     fields: dict[str, Any] = {

@@ -1,0 +1,202 @@
+"""Notifications from a real daemon run: a webhook receiver and an SMTP server on loopback
+(``tests/daemon/support/receivers.py``) get exactly the events their ``[[notify]]``
+tables ask for, with the documented fields and no secret, within the rate limit; and
+receivers that refuse or never answer do not hold publishing back.
+
+Every wait is on an event: a job's run ending (the daemon's listener), a body arriving,
+the notifier counting an outcome. Nothing is timed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.notify.progress import Progress
+from dsmsyncd.state import JobState
+from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
+from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.receivers import smtp_receiver, webhook_receiver
+from tests.support.local_server import ROBOT
+from tests.support.ports import free_port
+
+SEED = b"id,name\n1,ann\n2,bob\n"
+GOOD = b"id,name\n3,cy\n4,di\n"
+# The path of a Slack-style webhook URL is its credential; so is the SMTP password.
+HOOK_PATH = "/services/T0001/B0002/hook-secret-3f9a"
+SMTP_LOGIN = ("mailer", "smtp-secret-77c1")
+
+
+def secret_file(site: Site, name: str, value: str) -> str:
+    path = site.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n", encoding="utf-8")
+    return str(path)
+
+
+async def notifier_progress(daemon: RunningDaemon) -> Progress:
+    notifier = daemon.daemon.notifications.notifier
+    assert notifier is not None
+    return notifier.progress
+
+
+async def admin_get(daemon: RunningDaemon, path: str) -> str:
+    assert daemon.daemon.admin_url is not None
+    async with (
+        aiohttp.ClientSession(daemon.daemon.admin_url) as admin,
+        admin.get(path) as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+async def test_webhook_and_mail_receive_exactly_their_events_without_secrets(
+    site: Site, client: DsmapiClient, tmp_path: Path
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff)
+    async with webhook_receiver() as hook, smtp_receiver(tmp_path, SMTP_LOGIN) as smtp:
+        site.notify = [
+            {
+                "name": "chat",
+                "webhook_url_file": secret_file(site, "hook.url", hook.url + HOOK_PATH),
+                "events": ["published", "quarantined"],
+            },
+            {
+                "name": "ops-mail",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "smtp_tls": "starttls",
+                "ca_bundle": str(smtp.ca_path),
+                "smtp_username": SMTP_LOGIN[0],
+                "smtp_password_file": secret_file(site, "smtp.pw", SMTP_LOGIN[1]),
+                "mail_from": "dsmsyncd@example.gov",
+                "mail_to": ["ops@example.gov", "data@example.gov"],
+                "events": ["quarantined"],
+            },
+        ]
+        async with running_daemon(site) as daemon:
+            site.drop_file("good.csv", GOOD)
+            (good,) = await daemon.finished_jobs(1)
+            site.drop_file("bad.csv", b"")
+            (bad,) = await daemon.finished_jobs(1)
+            progress = await notifier_progress(daemon)
+            await progress.until(lambda p: p.pending == 0)
+            metrics = await admin_get(daemon, "/metrics")
+            status = json.loads(await admin_get(daemon, "/status"))
+
+    assert (good.state, bad.state) == (JobState.PUBLISHED, JobState.QUARANTINED)
+    assert [b["event"] for b in hook.bodies] == ["published", "quarantined"]
+    assert bad.finished_at is not None
+    assert bad.error is not None
+    said = bad.error.removeprefix("empty_file: ")
+    assert hook.bodies[1] == {
+        "event": "quarantined",
+        "dataset": ff,
+        "file": "bad.csv",
+        "source": "drop",
+        "reason": "empty_file",
+        "message": said,
+        "state": "quarantined",
+        "attempts": 0,
+        "job_id": bad.id,
+        "at": bad.finished_at.isoformat(),
+        "text": f"dsmsyncd: bad.csv (dataset {ff}) was quarantined (empty_file): {said}",
+    }
+    assert hook.bodies[0]["text"] == f"dsmsyncd: good.csv (dataset {ff}) was published"
+    assert (hook.bodies[0]["file"], hook.bodies[0]["reason"]) == ("good.csv", None)
+
+    assert smtp.logins == [SMTP_LOGIN]
+    assert smtp.envelopes == [("dsmsyncd@example.gov", ["ops@example.gov", "data@example.gov"])]
+    (mail,) = smtp.mails
+    assert mail["Subject"] == f"[dsmsyncd] quarantined: bad.csv ({ff})"
+    assert mail["To"] == "ops@example.gov, data@example.gov"
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode().replace("\r\n", "\n")
+    assert body.startswith(hook.bodies[1]["text"] + "\n\n")
+    assert f"dataset: {ff}\nfile: bad.csv\nsource: drop\nreason: empty_file\n" in body
+
+    for text in [
+        *hook.arrivals.raw,
+        *smtp.arrivals.raw,
+        metrics.encode(),
+        json.dumps(status).encode(),
+    ]:
+        for secret in (HOOK_PATH, "hook-secret", SMTP_LOGIN[1], ROBOT[1]):
+            assert secret.encode() not in text
+    assert 'dsmsyncd_notifications_total{channel="webhook",outcome="sent"} 2.0' in metrics
+    assert 'dsmsyncd_notifications_total{channel="email",outcome="sent"} 1.0' in metrics
+    shown = {target["name"]: target for target in status["notify"]}
+    assert (shown["chat"]["sent"], shown["chat"]["channels"]) == (2, ["webhook"])
+    assert (shown["ops-mail"]["sent"], shown["ops-mail"]["failed"]) == (1, 0)
+
+
+async def test_rate_limit_sends_max_per_hour_and_counts_the_rest(
+    site: Site, client: DsmapiClient
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff)
+    async with webhook_receiver() as hook:
+        site.notify = [
+            {"name": "chat", "webhook_url": hook.url + "/hook", "events": ["quarantined"]}
+        ]
+        site.notify[0]["max_per_hour"] = 2
+        async with running_daemon(site) as daemon:
+            for n in range(5):
+                site.drop_file(f"broken-{n}.csv", b"")
+                (job,) = await daemon.finished_jobs(1)
+                assert job.state is JobState.QUARANTINED
+            progress = await notifier_progress(daemon)
+            await progress.until(lambda p: p.pending == 0)
+            metrics = await admin_get(daemon, "/metrics")
+            status = json.loads(await admin_get(daemon, "/status"))
+
+    assert [b["file"] for b in hook.bodies] == ["broken-0.csv", "broken-1.csv"]
+    assert 'dsmsyncd_notifications_total{channel="webhook",outcome="suppressed"} 3.0' in metrics
+    (chat,) = status["notify"]
+    assert (chat["sent"], chat["suppressed"], chat["held_back"]) == (2, 3, 3)
+
+
+async def test_unreachable_receivers_do_not_delay_publishing(
+    site: Site, client: DsmapiClient
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff)
+    closed = f"http://127.0.0.1:{free_port()}/hook"
+    async with webhook_receiver(hang=True) as hanging:
+        retry: dict[str, Any] = {"attempts": 2, "retry_delay": "50ms", "events": ["published"]}
+        site.notify = [
+            {"name": "closed", "webhook_url": closed, **retry},
+            {"name": "hanging", "webhook_url": hanging.url + "/hook", "timeout": "5m", **retry},
+        ]
+        async with running_daemon(site) as daemon:
+            site.drop_file("first.csv", GOOD)
+            (first,) = await daemon.finished_jobs(1)
+            await hanging.arrivals.until(lambda raw: len(raw) == 1)
+            # The hanging receiver holds the first notification unanswered: a second
+            # file is published all the same.
+            site.drop_file("second.csv", b"id,name\n5,ed\n")
+            (second,) = await daemon.finished_jobs(1)
+            assert hanging.answered == 0
+            progress = await notifier_progress(daemon)
+            assert progress.total("sent", "hanging") == 0
+            await progress.until(lambda p: p.total("failed", "closed") == 2)
+            metrics = await admin_get(daemon, "/metrics")
+            status = json.loads(await admin_get(daemon, "/status"))
+            hanging.release.set()
+            await progress.until(lambda p: p.total("sent", "hanging") == 2)
+
+    assert (first.state, second.state) == (JobState.PUBLISHED, JobState.PUBLISHED)
+    assert 'dsmsyncd_notifications_total{channel="webhook",outcome="failed"} 2.0' in metrics
+    assert 'dsmsyncd_notifications_total{channel="webhook",outcome="retried"} 2.0' in metrics
+    shown = {target["name"]: target for target in status["notify"]}
+    assert shown["closed"]["last_error"].startswith(
+        f"webhook 127.0.0.1:{closed.split(':')[2].split('/')[0]}: ClientConnectorError"
+    ), shown["closed"]["last_error"]
+    assert [b["file"] for b in hanging.bodies] == ["first.csv", "second.csv"]
