@@ -1,0 +1,105 @@
+"""Which event a finished run raises for a target (``notify/events.py``), from the job,
+its history and its dataset's previous job: one message per run and target."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from dsmsyncd.config.notify import NotifyConfig
+from dsmsyncd.notify.events import Notice, choose, notices_of
+from dsmsyncd.state import Job, JobEvent, JobState
+from tests.daemon.support.jobs import finished_job
+
+T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+
+
+def job(state: JobState | StrEnum, **fields: Any) -> Job:
+    base = finished_job("drop", "data.csv", "id-1", 10, T0)
+    return dataclasses.replace(base, state=state, **fields)  # type: ignore[arg-type]
+
+
+def failures(*minutes: float) -> list[JobEvent]:
+    """A history with one FAILED_RETRYABLE entry at each of ``minutes`` after T0."""
+    events = []
+    for n, minute in enumerate(minutes):
+        at = T0 + timedelta(minutes=minute)
+        events.append(JobEvent(2 * n, 1, at, JobState.OPENING, JobState.DISCOVERED, {}))
+        details = {"kind": "transport"}
+        events.append(
+            JobEvent(2 * n + 1, 1, at, JobState.FAILED_RETRYABLE, JobState.OPENING, details)
+        )
+    return events
+
+
+def target(*events: str, retrying_after: str = "30m") -> NotifyConfig:
+    return NotifyConfig.model_validate(
+        {"webhook_url": "https://h.example", "events": events, "retrying_after": retrying_after}
+    )
+
+
+def chosen(notices: list[Notice], config: NotifyConfig) -> str | None:
+    notice = choose(notices, config)
+    return None if notice is None else notice.event
+
+
+def test_first_failure_is_failed_and_later_ones_are_silent_until_retrying_after() -> None:
+    wants = target("failed", "retrying", retrying_after="30m")
+    failing = job(JobState.FAILED_RETRYABLE, attempts=1, error="target down")
+    assert chosen(notices_of(failing, failures(0), []), wants) == "failed"
+    assert chosen(notices_of(failing, failures(0, 10), []), wants) is None
+    crossed = notices_of(failing, failures(0, 10, 40), [])
+    assert chosen(crossed, wants) == "retrying"
+    assert crossed[0].failing_for_s == 2400.0
+    assert crossed[0].reason == "transport"
+    assert crossed[0].message == "target down"
+    assert chosen(notices_of(failing, failures(0, 10, 40, 80), []), wants) is None
+
+
+def test_published_after_failed_attempts_is_recovered_not_published_too() -> None:
+    both = target("published", "recovered")
+    after_failures = job(JobState.PUBLISHED, attempts=3, error="old error")
+    (recovered, published) = notices_of(after_failures, [], [])
+    assert (recovered.event, recovered.reason, recovered.message) == (
+        "recovered",
+        "failed_attempts",
+        None,
+    )
+    assert chosen([recovered, published], both) == "recovered"
+    assert chosen([recovered, published], target("published")) == "published"
+
+
+def test_published_after_the_datasets_last_verdict_was_a_quarantine_is_recovered() -> None:
+    wants = target("recovered")
+    published = job(JobState.PUBLISHED, id=3)
+    quarantined = job(JobState.QUARANTINED, id=2)
+    skipped = job(JobState.SKIPPED, id=4)
+    assert chosen(notices_of(published, [], [skipped, quarantined]), wants) == "recovered"
+    earlier_ok = job(JobState.PUBLISHED, id=1)
+    assert chosen(notices_of(published, [], [earlier_ok, quarantined]), wants) is None
+
+
+def test_events_follow_the_state_value_so_a_staged_state_needs_no_change() -> None:
+    class LaterState(StrEnum):  # a state another branch adds: only its value matters
+        STAGED = "staged"
+
+    (notice,) = notices_of(job(LaterState.STAGED), [], [])
+    assert (notice.event, notice.state) == ("staged", "staged")
+    assert chosen([notice], target("staged")) == "staged"
+    assert notices_of(job(JobState.SKIPPED), [], []) == []
+    assert notices_of(job(JobState.HELD), [], []) == []
+
+
+def test_quarantine_carries_the_reason_from_the_history() -> None:
+    history = [
+        JobEvent(1, 1, T0, JobState.QUARANTINED, JobState.PROCESSING, {}),
+        JobEvent(2, 1, T0, JobState.QUARANTINED, JobState.QUARANTINED, {"reason": "bad_csv"}),
+    ]
+    (notice,) = notices_of(job(JobState.QUARANTINED, error="bad_csv: no header"), history, [])
+    assert (notice.event, notice.reason, notice.message) == (
+        "quarantined",
+        "bad_csv",
+        "bad_csv: no header",
+    )
