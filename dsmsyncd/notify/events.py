@@ -92,16 +92,20 @@ def _crosses(notice: Notice, after_s: float) -> bool:
 
 
 def _failure_notices(job: Job, history: list[JobEvent]) -> list[Notice]:
+    # One event with a failure "kind" per failed attempt (``retry_later``); the history
+    # may be read after later attempts failed too, so only this run's first ones count.
     failing = JobState.FAILED_RETRYABLE
-    failures = [e.at for e in history if e.state is failing and e.previous_state is not failing]
-    if not failures:
+    attempts = [e for e in history if e.state is failing and "kind" in e.details]
+    attempts = attempts[: job.attempts]
+    if not attempts:
         return []
-    failing_for = (failures[-1] - failures[0]).total_seconds()
-    before = (failures[-2] - failures[0]).total_seconds() if len(failures) > 1 else None
-    kind = _last_detail(history, "kind")
+    first = attempts[0].at
+    failing_for = (attempts[-1].at - first).total_seconds()
+    before = (attempts[-2].at - first).total_seconds() if len(attempts) > 1 else None
+    kind = str(attempts[-1].details["kind"])
     retrying = _notice(job, "retrying", kind, failing_for_s=failing_for, failing_before_s=before)
     notices = [retrying]
-    if len(failures) == 1:
+    if job.attempts == 1:
         notices.append(_notice(job, "failed", kind, failing_for_s=failing_for))
     return notices
 

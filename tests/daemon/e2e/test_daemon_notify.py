@@ -15,9 +15,11 @@ from typing import Any
 
 import aiohttp
 
+from dsmsyncd.config import load_config
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.notify.progress import Progress
-from dsmsyncd.state import JobState
+from dsmsyncd.server.main import RunningServer
+from dsmsyncd.state import Job, JobState
 from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import publish_dataset
@@ -200,3 +202,48 @@ async def test_unreachable_receivers_do_not_delay_publishing(
         f"webhook 127.0.0.1:{closed.split(':')[2].split('/')[0]}: ClientConnectorError"
     ), shown["closed"]["last_error"]
     assert [b["file"] for b in hanging.bodies] == ["first.csv", "second.csv"]
+
+
+async def test_a_failing_job_notifies_failed_then_recovered_instead_of_published(
+    server: RunningServer, client: DsmapiClient, tmp_path: Path
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    # The daemon starts with a target nobody answers at: its job fails and is retried.
+    site = Site(tmp_path / "site", f"http://127.0.0.1:{free_port()}")
+    site.map(ff)
+    site.limits = {"retry_delay": "100ms", "retry_max_delay": "200ms"}
+    async with webhook_receiver() as hook:
+        wants = ["failed", "retrying", "recovered", "published"]
+        site.notify = [{"webhook_url": hook.url + "/hook", "events": wants}]
+        async with running_daemon(site) as daemon:
+            site.drop_file("late.csv", GOOD)
+            await daemon.until(lambda runs: len(failed_runs(runs)) >= 1)
+            site.server_url = server.url  # the operator fixes [target] and reloads
+            await daemon.daemon.apply_config(load_config(site.write_config()))
+            await daemon.until(lambda runs: runs[-1].state is JobState.PUBLISHED)
+            progress = await notifier_progress(daemon)
+            await progress.until(lambda p: p.pending == 0)
+
+    published = daemon.runs[-1]
+    assert [(b["event"], b["file"]) for b in hook.bodies] == [
+        ("failed", "late.csv"),
+        ("recovered", "late.csv"),
+    ]
+    failed, recovered = hook.bodies
+    assert (failed["reason"], failed["state"], failed["attempts"]) == (
+        "transport",
+        "failed_retryable",
+        1,
+    )
+    assert failed["text"].startswith(
+        f"dsmsyncd: late.csv (dataset {ff}) failed (transport) and will be retried: "
+    )
+    assert (recovered["reason"], recovered["attempts"]) == ("failed_attempts", published.attempts)
+    assert recovered["text"] == (
+        f"dsmsyncd: late.csv (dataset {ff}) was published again after earlier failures "
+        "(failed_attempts)"
+    )
+
+
+def failed_runs(runs: list[Job]) -> list[Job]:
+    return [job for job in runs if job.state is JobState.FAILED_RETRYABLE]

@@ -47,15 +47,26 @@ def chosen(notices: list[Notice], config: NotifyConfig) -> str | None:
 
 def test_first_failure_is_failed_and_later_ones_are_silent_until_retrying_after() -> None:
     wants = target("failed", "retrying", retrying_after="30m")
-    failing = job(JobState.FAILED_RETRYABLE, attempts=1, error="target down")
-    assert chosen(notices_of(failing, failures(0), []), wants) == "failed"
-    assert chosen(notices_of(failing, failures(0, 10), []), wants) is None
-    crossed = notices_of(failing, failures(0, 10, 40), [])
+
+    def attempt(*minutes: float) -> list[Notice]:
+        failing = job(JobState.FAILED_RETRYABLE, attempts=len(minutes), error="target down")
+        return notices_of(failing, failures(*minutes), [])
+
+    assert chosen(attempt(0), wants) == "failed"
+    assert chosen(attempt(0, 10), wants) is None
+    crossed = attempt(0, 10, 40)
     assert chosen(crossed, wants) == "retrying"
-    assert crossed[0].failing_for_s == 2400.0
-    assert crossed[0].reason == "transport"
-    assert crossed[0].message == "target down"
-    assert chosen(notices_of(failing, failures(0, 10, 40, 80), []), wants) is None
+    assert (crossed[0].failing_for_s, crossed[0].attempts) == (2400.0, 3)
+    assert (crossed[0].reason, crossed[0].message) == ("transport", "target down")
+    assert chosen(attempt(0, 10, 40, 80), wants) is None
+
+
+def test_a_history_read_after_later_failures_is_cut_at_the_runs_attempts() -> None:
+    first_run = job(JobState.FAILED_RETRYABLE, attempts=1)
+    notices = notices_of(first_run, failures(0, 10, 40), [])
+    assert [n.event for n in notices] == ["retrying", "failed"]
+    assert notices[0].failing_for_s == 0.0
+    assert chosen(notices, target("failed", "retrying")) == "failed"
 
 
 def test_published_after_failed_attempts_is_recovered_not_published_too() -> None:
