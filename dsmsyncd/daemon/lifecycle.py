@@ -3,10 +3,11 @@
 ``startup`` opens the state store, the DSMAPI client and the admin server, probes the
 target (an unreachable one is retried, and shown by ``/readyz``), starts the sources and
 finishes what a crash left; only then is the daemon ready (``READY=1`` to systemd). The
-main loop runs one discovery task per source, the scheduler, and systemd's watchdog
-pings. SIGTERM/SIGINT only set an event; the drain then stops discovery, lets running
-jobs finish within ``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes
-everything in reverse order. A second signal cancels at once; an interrupted job
+main loop runs one discovery task per source, the scheduler, the notification workers
+(``[[notify]]``) and systemd's watchdog pings. SIGTERM/SIGINT only set an event; the
+drain then stops discovery, lets running jobs (then queued notifications) finish within
+``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in reverse
+order. A second signal cancels at once; an interrupted job
 resumes at the next start. SIGHUP reloads the configuration, keeping the old one if
 the new is bad.
 
@@ -186,8 +187,9 @@ class Daemon:
         sdnotify.stopping()
         logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
         await self._discovery.stop()
+        drain_ends = asyncio.get_running_loop().time() + self.config.limits.drain_timeout
         finished = await scheduler.drain(self.config.limits.drain_timeout)
-        await self.notifications.drain(self.config.limits.drain_timeout)
+        await self.notifications.drain(drain_ends - asyncio.get_running_loop().time())
         drained.set()
         await self._tasks.wait("leases")
         await self._tasks.wait("scheduler")

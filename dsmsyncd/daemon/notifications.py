@@ -18,7 +18,7 @@ from dsmsyncd.state import Job, StateStore
 
 logger = logging.getLogger("dsmsyncd.daemon.notifications")
 
-# How long the drain lets queued notifications go out, past the jobs' own drain.
+# The most the drain lets queued notifications take, within ``drain_timeout``.
 NOTIFY_DRAIN_S = 5.0
 
 
@@ -53,9 +53,12 @@ class Notifications:
         self.start(new, store)
         logger.info("[[notify]] changed: %d notify target(s) now", len(new.notify))
 
-    async def drain(self, drain_timeout_s: float) -> None:
+    async def drain(self, left_s: float) -> None:
+        """Let queued notifications go out in what is ``left_s`` of ``drain_timeout``
+        after the jobs' drain, at most ``NOTIFY_DRAIN_S``: the stop stays within the
+        budget that systemd's and Kubernetes' stop timeouts are set above."""
         if self.notifier is not None:
-            await self.notifier.drain(min(NOTIFY_DRAIN_S, drain_timeout_s))
+            await self.notifier.drain(max(0.0, min(NOTIFY_DRAIN_S, left_s)))
 
     async def close(self) -> None:
         if self.notifier is not None:

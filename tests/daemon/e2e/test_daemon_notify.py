@@ -247,3 +247,27 @@ async def test_a_failing_job_notifies_failed_then_recovered_instead_of_published
 
 def failed_runs(runs: list[Job]) -> list[Job]:
     return [job for job in runs if job.state is JobState.FAILED_RETRYABLE]
+
+
+async def test_a_reload_that_changes_notify_moves_the_next_events_to_the_new_targets(
+    site: Site, client: DsmapiClient
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff)
+    async with webhook_receiver() as old, webhook_receiver() as new:
+        site.notify = [{"name": "old", "webhook_url": old.url + "/h", "events": ["published"]}]
+        async with running_daemon(site) as daemon:
+            site.drop_file("one.csv", GOOD)
+            await daemon.finished_jobs(1)
+            await old.arrivals.until(lambda raw: len(raw) == 1)
+            site.notify = [{"name": "new", "webhook_url": new.url + "/h", "events": ["published"]}]
+            await daemon.daemon.apply_config(load_config(site.write_config()))
+            site.drop_file("two.csv", b"id,name\n5,ed\n")
+            await daemon.finished_jobs(1)
+            progress = await notifier_progress(daemon)
+            await progress.until(lambda p: p.pending == 0)
+            status = json.loads(await admin_get(daemon, "/status"))
+
+    assert [b["file"] for b in old.bodies] == ["one.csv"]
+    assert [b["file"] for b in new.bodies] == ["two.csv"]
+    assert [(t["name"], t["sent"]) for t in status["notify"]] == [("new", 1)]
