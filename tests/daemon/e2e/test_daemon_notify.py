@@ -10,10 +10,12 @@ the notifier counting an outcome. Nothing is timed.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from dsmsyncd.config import load_config
 from dsmsyncd.dsmapi import DsmapiClient
@@ -58,8 +60,9 @@ async def admin_get(daemon: RunningDaemon, path: str) -> str:
 
 
 async def test_webhook_and_mail_receive_exactly_their_events_without_secrets(
-    site: Site, client: DsmapiClient, tmp_path: Path
+    site: Site, client: DsmapiClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     ff = await publish_dataset(client, SEED)
     site.map(ff)
     async with webhook_receiver() as hook, smtp_receiver(tmp_path, SMTP_LOGIN) as smtp:
@@ -91,6 +94,7 @@ async def test_webhook_and_mail_receive_exactly_their_events_without_secrets(
             await progress.until(lambda p: p.pending == 0)
             metrics = await admin_get(daemon, "/metrics")
             status = json.loads(await admin_get(daemon, "/status"))
+            page = await admin_get(daemon, "/status?format=html")
 
     assert (good.state, bad.state) == (JobState.PUBLISHED, JobState.QUARANTINED)
     assert [b["event"] for b in hook.bodies] == ["published", "quarantined"]
@@ -124,14 +128,13 @@ async def test_webhook_and_mail_receive_exactly_their_events_without_secrets(
     assert body.startswith(hook.bodies[1]["text"] + "\n\n")
     assert f"dataset: {ff}\nfile: bad.csv\nsource: drop\nreason: empty_file\n" in body
 
-    for text in [
-        *hook.arrivals.raw,
-        *smtp.arrivals.raw,
-        metrics.encode(),
-        json.dumps(status).encode(),
-    ]:
+    shown_anywhere = [*hook.arrivals.raw, *smtp.arrivals.raw]
+    shown_anywhere += [t.encode() for t in (metrics, json.dumps(status), page, caplog.text)]
+    for text in shown_anywhere:
         for secret in (HOOK_PATH, "hook-secret", SMTP_LOGIN[1], ROBOT[1]):
             assert secret.encode() not in text
+    assert "<h2>Notifications</h2>" in page
+    assert "notify chat: quarantined sent by webhook" in caplog.text
     assert 'dsmsyncd_notifications_total{channel="webhook",outcome="sent"} 2.0' in metrics
     assert 'dsmsyncd_notifications_total{channel="email",outcome="sent"} 1.0' in metrics
     shown = {target["name"]: target for target in status["notify"]}
@@ -166,11 +169,13 @@ async def test_rate_limit_sends_max_per_hour_and_counts_the_rest(
 
 
 async def test_unreachable_receivers_do_not_delay_publishing(
-    site: Site, client: DsmapiClient
+    site: Site, client: DsmapiClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     ff = await publish_dataset(client, SEED)
     site.map(ff)
-    closed = f"http://127.0.0.1:{free_port()}/hook"
+    closed_port = free_port()
+    closed = f"http://127.0.0.1:{closed_port}{HOOK_PATH}"
     async with webhook_receiver(hang=True) as hanging:
         retry: dict[str, Any] = {"attempts": 2, "retry_delay": "50ms", "events": ["published"]}
         site.notify = [
@@ -198,9 +203,13 @@ async def test_unreachable_receivers_do_not_delay_publishing(
     assert 'dsmsyncd_notifications_total{channel="webhook",outcome="failed"} 2.0' in metrics
     assert 'dsmsyncd_notifications_total{channel="webhook",outcome="retried"} 2.0' in metrics
     shown = {target["name"]: target for target in status["notify"]}
-    assert shown["closed"]["last_error"].startswith(
-        f"webhook 127.0.0.1:{closed.split(':')[2].split('/')[0]}: ClientConnectorError"
-    ), shown["closed"]["last_error"]
+    last_error = shown["closed"]["last_error"]
+    assert last_error.startswith(f"webhook 127.0.0.1:{closed_port}: ClientConnectorError")
+    assert "hook-secret" not in json.dumps(status) + caplog.text
+    assert (
+        f"notify closed: published notification not delivered by webhook after 2 attempt(s): "
+        f"{last_error}"
+    ) in caplog.text
     assert [b["file"] for b in hanging.bodies] == ["first.csv", "second.csv"]
 
 

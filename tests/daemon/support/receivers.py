@@ -73,7 +73,7 @@ async def webhook_receiver(*, hang: bool = False) -> AsyncIterator[WebhookReceiv
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", take)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)  # the test's logs are the daemon's
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
