@@ -111,15 +111,21 @@ class _Handler:
 
 
 @contextlib.asynccontextmanager
-async def smtp_receiver(root: Path, credentials: tuple[str, str]) -> AsyncIterator[SmtpReceiver]:
-    """An SMTP server on a free loopback port that requires STARTTLS (a certificate for
-    127.0.0.1 from a fresh trustme CA, whose PEM is ``ca_path``) and AUTH with
-    ``credentials``; it records each accepted mail."""
+async def smtp_receiver(
+    root: Path, credentials: tuple[str, str] | None, *, tls: str = "starttls"
+) -> AsyncIterator[SmtpReceiver]:
+    """An SMTP server on a free loopback port that records each accepted mail.
+
+    ``tls``: "starttls" requires STARTTLS, "tls" speaks TLS from the first byte, both
+    with a certificate for 127.0.0.1 from a fresh trustme CA (its PEM: ``ca_path``);
+    "none" is plain text. With ``credentials``, AUTH is required, after STARTTLS (aiosmtpd
+    offers AUTH over STARTTLS only, not under implicit TLS).
+    """
     ca = trustme.CA()
     ca_path = root / "smtp-ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
     receiver = SmtpReceiver(0, ca_path, Arrivals())
 
     def authenticate(
@@ -129,21 +135,23 @@ async def smtp_receiver(root: Path, credentials: tuple[str, str]) -> AsyncIterat
             return AuthResult(success=False, handled=False)
         login = (data.login.decode(), data.password.decode())
         receiver.logins.append(login)
-        return AuthResult(success=login == credentials)
+        # handled=False: aiosmtpd answers a refusal (535) itself.
+        return AuthResult(success=login == credentials, handled=False)
 
     handler = _Handler(receiver)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(
             handler,
-            tls_context=tls,
-            require_starttls=True,
-            auth_required=True,
+            tls_context=context if tls == "starttls" else None,
+            require_starttls=tls == "starttls",
+            auth_required=credentials is not None,
             authenticator=authenticate,
             hostname="127.0.0.1",
         ),
         "127.0.0.1",
         0,
+        ssl=context if tls == "tls" else None,
     )
     receiver.port = server.sockets[0].getsockname()[1]
     try:
