@@ -34,8 +34,13 @@ class Notifications:
             self._tasks.keep(name, loop)
 
     def job_ended(self, job: Job) -> None:
-        if self.notifier is not None:
+        """Hand ``job`` on; a fault here is logged, never raised into the job's lane."""
+        if self.notifier is None:
+            return
+        try:
             self.notifier.job_ended(job)
+        except Exception:
+            logger.exception("notify: job %d could not be queued for notification", job.id)
 
     async def reload(self, old: Config, new: Config, store: StateStore) -> None:
         """A changed ``[[notify]]`` replaces the notifier; what the old one had queued
