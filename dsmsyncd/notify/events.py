@@ -114,7 +114,17 @@ def _recovery(job: Job, previous: list[Job]) -> str | None:
     """Why a published job is a recovery (``failed_attempts``, ``after_quarantine``), or None."""
     if job.attempts > 0:
         return "failed_attempts"
-    verdicts = [j for j in previous if j.id != job.id and j.state in _FEED_VERDICTS]
+    ended = job.finished_at or job.updated_at
+    # Only jobs that ended before this one: the history may be read after later ones.
+    verdicts = [
+        j
+        for j in previous
+        if j.id != job.id
+        and j.state in _FEED_VERDICTS
+        and j.finished_at is not None
+        and j.finished_at <= ended
+    ]
+    verdicts.sort(key=lambda j: j.finished_at or ended, reverse=True)
     if verdicts and verdicts[0].state is JobState.QUARANTINED:
         return "after_quarantine"
     return None

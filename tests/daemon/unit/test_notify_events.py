@@ -84,12 +84,20 @@ def test_published_after_failed_attempts_is_recovered_not_published_too() -> Non
 
 def test_published_after_the_datasets_last_verdict_was_a_quarantine_is_recovered() -> None:
     wants = target("recovered")
-    published = job(JobState.PUBLISHED, id=3)
-    quarantined = job(JobState.QUARANTINED, id=2)
-    skipped = job(JobState.SKIPPED, id=4)
+
+    def ended(state: JobState, job_id: int, minute: int) -> Job:
+        return job(state, id=job_id, finished_at=T0 + timedelta(minutes=minute))
+
+    published = ended(JobState.PUBLISHED, 3, 30)
+    quarantined = ended(JobState.QUARANTINED, 2, 20)
+    skipped = ended(JobState.SKIPPED, 4, 25)
     assert chosen(notices_of(published, [], [skipped, quarantined]), wants) == "recovered"
-    earlier_ok = job(JobState.PUBLISHED, id=1)
+    assert notices_of(published, [], [quarantined])[0].reason == "after_quarantine"
+    earlier_ok = ended(JobState.PUBLISHED, 1, 25)
     assert chosen(notices_of(published, [], [earlier_ok, quarantined]), wants) is None
+    # A later file quarantined before the history was read does not count.
+    later = ended(JobState.QUARANTINED, 5, 40)
+    assert chosen(notices_of(published, [], [later, earlier_ok, quarantined]), wants) is None
 
 
 def test_events_follow_the_state_value_so_a_staged_state_needs_no_change() -> None:
