@@ -115,7 +115,7 @@ class Target:
         attempts = self.config.attempts
         for attempt in range(1, attempts + 1):
             try:
-                await channel.send(message)
+                await _send(channel, message)
             except DeliveryFailed as exc:
                 if attempt == attempts:
                     self._progress.failed(self.label, str(exc))
@@ -148,3 +148,15 @@ class Target:
     def _count(self, outcome: NotifyOutcome) -> None:
         for channel in self.channels:
             self._progress.outcome(self.label, channel.name, outcome)
+
+
+async def _send(channel: Channel, message: Message) -> None:
+    """One attempt; a fault the channel did not foresee fails the attempt like any other
+    (named by its type only: its text might quote the webhook URL), so a notification
+    never turns into a failing daemon task or a 503 from /readyz."""
+    try:
+        await channel.send(message)
+    except DeliveryFailed:
+        raise
+    except Exception as exc:
+        raise DeliveryFailed(f"{channel.name}: unexpected {type(exc).__name__}") from None
