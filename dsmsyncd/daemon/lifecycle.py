@@ -7,9 +7,8 @@ main loop runs one discovery task per source, the scheduler, the notification wo
 (``[[notify]]``) and systemd's watchdog pings. SIGTERM/SIGINT only set an event; the
 drain then stops discovery, lets running jobs (then queued notifications) finish within
 ``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in reverse
-order. A second signal cancels at once; an interrupted job
-resumes at the next start. SIGHUP reloads the configuration, keeping the old one if
-the new is bad.
+order. A second signal cancels at once; an interrupted job resumes at the next start.
+SIGHUP reloads the configuration, keeping the old one if the new is bad.
 
 The state store is opened as this daemon's replica: on SQLite a second daemon on the
 same file refuses to start; on PostgreSQL several replicas share the work by lane
