@@ -8,6 +8,7 @@ and passes through the target's scrubber.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from email.message import EmailMessage
@@ -90,24 +91,32 @@ class Email:
         mail = EmailMessage()
         mail["From"] = config.mail_from
         mail["To"] = ", ".join(config.mail_to)
-        mail["Subject"] = message.subject
+        # A file name may hold a line break, which no mail header may.
+        mail["Subject"] = " ".join(message.subject.split())
         mail["Message-ID"] = make_msgid(domain="dsmsyncd")
         mail.set_content(mail_body(message))
-        username, password = config.smtp_username, config.smtp_password
         try:
-            await aiosmtplib.send(
-                mail,
-                hostname=config.smtp_host,
-                port=config.port,
-                username=username.get_secret_value() if username else None,
-                password=password.get_secret_value() if password else None,
-                use_tls=config.smtp_tls == "tls",
-                start_tls=config.smtp_tls == "starttls",
-                tls_context=self._tls_context,
-                timeout=self._timeout_s,
-            )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            async with asyncio.timeout(self._timeout_s):  # aiosmtplib's is per command
+                await self._send(mail)
+        except TimeoutError:
+            raise DeliveryFailed(f"smtp {self.host} did not answer in time") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(self._scrub(f"smtp {self.host}: {_describe(exc)}")) from None
+
+    async def _send(self, mail: EmailMessage) -> None:
+        config = self._config
+        username, password = config.smtp_username, config.smtp_password
+        await aiosmtplib.send(
+            mail,
+            hostname=config.smtp_host,
+            port=config.port,
+            username=username.get_secret_value() if username else None,
+            password=password.get_secret_value() if password else None,
+            use_tls=config.smtp_tls == "tls",
+            start_tls=config.smtp_tls == "starttls",
+            tls_context=self._tls_context,
+            timeout=self._timeout_s,
+        )
 
 
 def _describe(exc: BaseException) -> str:

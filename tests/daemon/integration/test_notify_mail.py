@@ -72,3 +72,11 @@ async def test_an_untrusted_certificate_fails_the_attempt(tmp_path: Path) -> Non
             await channel(smtp, "tls").send(MESSAGE)  # the system CAs do not know it
     assert "CERTIFICATE_VERIFY_FAILED" in str(failed.value), failed.value
     assert smtp.mails == []
+
+
+async def test_a_file_name_with_a_line_break_makes_a_one_line_subject(tmp_path: Path) -> None:
+    odd = Message("failed", "[dsmsyncd] failed: a\nb.csv", "a\nb.csv failed", {})
+    async with smtp_receiver(tmp_path, None, tls="none") as smtp:
+        await channel(smtp, "none").send(odd)
+    (mail,) = smtp.mails
+    assert mail["Subject"] == "[dsmsyncd] failed: a b.csv"
