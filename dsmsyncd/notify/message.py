@@ -57,7 +57,7 @@ def message_of(notice: Notice, scrub: Scrubber) -> Message:
         "attempts": notice.attempts,
         "job_id": notice.job_id,
         "at": notice.at.isoformat(),
-        "text": text,
+        "text": chat_text(text),
     }
     if notice.failing_for_s is not None:
         fields["failing_for_seconds"] = round(notice.failing_for_s, 3)
@@ -80,6 +80,12 @@ def summary_of(suppressed: Counter[str], max_per_hour: int) -> Message:
         "text": text,
     }
     return Message("suppressed", f"[{APP}] {total} more events suppressed", text, fields)
+
+
+def chat_text(text: str) -> str:
+    """``text`` as Slack asks for it: ``&``, ``<`` and ``>`` escaped, so that a file named
+    ``<!channel>.csv`` shows as such and pings nobody (Teams renders the entities)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mail_body(message: Message) -> str:

@@ -1,5 +1,6 @@
 """Which event a finished run raises for a target (``notify/events.py``), from the job,
-its history and its dataset's previous job: one message per run and target."""
+its history and its dataset's previous job: one message per run and target; and how
+its chat line is escaped (``notify/message.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from dsmsyncd.config.notify import NotifyConfig
 from dsmsyncd.notify.events import Notice, choose, notices_of
+from dsmsyncd.notify.message import Scrubber, mail_body, message_of
 from dsmsyncd.state import Job, JobEvent, JobState
 from tests.daemon.support.jobs import finished_job
 
@@ -122,3 +124,14 @@ def test_quarantine_carries_the_reason_from_the_history() -> None:
         "bad_csv",
         "bad_csv: no header",
     )
+
+
+def test_chat_text_cannot_ping_a_channel_but_the_mail_keeps_the_name() -> None:
+    odd = job(JobState.PUBLISHED, relative_path="<!channel> & co.csv")
+    (notice,) = notices_of(odd, [], [])
+    message = message_of(notice, Scrubber([]))
+    assert message.fields["text"] == (
+        "dsmsyncd: &lt;!channel&gt; &amp; co.csv (dataset abcd-1234) was published"
+    )
+    assert message.fields["file"] == "<!channel> & co.csv"
+    assert mail_body(message).startswith("dsmsyncd: <!channel> & co.csv (dataset abcd-1234)")
