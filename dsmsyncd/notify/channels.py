@@ -9,11 +9,13 @@ and passes through the target's scrubber.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,7 +30,16 @@ ChannelName = Literal["webhook", "email"]
 
 
 class DeliveryFailed(Exception):
-    """One attempt did not deliver; the message is fit for logs and /status."""
+    """One attempt did not deliver; the message is fit for logs and /status.
+
+    ``retryable`` is False where trying again cannot help before the configuration
+    changes (credentials or a certificate refused, a 5xx SMTP answer): what
+    ``check-config`` reports as a problem rather than as a check it could not make.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Channel(Protocol):
@@ -95,28 +106,62 @@ class Email:
         mail["Subject"] = " ".join(message.subject.split())
         mail["Message-ID"] = make_msgid(domain="dsmsyncd")
         mail.set_content(mail_body(message))
+        async with self._failures():
+            await self._send(mail)
+
+    async def probe(self) -> None:
+        """Connect, secure and log in as a delivery would, then quit: no mail is sent."""
+        config = self._config
+        username, password = config.smtp_username, config.smtp_password
+        client = aiosmtplib.SMTP(**self._connection())
+        async with self._failures():
+            await client.connect()
+            if username is not None and password is not None:
+                await client.login(username.get_secret_value(), password.get_secret_value())
+            await client.quit()
+
+    @contextlib.asynccontextmanager
+    async def _failures(self) -> AsyncIterator[None]:
+        """The block within the attempt's time budget (aiosmtplib's is per command), its
+        failures as ``DeliveryFailed``."""
         try:
-            async with asyncio.timeout(self._timeout_s):  # aiosmtplib's is per command
-                await self._send(mail)
+            async with asyncio.timeout(self._timeout_s):
+                yield
         except TimeoutError:
             raise DeliveryFailed(f"smtp {self.host} did not answer in time") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(self._scrub(f"smtp {self.host}: {_describe(exc)}")) from None
+            said = self._scrub(f"smtp {self.host}: {_describe(exc)}")
+            raise DeliveryFailed(said, retryable=_may_heal(exc)) from None
+
+    def _connection(self) -> dict[str, Any]:
+        config = self._config
+        return {
+            "hostname": config.smtp_host,
+            "port": config.port,
+            "use_tls": config.smtp_tls == "tls",
+            "start_tls": config.smtp_tls == "starttls",
+            "tls_context": self._tls_context,
+            "timeout": self._timeout_s,
+        }
 
     async def _send(self, mail: EmailMessage) -> None:
-        config = self._config
-        username, password = config.smtp_username, config.smtp_password
+        username, password = self._config.smtp_username, self._config.smtp_password
         await aiosmtplib.send(
             mail,
-            hostname=config.smtp_host,
-            port=config.port,
             username=username.get_secret_value() if username else None,
             password=password.get_secret_value() if password else None,
-            use_tls=config.smtp_tls == "tls",
-            start_tls=config.smtp_tls == "starttls",
-            tls_context=self._tls_context,
-            timeout=self._timeout_s,
+            **self._connection(),
         )
+
+
+def _may_heal(exc: BaseException) -> bool:
+    """False for a refusal that lasts until the configuration changes."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError | ssl.SSLCertVerificationError):
+        return False
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # aiosmtplib wraps the TLS handshake's
+        return False
+    code = getattr(exc, "code", None)
+    return not (isinstance(code, int) and 500 <= code < 600)
 
 
 def _describe(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from dsmsyncd.notify.progress import Progress
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import Job, JobState
 from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
+from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import publish_dataset
 from tests.daemon.support.receivers import smtp_receiver, webhook_receiver
@@ -280,3 +281,42 @@ async def test_a_reload_that_changes_notify_moves_the_next_events_to_the_new_tar
     assert [b["file"] for b in old.bodies] == ["one.csv"]
     assert [b["file"] for b in new.bodies] == ["two.csv"]
     assert [(t["name"], t["sent"]) for t in status["notify"]] == [("new", 1)]
+
+
+async def test_check_config_logs_in_to_the_mail_server_and_names_a_refusal(
+    site: Site, client: DsmapiClient, tmp_path: Path
+) -> None:
+    site.map(await publish_dataset(client, SEED))
+    async with smtp_receiver(tmp_path, SMTP_LOGIN) as smtp, webhook_receiver() as hook:
+
+        def mail_with(password: str) -> dict[str, Any]:
+            return {
+                "name": "mail",
+                "webhook_url": hook.url + HOOK_PATH,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": smtp.port,
+                "ca_bundle": str(smtp.ca_path),
+                "smtp_username": SMTP_LOGIN[0],
+                "smtp_password_file": secret_file(site, "smtp.pw", password),
+                "mail_from": "dsmsyncd@example.gov",
+                "mail_to": ["ops@example.gov"],
+                "events": ["failed"],
+            }
+
+        site.notify = [mail_with(SMTP_LOGIN[1])]
+        accepted = await run_cli("check-config", "-c", str(site.write_config()))
+        site.notify = [mail_with("wrong-password-5e1d")]
+        refused = await run_cli("check-config", "-c", str(site.write_config()))
+
+    assert accepted.code == 0, accepted
+    assert f"ok   notify mail: smtp 127.0.0.1:{smtp.port} accepts STARTTLS and login" in (
+        accepted.out
+    )
+    assert "ok   notify mail: webhook 127.0.0.1:" in accepted.out
+    assert refused.code == 2, refused
+    assert f"FAIL notify mail: smtp 127.0.0.1:{smtp.port}: SMTPAuthenticationError" in refused.out
+    assert smtp.mails == []  # a check sends nothing
+    assert hook.arrivals.raw == []
+    for result in (accepted, refused):
+        for secret in ("hook-secret", SMTP_LOGIN[1], "wrong-password-5e1d"):
+            assert secret not in result.out + result.err
