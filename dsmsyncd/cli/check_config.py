@@ -2,7 +2,8 @@
 
 Offline it validates the file (every mistake at once, with key paths). Online it also
 asks the target: does it answer, do the credentials work, does every mapped dataset
-and import config exist; and it checks that every folder is readable and writable.
+and import config exist; and it checks that every folder is readable and writable,
+and that every ``[[notify]]`` mail server takes the connection and the login.
 Each finding says what is wrong, where, and how to fix it. A finding is ``retryable``
 when a check could not be made (the target or a bucket's store did not answer): that
 is no fault of the configuration, and ``check-config`` exits 5 for it, as ``run``
@@ -15,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsmsyncd.config.fields import secret_texts
 from dsmsyncd.config.paths import finalize_folder
 from dsmsyncd.config.redact import REDACTED, redact_text
 from dsmsyncd.config.schema import Config
@@ -41,12 +43,9 @@ class Finding:
 
 def shown(config: Config, text: str) -> str:
     """``text`` fit to print: no resolved secret of ``config``, no URL userinfo."""
-    secrets = [config.target.password, config.target.token, config.target.app_token]
-    for source in config.source:
-        secrets += [source.secret_access_key, source.session_token]
-    for secret in secrets:
-        if secret is not None and len(secret.get_secret_value()) >= SCRUB_MIN_CHARS:
-            text = text.replace(secret.get_secret_value(), REDACTED)
+    for secret in secret_texts(config):
+        if len(secret) >= SCRUB_MIN_CHARS:
+            text = text.replace(secret, REDACTED)
     return redact_text(text)
 
 
@@ -167,4 +166,33 @@ async def check_buckets(config: Config) -> list[Finding]:
             findings.append(Finding(False, subject, str(exc), retryable=exc.retryable))
         else:
             findings.append(Finding(True, subject, f"{source_config.url} can be listed"))
+    return findings
+
+
+async def check_notify(config: Config) -> list[Finding]:
+    """Each ``[[notify]]`` mail server takes a connection, TLS and the login, as a
+    delivery would (no mail is sent). A webhook is not contacted: any request to it
+    would post a message to its channel."""
+    from urllib.parse import urlsplit
+
+    from dsmsyncd.notify.channels import DeliveryFailed, Email
+    from dsmsyncd.notify.message import Scrubber
+
+    findings: list[Finding] = []
+    for index, notify in enumerate(config.notify):
+        subject = f"notify {notify.label(index)}"
+        if notify.webhook_url is not None:
+            host = urlsplit(notify.webhook_url.get_secret_value()).netloc
+            findings.append(Finding(True, subject, f"webhook {host} not contacted (it would post)"))
+        if notify.smtp_host is None:
+            continue
+        email = Email(notify, notify.timeout, Scrubber(secret_texts(config)))
+        try:
+            await email.probe()
+        except DeliveryFailed as exc:
+            findings.append(Finding(False, subject, str(exc), retryable=exc.retryable))
+        else:
+            login = " and login" if notify.smtp_username is not None else ""
+            how = {"starttls": "STARTTLS", "tls": "TLS", "none": "no TLS"}[notify.smtp_tls]
+            findings.append(Finding(True, subject, f"smtp {email.host} accepts {how}{login}"))
     return findings

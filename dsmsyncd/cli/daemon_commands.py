@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dsmsyncd.cli.check_config import Finding, check_buckets, check_folders, check_target, shown
+from dsmsyncd.cli.check_config import (
+    Finding,
+    check_buckets,
+    check_folders,
+    check_notify,
+    check_target,
+    shown,
+)
 from dsmsyncd.cli.exit_codes import ExitCode
 from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
@@ -79,7 +86,7 @@ async def _online(config: Config) -> list[Finding]:
 
     async with client_for(config) as client:
         findings = await check_target(config, client)
-    return findings + await check_buckets(config)
+    return findings + await check_buckets(config) + await check_notify(config)
 
 
 def status_command(config_path: Path, *, limit: int, as_json: bool, cluster: bool = False) -> int:

@@ -16,23 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
+from dsmsyncd.config.fields import Duration, Section, loadable_ca_bundle, parse_duration
+from dsmsyncd.config.notify import NotifyConfig
 from dsmsyncd.config.state_url import check_state_url, is_postgres_url, url_has_password
 
 __all__ = [
@@ -42,6 +34,7 @@ __all__ = [
     "Config",
     "LimitsConfig",
     "MappingConfig",
+    "NotifyConfig",
     "SourceConfig",
     "StateConfig",
     "TargetConfig",
@@ -52,8 +45,6 @@ Action = Literal["update", "replace", "delete"]
 """How a revision opened without an import config changes its dataset (digest §1.1)."""
 ACTIONS: tuple[Action, ...] = get_args(Action)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
 _HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 FOURFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
@@ -61,22 +52,6 @@ _NO_USERINFO = (
     "credentials in the URL are refused (they would end up in logs and status pages); "
     "remove 'user:password@' and set them with the credential keys of this section"
 )
-
-
-def parse_duration(value: object) -> float:
-    """``500ms``, ``2s``, ``5m``, ``1h`` (or a bare number of seconds) → seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like '500ms', '2s' or '5m'")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNITS[match.group(2)]
-    raise ValueError("expected a duration like '500ms', '2s' or '5m'")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def _accepted_by(check: Callable[[str], object]) -> AfterValidator:
@@ -110,11 +85,7 @@ def _is_host(host: str) -> bool:
     return True
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TargetConfig(_Section):
+class TargetConfig(Section):
     url: str
     username: SecretStr | None = None
     password: SecretStr | None = None
@@ -136,15 +107,7 @@ class TargetConfig(_Section):
     @field_validator("ca_bundle")
     @classmethod
     def _loadable_ca(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            try:  # what the client will do with it, so that run and check-config agree
-                ssl.create_default_context().load_verify_locations(cafile=value)
-            except (OSError, ValueError) as exc:
-                raise ValueError(
-                    f"cannot load CA certificates ({exc}); point ca_bundle at a PEM file "
-                    "of CA certificates"
-                ) from None
-        return value
+        return loadable_ca_bundle(value)
 
     @model_validator(mode="after")
     def _credentials_pair(self) -> TargetConfig:
@@ -153,7 +116,7 @@ class TargetConfig(_Section):
         return self
 
 
-class StateConfig(_Section):
+class StateConfig(Section):
     url: Annotated[str, _accepted_by(check_state_url)] = "sqlite:///var/lib/dsmsyncd/state.db"
     # PostgreSQL's password when the URL carries none: ``password_file`` reads it from a
     # mounted secret, and it need not be percent-encoded the way a URL's would be.
@@ -179,7 +142,7 @@ class StateConfig(_Section):
         return None if self.password is None else self.password.get_secret_value()
 
 
-class AdminConfig(_Section):
+class AdminConfig(Section):
     listen: Annotated[str, _accepted_by(split_listen)] = "127.0.0.1:9108"
 
     @property
@@ -196,7 +159,7 @@ def _refuse_userinfo(url: str) -> None:
         raise ValueError(_NO_USERINFO)
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(Section):
     max_concurrent_jobs: int = Field(default=4, ge=1, le=256)
     max_concurrent_chunks: int = Field(default=8, ge=1, le=1024)
     drain_timeout: Duration = 60.0
@@ -209,7 +172,7 @@ class LimitsConfig(_Section):
     max_read_attempts: int = Field(default=5, ge=1, le=100)
 
 
-class SourceConfig(_Section):
+class SourceConfig(Section):
     """One ``[[source]]``: a drop folder (``file:///PATH``) or a bucket prefix (``s3://``).
 
     The bucket keys apply to ``s3://`` sources only. Credentials are optional: without
@@ -298,7 +261,7 @@ class SourceConfig(_Section):
         return match
 
 
-class MappingConfig(_Section):
+class MappingConfig(Section):
     source: str
     match: str
     dataset: str
@@ -335,13 +298,14 @@ class MappingConfig(_Section):
         return self
 
 
-class Config(_Section):
+class Config(Section):
     target: TargetConfig
     state: StateConfig = StateConfig()
     admin: AdminConfig = AdminConfig()
     limits: LimitsConfig = LimitsConfig()
     source: list[SourceConfig] = Field(default_factory=list)
     mapping: list[MappingConfig] = Field(default_factory=list)
+    notify: list[NotifyConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _mappings_name_sources(self) -> Config:
@@ -355,4 +319,8 @@ class Config(_Section):
                 f"mapping refers to unknown source(s) {', '.join(unknown)}; "
                 f"known sources: {', '.join(names) or 'none'}"
             )
+        labels = [n.label(i) for i, n in enumerate(self.notify)]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"notify names must be unique; repeated: {', '.join(repeated)}")
         return self

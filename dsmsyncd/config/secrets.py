@@ -31,6 +31,9 @@ SECRET_KEYS = frozenset(
         "access_key_id",
         "secret_access_key",
         "session_token",
+        "smtp_username",
+        "smtp_password",
+        "webhook_url",
     }
 )
 # Resolved values shorter than this are not scrubbed out of free text (they would

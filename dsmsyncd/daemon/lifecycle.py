@@ -3,12 +3,12 @@
 ``startup`` opens the state store, the DSMAPI client and the admin server, probes the
 target (an unreachable one is retried, and shown by ``/readyz``), starts the sources and
 finishes what a crash left; only then is the daemon ready (``READY=1`` to systemd). The
-main loop runs one discovery task per source, the scheduler, and systemd's watchdog
-pings. SIGTERM/SIGINT only set an event; the drain then stops discovery, lets running
-jobs finish within ``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes
-everything in reverse order. A second signal cancels at once; an interrupted job
-resumes at the next start. SIGHUP reloads the configuration, keeping the old one if
-the new is bad.
+main loop runs one discovery task per source, the scheduler, the notification workers
+(``[[notify]]``) and systemd's watchdog pings. SIGTERM/SIGINT only set an event; the
+drain then stops discovery, lets running jobs (then queued notifications) finish within
+``drain_timeout`` (``/readyz`` answers 503 meanwhile), and closes everything in reverse
+order. A second signal cancels at once; an interrupted job resumes at the next start.
+SIGHUP reloads the configuration, keeping the old one if the new is bad.
 
 The state store is opened as this daemon's replica: on SQLite a second daemon on the
 same file refuses to start; on PostgreSQL several replicas share the work by lane
@@ -36,6 +36,7 @@ from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.discovery import Discovery, record_job
 from dsmsyncd.daemon.lease import Lease
+from dsmsyncd.daemon.notifications import Notifications
 from dsmsyncd.daemon.routing import UnmatchedLog
 from dsmsyncd.daemon.scheduler import IDLE_RECHECK_S, Scheduler
 from dsmsyncd.daemon.source_set import Sources
@@ -96,6 +97,7 @@ class Daemon:
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
+        self.notifications = Notifications(self._tasks, self.metrics)
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -129,6 +131,7 @@ class Daemon:
         replica = ReplicaIdentity(state.replica or default_replica_name(), state.lease_timeout)
         self._store = open_state_store(state.url, password=state.password_text, replica=replica)
         await self._store.open()
+        self.notifications.start(self.config, self._store)
         self._client = client_for(self.config, on_retry=self._on_retry)
         await self._client.__aenter__()
         self._lease = ClientLease(self._client)
@@ -183,7 +186,9 @@ class Daemon:
         sdnotify.stopping()
         logger.info("draining: no new jobs; waiting up to %.0fs", self.config.limits.drain_timeout)
         await self._discovery.stop()
+        drain_ends = asyncio.get_running_loop().time() + self.config.limits.drain_timeout
         finished = await scheduler.drain(self.config.limits.drain_timeout)
+        await self.notifications.drain(drain_ends - asyncio.get_running_loop().time())
         drained.set()
         await self._tasks.wait("leases")
         await self._tasks.wait("scheduler")
@@ -194,6 +199,7 @@ class Daemon:
         signals.remove()
         await self._tasks.finish_oneshots(self.config.limits.drain_timeout)
         await self._tasks.cancel()
+        await self.notifications.close()
         await self._sources.close()
         if self._admin is not None:
             await self._admin.stop()
@@ -264,6 +270,7 @@ class Daemon:
                 await self._release_held()
             for listener in self._listeners:
                 listener(finished)
+            self.notifications.job_ended(finished)
             return finished
 
         return run
@@ -332,6 +339,7 @@ class Daemon:
         extra: dict[str, Any] = {
             "target": {"url": self.config.target.url, "ok": target_ok},
             "running": {ds: job.relative_path for ds, job in current.items()},
+            "notify": self.notifications.status(),
         }
         if self._store is not None and self._store.replica is not None:
             extra["replica"] = self._store.replica.name
@@ -390,7 +398,7 @@ class Daemon:
                 self._client, self._lease = client, ClientLease(client)
                 if self._status is not None:
                     self._status.forget_target()  # probe the new target next time
-            self.config = new
+            old, self.config = self.config, new
             self._use_sources(sources, retired)
             if self._scheduler is not None:
                 self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
@@ -406,6 +414,8 @@ class Daemon:
                 self._tasks.spawn("retire-client", old_lease.retire())
             logger.info("configuration reloaded from %s", self.config_path)
             if live:
+                assert self._store is not None
+                await self.notifications.reload(old, new, self._store)
                 await self._release_held()
 
     async def _next_sources(self, new: Config) -> tuple[Sources, dict[str, Lease[Source]]]:

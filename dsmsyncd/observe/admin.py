@@ -225,6 +225,14 @@ def _cluster_html(replica: object, cluster: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _records(title: str, records: list[Mapping[str, Any]]) -> list[str]:
+    """A titled table of ``records`` (their keys as columns), or nothing if none."""
+    if not records:
+        return []
+    keys = list(dict.fromkeys(key for record in records for key in record))
+    return [f"<h2>{title}</h2>", _table(keys, [[_e(r.get(k)) for k in keys] for r in records])]
+
+
 def render_status_html(snapshot: Mapping[str, Any]) -> str:
     """A self-contained page (no scripts, no outside assets); every value is escaped."""
     datasets: list[Mapping[str, Any]] = list(snapshot.get("datasets") or [])
@@ -259,10 +267,8 @@ def render_status_html(snapshot: Mapping[str, Any]) -> str:
             )
         parts.append(f"<h3>{_e(ds.get('dataset'))}: recent jobs</h3>")
         parts.append(_table(_JOB_COLUMNS, [_job_cells(job) for job in ds.get("recent") or []]))
-    if sources:
-        keys = list(dict.fromkeys(key for source in sources for key in source))
-        parts.append("<h2>Sources</h2>")
-        parts.append(_table(keys, [[_e(s.get(k)) for k in keys] for s in sources]))
+    parts += _records("Sources", sources)
+    parts += _records("Notifications", list(snapshot.get("notify") or []))
     parts += _cluster_html(snapshot.get("replica"), snapshot.get("cluster") or {})
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -104,6 +104,15 @@ class Metrics:
             "Lanes claimed after another replica's lease (or this one's earlier life's) ended",
             "replica",
         )
+        # Notifications ([[notify]]): outcome sent, failed (every attempt), retried (an
+        # attempt failed, another follows), suppressed (rate limit), dropped (queue full).
+        self.notifications = counter(
+            "notifications_total",
+            "Notification messages by channel (webhook, email; intake for the shared queue) "
+            "and outcome",
+            "channel",
+            "outcome",
+        )
         self.lane_losses = counter(
             "lane_leases_lost_total",
             "Lanes whose lease this replica lost before it gave them up (its job stopped)",
@@ -146,6 +155,9 @@ class Metrics:
 
     def task_failed(self, task: str) -> None:
         self.task_failures.labels(task).inc()
+
+    def notification(self, channel: str, outcome: str) -> None:
+        self.notifications.labels(channel, outcome).inc()
 
     def phase(self, phase: Phase, seconds: float) -> None:
         self.phase_seconds.labels(phase).observe(seconds)

@@ -13,6 +13,7 @@ from dsmsyncd.config.schema import (
     AdminConfig,
     LimitsConfig,
     MappingConfig,
+    NotifyConfig,
     SourceConfig,
     StateConfig,
     TargetConfig,
@@ -59,6 +60,12 @@ def test_example_loads_with_secret_file_and_env(tmp_path: Path) -> None:
     staged = by_dataset["budg-2025"]
     assert (staged.publish, staged.on_staged) == ("stage", "supersede")
     assert MappingConfig.model_fields["publish"].default == "auto"
+    (mail,) = config.notify
+    assert (mail.label(0), mail.port, mail.events) == (
+        "on-call-mail",
+        587,
+        ["quarantined", "failed", "staged"],
+    )
 
 
 def test_example_keeps_secrets_out_of_repr(tmp_path: Path) -> None:
@@ -82,6 +89,7 @@ def test_example_needs_the_app_token_variable(tmp_path: Path) -> None:
         ("limits", LimitsConfig),
         ("source", SourceConfig),
         ("mapping", MappingConfig),
+        ("notify", NotifyConfig),
     ],
 )
 def test_example_documents_every_key(section: str, model: type[BaseModel]) -> None:

@@ -34,7 +34,7 @@ SERVER_ENTRIES = ("dsmsyncd.cli",)
 
 D, S = "dsmsyncd.", "dsmsyncd.server."
 DAEMON_LAYERS = (
-    *(Layer(name, (D + name,)) for name in ("cli", "daemon", "pipeline", "finalize")),
+    *(Layer(name, (D + name,)) for name in ("cli", "daemon", "notify", "pipeline", "finalize")),
     *(Layer(name, (D + name,)) for name in ("sources", "dsmapi", "state", "observe")),
     Layer("base", (D + "config", D + "blob")),
 )

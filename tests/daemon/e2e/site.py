@@ -31,6 +31,8 @@ class Site(Folders):
     target: dict[str, Any] = field(default_factory=dict)
     # The [[source]] "drop" keys other than its name; a drop folder unless told.
     source: dict[str, Any] | None = None
+    # [[notify]] tables, each as its keys.
+    notify: list[dict[str, Any]] = field(default_factory=list)
 
     state_db: Path = field(init=False)
     config_path: Path = field(init=False)
@@ -75,6 +77,8 @@ class Site(Folders):
                 **mapping,
             }
             lines += ["[[mapping]]", *(f"{k} = {_toml(v)}" for k, v in options.items())]
+        for table in self.notify:
+            lines += ["[[notify]]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config_path
 
@@ -117,6 +121,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

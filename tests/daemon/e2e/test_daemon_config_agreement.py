@@ -197,3 +197,24 @@ async def test_check_config_reads_a_relative_archive_dir_under_its_source(site: 
     result = await run_cli("check-config", "-c", str(site.write_config()))
     assert f"{site.drop / '.done'} does not exist yet; it will be created" in result.out, result
     assert f"{Path.cwd() / '.done'}" not in result.out, result
+
+
+async def test_a_bad_notify_table_is_refused_by_both_without_its_secrets(site: Site) -> None:
+    site.map("abcd-1234")
+    site.notify = [
+        {
+            "webhook_url": f"hooks.example.com/services/{MARKER}",
+            "smtp_host": "smtp.example.gov",
+            "smtp_tls": "none",
+            "smtp_username": "mailer",
+            "smtp_password": MARKER,
+            "mail_from": "dsmsyncd@example.gov",
+            "mail_to": ["ops@example.gov"],
+            "events": ["quarantined"],
+        }
+    ]
+    for result in await both_commands(site.write_config()):
+        assert result.code == 2, result
+        assert "notify[0].webhook_url: expected an http(s) URL" in result.err
+        assert "the value is a secret and is not shown" in result.err
+        assert MARKER not in result.out + result.err
