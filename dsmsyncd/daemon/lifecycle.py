@@ -278,6 +278,7 @@ class Daemon:
             mappings=self.config.mapping,
             open_blob=lambda job: self._open_blob(job, sources),
             finalizer_for=lambda job: self._finalizer_for(job, sources),
+            open_beside=sources.open_beside,
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
             retry_base_s=self.config.limits.retry_delay,
             retry_max_s=self.config.limits.retry_max_delay,

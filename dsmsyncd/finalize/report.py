@@ -31,6 +31,9 @@ QuarantineReason = Literal[
     "unknown_dataset",
     "file_vanished",
     "file_unreadable",
+    # A metadata sidecar (NAME.meta.json / .meta.toml) that cannot be used: the message
+    # names the sidecar, the key and the problem.
+    "bad_metadata",
 ]
 MAX_REPORTED_ERROR_ROWS = 100
 REPORT_SUFFIX = ".report.json"
