@@ -29,12 +29,14 @@ from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.blob import Blob
+from dsmsyncd.config.job_log import with_job_log
 from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.discovery import Discovery, record_job
+from dsmsyncd.daemon.job_log import JobLog
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.routing import UnmatchedLog
 from dsmsyncd.daemon.scheduler import IDLE_RECHECK_S, Scheduler
@@ -76,7 +78,7 @@ class StartupFailed(Exception):
 class Daemon:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
-        self.config = config
+        self.config = with_job_log(config)
         self.metrics = Metrics()
         self.started_at = datetime.now(UTC)
         self.draining = False
@@ -96,6 +98,10 @@ class Daemon:
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
+        log = self.config.log_dataset  # [log_dataset] is read at start only
+        self._job_log = JobLog(log, self.metrics) if log is not None else None
+        if self._job_log is not None:
+            self.add_listener(self._job_log.record)
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -140,6 +146,8 @@ class Daemon:
         target = await self._status.check_target()
         if target != OK:
             logger.warning("target not reachable yet: %s (will keep trying)", target)
+        if self._job_log is not None:
+            await self._job_log.open()
         self._sources = Sources.build(self.config)
         await self._sources.start()
         leftovers = await leftover_datasets(self._store, known_sources=set(self._sources))
@@ -176,6 +184,8 @@ class Daemon:
         # jobs finishing during the drain still hold their lanes.
         drained = asyncio.Event()
         self._tasks.keep("leases", lambda: scheduler.keep_leases(drained))
+        if (job_log := self._job_log) is not None:
+            self._tasks.keep("job-log", lambda: job_log.run(store, drained))
         self._tasks.keep("work-notifications", lambda: store.watch_work(scheduler.wake))
         self._keep_watchdog()
         await self.stop.wait()
@@ -186,6 +196,7 @@ class Daemon:
         finished = await scheduler.drain(self.config.limits.drain_timeout)
         drained.set()
         await self._tasks.wait("leases")
+        await self._tasks.wait("job-log")
         await self._tasks.wait("scheduler")
         logger.info("drained", extra={"all_jobs_finished": finished})
 
@@ -370,6 +381,7 @@ class Daemon:
         sources they started with (their revision and their object live there), which
         close after them.
         """
+        new = with_job_log(new)
         async with self._reload_lock:
             old_url, old_lease = self.config.target.url, self._lease
             switch = old_lease is not None and new.target != self.config.target

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from datetime import timedelta
+from typing import Any
 
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import AuthError, RejectedError, RetryableServerError, TransportError
@@ -51,6 +52,28 @@ async def succeeded(run: RunningJob, outcome: Outcome) -> Job:
     run.ctx.metrics.finished(run.job.dataset, outcome)
     logger.info("%s (%s)", outcome, where)
     return run.job
+
+
+# Task-set log detail keys (digest, TaskSet ``log``) → the job event's keys.
+ROW_COUNT_KEYS = {
+    "Rows Created": "rows_created",
+    "Rows Updated": "rows_updated",
+    "Rows Deleted": "rows_deleted",
+}
+
+
+def applied_row_counts(log: list[dict[str, Any]]) -> dict[str, int]:
+    """The rows an apply created, updated and deleted, as the server's task-set log
+    reports them (the newest entry that has them); empty if it reports none."""
+    for entry in log:
+        details = entry.get("details")
+        if isinstance(details, dict) and "Rows Created" in details:
+            return {
+                ours: int(details[theirs])
+                for theirs, ours in ROW_COUNT_KEYS.items()
+                if isinstance(details.get(theirs), int)
+            }
+    return {}
 
 
 async def _finalize_sidecar(run: RunningJob, report: QuarantineReport | None) -> str:

@@ -375,8 +375,10 @@ class JobRun:
         began = time.monotonic()
         final = await self.client.wait_for_task_set(self.revision, task_set)
         self.ctx.metrics.phase("apply", time.monotonic() - began)
+        counts = outcomes.applied_row_counts(final.log)
         if final.status == "successful":
-            await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
+            details = {"task_set_status": final.status, **counts}
+            await self.to(JobState.PUBLISHED, details, error=None)
             return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
             await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})

@@ -31,6 +31,8 @@ class Site(Folders):
     target: dict[str, Any] = field(default_factory=dict)
     # The [[source]] "drop" keys other than its name; a drop folder unless told.
     source: dict[str, Any] | None = None
+    # Other top-level tables (``log_dataset`` ...): name → keys.
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     state_db: Path = field(init=False)
     config_path: Path = field(init=False)
@@ -61,9 +63,10 @@ class Site(Folders):
             'listen = "127.0.0.1:0"',
             "[limits]",
             *(f"{key} = {_toml(value)}" for key, value in limits.items()),
-            "[[source]]",
-            'name = "drop"',
         ]
+        for table, keys in self.tables.items():
+            lines += [f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in keys.items())]
+        lines += ["[[source]]", 'name = "drop"']
         source = self.source or {"url": f"file://{self.drop}", "min_age": self.min_age}
         source = {"poll_interval": "2s", **source}
         lines += [f"{key} = {_toml(value)}" for key, value in source.items()]
