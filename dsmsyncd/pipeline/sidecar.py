@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from dsmsyncd.blob import Blob, BlobGone
+from dsmsyncd.blob import Blob
 from dsmsyncd.dsmapi import OutcomeUnknown
-from dsmsyncd.pipeline import outcomes, resume
+from dsmsyncd.pipeline import resume
 from dsmsyncd.pipeline.context import JOB_LOGGER_NAME, PairedSidecar, RunningJob
 from dsmsyncd.pipeline.refusals import Quarantine
 from dsmsyncd.pipeline.sidecar_format import (
@@ -81,6 +81,15 @@ async def find_sidecar(run: RunningJob) -> PairedSidecar | None:
     return None
 
 
+async def _paired(run: RunningJob, data_path: str, why: str) -> Job:
+    """The sidecar goes (or went) with its data file's job: nothing for its own to do."""
+    logger.info("metadata sidecar of %s: %s", data_path, why)
+    details: dict[str, object] = {"reason": "paired", "data_file": data_path, "message": why}
+    job = await run.to(JobState.SKIPPED, details)
+    run.ctx.metrics.finished(job.dataset, "skipped")
+    return job
+
+
 async def metadata_only(run: RunningJob) -> Job:
     """A sidecar's own job: paired (SKIPPED), gone (SKIPPED) or a metadata-only revision."""
     data_path = data_path_of(run.job.relative_path)
@@ -91,15 +100,11 @@ async def metadata_only(run: RunningJob) -> Job:
         except FileNotFoundError:
             pass
         else:
-            logger.info("metadata sidecar of %s: published with it", data_path)
-            job = await run.to(JobState.SKIPPED, {"reason": "paired", "data_file": data_path})
-            run.ctx.metrics.finished(job.dataset, "skipped")
-            return job
+            return await _paired(run, data_path, "its data file publishes it")
     try:
         blob = run.blob()
-    except FileNotFoundError as exc:  # moved away with its data file by the data job
-        gone = BlobGone(run.job.relative_path, f"moved with its data file, or deleted ({exc})")
-        return await outcomes.skip_gone(run, gone)
+    except FileNotFoundError:
+        return await _paired(run, data_path, "gone: moved with its data file, or deleted")
     metadata = await _metadata_of(run.job.relative_path, blob)
     if run.dry_run:
         details = {"dry_run": True, "outcome": "would_apply", "metadata": metadata}
