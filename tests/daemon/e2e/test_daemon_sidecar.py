@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.state import JobState
+from dsmsyncd.state import Job, JobState
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
@@ -29,17 +29,24 @@ def archived_names(site: Site) -> list[str]:
     return sorted(path.name for path in site.archive.rglob("*") if path.is_file())
 
 
+async def drop_pair(site: Site, client: DsmapiClient, sidecar: bytes) -> tuple[str, dict[str, Job]]:
+    """A seeded dataset; ``permits.csv.meta.json`` then ``permits.csv`` dropped together
+    (data first or sidecar first in the lane, as the scan finds them); the dataset and
+    both jobs as they ended, by file."""
+    ff = await publish_dataset(client, SEED, name="Old name")
+    site.map(ff)
+    site.limits["retry_delay"] = "100ms"  # a data job waiting for its sidecar
+    async with running_daemon(site) as daemon:
+        site.drop_file("permits.csv.meta.json", sidecar)
+        site.drop_file("permits.csv", b"id,name,score\n3,cy,30\n")
+        jobs = await daemon.finished_jobs(2)
+    return ff, {job.relative_path: job for job in jobs}
+
+
 async def test_sidecar_sets_metadata_with_its_data(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, SEED, name="Old name")
-    site.map(ff)
-    site.limits["retry_delay"] = "100ms"
-    async with running_daemon(site) as daemon:
-        site.drop_file("permits.csv.meta.json", json.dumps(SIDECAR).encode())
-        site.drop_file("permits.csv", b"id,name,score\n3,cy,30\n")
-        jobs = await daemon.finished_jobs(2)
-    by_path = {job.relative_path: job for job in jobs}
+    ff, by_path = await drop_pair(site, client, json.dumps(SIDECAR).encode())
     assert by_path["permits.csv"].state is JobState.PUBLISHED, by_path["permits.csv"].error
     # The sidecar's own job defers to (or finds itself moved by) the data job.
     assert by_path["permits.csv.meta.json"].state is JobState.SKIPPED
@@ -78,14 +85,7 @@ async def test_sidecar_alone_updates_metadata_only(
 async def test_bad_sidecar_quarantines_its_pair_with_a_report(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, SEED, name="Old name")
-    site.map(ff)
-    site.limits["retry_delay"] = "100ms"
-    async with running_daemon(site) as daemon:
-        site.drop_file("permits.csv.meta.json", b'{"name": "New", "tags": "permits"}')
-        site.drop_file("permits.csv", b"id,name,score\n3,cy,30\n")
-        jobs = await daemon.finished_jobs(2)
-    by_path = {job.relative_path: job for job in jobs}
+    ff, by_path = await drop_pair(site, client, b'{"name": "New", "tags": "permits"}')
     assert by_path["permits.csv"].state is JobState.QUARANTINED
     for name in ("permits.csv", "permits.csv.meta.json"):
         assert (site.quarantine / name).exists(), name
@@ -99,3 +99,20 @@ async def test_bad_sidecar_quarantines_its_pair_with_a_report(
     assert view["name"] == "Old name"
     assert await http.count(ff) == 2
     assert await http.open_revisions(ff) == []
+
+
+async def test_bad_sidecar_alone_is_quarantined_with_a_report(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, SEED, name="Old name")
+    site.map(ff)
+    async with running_daemon(site) as daemon:
+        site.drop_file("permits.csv.meta.toml", b'name = "N"\nlicence = "CC0"\n')
+        (job,) = await daemon.finished_jobs(1)
+    assert job.state is JobState.QUARANTINED
+    report = json.loads((site.quarantine / "permits.csv.meta.toml.report.json").read_text())
+    assert report["reason"] == "bad_metadata"
+    assert report["message"].startswith(
+        "metadata sidecar permits.csv.meta.toml: licence: unknown key; known keys: name,"
+    )
+    assert (await http.get(f"/api/views/{ff}"))["name"] == "Old name"
