@@ -11,9 +11,19 @@ batches to ``spool_dir/quarantine``). ``load_config`` adds both, so the folder c
 
 from __future__ import annotations
 
-from dsmsyncd.config.schema import JOB_LOG_SOURCE, Config, MappingConfig, SourceConfig
+import logging
 
-__all__ = ["JOB_LOG_SOURCE", "SPOOL_QUARANTINE", "with_job_log"]
+from dsmsyncd.config.schema import (
+    JOB_LOG_SOURCE,
+    Config,
+    LogDatasetConfig,
+    MappingConfig,
+    SourceConfig,
+)
+
+__all__ = ["JOB_LOG_SOURCE", "SPOOL_QUARANTINE", "reloaded_with_job_log", "with_job_log"]
+
+logger = logging.getLogger("dsmsyncd.config.job_log")
 
 SPOOL_QUARANTINE = "quarantine"
 # A batch is renamed into place whole: it is stable at once, so the gate need not wait.
@@ -44,3 +54,19 @@ def with_job_log(config: Config) -> Config:
     return config.model_copy(
         update={"source": [*config.source, source], "mapping": [*config.mapping, mapping]}
     )
+
+
+def reloaded_with_job_log(new: Config, running: LogDatasetConfig | None) -> Config:
+    """A reloaded ``new`` with the job log the daemon started with: the rows already
+    queued and spooled belong to that dataset, so ``[log_dataset]`` is read at start
+    only (a change is logged, and taken at the next start)."""
+    if new.log_dataset != running:
+        logger.warning("[log_dataset] changed: the change takes effect at the next start")
+    kept = new.model_copy(
+        update={
+            "source": [s for s in new.source if s.name != JOB_LOG_SOURCE],
+            "mapping": [m for m in new.mapping if m.source != JOB_LOG_SOURCE],
+            "log_dataset": running,
+        }
+    )
+    return with_job_log(kept)

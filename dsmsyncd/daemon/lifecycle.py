@@ -29,7 +29,7 @@ from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.blob import Blob
-from dsmsyncd.config.job_log import with_job_log
+from dsmsyncd.config.job_log import reloaded_with_job_log, with_job_log
 from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
@@ -381,7 +381,7 @@ class Daemon:
         sources they started with (their revision and their object live there), which
         close after them.
         """
-        new = with_job_log(new)
+        new = reloaded_with_job_log(new, self.config.log_dataset)
         async with self._reload_lock:
             old_url, old_lease = self.config.target.url, self._lease
             switch = old_lease is not None and new.target != self.config.target
