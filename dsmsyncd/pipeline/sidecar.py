@@ -55,11 +55,9 @@ async def _metadata_of(path: str, blob: Blob) -> dict[str, object]:
         ) from exc
 
 
-async def find_sidecar(run: RunningJob) -> PairedSidecar | None:
-    """The data job's stable sidecar with its metadata, or None if it has none.
-
-    Raises SidecarPending for a sidecar not recorded yet, and Quarantine for one that
-    cannot be used (``run.sidecar`` is set first, so that it is quarantined too)."""
+async def _stable_sidecar(run: RunningJob) -> tuple[Job, Blob] | None:
+    """The data job's sidecar (as a Job row of its path and identity) and its bytes;
+    None if it has none; SidecarPending if it has not passed the stability gate."""
     open_beside = run.ctx.open_beside
     if open_beside is None:
         return None
@@ -73,12 +71,34 @@ async def find_sidecar(run: RunningJob) -> PairedSidecar | None:
                 f"waiting for its metadata sidecar {path} to be stable (it is published "
                 "with the file)"
             )
-        paired = dataclasses.replace(run.job, relative_path=path, identity=identity)
-        run.sidecar = PairedSidecar(paired, {})  # a bad one is quarantined with its pair
-        run.sidecar = PairedSidecar(paired, await _metadata_of(path, blob))
-        logger.info("publishing with metadata sidecar %s", path)
-        return run.sidecar
+        return dataclasses.replace(run.job, relative_path=path, identity=identity), blob
     return None
+
+
+async def find_sidecar(run: RunningJob) -> PairedSidecar | None:
+    """The data job's stable sidecar with its metadata, or None if it has none.
+
+    Raises SidecarPending for a sidecar not recorded yet, and Quarantine for one that
+    cannot be used (``run.sidecar`` is set first, so that it is quarantined too)."""
+    found = await _stable_sidecar(run)
+    if found is None:
+        return None
+    paired, blob = found
+    run.sidecar = PairedSidecar(paired, {})  # a bad one is quarantined with its pair
+    run.sidecar = PairedSidecar(paired, await _metadata_of(paired.relative_path, blob))
+    logger.info("publishing with metadata sidecar %s", paired.relative_path)
+    return run.sidecar
+
+
+async def rejoin_sidecar(run: RunningJob) -> None:
+    """A resumed data job's sidecar, so that it is finalized with the file: its metadata
+    went into the revision before the crash, and is not read again."""
+    try:
+        found = await _stable_sidecar(run)
+    except SidecarPending:
+        return
+    if found is not None:
+        run.sidecar = PairedSidecar(found[0], {})
 
 
 async def _paired(run: RunningJob, data_path: str, why: str) -> Job:
@@ -94,7 +114,9 @@ async def metadata_only(run: RunningJob) -> Job:
     """A sidecar's own job: paired (SKIPPED), gone (SKIPPED) or a metadata-only revision."""
     data_path = data_path_of(run.job.relative_path)
     assert data_path is not None
-    if run.ctx.open_beside is not None:
+    # A kept data file stays beside its sidecar for good: pairing would never apply a
+    # sidecar dropped later, so under on_success = "keep" a sidecar always applies.
+    if run.ctx.open_beside is not None and run.mapping.on_success != "keep":
         try:
             run.ctx.open_beside(run.job, data_path)
         except FileNotFoundError:

@@ -193,6 +193,7 @@ class JobRun:
 
     async def _drive(self) -> Job:
         if self.job.revision_seq is not None:
+            await sidecar.rejoin_sidecar(self)
             resumed = await resume.resume_recorded(self)
             if resumed is not None:
                 return resumed

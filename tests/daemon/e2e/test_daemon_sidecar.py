@@ -116,3 +116,19 @@ async def test_bad_sidecar_alone_is_quarantined_with_a_report(
         "metadata sidecar permits.csv.meta.toml: licence: unknown key; known keys: name,"
     )
     assert (await http.get(f"/api/views/{ff}"))["name"] == "Old name"
+
+
+async def test_sidecar_beside_a_kept_data_file_still_applies(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, SEED, name="Old name")
+    site.map(ff, on_success="keep")
+    async with running_daemon(site) as daemon:
+        site.drop_file("permits.csv", b"id,name,score\n3,cy,30\n")
+        (data,) = await daemon.finished_jobs(1)
+        site.drop_file("permits.csv.meta.json", b'{"name": "Renamed later"}')
+        (sidecar,) = await daemon.finished_jobs(1)
+    assert (data.state, sidecar.state) == (JobState.PUBLISHED, JobState.PUBLISHED)
+    assert (await http.get(f"/api/views/{ff}"))["name"] == "Renamed later"
+    assert await http.count(ff) == 3
+    assert sorted(p.name for p in site.drop.iterdir()) == ["permits.csv", "permits.csv.meta.json"]
