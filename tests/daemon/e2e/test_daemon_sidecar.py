@@ -10,6 +10,7 @@ from dsmsyncd.state import Job, JobState
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.site import Site
+from tests.daemon.e2e.test_daemon_publish import PERMITS_HEADER, permits_dataset
 from tests.daemon.support.datasets import publish_dataset
 
 SEED = b"id,name,score\n1,ann,10\n2,bob,20\n"
@@ -132,3 +133,20 @@ async def test_sidecar_beside_a_kept_data_file_still_applies(
     assert (await http.get(f"/api/views/{ff}"))["name"] == "Renamed later"
     assert await http.count(ff) == 3
     assert sorted(p.name for p in site.drop.iterdir()) == ["permits.csv", "permits.csv.meta.json"]
+
+
+async def test_sidecar_of_an_import_config_file_goes_in_its_revision(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await permits_dataset(site, client, "with-sidecar")
+    site.limits["retry_delay"] = "100ms"  # the data job may wait for its sidecar
+    async with running_daemon(site) as daemon:
+        site.drop_file("p.csv", PERMITS_HEADER + b"P1,12,Main St,10\n")
+        site.drop_file("p.csv.meta.toml", b'description = "From a sidecar"\n')
+        jobs = await daemon.finished_jobs(2)
+    (data,) = [job for job in jobs if job.relative_path == "p.csv"]
+    assert data.state is JobState.PUBLISHED, data.error
+    view = await http.get(f"/api/views/{ff}")
+    assert (view["name"], view["description"]) == ("Permits", "From a sidecar")
+    assert await http.rows(ff) == [{"permit_id": "P1", "address": "12 Main St", "fee": "10"}]
+    assert archived_names(site) == ["p.csv", "p.csv.meta.toml"]
