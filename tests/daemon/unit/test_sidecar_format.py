@@ -1,13 +1,9 @@
-"""Metadata sidecars: naming, routing as their data file, and every key's check."""
+"""Metadata sidecars: naming, and every key's check (routing: ``test_routing.py``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from dsmsyncd.config.schema import MappingConfig
-from dsmsyncd.pipeline.routing import route
 from dsmsyncd.pipeline.sidecar_format import (
     MAX_SIDECAR_BYTES,
     SidecarError,
@@ -24,22 +20,6 @@ def test_sidecar_names_are_the_data_file_name_plus_a_suffix() -> None:
     assert data_path_of(".meta.json") is None
     assert data_path_of("a/.meta.json") is None
     assert sidecar_paths("a/p.csv") == ("a/p.csv.meta.json", "a/p.csv.meta.toml")
-
-
-def test_a_sidecar_routes_as_its_data_file_never_as_data() -> None:
-    everything = MappingConfig(
-        source="drop",
-        match="**",
-        dataset="abcd-1234",
-        action="update",
-        on_success="keep",
-        quarantine_dir=Path("/q"),
-    )
-    csv_only = everything.model_copy(update={"match": "*.csv", "dataset": "wxyz-9876"})
-    json_only = everything.model_copy(update={"match": "*.json", "dataset": "json-0001"})
-    assert route("drop", "p.csv.meta.json", [json_only, csv_only]) == (1, csv_only)
-    assert route("drop", "p.txt.meta.json", [json_only, csv_only]) is None
-    assert route("drop", "p.txt.meta.json", [everything]) == (0, everything)
 
 
 def test_every_key_translates_into_revision_metadata() -> None:
