@@ -19,7 +19,7 @@ from pathlib import Path
 from dsmsyncd.config.fields import secret_texts
 from dsmsyncd.config.paths import finalize_folder
 from dsmsyncd.config.redact import REDACTED, redact_text
-from dsmsyncd.config.schema import Config
+from dsmsyncd.config.schema import JOB_LOG_SOURCE, Config
 from dsmsyncd.config.secrets import SCRUB_MIN_CHARS
 from dsmsyncd.dsmapi import (
     API,
@@ -54,7 +54,10 @@ def check_folders(config: Config) -> list[Finding]:
     for source in config.source:
         if not source.url.startswith("file://"):
             continue
-        findings.append(_folder(f"source {source.name}", source.path, need_write=True))
+        spool = source.name == JOB_LOG_SOURCE  # the daemon makes the job log's spool
+        findings.append(
+            _folder(f"source {source.name}", source.path, need_write=True, create=spool)
+        )
     folders = {s.name: s.path for s in config.source if s.url.startswith("file://")}
     for index, mapping in enumerate(config.mapping):
         if mapping.source not in folders:

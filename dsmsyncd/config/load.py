@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from dsmsyncd.config.job_log import with_job_log
 from dsmsyncd.config.paths import finalize_dir_problems, source_overlaps
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError, ConfigProblem, resolve
@@ -36,9 +37,18 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
     except ValidationError as exc:
         problems += [resolution.explain(err) for err in exc.errors()]
         raise ConfigError(path, problems) from None
+    # The job log's internal source and mapping come last; their problems are its key's.
+    internal = (f"source[{len(config.source)}].", f"mapping[{len(config.mapping)}].")
+    config = with_job_log(config)
     found = source_overlaps(config.source)
     found += finalize_dir_problems(config.source, config.mapping)
-    problems += [ConfigProblem(p.key, resolution.scrub(p.message)) for p in found]
+    problems += [
+        ConfigProblem(
+            "log_dataset.spool_dir" if p.key.startswith(internal) else p.key,
+            resolution.scrub(p.message),
+        )
+        for p in found
+    ]
     if problems:
         raise ConfigError(path, problems)
     return config

@@ -33,6 +33,7 @@ __all__ = [
     "AdminConfig",
     "Config",
     "LimitsConfig",
+    "LogDatasetConfig",
     "MappingConfig",
     "NotifyConfig",
     "SourceConfig",
@@ -47,6 +48,8 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 
 _S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
 _HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+# The internal source that publishes the [log_dataset] rows: no [[source]] may take it.
+JOB_LOG_SOURCE = "_job_log"
 FOURFOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 _NO_USERINFO = (
     "credentials in the URL are refused (they would end up in logs and status pages); "
@@ -298,6 +301,32 @@ class MappingConfig(Section):
         return self
 
 
+def _fourfour_id(value: str) -> None:
+    if not FOURFOUR.match(value):
+        raise ValueError("expected a dataset id like 'abcd-1234'")
+
+
+class LogDatasetConfig(Section):
+    """``[log_dataset]``: every job that ends in an outcome appends one row to this
+    dataset, through the pipeline itself (``daemon/job_log.py``)."""
+
+    dataset: Annotated[str, _accepted_by(_fourfour_id)]
+    # Rows wait here, in CSV batches, until the pipeline has published them: a private
+    # folder of the daemon (created if missing), never a drop folder.
+    spool_dir: Path = Path("/var/lib/dsmsyncd/job-log")
+    # A batch is published once it holds batch_rows rows, or batch_interval after its
+    # first row, and at shutdown (that batch is sent at the next start).
+    batch_rows: int = Field(default=100, ge=1, le=100_000)
+    batch_interval: Duration = Field(default=60.0, gt=0)
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("expected an absolute path, like /var/lib/dsmsyncd/job-log")
+        return value
+
+
 class Config(Section):
     target: TargetConfig
     state: StateConfig = StateConfig()
@@ -306,10 +335,13 @@ class Config(Section):
     source: list[SourceConfig] = Field(default_factory=list)
     mapping: list[MappingConfig] = Field(default_factory=list)
     notify: list[NotifyConfig] = Field(default_factory=list)
+    log_dataset: LogDatasetConfig | None = None
 
     @model_validator(mode="after")
     def _mappings_name_sources(self) -> Config:
         names = [s.name for s in self.source]
+        if JOB_LOG_SOURCE in names:
+            raise ValueError(f"source name {JOB_LOG_SOURCE!r} is the job log's own; rename it")
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"source names must be unique; repeated: {', '.join(duplicates)}")

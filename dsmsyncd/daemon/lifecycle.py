@@ -29,16 +29,17 @@ from typing import Any
 
 from dsmsyncd import __version__
 from dsmsyncd.blob import Blob
+from dsmsyncd.config.job_log import reloaded_with_job_log, with_job_log
 from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
-from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.discovery import Discovery, record_job
+from dsmsyncd.daemon.job_log import JobLog
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.notifications import Notifications
 from dsmsyncd.daemon.routing import UnmatchedLog
-from dsmsyncd.daemon.scheduler import IDLE_RECHECK_S, Scheduler
+from dsmsyncd.daemon.scheduler import Scheduler, idle_recheck_s
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks, cluster_view
 from dsmsyncd.daemon.supervisor import Supervisor
@@ -65,8 +66,6 @@ from dsmsyncd.state import (
 
 logger = logging.getLogger("dsmsyncd.daemon.lifecycle")
 
-IDLE_RECHECK_POSTGRES_S = 5.0
-
 
 class StartupFailed(Exception):
     """The daemon could not start; the message is the one-line reason (a state store that
@@ -77,7 +76,7 @@ class StartupFailed(Exception):
 class Daemon:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
-        self.config = config
+        self.config = with_job_log(config)
         self.metrics = Metrics()
         self.started_at = datetime.now(UTC)
         self.draining = False
@@ -98,6 +97,10 @@ class Daemon:
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
         self.notifications = Notifications(self._tasks, self.metrics)
+        log = self.config.log_dataset  # [log_dataset] is read at start only
+        self._job_log = JobLog(log, self.metrics) if log is not None else None
+        if self._job_log is not None:
+            self.add_listener(self._job_log.record)
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -143,6 +146,8 @@ class Daemon:
         target = await self._status.check_target()
         if target != OK:
             logger.warning("target not reachable yet: %s (will keep trying)", target)
+        if self._job_log is not None:
+            await self._job_log.open()
         self._sources = Sources.build(self.config)
         await self._sources.start()
         leftovers = await leftover_datasets(self._store, known_sources=set(self._sources))
@@ -153,7 +158,7 @@ class Daemon:
             self.metrics,
             max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
             sweep=self._finish_leftovers,
-            idle_recheck_s=self._idle_recheck_s(),
+            idle_recheck_s=idle_recheck_s(self.config.state),
         )
         self._scheduler.sweep_first(leftovers)
         self.metrics.replica_info.labels(replica.name).set(1)
@@ -179,6 +184,8 @@ class Daemon:
         # jobs finishing during the drain still hold their lanes.
         drained = asyncio.Event()
         self._tasks.keep("leases", lambda: scheduler.keep_leases(drained))
+        if (job_log := self._job_log) is not None:
+            self._tasks.keep("job-log", lambda: job_log.run(store, drained))
         self._tasks.keep("work-notifications", lambda: store.watch_work(scheduler.wake))
         self._keep_watchdog()
         await self.stop.wait()
@@ -191,6 +198,7 @@ class Daemon:
         await self.notifications.drain(drain_ends - asyncio.get_running_loop().time())
         drained.set()
         await self._tasks.wait("leases")
+        await self._tasks.wait("job-log")
         await self._tasks.wait("scheduler")
         logger.info("drained", extra={"all_jobs_finished": finished})
 
@@ -210,14 +218,6 @@ class Daemon:
         if self._store is not None:
             await self._store.close()
             self._store = None
-
-    def _idle_recheck_s(self) -> float:
-        """How often lanes are looked for without a wake-up. Replicas on PostgreSQL are
-        woken by notifications, so they look less often, but often enough to notice a
-        dead replica's lease ending within a sixth of the lease timeout."""
-        if is_postgres_url(self.config.state.url):
-            return min(IDLE_RECHECK_POSTGRES_S, self.config.state.lease_timeout / 6)
-        return IDLE_RECHECK_S
 
     async def _finish_leftovers(self, dataset: str) -> None:
         """Under ``dataset``'s lane lease: move the files of jobs finished before a crash."""
@@ -285,6 +285,7 @@ class Daemon:
             mappings=self.config.mapping,
             open_blob=lambda job: self._open_blob(job, sources),
             finalizer_for=lambda job: self._finalizer_for(job, sources),
+            open_beside=sources.open_beside,
             chunk_limit=asyncio.Semaphore(self.config.limits.max_concurrent_chunks),
             retry_base_s=self.config.limits.retry_delay,
             retry_max_s=self.config.limits.retry_max_delay,
@@ -378,6 +379,7 @@ class Daemon:
         sources they started with (their revision and their object live there), which
         close after them.
         """
+        new = reloaded_with_job_log(new, self.config.log_dataset)
         async with self._reload_lock:
             old_url, old_lease = self.config.target.url, self._lease
             switch = old_lease is not None and new.target != self.config.target

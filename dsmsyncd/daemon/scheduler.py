@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from dsmsyncd.config.schema import StateConfig
+from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.observe.metrics import Metrics
 from dsmsyncd.state import TERMINAL_STATES, Job, JobState, LaneLost, StateStore, utc_now
 
@@ -34,10 +36,20 @@ Sweep = Callable[[str], Awaitable[object]]
 
 # How often lanes are looked for without a wake-up: retries come due on their own.
 IDLE_RECHECK_S = 1.0
+IDLE_RECHECK_POSTGRES_S = 5.0
 LANE_CRASH_MAX_PAUSE_S = 300.0
 # Leases are renewed three times per lease timeout: two renewals may fail in a row
 # (a database hiccup) before a lease can end under a live replica.
 RENEWALS_PER_LEASE = 3
+
+
+def idle_recheck_s(state: StateConfig) -> float:
+    """How often lanes are looked for without a wake-up. Replicas on PostgreSQL are
+    woken by notifications, so they look less often, but often enough to notice a
+    dead replica's lease ending within a sixth of the lease timeout."""
+    if is_postgres_url(state.url):
+        return min(IDLE_RECHECK_POSTGRES_S, state.lease_timeout / 6)
+    return IDLE_RECHECK_S
 
 
 class Scheduler:

@@ -24,13 +24,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dsmsyncd.blob import Blob, BlobUnreadable
+from dsmsyncd.blob import Blob, BlobUnreadable, LocalFileBlob
 from dsmsyncd.config.schema import Config, SourceConfig
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.finalize.base import Finalizer, SourceGoneFinalizer
 from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.finalize.folder import FolderFinalizer
-from dsmsyncd.sources.base import Source, SourceError, SourceVanished
+from dsmsyncd.sources.base import Source, SourceError, SourceVanished, file_identity
 from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job
@@ -146,6 +146,21 @@ class Sources(Mapping[str, Source]):
             raise FileNotFoundError(errno.ENOENT, exc.what, job.relative_path) from exc
         except SourceError as exc:
             raise BlobUnreadable(errno.EIO, str(exc), job.relative_path) from exc
+
+    def open_beside(self, job: Job, relative_path: str) -> tuple[Blob, str]:
+        """A file beside the job's (its metadata sidecar, or a sidecar's data file) and
+        the identity discovery records it under. FileNotFoundError when there is none,
+        when it cannot be opened, or (in a bucket) when this run has not found it yet."""
+        built = self._built.get(job.source)
+        try:
+            if built is None:
+                raise SourceVanished("source gone", where=job.source, fix="")
+            blob = built.lease.resource.open_blob(relative_path)
+        except SourceError as exc:
+            raise FileNotFoundError(errno.ENOENT, exc.what, relative_path) from exc
+        if isinstance(blob, LocalFileBlob):
+            return blob, file_identity(relative_path, blob.size, blob.mtime_ns)
+        return blob, blob.identity
 
     def finalizer(self, job: Job) -> Finalizer:
         """Who moves the job's file: the finalizer paired with its source, or, for a job

@@ -70,6 +70,14 @@ class DsmapiClient(Transport):
         path = revision.links.get("list_sources") or f"{revision.path}/source"
         return [Source.from_envelope(item) for item in await self.call("GET", path)]
 
+    async def set_revision_metadata(
+        self, revision: Revision, metadata: Mapping[str, Any]
+    ) -> Revision:
+        """Merge ``metadata`` into an open revision's (R5); idempotent, so retried."""
+        path = revision.links.get("update") or revision.path
+        body = {"metadata": dict(metadata)}
+        return Revision.from_envelope(await self.call("PUT", path, body=body))
+
     async def discard_revision(self, revision: Revision) -> None:
         await self.call("DELETE", revision.links.get("discard") or revision.path)
 

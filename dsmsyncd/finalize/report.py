@@ -35,6 +35,9 @@ QuarantineReason = Literal[
     # threw it away with ``dsmsyncd discard``.
     "superseded",
     "discarded_by_operator",
+    # A metadata sidecar (NAME.meta.json / .meta.toml) that cannot be used: the message
+    # names the sidecar, the key and the problem.
+    "bad_metadata",
 ]
 MAX_REPORTED_ERROR_ROWS = 100
 REPORT_SUFFIX = ".report.json"

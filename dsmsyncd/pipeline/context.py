@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, Unpack
+from typing import Any, Protocol, Unpack
 
 from dsmsyncd.blob import Blob
 from dsmsyncd.config.schema import MappingConfig
@@ -61,6 +61,18 @@ class PipelineContext:
     # clock and still count as possibly this job's orphan.
     orphan_skew_s: float = 120.0
     clock: Callable[[], datetime] = utc_now
+    # A file beside a job's (its metadata sidecar), with the identity discovery records
+    # it under; FileNotFoundError if there is none. None: sidecars are not looked for.
+    open_beside: Callable[[Job, str], tuple[Blob, str]] | None = None
+
+
+@dataclass(frozen=True)
+class PairedSidecar:
+    """The metadata sidecar a data job publishes with: ``job`` is the data job's row with
+    the sidecar's path and identity (what its finalizer moves), ``metadata`` what it sets."""
+
+    job: Job
+    metadata: dict[str, Any]
 
 
 class TargetAccount:
@@ -104,6 +116,7 @@ class RunningJob(Protocol):
 
     revision: Revision | None
     source: Source | None
+    sidecar: PairedSidecar | None
 
     @property
     def job(self) -> Job:

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from datetime import timedelta
+from typing import Any
 
 from dsmsyncd.blob import BlobChanged, BlobGone, BlobUnreadable
 from dsmsyncd.dsmapi import AuthError, RejectedError, RetryableServerError, TransportError
@@ -43,11 +44,51 @@ async def succeeded(run: RunningJob, outcome: Outcome) -> Job:
     except OSError as exc:
         logger.error("could not finalize the file: %s", exc)
         where = f"left in place: {exc}"
-    await run.to(run.job.state, {"file": where}, finished_at=run.job.finished_at)
+    details: dict[str, object] = {"file": where}
+    if run.sidecar is not None:
+        details["sidecar"] = await _finalize_sidecar(run, None)
+    await run.to(run.job.state, details, finished_at=run.job.finished_at)
     run.ctx.metrics.phase("finalize", time.monotonic() - began)
     run.ctx.metrics.finished(run.job.dataset, outcome)
     logger.info("%s (%s)", outcome, where)
     return run.job
+
+
+# Task-set log detail keys (digest, TaskSet ``log``) → the job event's keys.
+ROW_COUNT_KEYS = {
+    "Rows Created": "rows_created",
+    "Rows Updated": "rows_updated",
+    "Rows Deleted": "rows_deleted",
+}
+
+
+def applied_row_counts(log: list[dict[str, Any]]) -> dict[str, int]:
+    """The rows an apply created, updated and deleted, as the server's task-set log
+    reports them (the newest entry that has them); empty if it reports none."""
+    for entry in log:
+        details = entry.get("details")
+        if isinstance(details, dict) and "Rows Created" in details:
+            return {
+                ours: int(details[theirs])
+                for theirs, ours in ROW_COUNT_KEYS.items()
+                if isinstance(details.get(theirs), int)
+            }
+    return {}
+
+
+async def _finalize_sidecar(run: RunningJob, report: QuarantineReport | None) -> str:
+    """Move the data file's sidecar where the file went (archive, delete, keep or, with
+    the same report, quarantine): the pair stays together."""
+    assert run.sidecar is not None
+    paired = run.sidecar.job
+    finalizer = run.ctx.finalizer_for(paired)
+    try:
+        if report is None:
+            return await finalizer.succeeded(paired, run.mapping)
+        return await finalizer.quarantine(paired, run.mapping, report)
+    except OSError as exc:
+        logger.error("could not finalize the metadata sidecar %s: %s", paired.relative_path, exc)
+        return f"left in place: {exc}"
 
 
 async def would_apply(run: RunningJob, processed: Processed) -> Job:
@@ -119,6 +160,8 @@ async def quarantine(run: RunningJob, refusal: Quarantine) -> Job:
         logger.error("could not quarantine the file: %s", exc)
         where = f"report not written: {exc}"
     details = {"reason": refusal.reason, "file": where}
+    if run.sidecar is not None:
+        details["sidecar"] = await _finalize_sidecar(run, report)
     await run.to(JobState.QUARANTINED, details, finished_at=job.finished_at)
     run.ctx.metrics.quarantined(job.dataset, refusal.reason)
     return run.job

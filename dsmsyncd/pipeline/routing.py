@@ -22,12 +22,17 @@ import re
 from collections.abc import Sequence
 
 from dsmsyncd.config.schema import MappingConfig
+from dsmsyncd.pipeline.sidecar_format import data_path_of
 
 
 def route(
     source: str, relative_path: str, mappings: Sequence[MappingConfig]
 ) -> tuple[int, MappingConfig] | None:
-    """The first mapping (and its index in ``mappings``) for this source that matches."""
+    """The first mapping (and its index in ``mappings``) for this source that matches.
+
+    A metadata sidecar (``NAME.meta.json``) is routed as its data file ``NAME`` would
+    be, never as data of its own: it goes to the data file's dataset, or nowhere."""
+    relative_path = data_path_of(relative_path) or relative_path
     for index, mapping in enumerate(mappings):
         if mapping.source == source and glob_regex(mapping.match).fullmatch(relative_path):
             return index, mapping

@@ -49,10 +49,11 @@ from dsmsyncd.dsmapi import (
 )
 from dsmsyncd.finalize.report import QuarantineReason
 from dsmsyncd.observe.logging import bind_job, bind_revision
-from dsmsyncd.pipeline import outcomes, resume, staging
+from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     JOB_LOGGER_NAME,
+    PairedSidecar,
     PipelineContext,
     TargetAccount,
 )
@@ -126,6 +127,7 @@ class JobRun:
         self.source: Source | None = None
         self._on_progress = on_progress
         self._blob: Blob | None = None
+        self.sidecar: PairedSidecar | None = None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -196,6 +198,7 @@ class JobRun:
 
     async def _drive(self) -> Job:
         if self.job.revision_seq is not None:
+            await sidecar.rejoin_sidecar(self)
             resumed = await resume.resume_recorded(self)
             if resumed is not None:
                 return resumed
@@ -204,11 +207,18 @@ class JobRun:
         return await self._fresh()
 
     async def _fresh(self) -> Job:
+        if sidecar.is_sidecar(self.job):
+            return await sidecar.metadata_only(self)
         if self.blob().size == 0:
             raise Quarantine(
                 "empty_file", empty_file_message(self.job.relative_path, self.job.dataset)
             )
-        if self.mapping.skip_duplicates and not self.dry_run:
+        try:
+            paired = await sidecar.find_sidecar(self)
+        except sidecar.SidecarPending as pending:
+            return await outcomes.retry_later(self, pending)
+        # New metadata is a change even when the data is not: a paired file is sent.
+        if self.mapping.skip_duplicates and not self.dry_run and paired is None:
             skipped = await self._skip_if_duplicate()
             if skipped is not None:
                 return skipped
@@ -242,7 +252,9 @@ class JobRun:
                 )
             else:
                 assert self.mapping.action is not None  # the config requires one of the two
-                revision = await self.client.open_revision(self.job.dataset, self.mapping.action)
+                revision = await self.client.open_revision(
+                    self.job.dataset, self.mapping.action, metadata=self._sidecar_metadata()
+                )
         except RejectedError as exc:
             if exc.status != 404:
                 raise
@@ -255,11 +267,16 @@ class JobRun:
         self.revision = revision
         self.account.accepted()
         await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
+        if self.mapping.import_config is not None and self.sidecar is not None:
+            await self.client.set_revision_metadata(revision, self.sidecar.metadata)
         self.source = await self.client.create_upload_source(
             revision, resume.upload_filename(self.job)
         )
         await self.to(JobState.UPLOADING, source_id=self.source.id)
         self.ctx.metrics.phase("open", time.monotonic() - began)
+
+    def _sidecar_metadata(self) -> dict[str, object] | None:
+        return None if self.sidecar is None else self.sidecar.metadata
 
     async def upload(self, resume: ResumePoint | None = None) -> None:
         """Send the chunks not in ``resume`` (all of a fresh upload), each recorded as
@@ -396,8 +413,10 @@ class JobRun:
         began = time.monotonic()
         final = await self.client.wait_for_task_set(self.revision, task_set)
         self.ctx.metrics.phase("apply", time.monotonic() - began)
+        counts = outcomes.applied_row_counts(final.log)
         if final.status == "successful":
-            await self.to(JobState.PUBLISHED, {"task_set_status": final.status}, error=None)
+            details = {"task_set_status": final.status, **counts}
+            await self.to(JobState.PUBLISHED, details, error=None)
             return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
             await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})

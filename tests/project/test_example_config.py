@@ -10,8 +10,10 @@ from pydantic import BaseModel
 
 from dsmsyncd.config import ConfigError, load_config
 from dsmsyncd.config.schema import (
+    JOB_LOG_SOURCE,
     AdminConfig,
     LimitsConfig,
+    LogDatasetConfig,
     MappingConfig,
     NotifyConfig,
     SourceConfig,
@@ -68,6 +70,23 @@ def test_example_loads_with_secret_file_and_env(tmp_path: Path) -> None:
     )
 
 
+def test_example_log_dataset_uncommented_adds_the_job_log_source(tmp_path: Path) -> None:
+    path = _copy_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("# [log_dataset]"), text.index('# batch_interval = "60s"')
+    block = text[start:end] + '# batch_interval = "60s"'
+    settings = "\n".join(
+        line.removeprefix("# ") for line in block.splitlines() if "=" in line or "[" in line
+    )
+    path.write_text(text.replace(block, settings), encoding="utf-8")
+    config = load_config(path, {"DSM_APP_TOKEN": "t"})
+    assert config.log_dataset is not None
+    assert (config.log_dataset.dataset, config.log_dataset.batch_interval) == ("jlog-2026", 60.0)
+    assert config.source[-1].name == JOB_LOG_SOURCE
+    assert config.source[-1].url == "file:///var/lib/dsmsyncd/job-log"
+    assert (config.mapping[-1].dataset, config.mapping[-1].action) == ("jlog-2026", "update")
+
+
 def test_example_keeps_secrets_out_of_repr(tmp_path: Path) -> None:
     config = load_config(_copy_example(tmp_path), {"DSM_APP_TOKEN": "app-token-123"})
     shown = repr(config) + str(config.model_dump())
@@ -90,6 +109,7 @@ def test_example_needs_the_app_token_variable(tmp_path: Path) -> None:
         ("source", SourceConfig),
         ("mapping", MappingConfig),
         ("notify", NotifyConfig),
+        ("log_dataset", LogDatasetConfig),
     ],
 )
 def test_example_documents_every_key(section: str, model: type[BaseModel]) -> None:

@@ -33,6 +33,8 @@ class Site(Folders):
     source: dict[str, Any] | None = None
     # [[notify]] tables, each as its keys.
     notify: list[dict[str, Any]] = field(default_factory=list)
+    # Other top-level tables (``log_dataset`` ...): name → keys.
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     state_db: Path = field(init=False)
     config_path: Path = field(init=False)
@@ -63,9 +65,10 @@ class Site(Folders):
             'listen = "127.0.0.1:0"',
             "[limits]",
             *(f"{key} = {_toml(value)}" for key, value in limits.items()),
-            "[[source]]",
-            'name = "drop"',
         ]
+        for table, keys in self.tables.items():
+            lines += [f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in keys.items())]
+        lines += ["[[source]]", 'name = "drop"']
         source = self.source or {"url": f"file://{self.drop}", "min_age": self.min_age}
         source = {"poll_interval": "2s", **source}
         lines += [f"{key} = {_toml(value)}" for key, value in source.items()]
@@ -77,8 +80,8 @@ class Site(Folders):
                 **mapping,
             }
             lines += ["[[mapping]]", *(f"{k} = {_toml(v)}" for k, v in options.items())]
-        for table in self.notify:
-            lines += ["[[notify]]", *(f"{k} = {_toml(v)}" for k, v in table.items())]
+        for target in self.notify:
+            lines += ["[[notify]]", *(f"{k} = {_toml(v)}" for k, v in target.items())]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config_path
 

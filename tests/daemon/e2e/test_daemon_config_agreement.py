@@ -218,3 +218,37 @@ async def test_a_bad_notify_table_is_refused_by_both_without_its_secrets(site: S
         assert "notify[0].webhook_url: expected an http(s) URL" in result.err
         assert "the value is a secret and is not shown" in result.err
         assert MARKER not in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"dataset": "logs-0001", "spool_dir": "spool"},
+            "log_dataset.spool_dir: expected an absolute path, like /var/lib/dsmsyncd/job-log",
+        ),
+        (
+            {"dataset": "Logs", "spool_dir": "/tmp/spool"},
+            "log_dataset.dataset: expected a dataset id like 'abcd-1234'",
+        ),
+    ],
+)
+async def test_bad_log_dataset_is_refused_by_both(
+    site: Site, keys: dict[str, str], message: str
+) -> None:
+    site.map("abcd-1234")
+    site.tables["log_dataset"] = keys
+    for result in await both_commands(site.write_config()):
+        assert result.code == 2, result
+        assert message in result.err
+
+
+async def test_log_spool_inside_a_drop_folder_is_refused_by_both(site: Site) -> None:
+    site.map("abcd-1234")
+    site.tables["log_dataset"] = {"dataset": "logs-0001", "spool_dir": str(site.drop / "log")}
+    for result in await both_commands(site.write_config()):
+        assert result.code == 2, result
+        assert (
+            f"log_dataset.spool_dir: the folder of source '_job_log' ({site.drop / 'log'}) "
+            "is inside"
+        ) in result.err

@@ -24,6 +24,7 @@ from dsmsyncd.pipeline.context import PipelineContext
 from dsmsyncd.pipeline.job_routing import routing_snapshot
 from dsmsyncd.pipeline.sync_job import Pipeline
 from dsmsyncd.server.main import RunningServer
+from dsmsyncd.sources.base import file_identity
 from dsmsyncd.state import Job, JobState, StateStore
 from tests.daemon.support.datasets import publish_dataset
 from tests.daemon.support.folders import Folders, with_default_action
@@ -105,7 +106,13 @@ class Harness(Folders):
             chunk_limit=asyncio.Semaphore(8),
             retry_base_s=1.0,
             retry_max_s=10.0,
+            open_beside=self.open_beside,
         )
+
+    def open_beside(self, job: Job, relative_path: str) -> tuple[LocalFileBlob, str]:
+        """A file beside a job's, and the identity discovery records it under."""
+        blob = LocalFileBlob.open(self.drop / relative_path)
+        return blob, file_identity(relative_path, blob.size, blob.mtime_ns)
 
     def pipeline(self, **kw: Any) -> Pipeline:
         return Pipeline(self.context(**kw))

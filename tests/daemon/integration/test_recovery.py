@@ -14,6 +14,7 @@ from dsmsyncd.server.catalog import revisions, users
 from dsmsyncd.state import JobState
 from tests.daemon.integration.harness import SEED, Harness
 from tests.daemon.support.datasets import all_rows, count_rows, open_revisions
+from tests.daemon.support.jobs import add_job
 
 
 async def test_recovery_applied_revision_is_not_applied_again(
@@ -126,3 +127,24 @@ async def test_pipeline_retryable_job_resumes_from_recorded_ids(
     done = await harness.resume(failed)
     assert done.revision_seq == left.revision_seq
     assert await count_rows(client, ff) == 4
+
+
+async def test_recovery_resumed_job_finalizes_its_sidecar(
+    harness: Harness, client: DsmapiClient
+) -> None:
+    ff, job = await harness.seeded_job()
+    sidecar = harness.drop / "more.csv.meta.json"
+    sidecar.write_bytes(b'{"name": "Sent before the crash"}')
+    _, identity = harness.open_beside(job, sidecar.name)
+    await add_job(harness.store, sidecar.name, identity=identity, mtime=datetime.now(UTC))
+    # Dies with the upload committed: the metadata went with the revision already.
+    left = await harness.crash(job, lambda state, kw: state is JobState.PROCESSING)
+    assert left.state is JobState.UPLOADING
+
+    done = await harness.resume(left)
+    assert (await client.get_view(ff))["name"] == "Sent before the crash"
+    assert "more.csv.meta.json" in (await harness.details(done))["sidecar"]
+    assert sorted(p.name for p in harness.archive.rglob("*") if p.is_file()) == [
+        "more.csv",
+        "more.csv.meta.json",
+    ]

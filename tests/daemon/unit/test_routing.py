@@ -126,3 +126,12 @@ def test_unmatched_log_memory_is_bounded() -> None:
     assert len(log) == 3
     assert log.first_time(_candidate("f9.txt")) is False
     assert log.first_time(_candidate("f0.txt")) is True  # long forgotten
+
+
+def test_a_metadata_sidecar_routes_as_its_data_file_never_as_data() -> None:
+    everything = _mapping("drop", "**")
+    csv_only = _mapping("drop", "*.csv", "wxyz-9876")
+    json_only = _mapping("drop", "*.json", "json-0001")
+    assert route("drop", "p.csv.meta.json", [json_only, csv_only]) == (1, csv_only)
+    assert route("drop", "p.txt.meta.json", [json_only, csv_only]) is None
+    assert route("drop", "p.txt.meta.json", [everything]) == (0, everything)
