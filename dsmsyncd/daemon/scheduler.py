@@ -25,7 +25,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import TERMINAL_STATES, Job, JobState, LaneLost, StateStore, utc_now
+from dsmsyncd.state import (
+    TERMINAL_STATES,
+    Job,
+    JobState,
+    LaneClaim,
+    LaneLost,
+    StateStore,
+    utc_now,
+)
 
 logger = logging.getLogger("dsmsyncd.daemon.scheduler")
 
@@ -64,6 +72,9 @@ class Scheduler:
         self.max_concurrent_jobs = max_concurrent_jobs
         self._clock = clock
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        # The claim each running lane holds: a lane still claiming holds none yet, so a
+        # renewal that does not name it has lost nothing.
+        self._claims: dict[str, LaneClaim] = {}
         self._wake = asyncio.Event()
         self._accepting = True
         self.current: dict[str, Job] = {}
@@ -146,6 +157,7 @@ class Scheduler:
         claim = await self._store.claim_lane(dataset, self._clock())
         if claim is None:
             return  # another replica holds it
+        self._claims[dataset] = claim
         self._metrics.lanes_held.labels(self._replica).inc()
         finished = False
         try:
@@ -162,6 +174,7 @@ class Scheduler:
             self._metrics.lane_losses.labels(self._replica).inc()
             finished = True  # nothing of ours to give up: the lease is another's
         finally:
+            self._claims.pop(dataset, None)
             self._metrics.lanes_held.labels(self._replica).dec()
             await self._release(dataset, finished)
 
@@ -200,6 +213,10 @@ class Scheduler:
             return
         every = replica.lease_timeout_s / RENEWALS_PER_LEASE
         while not stop.is_set():
+            # Only claims made before the renewal began must be in what it kept: a lane
+            # still claiming (or claimed meanwhile) is not lost, and cancelling it while
+            # its claim commits would leave a lease that no lane of ours runs.
+            claimed = dict(self._claims)
             try:
                 kept = await self._store.renew_lanes(self._clock())
             except Exception:
@@ -207,8 +224,10 @@ class Scheduler:
                     self.cancel_running("its lease could not be renewed")
                 raise
             self._renewed_at = time.monotonic()
-            for dataset, task in list(self._lanes.items()):
-                if dataset not in kept and not task.done():
+            for dataset, claim in claimed.items():
+                task = self._lanes.get(dataset)
+                lost = dataset not in kept and self._claims.get(dataset) is claim
+                if lost and task is not None and not task.done():
                     logger.warning("lane %s: its lease was lost; stopping its job", dataset)
                     self._metrics.lane_losses.labels(self._replica).inc()
                     task.cancel(msg="lease lost")

@@ -1,0 +1,75 @@
+"""Lease renewals beside lanes that are still claiming: a renewal never "loses" them.
+
+A renewal names the leases it kept; a lane whose claim had not committed when the
+renewal began is not among them, and is not lost. Cancelling it as lost used to do
+harm when its claim committed anyway (store writes are shielded): the lease stayed
+under this replica's name, renewed by every renewal, with no lane running it, so no
+other replica could take the dataset until this one happened to claim it again (seen
+in ``tests/daemon/e2e/test_daemon_replicas.py``: a dead replica's lane resumed 14 s
+after its lease ended instead of at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+
+from dsmsyncd.daemon.scheduler import Scheduler
+from dsmsyncd.observe.metrics import Metrics
+from dsmsyncd.state import LaneClaim, ReplicaIdentity, SqliteStateStore
+from tests.daemon.unit.test_scheduler import Recorder, _add
+
+
+class SlowClaims(SqliteStateStore):
+    """A store whose lane claims wait for ``go`` before they run; renewals are counted."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:", replica=ReplicaIdentity("test", lease_timeout_s=30))
+        self.claiming = asyncio.Event()
+        self.renewed = asyncio.Event()
+        self.go = asyncio.Event()
+        self.cancelled_claims = 0
+
+    async def claim_lane(self, dataset: str, now: datetime) -> LaneClaim | None:
+        self.claiming.set()
+        try:
+            await self.go.wait()
+        except asyncio.CancelledError:
+            self.cancelled_claims += 1
+            raise
+        return await super().claim_lane(dataset, now)
+
+    async def renew_lanes(self, now: datetime) -> set[str]:
+        kept = await super().renew_lanes(now)
+        self.renewed.set()
+        return kept
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SlowClaims]:
+    async with SlowClaims() as opened:
+        yield opened
+
+
+async def test_renewal_during_a_claim_does_not_stop_the_lane(store: SlowClaims) -> None:
+    await _add(store, "aaaa-0001", "a.csv", 0)
+    recorder = Recorder(store, expected=1)
+    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=1)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    await asyncio.wait_for(store.claiming.wait(), 10)
+    # The first renewal runs at once, while the lane is claiming: it kept nothing.
+    leases = asyncio.create_task(scheduler.keep_leases(stop))
+    await asyncio.wait_for(store.renewed.wait(), 10)  # and keep_leases looked at it
+    store.go.set()
+    await asyncio.wait_for(recorder.done.wait(), 10)
+    stop.set()
+    await asyncio.gather(runner, leases)
+
+    assert store.cancelled_claims == 0
+    assert recorder.order == ["a.csv"]
+    assert await scheduler.drain(1.0)
+    assert (await store.cluster()).leases == ()
