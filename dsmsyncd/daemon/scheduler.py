@@ -191,6 +191,25 @@ class Scheduler:
                 self._metrics.jobs_in_flight.dec()
             if finished.state is JobState.FAILED_RETRYABLE:
                 return  # the lane waits for next_attempt_at; the store keeps arrival order
+            if await self._orphan_waits():
+                logger.info("lane %s gives way to a dead replica's lane after this job", dataset)
+                return
+
+    async def _orphan_waits(self) -> bool:
+        """Whether a lane whose lease ended (its replica died) waits for a slot of ours.
+
+        A lane runs its dataset's whole queue; with every slot busy, an orphan would wait
+        for some queue to empty. A full replica ends a lane after its job instead, so the
+        dead replica's jobs resume within the lease timeout plus one job; the lane's own
+        queue is claimed again like any lane with work.
+        """
+        if len(self._lanes) < self.max_concurrent_jobs:
+            return False  # a free slot: the scheduler starts the orphan itself
+        now = time.monotonic()
+        return any(
+            dataset not in self._lanes and self._cooldown_until.get(dataset, 0) <= now
+            for dataset in await self._store.orphaned_lanes(self._clock())
+        )
 
     async def _release(self, dataset: str, finished: bool) -> None:
         """Give the lane up; a failure to say so only lets its lease end on its own."""

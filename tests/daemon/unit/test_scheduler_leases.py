@@ -19,7 +19,8 @@ import pytest
 
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import LaneClaim, ReplicaIdentity, SqliteStateStore
+from dsmsyncd.state import Job, LaneClaim, ReplicaIdentity, SqliteStateStore, utc_now
+from tests.daemon.support.state_backends import postgres_factory
 from tests.daemon.unit.test_scheduler import Recorder, _add
 
 
@@ -73,3 +74,41 @@ async def test_renewal_during_a_claim_does_not_stop_the_lane(store: SlowClaims) 
     assert recorder.order == ["a.csv"]
     assert await scheduler.drain(1.0)
     assert (await store.cluster()).leases == ()
+
+
+async def test_a_full_replica_gives_way_to_a_dead_replicas_lane_after_one_job(
+    postgres_url: str,
+) -> None:
+    """With every slot busy, a dead replica's lane waits one job, not a whole queue."""
+    backend = await postgres_factory(postgres_url)
+    async with (
+        backend.new(replica=ReplicaIdentity("dead", 30)) as dead,
+        backend.new(replica=ReplicaIdentity("live", 30)) as live,
+    ):
+        for minute, name in enumerate(["b1.csv", "b2.csv", "b3.csv"]):
+            await _add(live, "busy-0001", name, minute)
+        await _add(live, "dead-0002", "d1.csv", 0)
+        assert await dead.claim_lane("dead-0002", utc_now()) is not None
+        assert await dead.claim_next("dead-0002", utc_now()) is not None
+
+        first_started, go = asyncio.Event(), asyncio.Event()
+        recorder = Recorder(live, expected=4)
+
+        async def run_job(job: Job) -> Job:
+            if job.relative_path == "b1.csv":
+                first_started.set()
+                await go.wait()
+            return await recorder(job)
+
+        scheduler = Scheduler(live, run_job, Metrics(), max_concurrent_jobs=1)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(scheduler.run(stop))
+        await asyncio.wait_for(first_started.wait(), 10)
+        # "dead" dies in its job: its lease ends (as it would after 30 s unrenewed).
+        await backend.execute("UPDATE lane_leases SET expires_at = now() WHERE replica = 'dead'")
+        go.set()
+        await asyncio.wait_for(recorder.done.wait(), 10)
+        stop.set()
+        await runner
+
+    assert recorder.order == ["b1.csv", "d1.csv", "b2.csv", "b3.csv"]
