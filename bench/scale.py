@@ -6,8 +6,9 @@ Everything is real and on loopback: ``dsmsyncd serve`` (a child process), Postgr
 ``[state] url``, each with ``max_concurrent_jobs`` lanes. A run starts its replicas,
 drops ``--files`` small files (two rows each) over ``--datasets`` append datasets,
 and times the drop to the last job terminal in the state database: files per
-second. Each run then checks every dataset's row count (a file published twice
-would double its rows) and that no revision is open.
+second, and the CPU time the replicas and the server spent meanwhile, per file (less
+noisy than wall time on a shared machine). Each run then checks every dataset's row
+count (a file published twice would double its rows) and that no revision is open.
 
 * throughput: 1, 2 and 3 replicas on PostgreSQL, and 1 on SQLite (same workload):
   the overhead of PostgreSQL over SQLite for one daemon;
@@ -20,6 +21,7 @@ On one machine the replicas share its cores with the server and PostgreSQL, so t
 same cores, not the throughput of several machines.
 
     .venv/bin/python bench/scale.py [--files 600] [--datasets 30] [--repeat 3]
+        [--lease-timeout 5] [--no-throughput | --no-failover]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -60,10 +63,23 @@ LANES = 4  # max_concurrent_jobs of every replica
 POLL_S = 0.05
 
 
+@dataclass(frozen=True)
+class Rate:
+    files_per_s: float
+    daemon_cpu_ms: float  # per file, all replicas together
+    server_cpu_ms: float  # per file
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return float(sum(t.user + t.system for t in times))
+
+
 @dataclass
 class Bench:
     root: Path
     server_url: str
+    server_pid: int
     work: Workload
     lease_timeout: float
     runs: int = 0
@@ -80,18 +96,25 @@ class Bench:
         map_workload(site, fourfours, bucket_from=self.work.datasets)
         return site, fourfours
 
-    async def throughput(self, replicas: int, backend: str) -> float:
-        """Files per second, drop to the last job terminal."""
+    async def throughput(self, replicas: int, backend: str) -> Rate:
+        """Files per second, drop to the last job terminal, and CPU per file meanwhile."""
         site, fourfours = await self.site()
         async with self.database(backend, site) as (daemons, done):
+            pids = []
             for daemon in daemons[:replicas]:
                 await daemon.start()
+                assert daemon.process is not None
+                pids.append(daemon.process.pid)
+            cpu = cpu_seconds(pids), cpu_seconds([self.server_pid])
             began = time.monotonic()
             await drop_workload(site, self.work, bucket_from=self.work.datasets)
             await wait_until(done, within=1800, what="every job terminal")
             took = time.monotonic() - began
+            daemon_cpu = cpu_seconds(pids) - cpu[0]
+            server_cpu = cpu_seconds([self.server_pid]) - cpu[1]
         await self.check(fourfours)
-        return self.work.files / took
+        files = self.work.files
+        return Rate(files / took, 1000 * daemon_cpu / files, 1000 * server_cpu / files)
 
     async def failover(self) -> tuple[float, float, int]:
         """Kill ``a`` of two replicas while it holds lanes: seconds to the first takeover,
@@ -162,9 +185,9 @@ class Replicas:
 
 
 async def busy_leases(state: ClusterState, name: str) -> list[dict[str, Any]] | None:
-    """``name``'s leases once it holds at least two lanes with a job in each."""
+    """``name``'s leases once it holds lanes with a job in them."""
     leases = [row for row in await state.leases(name) if row["job_id"] is not None]
-    return leases if len(leases) >= 2 else None
+    return leases or None
 
 
 async def taken(state: ClusterState, datasets: list[str]) -> bool:
@@ -186,15 +209,20 @@ async def run(args: argparse.Namespace) -> None:
         root = Path(tmp)
         users = write_users(root / "users", ROBOT)
         async with serve_process(root / "served", "--users-file", str(users)) as served:
-            bench = Bench(root, served.url, work, args.lease_timeout)
-            rates: dict[str, list[float]] = {}
-            for repeat in range(args.repeat):
+            bench = Bench(root, served.url, served.proc.pid, work, args.lease_timeout)
+            rates: dict[str, list[Rate]] = {}
+            for repeat in range(args.repeat if args.throughput else 0):
                 for label, replicas, backend in CASES:
                     rate = await bench.throughput(replicas, backend)
                     rates.setdefault(label, []).append(rate)
-                    print(f"run {repeat + 1} {label}: {rate:.1f} files/s", flush=True)
+                    print(
+                        f"run {repeat + 1} {label}: {rate.files_per_s:.1f} files/s, CPU per "
+                        f"file: replicas {rate.daemon_cpu_ms:.0f} ms, server "
+                        f"{rate.server_cpu_ms:.0f} ms",
+                        flush=True,
+                    )
             failovers = []
-            for repeat in range(args.repeat):
+            for repeat in range(args.repeat if args.failover else 0):
                 failovers.append(await bench.failover())
                 takeover, finish, jobs = failovers[-1]
                 print(
@@ -216,26 +244,35 @@ CASES = (
 def report(
     work: Workload,
     args: argparse.Namespace,
-    rates: dict[str, list[float]],
+    rates: dict[str, list[Rate]],
     failovers: list[tuple[float, float, int]],
 ) -> None:
     print(f"\n{work.files} files x {work.rows} rows over {work.datasets} datasets, {LANES} lanes")
-    print("per replica, drop folder; medians of", args.repeat, "\n")
-    print("| setup | files/s (median) | runs |\n|---|---|---|")
-    for label, values in rates.items():
-        runs = ", ".join(f"{v:.1f}" for v in values)
-        print(f"| {label} | {statistics.median(values):.1f} | {runs} |")
-    sqlite = statistics.median(rates[CASES[0][0]])
-    postgres = statistics.median(rates[CASES[1][0]])
-    print(f"\nPostgreSQL over SQLite, one replica: {sqlite / postgres:.2f}x the time per file")
-    takeovers = [t for t, _f, _j in failovers]
-    finishes = [f for _t, f, _j in failovers]
-    print(
-        f"failover, lease_timeout {args.lease_timeout:g}s: takeover median "
-        f"{statistics.median(takeovers):.2f}s ({', '.join(f'{t:.2f}' for t in takeovers)}), "
-        f"killed replica's jobs done median {statistics.median(finishes):.2f}s "
-        f"({', '.join(f'{f:.2f}' for f in finishes)})"
-    )
+    print(f"per replica, drop folder; medians of {args.repeat}\n")
+    if rates:
+        print(
+            "| setup | files/s | replicas' CPU ms/file | server CPU ms/file | files/s, each run |"
+        )
+        print("|---|---|---|---|---|")
+        for label, values in rates.items():
+            runs = ", ".join(f"{v.files_per_s:.1f}" for v in values)
+            print(
+                f"| {label} | {statistics.median(v.files_per_s for v in values):.1f} "
+                f"| {statistics.median(v.daemon_cpu_ms for v in values):.0f} "
+                f"| {statistics.median(v.server_cpu_ms for v in values):.0f} | {runs} |"
+            )
+        sqlite = statistics.median(v.files_per_s for v in rates[CASES[0][0]])
+        postgres = statistics.median(v.files_per_s for v in rates[CASES[1][0]])
+        print(f"\nPostgreSQL over SQLite, one replica: {sqlite / postgres:.2f}x the time per file")
+    if failovers:
+        takeovers = [t for t, _f, _j in failovers]
+        finishes = [f for _t, f, _j in failovers]
+        print(
+            f"failover, lease_timeout {args.lease_timeout:g}s: takeover median "
+            f"{statistics.median(takeovers):.2f}s ({', '.join(f'{t:.2f}' for t in takeovers)}),"
+            f" killed replica's jobs done median {statistics.median(finishes):.2f}s "
+            f"({', '.join(f'{f:.2f}' for f in finishes)})"
+        )
 
 
 def main() -> int:
@@ -244,6 +281,8 @@ def main() -> int:
     parser.add_argument("--datasets", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lease-timeout", type=float, default=5.0)
+    parser.add_argument("--no-throughput", dest="throughput", action="store_false")
+    parser.add_argument("--no-failover", dest="failover", action="store_false")
     asyncio.run(run(parser.parse_args()))
     return 0
 

@@ -29,6 +29,8 @@ from tests.daemon.support.moto_server import (
 )
 from tests.daemon.support.state_backends import (
     StoreFactory,
+    admin_url,
+    create_database,
     drop_database,
     postgres_factory,
     session_database,
@@ -93,6 +95,18 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(admin, url))
+
+
+@pytest.fixture
+async def fresh_database() -> AsyncIterator[str]:
+    """A database no store has touched yet (the session's one has earlier tests' schemas),
+    of this test's own: a fresh schema to migrate, or the state replicas share."""
+    admin = admin_url()
+    url = await create_database(admin)
+    try:
+        yield url
+    finally:
+        await drop_database(admin, url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

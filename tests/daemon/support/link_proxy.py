@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.daemon.support.loopback_proxy import serving
+from tests.daemon.support.loopback_proxy import relay, serving
 
 CHUNK = re.compile(rb"POST /api/publishing/v1/source/\d+/chunk/(\d+)/\d+ HTTP/1\.1\r\n")
 
@@ -65,18 +65,14 @@ class LinkProxy:
         self._resets_left[seq] = times
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._upstream(reader, writer, up_writer))
-                group.create_task(self._relay(up_reader, writer))
-        except* (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, up_writer):
-                w.close()
-                with contextlib.suppress(ConnectionError, OSError):
-                    await w.wait_closed()
+        await relay(
+            writer,
+            (self.upstream_host, self.upstream_port),
+            lambda up_reader, up_writer: (
+                self._upstream(reader, writer, up_writer),
+                self._relay(up_reader, writer),
+            ),
+        )
 
     async def _upstream(
         self,

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.daemon.support.loopback_proxy import serving
+from tests.daemon.support.loopback_proxy import relay, serving
 
 UPLOAD = re.compile(rb"POST /api/publishing/v1/source/(\d+)/chunk/\d+/\d+ HTTP/1\.1\r\n")
 APPLY = re.compile(rb"PUT /api/publishing/v1/revision/([^ /]+)/(\d+)/apply HTTP/1\.1\r\n")
@@ -48,19 +48,15 @@ class StepProxy:
             frozen.transport.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
         answer_held = asyncio.Event()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._upstream(reader, up_writer, answer_held))
-                group.create_task(self._downstream(up_reader, writer, answer_held))
-        except* (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, up_writer):
-                w.close()
-                with contextlib.suppress(ConnectionError, OSError):
-                    await w.wait_closed()
+        await relay(
+            writer,
+            (self.upstream_host, self.upstream_port),
+            lambda up_reader, up_writer: (
+                self._upstream(reader, up_writer, answer_held),
+                self._downstream(up_reader, writer, answer_held),
+            ),
+        )
 
     async def _upstream(
         self,
