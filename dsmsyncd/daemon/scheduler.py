@@ -71,7 +71,7 @@ class Scheduler:
         self._metrics = metrics
         self.max_concurrent_jobs = max_concurrent_jobs
         self._clock = clock
-        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._lanes: dict[str, asyncio.Task[bool]] = {}
         # The claim each running lane holds: a lane still claiming holds none yet, so a
         # renewal that does not name it has lost nothing.
         self._claims: dict[str, LaneClaim] = {}
@@ -132,7 +132,7 @@ class Scheduler:
             self._lanes[dataset] = task
             task.add_done_callback(functools.partial(self._lane_done, dataset))
 
-    def _lane_done(self, dataset: str, _task: asyncio.Task[None]) -> None:
+    def _lane_done(self, dataset: str, _task: asyncio.Task[bool]) -> None:
         task = self._lanes.pop(dataset, None)
         self.current.pop(dataset, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
@@ -151,12 +151,17 @@ class Scheduler:
         elif task is not None and not task.cancelled():
             self._crashes.pop(dataset, None)
             self._last_crash.pop(dataset, None)
+            if not task.result():
+                # Refused: another replica holds the lane. Looking again at once would
+                # spin on claims; its release (a notification) or the recheck wakes us.
+                return
         self._wake.set()  # a slot is free: another dataset may go
 
-    async def _lane(self, dataset: str) -> None:
+    async def _lane(self, dataset: str) -> bool:
+        """Run the dataset's lane while this replica holds it; False if another does."""
         claim = await self._store.claim_lane(dataset, self._clock())
         if claim is None:
-            return  # another replica holds it
+            return False  # another replica holds it
         self._claims[dataset] = claim
         self._metrics.lanes_held.labels(self._replica).inc()
         finished = False
@@ -177,6 +182,7 @@ class Scheduler:
             self._claims.pop(dataset, None)
             self._metrics.lanes_held.labels(self._replica).dec()
             await self._release(dataset, finished)
+        return True
 
     async def _run_lane(self, dataset: str) -> None:
         while self._accepting:

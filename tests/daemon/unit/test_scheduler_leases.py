@@ -19,7 +19,14 @@ import pytest
 
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import Job, LaneClaim, ReplicaIdentity, SqliteStateStore, utc_now
+from dsmsyncd.state import (
+    Job,
+    LaneClaim,
+    ReplicaIdentity,
+    SqliteStateStore,
+    StateStore,
+    utc_now,
+)
 from tests.daemon.support.state_backends import postgres_factory
 from tests.daemon.unit.test_scheduler import Recorder, _add
 
@@ -112,3 +119,51 @@ async def test_a_full_replica_gives_way_to_a_dead_replicas_lane_after_one_job(
         await runner
 
     assert recorder.order == ["b1.csv", "d1.csv", "b2.csv", "b3.csv"]
+
+
+class CountedClaims:
+    """Counts a store's lane claims, and which were refused."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.refused = asyncio.Event()
+        self.claims = 0
+        claim_lane = store.claim_lane
+
+        async def counted(dataset: str, now: datetime) -> LaneClaim | None:
+            self.claims += 1
+            claim = await claim_lane(dataset, now)
+            if claim is None:
+                self.refused.set()
+            return claim
+
+        store.claim_lane = counted  # type: ignore[method-assign]
+
+
+async def test_a_lane_held_by_another_replica_is_not_claimed_again_until_woken(
+    postgres_url: str,
+) -> None:
+    """A refused claim used to wake the scheduler at once, which claimed again, was
+    refused again…: thousands of transactions a second between replicas."""
+    backend = await postgres_factory(postgres_url)
+    async with (
+        backend.new(replica=ReplicaIdentity("other", 30)) as other,
+        backend.new(replica=ReplicaIdentity("live", 30)) as live,
+    ):
+        await _add(live, "held-0001", "h1.csv", 0)
+        assert await other.claim_lane("held-0001", utc_now()) is not None
+        counted = CountedClaims(live)
+        recorder = Recorder(live, expected=1)
+        scheduler = Scheduler(live, recorder, Metrics(), max_concurrent_jobs=2, idle_recheck_s=60)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(scheduler.run(stop))
+        await asyncio.wait_for(counted.refused.wait(), 10)
+        for _ in range(20):  # round trips to the database, in which a spin would claim
+            await other.cluster()
+        assert counted.claims == 1
+        await other.release_lane("held-0001", finished=True)
+        scheduler.wake()  # as the release's notification does
+        await asyncio.wait_for(recorder.done.wait(), 10)
+        stop.set()
+        await runner
+
+    assert recorder.order == ["h1.csv"]
