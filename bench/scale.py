@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,34 @@ def cpu_seconds(pids: list[int]) -> float:
 @dataclass
 class Bench:
     root: Path
-    server_url: str
-    server_pid: int
     work: Workload
     lease_timeout: float
     runs: int = 0
+    server_url: str = ""  # the run's server
+    server_pid: int = 0
     state: ClusterState | None = None  # the run's PostgreSQL database, read with SQL
+
+    @contextlib.asynccontextmanager
+    async def fresh_server(self) -> AsyncIterator[None]:
+        """A server of the run's own: one that kept every earlier run's datasets and
+        revisions would make the later runs pay for them."""
+        self.runs += 1
+        users = write_users(self.root / f"users-{self.runs}", ROBOT)
+        data = self.root / f"served-{self.runs}"
+        async with serve_process(data, "--users-file", str(users)) as served:
+            self.server_url, self.server_pid = served.url, served.proc.pid
+            yield
+
+    async def throughput(self, replicas: int, backend: str) -> Rate:
+        async with self.fresh_server():
+            return await self._throughput(replicas, backend)
+
+    async def failover(self) -> tuple[float, float, int]:
+        async with self.fresh_server():
+            return await self._failover()
 
     async def site(self) -> tuple[Site, list[str]]:
         """A fresh site (folders, datasets mapped from its drop folder)."""
-        self.runs += 1
         site = Site(self.root / f"run-{self.runs}", self.server_url)
         site.min_age = "0s"
         site.limits = {"max_concurrent_jobs": LANES}
@@ -96,7 +115,7 @@ class Bench:
         map_workload(site, fourfours, bucket_from=self.work.datasets)
         return site, fourfours
 
-    async def throughput(self, replicas: int, backend: str) -> Rate:
+    async def _throughput(self, replicas: int, backend: str) -> Rate:
         """Files per second, drop to the last job terminal, and CPU per file meanwhile."""
         site, fourfours = await self.site()
         async with self.database(backend, site) as (daemons, done):
@@ -116,7 +135,7 @@ class Bench:
         files = self.work.files
         return Rate(files / took, 1000 * daemon_cpu / files, 1000 * server_cpu / files)
 
-    async def failover(self) -> tuple[float, float, int]:
+    async def _failover(self) -> tuple[float, float, int]:
         """Kill ``a`` of two replicas while it holds lanes: seconds to the first takeover,
         to its last job finished; how many jobs it held."""
         site, fourfours = await self.site()
@@ -206,30 +225,29 @@ async def finished(state: ClusterState, jobs: list[int]) -> bool:
 async def run(args: argparse.Namespace) -> None:
     work = Workload(datasets=args.datasets, files=args.files)
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-scale-") as tmp:
-        root = Path(tmp)
-        users = write_users(root / "users", ROBOT)
-        async with serve_process(root / "served", "--users-file", str(users)) as served:
-            bench = Bench(root, served.url, served.proc.pid, work, args.lease_timeout)
-            rates: dict[str, list[Rate]] = {}
-            for repeat in range(args.repeat if args.throughput else 0):
-                for label, replicas, backend in CASES:
-                    rate = await bench.throughput(replicas, backend)
-                    rates.setdefault(label, []).append(rate)
-                    print(
-                        f"run {repeat + 1} {label}: {rate.files_per_s:.1f} files/s, CPU per "
-                        f"file: replicas {rate.daemon_cpu_ms:.0f} ms, server "
-                        f"{rate.server_cpu_ms:.0f} ms",
-                        flush=True,
-                    )
-            failovers = []
-            for repeat in range(args.repeat if args.failover else 0):
-                failovers.append(await bench.failover())
-                takeover, finish, jobs = failovers[-1]
+        bench = Bench(Path(tmp), work, args.lease_timeout)
+        rates: dict[str, list[Rate]] = {}
+        for repeat in range(args.repeat if args.throughput else 0):
+            # The order rotates per repeat, so that a drift of the machine's load hits
+            # every case alike.
+            for label, replicas, backend in CASES[repeat:] + CASES[:repeat]:
+                rate = await bench.throughput(replicas, backend)
+                rates.setdefault(label, []).append(rate)
                 print(
-                    f"run {repeat + 1} failover: takeover {takeover:.2f}s, "
-                    f"{jobs} job(s) done {finish:.2f}s after the kill",
+                    f"run {repeat + 1} {label}: {rate.files_per_s:.1f} files/s, CPU per "
+                    f"file: replicas {rate.daemon_cpu_ms:.0f} ms, server "
+                    f"{rate.server_cpu_ms:.0f} ms",
                     flush=True,
                 )
+        failovers = []
+        for repeat in range(args.repeat if args.failover else 0):
+            failovers.append(await bench.failover())
+            takeover, finish, jobs = failovers[-1]
+            print(
+                f"run {repeat + 1} failover: takeover {takeover:.2f}s, "
+                f"{jobs} job(s) done {finish:.2f}s after the kill",
+                flush=True,
+            )
     report(work, args, rates, failovers)
 
 
@@ -239,6 +257,7 @@ CASES = (
     ("2 replicas, PostgreSQL", 2, "postgres"),
     ("3 replicas, PostgreSQL", 3, "postgres"),
 )
+CASES_ORDER = {label: n for n, (label, _r, _b) in enumerate(CASES)}
 
 
 def report(
@@ -254,7 +273,7 @@ def report(
             "| setup | files/s | replicas' CPU ms/file | server CPU ms/file | files/s, each run |"
         )
         print("|---|---|---|---|---|")
-        for label, values in rates.items():
+        for label, values in sorted(rates.items(), key=lambda item: CASES_ORDER[item[0]]):
             runs = ", ".join(f"{v.files_per_s:.1f}" for v in values)
             print(
                 f"| {label} | {statistics.median(v.files_per_s for v in values):.1f} "
