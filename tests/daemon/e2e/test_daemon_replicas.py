@@ -40,13 +40,7 @@ from tests.daemon.e2e.cluster import (
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import DaemonProcess, run_cli, wait_until
 from tests.daemon.e2e.site import Site
-from tests.daemon.support.moto_server import (
-    FAKE_KEY_ID,
-    FAKE_SECRET,
-    REGION,
-    MotoServer,
-    new_bucket_name,
-)
+from tests.daemon.support.moto_server import MotoServer, new_bucket_name
 from tests.daemon.support.step_proxy import APPLY, UPLOAD, StepProxy, step_proxy
 
 if TYPE_CHECKING:
@@ -55,20 +49,6 @@ if TYPE_CHECKING:
 WORKLOAD = Workload(datasets=30, files=300)
 FROM_BUCKET = 15  # datasets 0-14 are fed by the drop folder, 15-29 by the bucket
 LEASE_TIMEOUT_S = 4.0
-
-
-def with_bucket(site: Site, moto: MotoServer, bucket: str) -> None:
-    site.more_sources = [
-        {
-            "name": "bucket",
-            "url": f"s3://{bucket}/{BUCKET_PREFIX}",
-            "endpoint_url": moto.url,
-            "region": REGION,
-            "access_key_id": FAKE_KEY_ID,
-            "secret_access_key": FAKE_SECRET,
-            "min_age": "0s",
-        }
-    ]
 
 
 async def kill_when_frozen(
@@ -130,7 +110,7 @@ async def test_three_replicas_publish_every_file_once_in_order_when_two_are_kill
     began = time.monotonic()
     bucket = new_bucket_name()
     await s3.create_bucket(Bucket=bucket)
-    with_bucket(site, moto, bucket)
+    site.more_sources = [{"name": "bucket", **moto.source_keys(bucket, BUCKET_PREFIX)}]
     site.limits = {"max_concurrent_jobs": 4}
     fourfours = await make_datasets(client, WORKLOAD.datasets)
     map_workload(site, fourfours, bucket_from=FROM_BUCKET)
