@@ -5,10 +5,11 @@ and publish through the local server: ``WORKLOAD`` small files over append datas
 Replica ``a`` reaches the server through a proxy that freezes its first chunk upload
 mid-body, ``b`` through one that lets the server take its first apply and holds the
 answer (``step_proxy.py``); each is killed with SIGKILL while frozen there, its job
-in ``uploading`` or ``applying``. Replica ``c`` takes their lanes over once their
-leases end. Then every file is on its dataset exactly once (append datasets: a
-double shows as a doubled id), in each dataset's arrival order, no revision is open,
-every job is terminal, and the lanes of the dead were taken over by name.
+in ``uploading`` or ``applying``. Replica ``c`` (or ``b`` while it lives) takes
+their lanes over once their leases end. Then every file is on its dataset exactly
+once (append datasets: a double shows as a doubled id), in each dataset's arrival
+order, no revision is open, every job is terminal, and the lanes of the dead were
+taken over by name.
 
 The time from each kill to its replica's last job finished is printed (it is measured
 in ``bench/scale.py``, not asserted: no timing assertions in tests).
