@@ -27,7 +27,15 @@ from datetime import datetime
 from dsmsyncd.config.schema import StateConfig
 from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import TERMINAL_STATES, Job, JobState, LaneLost, StateStore, utc_now
+from dsmsyncd.state import (
+    TERMINAL_STATES,
+    Job,
+    JobState,
+    LaneClaim,
+    LaneLost,
+    StateStore,
+    utc_now,
+)
 
 logger = logging.getLogger("dsmsyncd.daemon.scheduler")
 
@@ -75,7 +83,10 @@ class Scheduler:
         self._metrics = metrics
         self.max_concurrent_jobs = max_concurrent_jobs
         self._clock = clock
-        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._lanes: dict[str, asyncio.Task[bool]] = {}
+        # The claim each running lane holds: a lane still claiming holds none yet, so a
+        # renewal that does not name it has lost nothing.
+        self._claims: dict[str, LaneClaim] = {}
         self._wake = asyncio.Event()
         self._accepting = True
         self.current: dict[str, Job] = {}
@@ -133,7 +144,7 @@ class Scheduler:
             self._lanes[dataset] = task
             task.add_done_callback(functools.partial(self._lane_done, dataset))
 
-    def _lane_done(self, dataset: str, _task: asyncio.Task[None]) -> None:
+    def _lane_done(self, dataset: str, _task: asyncio.Task[bool]) -> None:
         task = self._lanes.pop(dataset, None)
         self.current.pop(dataset, None)
         if task is not None and not task.cancelled() and task.exception() is not None:
@@ -152,12 +163,18 @@ class Scheduler:
         elif task is not None and not task.cancelled():
             self._crashes.pop(dataset, None)
             self._last_crash.pop(dataset, None)
+            if not task.result():
+                # Refused: another replica holds the lane. Looking again at once would
+                # spin on claims; its release (a notification) or the recheck wakes us.
+                return
         self._wake.set()  # a slot is free: another dataset may go
 
-    async def _lane(self, dataset: str) -> None:
+    async def _lane(self, dataset: str) -> bool:
+        """Run the dataset's lane while this replica holds it; False if another does."""
         claim = await self._store.claim_lane(dataset, self._clock())
         if claim is None:
-            return  # another replica holds it
+            return False  # another replica holds it
+        self._claims[dataset] = claim
         self._metrics.lanes_held.labels(self._replica).inc()
         finished = False
         try:
@@ -174,8 +191,10 @@ class Scheduler:
             self._metrics.lane_losses.labels(self._replica).inc()
             finished = True  # nothing of ours to give up: the lease is another's
         finally:
+            self._claims.pop(dataset, None)
             self._metrics.lanes_held.labels(self._replica).dec()
             await self._release(dataset, finished)
+        return True
 
     async def _run_lane(self, dataset: str) -> None:
         while self._accepting:
@@ -190,6 +209,25 @@ class Scheduler:
                 self._metrics.jobs_in_flight.dec()
             if finished.state is JobState.FAILED_RETRYABLE:
                 return  # the lane waits for next_attempt_at; the store keeps arrival order
+            if await self._orphan_waits():
+                logger.info("lane %s gives way to a dead replica's lane after this job", dataset)
+                return
+
+    async def _orphan_waits(self) -> bool:
+        """Whether a lane whose lease ended (its replica died) waits for a slot of ours.
+
+        A lane runs its dataset's whole queue; with every slot busy, an orphan would wait
+        for some queue to empty. A full replica ends a lane after its job instead, so the
+        dead replica's jobs resume within the lease timeout plus one job; the lane's own
+        queue is claimed again like any lane with work.
+        """
+        if len(self._lanes) < self.max_concurrent_jobs:
+            return False  # a free slot: the scheduler starts the orphan itself
+        now = time.monotonic()
+        return any(
+            dataset not in self._lanes and self._cooldown_until.get(dataset, 0) <= now
+            for dataset in await self._store.orphaned_lanes(self._clock())
+        )
 
     async def _release(self, dataset: str, finished: bool) -> None:
         """Give the lane up; a failure to say so only lets its lease end on its own."""
@@ -212,6 +250,10 @@ class Scheduler:
             return
         every = replica.lease_timeout_s / RENEWALS_PER_LEASE
         while not stop.is_set():
+            # Only claims made before the renewal began must be in what it kept: a lane
+            # still claiming (or claimed meanwhile) is not lost, and cancelling it while
+            # its claim commits would leave a lease that no lane of ours runs.
+            claimed = dict(self._claims)
             try:
                 kept = await self._store.renew_lanes(self._clock())
             except Exception:
@@ -219,8 +261,10 @@ class Scheduler:
                     self.cancel_running("its lease could not be renewed")
                 raise
             self._renewed_at = time.monotonic()
-            for dataset, task in list(self._lanes.items()):
-                if dataset not in kept and not task.done():
+            for dataset, claim in claimed.items():
+                task = self._lanes.get(dataset)
+                lost = dataset not in kept and self._claims.get(dataset) is claim
+                if lost and task is not None and not task.done():
                     logger.warning("lane %s: its lease was lost; stopping its job", dataset)
                     self._metrics.lane_losses.labels(self._replica).inc()
                     task.cancel(msg="lease lost")

@@ -126,8 +126,11 @@ class LaneMethods(Generic[CT]):
     async def renew_lanes(self, now: datetime) -> set[str]:
         me, sql = self._me(), self._lane_sql
         until = checked(now) + me.lease
+        before = set(self._held)
         kept = await self._write(lambda conn: sql.renew(conn, me.name, now, until))
-        self._held &= kept
+        # Forget only what was held before the renewal: a lane claimed while it ran is
+        # not in what it kept, and is held all the same.
+        self._held -= before - kept
         return kept
 
     async def orphaned_lanes(self, now: datetime) -> list[str]:

@@ -29,10 +29,12 @@ from tests.daemon.support.moto_server import (
 )
 from tests.daemon.support.state_backends import (
     StoreFactory,
+    create_database,
     drop_database,
     postgres_factory,
     session_database,
 )
+from tests.support.postgres_source import admin_url
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -93,6 +95,18 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(drop_database(admin, url))
+
+
+@pytest.fixture
+async def fresh_database() -> AsyncIterator[str]:
+    """A database no store has touched yet (the session's one has earlier tests' schemas),
+    of this test's own: a fresh schema to migrate, or the state replicas share."""
+    admin = admin_url()
+    url = await create_database(admin)
+    try:
+        yield url
+    finally:
+        await drop_database(admin, url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -46,11 +46,14 @@ async def wait_until(
 
 
 class DaemonProcess:
-    """``dsmsyncd run -c FILE`` as a child process; its logs go to a file."""
+    """``dsmsyncd run -c FILE`` as a child process; its logs go to a file.
 
-    def __init__(self, site: Site, log: Path) -> None:
+    ``FILE`` is the site's config unless told (replicas of one site have one each)."""
+
+    def __init__(self, site: Site, log: Path, config: Path | None = None) -> None:
         self.site = site
         self.log = log
+        self.config = config or site.config_path
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -60,7 +63,7 @@ class DaemonProcess:
                 DSMSYNCD,
                 "run",
                 "-c",
-                str(self.site.config_path),
+                str(self.config),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

@@ -35,6 +35,8 @@ class Site(Folders):
     notify: list[dict[str, Any]] = field(default_factory=list)
     # Other top-level tables (``log_dataset`` ...): name → keys.
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # More [[source]] tables after "drop", each with its name (a bucket beside the folder).
+    more_sources: list[dict[str, Any]] = field(default_factory=list)
 
     state_db: Path = field(init=False)
     config_path: Path = field(init=False)
@@ -48,30 +50,40 @@ class Site(Folders):
         """A mapping from ``drop`` (``action = "update"`` unless told otherwise)."""
         self.mappings.append({"match": match, "dataset": dataset, **with_default_action(options)})
 
-    def write_config(self) -> Path:
+    def write_config(
+        self,
+        path: Path | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        server_url: str | None = None,
+    ) -> Path:
+        """The config file (``path``, else ``config_path``); ``state`` are the [state]
+        keys (this site's SQLite file unless told), ``server_url`` the target's URL
+        (this site's unless told: a replica may reach the server through a proxy)."""
         self.drop.mkdir(parents=True, exist_ok=True)
         secret = self.root / "robot.password"
         secret.write_text(ROBOT[1] + "\n", encoding="utf-8")
         limits = {"max_concurrent_jobs": 2, "drain_timeout": "20s", **self.limits}
         lines = [
             "[target]",
-            f'url = "{self.server_url}"',
+            f'url = "{server_url or self.server_url}"',
             f'username = "{ROBOT[0]}"',
             f'password_file = "{secret}"',
             *(f"{key} = {_toml(value)}" for key, value in self.target.items()),
             "[state]",
-            f'url = "sqlite:///{self.state_db}"',
+            *_pairs(state or {"url": f"sqlite:///{self.state_db}"}),
             "[admin]",
             'listen = "127.0.0.1:0"',
             "[limits]",
-            *(f"{key} = {_toml(value)}" for key, value in limits.items()),
+            *_pairs(limits),
         ]
         for table, keys in self.tables.items():
-            lines += [f"[{table}]", *(f"{key} = {_toml(value)}" for key, value in keys.items())]
+            lines += [f"[{table}]", *_pairs(keys)]
         lines += ["[[source]]", 'name = "drop"']
         source = self.source or {"url": f"file://{self.drop}", "min_age": self.min_age}
-        source = {"poll_interval": "2s", **source}
-        lines += [f"{key} = {_toml(value)}" for key, value in source.items()]
+        lines += _pairs({"poll_interval": "2s", **source})
+        for more in self.more_sources:
+            lines += ["[[source]]", *_pairs({"poll_interval": "2s", **more})]
         for mapping in self.mappings:
             options = {
                 "source": "drop",
@@ -79,11 +91,12 @@ class Site(Folders):
                 "quarantine_dir": str(self.quarantine),
                 **mapping,
             }
-            lines += ["[[mapping]]", *(f"{k} = {_toml(v)}" for k, v in options.items())]
+            lines += ["[[mapping]]", *_pairs(options)]
         for target in self.notify:
-            lines += ["[[notify]]", *(f"{k} = {_toml(v)}" for k, v in target.items())]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return self.config_path
+            lines += ["[[notify]]", *_pairs(target)]
+        written = path or self.config_path
+        written.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return written
 
     def drop_file(self, name: str, content: bytes, *, mtime: float | None = None) -> Path:
         """Write as ``NAME.part`` and rename, as a careful writer does."""
@@ -117,6 +130,10 @@ class Site(Folders):
                 " ORDER BY job_events.id"
             ).fetchall()
         return [str(row[0]) for row in rows]
+
+
+def _pairs(table: dict[str, Any]) -> list[str]:
+    return [f"{key} = {_toml(value)}" for key, value in table.items()]
 
 
 def _toml(value: Any) -> str:

@@ -28,13 +28,7 @@ from tests.daemon.e2e.site import Site, big_csv, job_state
 from tests.daemon.e2e.test_daemon_restart import wait_for_state
 from tests.daemon.support.datasets import publish_dataset
 from tests.daemon.support.link_proxy import LinkProxy, link_proxy
-from tests.daemon.support.moto_server import (
-    FAKE_KEY_ID,
-    FAKE_SECRET,
-    REGION,
-    MotoServer,
-    new_bucket_name,
-)
+from tests.daemon.support.moto_server import MotoServer, new_bucket_name
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -136,14 +130,7 @@ async def test_daemon_killed_halfway_through_a_bucket_upload_sends_only_the_rest
     data = big_csv(ROWS)
     bucket = new_bucket_name()
     await s3.create_bucket(Bucket=bucket)
-    site.source = {
-        "url": f"s3://{bucket}/in/",
-        "endpoint_url": moto.url,
-        "region": REGION,
-        "access_key_id": FAKE_KEY_ID,
-        "secret_access_key": FAKE_SECRET,
-        "min_age": "0s",
-    }
+    site.source = moto.source_keys(bucket, "in/")
     async with link_proxy(server.url) as proxy:
         ff = await configured(
             site, client, server, proxy, archive_dir="archive/", quarantine_dir="quarantine/"

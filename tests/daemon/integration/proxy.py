@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tests.daemon.support.loopback_proxy import serving
+from tests.daemon.support.loopback_proxy import relay, serving
 
 APPLY = re.compile(rb"PUT /api/publishing/v1/revision/[^ /]+/\d+/apply HTTP/1\.1\r\n")
 
@@ -42,19 +42,15 @@ class ApplyDropper:
         self._mode = "before"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
         taken = asyncio.Event()  # set once an apply to be dropped went to the server
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._upstream(reader, up_writer, writer, taken))
-                group.create_task(self._downstream(up_reader, writer, taken))
-        except* (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, up_writer):
-                w.close()
-                with contextlib.suppress(ConnectionError, OSError):
-                    await w.wait_closed()
+        await relay(
+            writer,
+            (self.upstream_host, self.upstream_port),
+            lambda up_reader, up_writer: (
+                self._upstream(reader, up_writer, writer, taken),
+                self._downstream(up_reader, writer, taken),
+            ),
+        )
 
     async def _upstream(
         self,

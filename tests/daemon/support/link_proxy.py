@@ -27,11 +27,12 @@ import asyncio
 import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from tests.daemon.support.loopback_proxy import DelayedReader, serving
+from tests.daemon.support.loopback_proxy import DelayedReader, relay, serving
 
 Reader = asyncio.StreamReader | DelayedReader
 
@@ -78,25 +79,24 @@ class LinkProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
-        try:
-            async with asyncio.TaskGroup() as group:
-                client_side: Reader = reader
-                server_side: Reader = up_reader
-                if self.delay_s:
-                    client_side = DelayedReader(reader, self.delay_s, self.read_size)
-                    server_side = DelayedReader(up_reader, self.delay_s, self.read_size)
-                    group.create_task(client_side.pump())
-                    group.create_task(server_side.pump())
-                group.create_task(self._upstream(client_side, writer, up_writer))
-                group.create_task(self._relay(server_side, writer))
-        except* (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, up_writer):
-                w.close()
-                with contextlib.suppress(ConnectionError, OSError):
-                    await w.wait_closed()
+
+        def pumps(
+            up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter
+        ) -> list[Coroutine[Any, Any, None]]:
+            client_side: Reader = reader
+            server_side: Reader = up_reader
+            delayed: list[Coroutine[Any, Any, None]] = []
+            if self.delay_s:
+                client_side = DelayedReader(reader, self.delay_s, self.read_size)
+                server_side = DelayedReader(up_reader, self.delay_s, self.read_size)
+                delayed = [client_side.pump(), server_side.pump()]
+            return [
+                *delayed,
+                self._upstream(client_side, writer, up_writer),
+                self._relay(server_side, writer),
+            ]
+
+        await relay(writer, (self.upstream_host, self.upstream_port), pumps)
 
     async def _upstream(
         self,

@@ -1,8 +1,11 @@
-"""Serving a test proxy's connection handler on a free loopback port, and a delayed link.
+"""Serving a test proxy's connection handler on a free loopback port, relaying, and a
+delayed link.
 
 The one rule every such proxy needs at teardown: the listener closes, and each
 connection it is still handling is cancelled and awaited, so no task outlives the
-test (pytest turns a task destroyed while pending into an error).
+test (pytest turns a task destroyed while pending into an error). ``relay`` is the
+other thing every proxy does: connect a client to the server and pump bytes both
+ways (each proxy's pumps decide what to count, hold or cut), closing both sides.
 
 ``DelayedReader`` makes a loopback link look like a wide-area one (issue 9): what is
 read from a socket comes out ``delay_s`` later, in order, with no limit on bandwidth.
@@ -12,9 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+# The pumps of one relayed connection, given the server side's reader and writer.
+Pumps = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Iterable[Coroutine[Any, Any, None]]]
+
+
+async def relay(writer: asyncio.StreamWriter, upstream: tuple[str, int], pumps: Pumps) -> None:
+    """Connect to ``upstream`` and run ``pumps`` until they end; a reset on either side
+    ends them; both sides are closed after."""
+    up_reader, up_writer = await asyncio.open_connection(*upstream)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for pump in pumps(up_reader, up_writer):
+                group.create_task(pump)
+    except* (ConnectionError, OSError):
+        pass
+    finally:
+        for w in (writer, up_writer):
+            w.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await w.wait_closed()
 
 
 class DelayedReader:

@@ -55,6 +55,18 @@ class MotoServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
+    def source_keys(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        """A ``[[source]]`` table's keys for ``s3://bucket/prefix`` on this server (for
+        a config file), fake keys included; ``min_age`` 0: objects are put whole."""
+        return {
+            "url": f"s3://{bucket}/{prefix}",
+            "endpoint_url": self.url,
+            "region": REGION,
+            "access_key_id": FAKE_KEY_ID,
+            "secret_access_key": FAKE_SECRET,
+            "min_age": "0s",
+        }
+
     def source_config(self, bucket: str, prefix: str = "", **kw: Any) -> SourceConfig:
         """A ``[[source]]`` for ``s3://bucket/prefix`` on this server, fake keys included."""
         kw.setdefault("name", "bucket")

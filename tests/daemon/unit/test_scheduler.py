@@ -10,7 +10,7 @@ import pytest
 
 from dsmsyncd.daemon.scheduler import Scheduler
 from dsmsyncd.observe.metrics import Metrics
-from dsmsyncd.state import Job, JobState, ReplicaIdentity, SqliteStateStore
+from dsmsyncd.state import Job, JobState, ReplicaIdentity, SqliteStateStore, StateStore
 from tests.daemon.support.jobs import add_job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -22,7 +22,7 @@ async def store() -> AsyncIterator[SqliteStateStore]:
         yield opened
 
 
-async def _add(store: SqliteStateStore, dataset: str, name: str, minute: int) -> Job:
+async def _add(store: StateStore, dataset: str, name: str, minute: int) -> Job:
     mtime = T0 + timedelta(minutes=minute)
     return await add_job(store, name, identity=f"file:{name}", size=1, mtime=mtime, dataset=dataset)
 
@@ -30,7 +30,7 @@ async def _add(store: SqliteStateStore, dataset: str, name: str, minute: int) ->
 class Recorder:
     """A job runner that publishes at once, recording order and overlap per dataset."""
 
-    def __init__(self, store: SqliteStateStore, expected: int) -> None:
+    def __init__(self, store: StateStore, expected: int) -> None:
         self.store = store
         self.order: list[str] = []
         self.running: dict[str, int] = {}

@@ -8,7 +8,6 @@ against PostgreSQL in test_state_sqlite.py and test_state_upload_journal.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -16,19 +15,6 @@ import pytest
 from dsmsyncd.state import SCHEMA_VERSION, PostgresStateStore, StateStoreError
 from dsmsyncd.state.migrations import MIGRATIONS as SQLITE_MIGRATIONS
 from dsmsyncd.state.postgres_migrations import MIGRATIONS, PG_SCHEMA_VERSION
-from tests.daemon.support.state_backends import create_database, drop_database
-from tests.support.postgres_source import admin_url
-
-
-@pytest.fixture
-async def fresh_database() -> AsyncIterator[str]:
-    """A database no store has touched yet (the session's one has earlier tests' schemas)."""
-    admin = admin_url()
-    url = await create_database(admin)
-    try:
-        yield url
-    finally:
-        await drop_database(admin, url)
 
 
 async def test_replicas_starting_at_once_migrate_one_fresh_database_safely(
