@@ -33,6 +33,8 @@ from pydantic import (
     model_validator,
 )
 
+from dsmsyncd.config.hours import check_timezone, check_window
+from dsmsyncd.config.rates import parse_rate
 from dsmsyncd.config.state_url import check_state_url, is_postgres_url, url_has_password
 
 __all__ = [
@@ -77,6 +79,10 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[int, BeforeValidator(parse_rate)]
+# Each entry is checked on its own, so an error names it: limits.active_hours[1].
+ActiveHours = list[Annotated[str, AfterValidator(check_window)]]
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 
 
 def _accepted_by(check: Callable[[str], object]) -> AfterValidator:
@@ -207,6 +213,11 @@ class LimitsConfig(_Section):
     retry_max_delay: Duration = Field(default=900.0, gt=0)
     # Attempts to read a file that cannot be opened or read before it is quarantined.
     max_read_attempts: int = Field(default=5, ge=1, le=100)
+    # Upload bytes/s across the daemon (one token bucket, SIGHUP changes it); 0: none.
+    max_upload_rate: Rate = 0
+    # When jobs may start (``config/hours.py``); a mapping's own active_hours wins.
+    active_hours: ActiveHours | None = Field(default=None, min_length=1)
+    timezone: TimeZoneName = "UTC"
 
 
 class SourceConfig(_Section):
@@ -311,6 +322,9 @@ class MappingConfig(_Section):
     on_success: Literal["archive", "delete", "keep"] = "archive"
     archive_dir: Path | None = None
     quarantine_dir: Path
+    # This mapping's windows (and their zone), instead of [limits] ones.
+    active_hours: ActiveHours | None = Field(default=None, min_length=1)
+    timezone: TimeZoneName | None = None
 
     @field_validator("dataset")
     @classmethod

@@ -43,6 +43,7 @@ from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks,
 from dsmsyncd.daemon.supervisor import Supervisor
 from dsmsyncd.daemon.target import ClientLease, client_for
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
+from dsmsyncd.dsmapi.rate_limit import TokenBucket
 from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import OK, AdminServer, create_admin_app, start_admin
@@ -96,6 +97,8 @@ class Daemon:
         self._unmatched = UnmatchedLog()
         self._signals = 0
         self._listeners: list[Callable[[Job], object]] = []
+        # Every client of this daemon pays it; a reload changes its rate in place.
+        self.upload_rate = TokenBucket(config.limits.max_upload_rate)
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -129,7 +132,9 @@ class Daemon:
         replica = ReplicaIdentity(state.replica or default_replica_name(), state.lease_timeout)
         self._store = open_state_store(state.url, password=state.password_text, replica=replica)
         await self._store.open()
-        self._client = client_for(self.config, on_retry=self._on_retry)
+        self._client = client_for(
+            self.config, on_retry=self._on_retry, upload_rate=self.upload_rate
+        )
         await self._client.__aenter__()
         self._lease = ClientLease(self._client)
         self._status = self._status_provider(self._store)
@@ -374,7 +379,9 @@ class Daemon:
             switch = old_lease is not None and new.target != self.config.target
             if switch:
                 try:
-                    client = await client_for(new, on_retry=self._on_retry).__aenter__()
+                    client = await client_for(
+                        new, on_retry=self._on_retry, upload_rate=self.upload_rate
+                    ).__aenter__()
                 except (OSError, ValueError) as exc:
                     logger.error(
                         "reload refused, keeping the running configuration: cannot build "
@@ -390,6 +397,7 @@ class Daemon:
                 if self._status is not None:
                     self._status.forget_target()  # probe the new target next time
             self.config = new
+            self.upload_rate.set_rate(new.limits.max_upload_rate)  # uploads in flight too
             self._use_sources(sources, retired)
             if self._scheduler is not None:
                 self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs

@@ -9,10 +9,18 @@ from __future__ import annotations
 from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
+from dsmsyncd.dsmapi.rate_limit import TokenBucket
 from dsmsyncd.dsmapi.retry import OnRetry
 
 
-def client_for(config: Config, *, on_retry: OnRetry | None = None) -> DsmapiClient:
+def client_for(
+    config: Config, *, on_retry: OnRetry | None = None, upload_rate: TokenBucket | None = None
+) -> DsmapiClient:
+    """The target's client; chunk bodies pay ``upload_rate`` (the daemon's one bucket,
+    shared by the clients of successive ``[target]`` configurations), else a bucket of
+    their own at ``[limits] max_upload_rate`` (one-shot commands)."""
+    if upload_rate is None and config.limits.max_upload_rate:
+        upload_rate = TokenBucket(config.limits.max_upload_rate)
     target = config.target
     credentials = Credentials(
         username=target.username.get_secret_value() if target.username else None,
@@ -21,13 +29,16 @@ def client_for(config: Config, *, on_retry: OnRetry | None = None) -> DsmapiClie
         app_token=target.app_token.get_secret_value() if target.app_token else None,
     )
     ca = str(target.ca_bundle) if target.ca_bundle else None
-    return DsmapiClient(
+    client = DsmapiClient(
         target.url,
         credentials,
         ca_bundle=ca,
         timeout_s=target.request_timeout,
         on_retry=on_retry,
     )
+    if upload_rate is not None:
+        client.upload_pace = upload_rate.take
+    return client
 
 
 class ClientLease(Lease[DsmapiClient]):
