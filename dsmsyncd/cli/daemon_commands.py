@@ -105,6 +105,7 @@ def status_command(config_path: Path, *, limit: int, as_json: bool, cluster: boo
         print(f"{dataset}:")
         for job in jobs:
             error = f"  {job['error']}" if job.get("error") else ""
+            error += f"  ({job['waiting']})" if job.get("waiting") else ""
             print(f"  #{job['id']:<5} {job['state']:<18} {job['updated_at']}  {job['file']}{error}")
     return ExitCode.OK
 
@@ -126,8 +127,11 @@ def _print_cluster(view: dict[str, Any]) -> None:
 
 
 async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict[str, object]]]:
+    from dsmsyncd.daemon.active_hours import ActiveHours
     from dsmsyncd.daemon.status import cluster_view
     from dsmsyncd.state import open_state_store
+
+    hours = ActiveHours(lambda: config)
 
     async with open_state_store(config.state.url, password=config.state.password_text) as store:
         view = await cluster_view(store, config.state.lease_timeout)
@@ -141,6 +145,7 @@ async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict
             "updated_at": job.updated_at.isoformat(timespec="seconds"),
             "revision_seq": job.revision_seq,
             "error": job.error,
+            **({"waiting": note} if (note := hours.waiting_note(job)) else {}),
         }
         for job in jobs
     ]

@@ -34,6 +34,7 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
+from dsmsyncd.daemon.active_hours import ActiveHours
 from dsmsyncd.daemon.discovery import Discovery, record_job
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.routing import UnmatchedLog
@@ -99,6 +100,7 @@ class Daemon:
         self._listeners: list[Callable[[Job], object]] = []
         # Every client of this daemon pays it; a reload changes its rate in place.
         self.upload_rate = TokenBucket(config.limits.max_upload_rate)
+        self.active_hours = ActiveHours(lambda: self.config)  # read at each look
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -156,6 +158,7 @@ class Daemon:
             max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
             sweep=self._finish_leftovers,
             idle_recheck_s=self._idle_recheck_s(),
+            gate=self.active_hours.opens_at,
         )
         self._scheduler.sweep_first(leftovers)
         self.metrics.replica_info.labels(replica.name).set(1)
@@ -315,6 +318,7 @@ class Daemon:
             sources=lambda: [{"name": s.name, "url": s.url} for s in self.config.source],
             ready_checks=self._ready_checks,
             extra=self._status_extra,
+            waiting=self.active_hours.waiting_note,
             started_at=self.started_at,
             target_ttl=CHECK_INTERVAL_S,
         )
@@ -402,6 +406,7 @@ class Daemon:
             if self._scheduler is not None:
                 self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
                 self._scheduler.run_job = self._job_runner()
+                self._scheduler.wake()  # active_hours may have changed: look again
             if old_lease is not None and switch:
                 logger.info(
                     "[target] changed from %s to %s: jobs starting now use the new target; "

@@ -1,0 +1,88 @@
+"""A file found outside its mapping's ``active_hours`` waits, visibly, and is published
+when the window opens. The test moves the daemon's active-hours clock (a seam set in a
+``Daemon`` subclass); the scheduler notices the opening at its next look, an event the
+test waits on, never a sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from dsmsyncd.config.schema import Config
+from dsmsyncd.daemon.lifecycle import Daemon
+from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.state import JobState
+from tests.daemon.e2e.inprocess import running_daemon
+from tests.daemon.e2e.plain_http import Http
+from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.log_lines import watching
+
+SEED = b"id,name,score\n1,ann,10\n"
+PARIS = ZoneInfo("Europe/Paris")
+MONDAY_NOON = datetime(2026, 11, 30, 12, 0, tzinfo=PARIS)
+MONDAY_EVENING = datetime(2026, 11, 30, 19, 0, tzinfo=PARIS)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CLOCK = Clock(MONDAY_NOON)
+
+
+class ClockedDaemon(Daemon):
+    """The daemon, its active hours read on ``CLOCK``."""
+
+    def __init__(self, config_path: Path, config: Config) -> None:
+        super().__init__(config_path, config)
+        self.active_hours.clock = CLOCK
+
+
+async def status_of(daemon: Daemon, dataset: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{daemon.admin_url}/status") as got:
+        snapshot = await got.json()
+    entry: dict[str, Any] = next(d for d in snapshot["datasets"] if d["dataset"] == dataset)
+    return entry
+
+
+async def test_a_file_found_outside_the_window_waits_then_is_published_when_it_opens(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff, action="update", active_hours=["Mon-Fri 19:00-07:00"])
+    site.limits["timezone"] = "Europe/Paris"
+    CLOCK.now = MONDAY_NOON
+    waits = watching("dsmsyncd.daemon.active_hours", "waiting for active hours", logging.INFO)
+    with waits as waiting:
+        async with running_daemon(site, ClockedDaemon) as running:
+            site.drop_file("evening.csv", b"id,name,score\n2,bob,20\n")
+            await asyncio.wait_for(waiting.seen.wait(), 30)
+            assert waiting.text == (
+                "evening.csv waits: waiting for active hours until Mon 2026-11-30 19:00 "
+                "Europe/Paris"
+            )
+            entry = await status_of(running.daemon, ff)
+            assert entry["waiting"] == "waiting for active hours until 19:00 Europe/Paris"
+            assert (entry["current"], entry["queued"]) == (None, 1)
+            assert running.runs == []  # recorded, not started
+            assert [row["name"] for row in await http.rows(ff)] == ["ann"]
+
+            CLOCK.now = MONDAY_EVENING  # the window opens
+            (job,) = await running.finished_jobs(1)
+            assert "waiting" not in await status_of(running.daemon, ff)
+    assert job.state is JobState.PUBLISHED, job.error
+    assert job.relative_path == "evening.csv"
+    assert waiting.count == 1  # said once, not at every look
+    rows = await http.rows(ff, **{"$order": "id"})
+    assert [row["name"] for row in rows] == ["ann", "bob"]
