@@ -6,8 +6,10 @@ test waits on, never a sleep."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,11 +19,13 @@ import aiohttp
 from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
-from dsmsyncd.state import JobState
+from dsmsyncd.state import JobState, open_state_store
 from tests.daemon.e2e.inprocess import running_daemon
 from tests.daemon.e2e.plain_http import Http
+from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.jobs import add_job
 from tests.daemon.support.log_lines import watching
 
 SEED = b"id,name,score\n1,ann,10\n"
@@ -86,3 +90,21 @@ async def test_a_file_found_outside_the_window_waits_then_is_published_when_it_o
     assert waiting.count == 1  # said once, not at every look
     rows = await http.rows(ff, **{"$order": "id"})
     assert [row["name"] for row in rows] == ["ann", "bob"]
+
+
+async def test_dsmsyncd_status_shows_a_job_waiting_for_its_window(site: Site) -> None:
+    # A daily window six hours from now (UTC): closed now, whenever the test runs.
+    opens = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(hours=6)
+    window = f"{opens:%H:%M}-{opens + timedelta(hours=1):%H:%M}"
+    site.map("abcd-1234", active_hours=[window])
+    path = site.write_config()
+    async with open_state_store(f"sqlite:///{site.state_db}") as store:
+        await add_job(store, "night.csv", identity="n", mtime=opens)
+    result = await run_cli("status", "-c", str(path))
+    assert result.code == 0, result
+    waits = re.escape("(waiting for active hours until ") + r"(\w{3} \d{4}-\d\d-\d\d )?"
+    assert re.search(waits + re.escape(f"{opens:%H:%M} UTC)"), result.out), result.out
+    as_json = await run_cli("status", "-c", str(path), "--json")
+    (row,) = json.loads(as_json.out)
+    assert row["state"] == "discovered"
+    assert row["waiting"].startswith("waiting for active hours until ")
