@@ -1,7 +1,7 @@
-"""``[limits] max_upload_rate`` is one bucket for the whole daemon, and SIGHUP changes its
-rate in place: an upload waiting on it follows the new rate. The test reads the
-bucket's state after each reload; the rate actually held is measured in
-``bench/rate_limit.py``, never timed here."""
+"""``[limits] max_upload_rate`` is one bucket for the whole daemon, paid by every chunk
+body slice by slice, and SIGHUP changes its rate in place: an upload waiting on it
+follows the new rate. The tests read the bucket's books and state; the rate actually
+held on the wire is measured in ``bench/rate_limit.py``, never timed here."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from pathlib import Path
 
 from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
+from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.dsmapi.chunk_payload import SLICE
+from dsmsyncd.dsmapi.rate_limit import TokenBucket
+from dsmsyncd.pipeline.upload import upload_blob
 from dsmsyncd.server.main import RunningServer
+from tests.daemon.support.blobs import BytesBlob
 from tests.daemon.support.config_text import target_state_admin
 from tests.daemon.support.in_loop import daemon_running
 from tests.daemon.support.log_lines import watching
@@ -57,3 +61,25 @@ async def test_sighup_changes_the_rate_of_the_running_bucket_and_its_waiting_upl
         await asyncio.wait_for(upload, 10)
         assert bucket.rate == 0
         assert bucket.paid >= SLICE
+
+
+async def test_every_byte_of_every_chunk_body_is_paid_a_slice_at_a_time(
+    server: RunningServer, client: DsmapiClient
+) -> None:
+    bucket = TokenBucket(10**12)  # high enough never to wait: the books are the point
+    slices: list[int] = []
+
+    async def pace(amount: int) -> None:
+        slices.append(amount)
+        await bucket.take(amount)
+
+    client.upload_pace = pace
+    content = b"id,name\n" + b"1,abcdefgh\n" * 200_000  # 2.2 MB: several slices
+    revision = await client.create_dataset({"name": "Paced"})
+    source = await client.create_upload_source(revision, "paced.csv", {"parse_source": False})
+    result = await upload_blob(
+        client, source, BytesBlob("paced.csv", content), max_chunk_size=SLICE * 3 + 5
+    )
+    assert result.bytes_sent == len(content)
+    assert bucket.paid == sum(slices) == len(content)
+    assert max(slices) == SLICE
