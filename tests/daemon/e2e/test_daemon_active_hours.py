@@ -1,7 +1,8 @@
-"""A file found outside its mapping's ``active_hours`` waits, visibly, and is published
-when the window opens. The test moves the daemon's active-hours clock (a seam set in a
-``Daemon`` subclass); the scheduler notices the opening at its next look, an event the
-test waits on, never a sleep."""
+"""A file found outside its mapping's ``active_hours`` waits, visibly (log, ``/status``,
+``dsmsyncd status``), and is published when the window opens, or at once when a reload
+drops the window. The tests move the daemon's active-hours clock (a seam set in a
+``Daemon`` subclass); the scheduler notices the change at its next look, and the tests
+wait on the job's end as an event, never a sleep."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from dsmsyncd.config import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
@@ -108,3 +110,25 @@ async def test_dsmsyncd_status_shows_a_job_waiting_for_its_window(site: Site) ->
     (row,) = json.loads(as_json.out)
     assert row["state"] == "discovered"
     assert row["waiting"].startswith("waiting for active hours until ")
+
+
+async def test_a_reload_that_drops_the_window_starts_the_waiting_file(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    site.map(ff, action="update", active_hours=["Mon-Fri 19:00-07:00"])
+    site.limits["timezone"] = "Europe/Paris"
+    CLOCK.now = MONDAY_NOON
+    waits = watching("dsmsyncd.daemon.active_hours", "waiting for active hours", logging.INFO)
+    with waits as waiting:
+        async with running_daemon(site, ClockedDaemon) as running:
+            site.drop_file("now.csv", b"id,name,score\n3,cy,30\n")
+            await asyncio.wait_for(waiting.seen.wait(), 30)
+            assert running.runs == []
+            site.mappings[0].pop("active_hours")
+            await running.daemon.apply_config(load_config(site.write_config()))
+            (job,) = await running.finished_jobs(1)
+    assert job.state is JobState.PUBLISHED, job.error
+    assert CLOCK.now == MONDAY_NOON  # the reload, not the clock, let it go
+    rows = await http.rows(ff, **{"$order": "id"})
+    assert [row["name"] for row in rows] == ["ann", "cy"]
