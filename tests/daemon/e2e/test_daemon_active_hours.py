@@ -7,9 +7,12 @@ wait on the job's end as an event, never a sleep."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +25,13 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import JobState, open_state_store
-from tests.daemon.e2e.inprocess import running_daemon
+from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import publish_dataset
 from tests.daemon.support.jobs import add_job
-from tests.daemon.support.log_lines import watching
+from tests.daemon.support.log_lines import LogLines, watching
 
 SEED = b"id,name,score\n1,ann,10\n"
 PARIS = ZoneInfo("Europe/Paris")
@@ -62,34 +65,51 @@ async def status_of(daemon: Daemon, dataset: str) -> dict[str, Any]:
     return entry
 
 
-async def test_a_file_found_outside_the_window_waits_then_is_published_when_it_opens(
-    site: Site, client: DsmapiClient, http: Http
-) -> None:
+@dataclass
+class Waiting:
+    dataset: str
+    running: RunningDaemon
+    said: LogLines  # the daemon's "waiting for active hours" lines
+
+
+@contextlib.asynccontextmanager
+async def file_waiting(
+    site: Site, client: DsmapiClient, name: str, content: bytes
+) -> AsyncIterator[Waiting]:
+    """A dataset mapped for Mon-Fri nights in Paris, the daemon running on ``CLOCK`` at
+    Monday noon, and ``name`` dropped: yielded once the daemon said the file waits."""
     ff = await publish_dataset(client, SEED)
     site.map(ff, action="update", active_hours=["Mon-Fri 19:00-07:00"])
     site.limits["timezone"] = "Europe/Paris"
     CLOCK.now = MONDAY_NOON
     waits = watching("dsmsyncd.daemon.active_hours", "waiting for active hours", logging.INFO)
-    with waits as waiting:
+    with waits as said:
         async with running_daemon(site, ClockedDaemon) as running:
-            site.drop_file("evening.csv", b"id,name,score\n2,bob,20\n")
-            await asyncio.wait_for(waiting.seen.wait(), 30)
-            assert waiting.text == (
-                "evening.csv waits: waiting for active hours until Mon 2026-11-30 19:00 "
-                "Europe/Paris"
-            )
-            entry = await status_of(running.daemon, ff)
-            assert entry["waiting"] == "waiting for active hours until 19:00 Europe/Paris"
-            assert (entry["current"], entry["queued"]) == (None, 1)
+            site.drop_file(name, content)
+            await asyncio.wait_for(said.seen.wait(), 30)
             assert running.runs == []  # recorded, not started
-            assert [row["name"] for row in await http.rows(ff)] == ["ann"]
+            yield Waiting(ff, running, said)
 
-            CLOCK.now = MONDAY_EVENING  # the window opens
-            (job,) = await running.finished_jobs(1)
-            assert "waiting" not in await status_of(running.daemon, ff)
+
+async def test_a_file_found_outside_the_window_waits_then_is_published_when_it_opens(
+    site: Site, client: DsmapiClient, http: Http
+) -> None:
+    async with file_waiting(site, client, "evening.csv", b"id,name,score\n2,bob,20\n") as wait:
+        ff, running = wait.dataset, wait.running
+        assert wait.said.text == (
+            "evening.csv waits: waiting for active hours until Mon 2026-11-30 19:00 Europe/Paris"
+        )
+        entry = await status_of(running.daemon, ff)
+        assert entry["waiting"] == "waiting for active hours until 19:00 Europe/Paris"
+        assert (entry["current"], entry["queued"]) == (None, 1)
+        assert [row["name"] for row in await http.rows(ff)] == ["ann"]
+
+        CLOCK.now = MONDAY_EVENING  # the window opens
+        (job,) = await running.finished_jobs(1)
+        assert "waiting" not in await status_of(running.daemon, ff)
     assert job.state is JobState.PUBLISHED, job.error
     assert job.relative_path == "evening.csv"
-    assert waiting.count == 1  # said once, not at every look
+    assert wait.said.count == 1  # said once, not at every look
     rows = await http.rows(ff, **{"$order": "id"})
     assert [row["name"] for row in rows] == ["ann", "bob"]
 
@@ -115,20 +135,11 @@ async def test_dsmsyncd_status_shows_a_job_waiting_for_its_window(site: Site) ->
 async def test_a_reload_that_drops_the_window_starts_the_waiting_file(
     site: Site, client: DsmapiClient, http: Http
 ) -> None:
-    ff = await publish_dataset(client, SEED)
-    site.map(ff, action="update", active_hours=["Mon-Fri 19:00-07:00"])
-    site.limits["timezone"] = "Europe/Paris"
-    CLOCK.now = MONDAY_NOON
-    waits = watching("dsmsyncd.daemon.active_hours", "waiting for active hours", logging.INFO)
-    with waits as waiting:
-        async with running_daemon(site, ClockedDaemon) as running:
-            site.drop_file("now.csv", b"id,name,score\n3,cy,30\n")
-            await asyncio.wait_for(waiting.seen.wait(), 30)
-            assert running.runs == []
-            site.mappings[0].pop("active_hours")
-            await running.daemon.apply_config(load_config(site.write_config()))
-            (job,) = await running.finished_jobs(1)
+    async with file_waiting(site, client, "now.csv", b"id,name,score\n3,cy,30\n") as wait:
+        site.mappings[0].pop("active_hours")
+        await wait.running.daemon.apply_config(load_config(site.write_config()))
+        (job,) = await wait.running.finished_jobs(1)
     assert job.state is JobState.PUBLISHED, job.error
     assert CLOCK.now == MONDAY_NOON  # the reload, not the clock, let it go
-    rows = await http.rows(ff, **{"$order": "id"})
+    rows = await http.rows(wait.dataset, **{"$order": "id"})
     assert [row["name"] for row in rows] == ["ann", "cy"]
