@@ -114,6 +114,7 @@ def status_command(config_path: Path, *, limit: int, as_json: bool, cluster: boo
             error = f"  {job['error']}" if job.get("error") else ""
             if job.get("revision_url"):
                 error = f"  revision {job['revision_seq']}: {job['revision_url']}"
+            error += f"  ({job['waiting']})" if job.get("waiting") else ""
             print(f"  #{job['id']:<5} {job['state']:<18} {job['updated_at']}  {job['file']}{error}")
     return ExitCode.OK
 
@@ -135,9 +136,12 @@ def _print_cluster(view: dict[str, Any]) -> None:
 
 
 async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict[str, object]]]:
+    from dsmsyncd.daemon.active_hours import ActiveHours
     from dsmsyncd.daemon.status import cluster_view
     from dsmsyncd.pipeline.staging import revision_url
     from dsmsyncd.state import JobState, open_state_store
+
+    hours = ActiveHours(lambda: config)
 
     async with open_state_store(config.state.url, password=config.state.password_text) as store:
         view = await cluster_view(store, config.state.lease_timeout)
@@ -155,6 +159,7 @@ async def _status(config: Config, limit: int) -> tuple[dict[str, Any], list[dict
             if job.state is JobState.STAGED
             else None,
             "error": job.error,
+            **({"waiting": note} if (note := hours.waiting_note(job)) else {}),
         }
         for job in jobs
     ]

@@ -21,10 +21,19 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from dsmsyncd.config.fields import Duration, Section, loadable_ca_bundle, parse_duration
+from dsmsyncd.config.hours import check_timezone, check_window
 from dsmsyncd.config.notify import NotifyConfig
+from dsmsyncd.config.rates import parse_rate
 from dsmsyncd.config.state_url import check_state_url, is_postgres_url, url_has_password
 
 __all__ = [
@@ -55,6 +64,12 @@ _NO_USERINFO = (
     "credentials in the URL are refused (they would end up in logs and status pages); "
     "remove 'user:password@' and set them with the credential keys of this section"
 )
+
+
+Rate = Annotated[int, BeforeValidator(parse_rate)]
+# Each entry is checked on its own, so an error names it: limits.active_hours[1].
+ActiveHours = list[Annotated[str, AfterValidator(check_window)]]
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 
 
 def _accepted_by(check: Callable[[str], object]) -> AfterValidator:
@@ -173,6 +188,11 @@ class LimitsConfig(Section):
     retry_max_delay: Duration = Field(default=900.0, gt=0)
     # Attempts to read a file that cannot be opened or read before it is quarantined.
     max_read_attempts: int = Field(default=5, ge=1, le=100)
+    # Upload bytes/s across the daemon (one token bucket, SIGHUP changes it); 0: none.
+    max_upload_rate: Rate = 0
+    # When jobs may start (``config/hours.py``); a mapping's own active_hours wins.
+    active_hours: ActiveHours | None = Field(default=None, min_length=1)
+    timezone: TimeZoneName = "UTC"
 
 
 class SourceConfig(Section):
@@ -284,6 +304,9 @@ class MappingConfig(Section):
     # ahead of it: wait until that one is applied or discarded, or supersede it
     # (discard it and quarantine its file with a report saying so).
     on_staged: Literal["wait", "supersede"] = "wait"
+    # This mapping's windows (and their zone), instead of [limits] ones.
+    active_hours: ActiveHours | None = Field(default=None, min_length=1)
+    timezone: TimeZoneName | None = None
 
     @field_validator("dataset")
     @classmethod

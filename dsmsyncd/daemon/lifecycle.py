@@ -34,6 +34,7 @@ from dsmsyncd.config.load import load_config
 from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.daemon import signals
+from dsmsyncd.daemon.active_hours import ActiveHours
 from dsmsyncd.daemon.discovery import Discovery, record_job
 from dsmsyncd.daemon.job_log import JobLog
 from dsmsyncd.daemon.lease import Lease
@@ -43,8 +44,9 @@ from dsmsyncd.daemon.scheduler import Scheduler, idle_recheck_s
 from dsmsyncd.daemon.source_set import Sources
 from dsmsyncd.daemon.status import CHECK_INTERVAL_S, SimpleStatus, SourceChecks, cluster_view
 from dsmsyncd.daemon.supervisor import Supervisor
-from dsmsyncd.daemon.target import ClientLease, client_for
+from dsmsyncd.daemon.target import ClientLease, client_for, opened_client_for_reload
 from dsmsyncd.dsmapi import DsmapiClient, DsmapiError
+from dsmsyncd.dsmapi.rate_limit import TokenBucket
 from dsmsyncd.finalize.base import Finalizer
 from dsmsyncd.observe import sdnotify
 from dsmsyncd.observe.admin import OK, AdminServer, create_admin_app, start_admin
@@ -101,6 +103,9 @@ class Daemon:
         self._job_log = JobLog(log, self.metrics) if log is not None else None
         if self._job_log is not None:
             self.add_listener(self._job_log.record)
+        # Every client of this daemon pays it; a reload changes its rate in place.
+        self.upload_rate = TokenBucket(config.limits.max_upload_rate)
+        self.active_hours = ActiveHours(lambda: self.config)  # read at each look
 
     def add_listener(self, listener: Callable[[Job], object]) -> None:
         """Call ``listener(job)`` with every job that ends a run (demo, tests, hooks)."""
@@ -135,7 +140,9 @@ class Daemon:
         self._store = open_state_store(state.url, password=state.password_text, replica=replica)
         await self._store.open()
         self.notifications.start(self.config, self._store)
-        self._client = client_for(self.config, on_retry=self._on_retry)
+        self._client = client_for(
+            self.config, on_retry=self._on_retry, upload_rate=self.upload_rate
+        )
         await self._client.__aenter__()
         self._lease = ClientLease(self._client)
         self._status = self._status_provider(self._store)
@@ -159,6 +166,7 @@ class Daemon:
             max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
             sweep=self._finish_leftovers,
             idle_recheck_s=idle_recheck_s(self.config.state),
+            gate=self.active_hours.opens_at,
         )
         self._scheduler.sweep_first(leftovers)
         self.metrics.replica_info.labels(replica.name).set(1)
@@ -319,6 +327,7 @@ class Daemon:
             ready_checks=self._ready_checks,
             extra=self._status_extra,
             target_url=lambda: self.config.target.url,
+            waiting=self.active_hours.waiting_note,
             started_at=self.started_at,
             target_ttl=CHECK_INTERVAL_S,
         )
@@ -383,28 +392,26 @@ class Daemon:
         async with self._reload_lock:
             old_url, old_lease = self.config.target.url, self._lease
             switch = old_lease is not None and new.target != self.config.target
+            client = None
             if switch:
-                try:
-                    client = await client_for(new, on_retry=self._on_retry).__aenter__()
-                except (OSError, ValueError) as exc:
-                    logger.error(
-                        "reload refused, keeping the running configuration: cannot build "
-                        "a client for [target] %s: %s",
-                        new.target.url,
-                        exc,
-                    )
+                client = await opened_client_for_reload(
+                    new, on_retry=self._on_retry, upload_rate=self.upload_rate
+                )
+                if client is None:
                     return
             live = self._store is not None and not self.draining
             sources, retired = await self._next_sources(new) if live else (self._sources, {})
-            if switch:
+            if client is not None:
                 self._client, self._lease = client, ClientLease(client)
                 if self._status is not None:
                     self._status.forget_target()  # probe the new target next time
             old, self.config = self.config, new
+            self.upload_rate.set_rate(new.limits.max_upload_rate)  # uploads in flight too
             self._use_sources(sources, retired)
             if self._scheduler is not None:
                 self._scheduler.max_concurrent_jobs = new.limits.max_concurrent_jobs
                 self._scheduler.run_job = self._job_runner()
+                self._scheduler.wake()  # active_hours may have changed: look again
             if old_lease is not None and switch:
                 logger.info(
                     "[target] changed from %s to %s: jobs starting now use the new target; "

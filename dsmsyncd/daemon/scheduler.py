@@ -12,6 +12,9 @@ orphan: it is claimed like any lane with work, and its leftovers (a finished job
 file was never moved) are finished before its next job, as a restart would. A lane
 whose lease is lost (this replica was cut off longer than the lease) stops its job at
 once; the store refuses its writes by then anyway (``LaneLost``).
+
+A ``gate`` (``active_hours.py``) may make a lane's head wait: its lane is not started,
+or stops before running it, until the gate lets it go at a later look.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ logger = logging.getLogger("dsmsyncd.daemon.scheduler")
 
 RunJob = Callable[[Job], Awaitable[Job]]
 Sweep = Callable[[str], Awaitable[object]]
+# When a job may start if it must wait (active hours), else None.
+Gate = Callable[[Job], datetime | None]
 
 # How often lanes are looked for without a wake-up: retries come due on their own.
 IDLE_RECHECK_S = 1.0
@@ -71,6 +76,7 @@ class Scheduler:
         sweep: Sweep | None = None,
         idle_recheck_s: float = IDLE_RECHECK_S,
         clock: Callable[[], datetime] = utc_now,
+        gate: Gate | None = None,
     ) -> None:
         self._store = store
         self.run_job = run_job
@@ -83,6 +89,7 @@ class Scheduler:
         self._metrics = metrics
         self.max_concurrent_jobs = max_concurrent_jobs
         self._clock = clock
+        self.gate = gate
         self._lanes: dict[str, asyncio.Task[bool]] = {}
         # The claim each running lane holds: a lane still claiming holds none yet, so a
         # renewal that does not name it has lost nothing.
@@ -140,9 +147,19 @@ class Scheduler:
                 break
             if dataset in self._lanes or self._cooldown_until.get(dataset, 0) > time.monotonic():
                 continue
+            sweeps = dataset in orphans or dataset in self._sweep_first
+            if not sweeps and await self._head_waits(dataset, now):
+                continue
             task = asyncio.create_task(self._lane(dataset), name=f"lane-{dataset}")
             self._lanes[dataset] = task
             task.add_done_callback(functools.partial(self._lane_done, dataset))
+
+    async def _head_waits(self, dataset: str, now: datetime) -> bool:
+        """The gate holds the dataset's head back (no lane is started for it)."""
+        if self.gate is None:
+            return False
+        head = await self._store.next_runnable(dataset, now)
+        return head is not None and self.gate(head) is not None
 
     def _lane_done(self, dataset: str, _task: asyncio.Task[bool]) -> None:
         task = self._lanes.pop(dataset, None)
@@ -198,9 +215,10 @@ class Scheduler:
 
     async def _run_lane(self, dataset: str) -> None:
         while self._accepting:
-            job = await self._store.claim_next(dataset, self._clock())
-            if job is None:
-                return
+            now = self._clock()
+            job = await self._store.claim_next(dataset, now)
+            if job is None or (self.gate is not None and self.gate(job) is not None):
+                return  # nothing due, or the head waits for its window: looked at later
             self.current[dataset] = job
             self._metrics.jobs_in_flight.inc()
             try:

@@ -59,6 +59,7 @@ class SimpleStatus:
         ready_checks: Callable[[], Awaitable[Mapping[str, str]]] | None = None,
         extra: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
         target_url: Callable[[], str] | None = None,
+        waiting: Callable[[Job], str | None] | None = None,
         version: str = __version__,
         started_at: datetime | None = None,
         recent_per_dataset: int = 10,
@@ -74,6 +75,7 @@ class SimpleStatus:
         self._ready_checks = ready_checks
         self._extra = extra
         self._target_url = target_url
+        self._waiting = waiting  # why a lane's head has not started (active hours)
         self._version = version
         self._started_at = started_at or utc_now()
         self._recent = recent_per_dataset
@@ -157,6 +159,7 @@ class SimpleStatus:
         for name in names:
             lane = [job for job in unfinished if job.dataset == name]
             current = next((job for job in lane if job.state in RUNNING_STATES), None)
+            entry: dict[str, Any] = self._waiting_entry(lane) if current is None else {}
             datasets.append(
                 {
                     "dataset": name,
@@ -169,6 +172,7 @@ class SimpleStatus:
                     "recent": [
                         _job_view(job) for job in await self._store.recent_jobs(self._recent, name)
                     ],
+                    **entry,
                 }
             )
         counts = await self._store.counts_by_state()
@@ -192,6 +196,12 @@ class SimpleStatus:
             "revision_url": revision_url(target, job.dataset, job.revision_seq),
             "apply": apply_hint(job.dataset, job.revision_seq),
         }
+
+    def _waiting_entry(self, lane: Sequence[Job]) -> dict[str, Any]:
+        """``{"waiting": why}`` when the lane's head waits (active hours), else nothing."""
+        head = next((job for job in lane if job.state is not JobState.HELD), None)
+        note = self._waiting(head) if self._waiting is not None and head else None
+        return {"waiting": note, "waiting_job": head.id} if note and head else {}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -44,7 +44,7 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from dsmsyncd import __version__
-from dsmsyncd.dsmapi.chunk_payload import ChunkPayload
+from dsmsyncd.dsmapi.chunk_payload import ChunkPayload, Pace
 from dsmsyncd.dsmapi.errors import (
     DsmapiError,
     OutcomeUnknown,
@@ -126,6 +126,8 @@ class Transport:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=30)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        # Paid before each slice of a chunk body: the daemon's shared upload rate limit.
+        self.upload_pace: Pace | None = None
 
     async def __aenter__(self) -> Self:
         headers = {"User-Agent": f"dsmsyncd/{__version__}", **self._credentials.headers()}
@@ -174,7 +176,7 @@ class Transport:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = content_type
         elif data is not None:
-            payload = ChunkPayload(data, content_type)
+            payload = ChunkPayload(data, content_type, self.upload_pace)
         try:
             async with session.request(
                 method,

@@ -253,7 +253,7 @@ def render_status_html(snapshot: Mapping[str, Any]) -> str:
             f"{_e(current.get('state'))} {_e(current.get('file'))}"
             f" (revision {_e(current.get('revision'))})"
             if current
-            else "idle"
+            else _e(ds.get("waiting") or "idle")
         )
         summary.append((_e(ds.get("dataset")), doing, _e(ds.get("queued")), _e(ds.get("held"))))
     parts.append(_table(["dataset", "current job", "queued", "held"], summary))

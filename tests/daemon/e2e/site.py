@@ -137,6 +137,8 @@ def _pairs(table: dict[str, Any]) -> list[str]:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

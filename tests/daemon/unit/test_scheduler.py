@@ -1,4 +1,5 @@
-"""Dataset lanes over a real SQLite state store: order, one job per dataset, the job limit."""
+"""Dataset lanes over a real SQLite state store: order, one job per dataset, the job limit,
+and the gate (active hours) that holds a dataset's file back."""
 
 from __future__ import annotations
 
@@ -126,3 +127,35 @@ async def test_scheduler_leaves_held_jobs_out_of_the_lane(store: SqliteStateStor
     await run_until_done(store, recorder, max_concurrent_jobs=1)
     assert recorder.order == ["next.csv"]
     assert (await store.get_job(held.id)).state is JobState.HELD
+
+
+async def test_a_gated_dataset_waits_without_a_slot_and_runs_when_let_go(
+    store: SqliteStateStore,
+) -> None:
+    await _add(store, "aaaa-0001", "night.csv", 1)
+    await _add(store, "bbbb-0002", "any-time.csv", 2)
+    closed = {"aaaa-0001"}
+    asked: list[str] = []
+
+    def gate(job: Job) -> datetime | None:
+        asked.append(job.relative_path)
+        return T0 + timedelta(hours=19) if job.dataset in closed else None
+
+    recorder = Recorder(store, expected=1)
+    # One job slot: the waiting dataset must not keep it.
+    scheduler = Scheduler(store, recorder, Metrics(), max_concurrent_jobs=1, gate=gate)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(scheduler.run(stop))
+    try:
+        await asyncio.wait_for(recorder.done.wait(), 10)
+        assert recorder.order == ["any-time.csv"]
+        assert "night.csv" in asked
+
+        recorder.expected, recorder.done = 2, asyncio.Event()
+        closed.clear()  # the window opens
+        scheduler.wake()
+        await asyncio.wait_for(recorder.done.wait(), 10)
+        assert recorder.order == ["any-time.csv", "night.csv"]
+    finally:
+        stop.set()
+        await runner
