@@ -34,7 +34,7 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.config.state_url import is_postgres_url
 from dsmsyncd.daemon import signals
-from dsmsyncd.daemon.discovery import Discovery, record_job
+from dsmsyncd.daemon.discovery import Discovery, record_jobs
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.routing import UnmatchedLog
 from dsmsyncd.daemon.scheduler import IDLE_RECHECK_S, Scheduler
@@ -91,7 +91,7 @@ class Daemon:
         self._sources = Sources({}, {})
         self._source_checks = SourceChecks(self.metrics)
         self._tasks = Supervisor(self.metrics, self.stop)
-        self._discovery = Discovery(self._tasks, self.stop, self.accept)
+        self._discovery = Discovery(self._tasks, self.stop, self.accept_many)
         self._reload_lock = asyncio.Lock()
         self._unmatched = UnmatchedLog()
         self._signals = 0
@@ -238,13 +238,18 @@ class Daemon:
 
     async def accept(self, candidate: Candidate) -> Job | None:
         """Record a stable file as a job of its mapping's dataset, or log that nothing maps it."""
+        (job,) = await self.accept_many([candidate])
+        return job
+
+    async def accept_many(self, candidates: list[Candidate]) -> list[Job | None]:
+        """``accept`` for files found together, recorded in one transaction."""
         assert self._store is not None
         assert self._scheduler is not None
         mappings = self.config.mapping
-        job = await record_job(self._store, candidate, mappings, self.metrics, self._unmatched)
-        if job is not None:
+        jobs = await record_jobs(self._store, candidates, mappings, self.metrics, self._unmatched)
+        if any(job is not None for job in jobs):
             self._scheduler.wake()
-        return job
+        return jobs
 
     # -- pipeline wiring ---------------------------------------------------------------
 
