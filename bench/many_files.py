@@ -10,7 +10,8 @@ does) into ``dNNN/`` sub-folders, one per dataset, round robin.
 Measured:
 
 - files per second: from the first file written to the last job published (the
-  state store, read-only, every 0.5 s);
+  state store, read-only, every 0.5 s); and when the last file was recorded as a job
+  (discovery and queueing alone; ``min_age`` included);
 - the daemon's peak RSS (``/proc/PID/status`` VmHWM, the kernel's own peak) and its RSS
   and open file descriptors (``/proc/PID/fd``) before the drop, after the last job, and
   after an idle minute;
@@ -93,6 +94,15 @@ class Proc:
         return (self.cpu_s() - cpu) / (time.monotonic() - wall)
 
 
+def last_discovered_at(site: Site) -> float:
+    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        (at_us,) = db.execute("SELECT max(discovered_at_us) FROM jobs").fetchone()
+    return int(at_us) / 1e6
+
+
 def states(site: Site) -> dict[str, int]:
     if not site.state_db.exists():
         return {}
@@ -133,7 +143,7 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
     await asyncio.sleep(2)  # let start-up settle (first scan of the empty folder)
     before = (proc.fds(), proc.rss_mb())
     spy = start_py_spy(args.py_spy, proc.pid)
-    began = time.monotonic()
+    began, began_wall = time.monotonic(), time.time()
     await asyncio.to_thread(drop_files, site, args.files, args.datasets)
     dropped_s = time.monotonic() - began
     while True:
@@ -155,6 +165,7 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
         "files": args.files,
         "datasets": args.datasets,
         "write_s": dropped_s,
+        "all_discovered_s": last_discovered_at(site) - began_wall,
         "elapsed_s": elapsed,
         "files_per_s": args.files / elapsed,
         "states": counts,
