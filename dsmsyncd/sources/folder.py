@@ -108,12 +108,13 @@ class FolderSource:
             return []
         excluded = self._excluded_real()
         ready: list[Candidate] = []
+        real_dirs: dict[str, str] = {}
         for rel in self._gate.pending():
-            found = self._stat_one(root_real, excluded, rel)
+            found = self._stat_one(root_real, excluded, rel, real_dirs)
             if found is None:
                 self._gate.forget(rel)
             elif self._gate.observe(rel, *found):
-                ready.append(self._candidate(rel, *found))
+                ready.append(self._candidate(rel, found[0], found[1]))
         return _in_arrival_order(ready)
 
     @property
@@ -201,19 +202,31 @@ class FolderSource:
                 yield rel, st.st_size, st.st_mtime_ns, inode
 
     def _stat_one(
-        self, root_real: str, excluded: tuple[str, ...], rel: str
-    ) -> tuple[int, int] | None:
+        self, root_real: str, excluded: tuple[str, ...], rel: str, real_dirs: dict[str, str]
+    ) -> tuple[int, int, int | None] | None:
+        """(size, mtime_ns, inode: None for a symlink's) of the regular file at ``rel``.
+
+        ``real_dirs`` caches the real path of each directory for one recheck: resolving
+        every component of every settling file's path again costs more than the stat.
+        """
         path = os.path.join(root_real, rel)
-        real = os.path.realpath(path)
-        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
-            return None
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                real = os.path.realpath(path)
+                st = os.stat(path)
+            else:
+                folder, name = os.path.split(path)
+                if folder not in real_dirs:
+                    real_dirs[folder] = os.path.realpath(folder)
+                real = os.path.join(real_dirs[folder], name)
         except OSError:
+            return None
+        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        return st.st_size, st.st_mtime_ns
+        return st.st_size, st.st_mtime_ns, st.st_ino if real == path else None
 
     def _report(self, problems: dict[str, str]) -> None:
         """Log each problem the first scan it appears; forget those that went away."""
