@@ -37,11 +37,18 @@ def _write(path: Path, data: bytes, mtime_s: int) -> None:
     os.utime(path, ns=(mtime_s * 10**9, mtime_s * 10**9))
 
 
+def _take_a(source: FolderSource, clock: FakeClock) -> Path:
+    """``a.csv`` written, settled and taken; its path."""
+    path = source.root / "a.csv"
+    _write(path, b"a\n1\n", 100)
+    assert _taken(source, clock) == ["a.csv"]
+    return path
+
+
 def test_light_scan_keeps_taken_files_and_finds_new_ones(
     source: FolderSource, clock: FakeClock
 ) -> None:
-    _write(source.root / "a.csv", b"a\n1\n", 100)
-    assert _taken(source, clock) == ["a.csv"]
+    _take_a(source, clock)
     _write(source.root / "b.csv", b"b\n2\n", 200)
     assert source.scan(light=True) == []  # b is settling; a is still taken
     clock.advance(2.0)
@@ -55,8 +62,7 @@ def test_light_scan_keeps_taken_files_and_finds_new_ones(
 def test_light_scan_looks_again_at_a_file_replaced_by_a_rename(
     source: FolderSource, clock: FakeClock
 ) -> None:
-    _write(source.root / "a.csv", b"a\n1\n", 100)
-    assert _taken(source, clock) == ["a.csv"]
+    _take_a(source, clock)
     _write(source.root / "a.csv.part", b"a\n1\n2\n", 300)
     os.replace(source.root / "a.csv.part", source.root / "a.csv")  # a new inode
     assert source.scan(light=True) == []
@@ -68,9 +74,7 @@ def test_light_scan_looks_again_at_a_file_replaced_by_a_rename(
 def test_a_rewrite_in_place_is_left_to_events_and_the_full_scan(
     source: FolderSource, clock: FakeClock
 ) -> None:
-    path = source.root / "a.csv"
-    _write(path, b"a\n1\n", 100)
-    assert _taken(source, clock) == ["a.csv"]
+    path = _take_a(source, clock)
     inode = path.stat().st_ino
     _write(path, b"a\n1\n2\n", 300)
     assert path.stat().st_ino == inode
