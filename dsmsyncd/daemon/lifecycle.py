@@ -10,11 +10,9 @@ drain then stops discovery, lets running jobs (then queued notifications) finish
 order. A second signal cancels at once; an interrupted job resumes at the next start.
 SIGHUP reloads the configuration, keeping the old one if the new is bad.
 
-The state store is opened as this daemon's replica: on SQLite a second daemon on the
-same file refuses to start; on PostgreSQL several replicas share the work by lane
-leases (``daemon/scheduler.py``), each under its own name. Every task the daemon
-starts runs under the ``Supervisor``: a failure is logged, counted, shown by
-``/readyz`` and retried with back-off, never lost.
+The store is opened as this daemon's replica (one per SQLite file; on PostgreSQL,
+replicas share lanes by leases: ``scheduler.py``). Every task runs under the
+``Supervisor``: a failure is logged, counted, shown by ``/readyz`` and retried.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
 from dsmsyncd.daemon import signals
 from dsmsyncd.daemon.active_hours import ActiveHours
-from dsmsyncd.daemon.discovery import Discovery, record_job
+from dsmsyncd.daemon.discovery import Discovery, record_jobs
 from dsmsyncd.daemon.job_log import JobLog
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.daemon.notifications import Notifications
@@ -93,7 +91,7 @@ class Daemon:
         self._sources = Sources({}, {})
         self._source_checks = SourceChecks(self.metrics)
         self._tasks = Supervisor(self.metrics, self.stop)
-        self._discovery = Discovery(self._tasks, self.stop, self.accept)
+        self._discovery = Discovery(self._tasks, self.stop, self.accept_many)
         self._reload_lock = asyncio.Lock()
         self._unmatched = UnmatchedLog()
         self._signals = 0
@@ -137,9 +135,10 @@ class Daemon:
         signals.install(self._handle_exit, self._handle_reload)
         state = self.config.state
         replica = ReplicaIdentity(state.replica or default_replica_name(), state.lease_timeout)
-        self._store = open_state_store(state.url, password=state.password_text, replica=replica)
-        await self._store.open()
-        self.notifications.start(self.config, self._store)
+        store = open_state_store(state.url, password=state.password_text, replica=replica)
+        self._store = store
+        await store.open()
+        self.notifications.start(self.config, store)
         self._client = client_for(
             self.config, on_retry=self._on_retry, upload_rate=self.upload_rate
         )
@@ -164,7 +163,14 @@ class Daemon:
             self._job_runner(),
             self.metrics,
             max_concurrent_jobs=self.config.limits.max_concurrent_jobs,
-            sweep=self._finish_leftovers,
+            # Under a lane's lease: move the files of jobs finished before a crash.
+            sweep=lambda ds: finalize_leftovers(
+                store,
+                self.config.mapping,
+                self._finalizer_for,
+                known_sources=set(self._sources),
+                dataset=ds,
+            ),
             idle_recheck_s=idle_recheck_s(self.config.state),
             gate=self.active_hours.opens_at,
         )
@@ -227,17 +233,6 @@ class Daemon:
             await self._store.close()
             self._store = None
 
-    async def _finish_leftovers(self, dataset: str) -> None:
-        """Under ``dataset``'s lane lease: move the files of jobs finished before a crash."""
-        assert self._store is not None
-        await finalize_leftovers(
-            self._store,
-            self.config.mapping,
-            self._finalizer_for,
-            known_sources=set(self._sources),
-            dataset=dataset,
-        )
-
     def _keep_watchdog(self) -> None:
         """Under ``WatchdogSec=``, ping systemd at half the interval while the state store
         answers: a daemon whose loop or store hangs stops pinging and is restarted."""
@@ -252,13 +247,18 @@ class Daemon:
 
     async def accept(self, candidate: Candidate) -> Job | None:
         """Record a stable file as a job of its mapping's dataset, or log that nothing maps it."""
+        (job,) = await self.accept_many([candidate])
+        return job
+
+    async def accept_many(self, candidates: list[Candidate]) -> list[Job | None]:
+        """``accept`` for files found together, recorded in one transaction."""
         assert self._store is not None
         assert self._scheduler is not None
         mappings = self.config.mapping
-        job = await record_job(self._store, candidate, mappings, self.metrics, self._unmatched)
-        if job is not None:
+        jobs = await record_jobs(self._store, candidates, mappings, self.metrics, self._unmatched)
+        if any(job is not None for job in jobs):
             self._scheduler.wake()
-        return job
+        return jobs
 
     # -- pipeline wiring ---------------------------------------------------------------
 

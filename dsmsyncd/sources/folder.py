@@ -17,6 +17,7 @@ attention is logged once, for as long as it lasts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import stat
@@ -37,9 +38,13 @@ from dsmsyncd.sources.base import (
     wait_for_next_look,
 )
 from dsmsyncd.sources.stability import Clock, StabilityGate
-from dsmsyncd.sources.watch import watch
+from dsmsyncd.sources.watch import WatchHealth, watch
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
+
+# Periodic rescans in a row that stat only new, settling and replaced files (while the
+# watch is armed); the next one stats every file. 9: a full stat every 10 polls.
+LIGHT_RESCANS = 9
 
 
 class FolderSource:
@@ -77,16 +82,20 @@ class FolderSource:
 
     # -- scanning (synchronous; run in a thread) ---------------------------------------
 
-    def scan(self) -> list[Candidate]:
-        """Walk the whole folder; return the files that just became stable, oldest first."""
+    def scan(self, *, light: bool = False) -> list[Candidate]:
+        """Walk the whole folder; return the files that just became stable, oldest first.
+
+        ``light``: a file already taken whose inode is unchanged is not ``stat``-ed (see
+        ``StabilityGate.still_taken``); new, settling and replaced files are, as always.
+        """
         root_real = self._root_real()
         if root_real is None:
             return []
         excluded = self._excluded_real()
         problems: dict[str, str] = {}
         ready: list[Candidate] = []
-        for rel, size, mtime_ns in self._walk(root_real, excluded, problems):
-            if self._gate.observe(rel, size, mtime_ns):
+        for rel, size, mtime_ns, inode in self._walk(root_real, excluded, problems, light):
+            if self._gate.observe(rel, size, mtime_ns, inode):
                 ready.append(self._candidate(rel, size, mtime_ns))
         self._gate.sweep()
         self._report(problems)
@@ -99,12 +108,13 @@ class FolderSource:
             return []
         excluded = self._excluded_real()
         ready: list[Candidate] = []
+        real_dirs: dict[str, str] = {}
         for rel in self._gate.pending():
-            found = self._stat_one(root_real, excluded, rel)
+            found = self._stat_one(root_real, excluded, rel, real_dirs)
             if found is None:
                 self._gate.forget(rel)
             elif self._gate.observe(rel, *found):
-                ready.append(self._candidate(rel, *found))
+                ready.append(self._candidate(rel, found[0], found[1]))
         return _in_arrival_order(ready)
 
     @property
@@ -139,9 +149,10 @@ class FolderSource:
         return ignore.matches(self._ignore, name, rel)
 
     def _walk(
-        self, root_real: str, excluded: tuple[str, ...], problems: dict[str, str]
-    ) -> Iterator[tuple[str, int, int]]:
-        """(relative path, size, mtime_ns) of every acceptable regular file under the root.
+        self, root_real: str, excluded: tuple[str, ...], problems: dict[str, str], light: bool
+    ) -> Iterator[tuple[str, int, int, int | None]]:
+        """(relative path, size, mtime_ns, inode) of every acceptable regular file under
+        the root, but those a ``light`` walk finds still taken (inode None: a symlink's).
 
         Symlinked directories are never descended into: one outside the root is refused,
         one inside leads to files the walk reaches by their real path anyway, and
@@ -162,6 +173,7 @@ class FolderSource:
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                 if self._ignored(entry.name, rel):
                     continue
+                inode = None
                 try:
                     if entry.is_symlink():
                         real = os.path.realpath(entry.path)
@@ -177,28 +189,44 @@ class FolderSource:
                     if not entry.is_file():
                         problems[rel] = f"not a regular file ({_kind(entry)}): not published"
                         continue
+                    if not entry.is_symlink():
+                        inode = entry.inode()
+                        if light and self._gate.still_taken(rel, inode):
+                            continue
                     st = entry.stat()
                 except FileNotFoundError:  # vanished between listing and stat
                     continue
                 except OSError as exc:
                     problems[rel] = f"cannot stat: {exc.strerror}"
                     continue
-                yield rel, st.st_size, st.st_mtime_ns
+                yield rel, st.st_size, st.st_mtime_ns, inode
 
     def _stat_one(
-        self, root_real: str, excluded: tuple[str, ...], rel: str
-    ) -> tuple[int, int] | None:
+        self, root_real: str, excluded: tuple[str, ...], rel: str, real_dirs: dict[str, str]
+    ) -> tuple[int, int, int | None] | None:
+        """(size, mtime_ns, inode: None for a symlink's) of the regular file at ``rel``.
+
+        ``real_dirs`` caches the real path of each directory for one recheck: resolving
+        every component of every settling file's path again costs more than the stat.
+        """
         path = os.path.join(root_real, rel)
-        real = os.path.realpath(path)
-        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
-            return None
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                real = os.path.realpath(path)
+                st = os.stat(path)
+            else:
+                folder, name = os.path.split(path)
+                if folder not in real_dirs:
+                    real_dirs[folder] = os.path.realpath(folder)
+                real = os.path.join(real_dirs[folder], name)
         except OSError:
+            return None
+        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        return st.st_size, st.st_mtime_ns
+        return st.st_size, st.st_mtime_ns, st.st_ino if real == path else None
 
     def _report(self, problems: dict[str, str]) -> None:
         """Log each problem the first scan it appears; forget those that went away."""
@@ -213,22 +241,30 @@ class FolderSource:
         """Initial scan, then rescan on each event batch or poll tick until ``stop``."""
         wake = asyncio.Event()
         halt = asyncio.Event()  # ours alone: watchfiles sets it if its task is cancelled
+        health = WatchHealth()
         relay = asyncio.create_task(_relay(stop, halt, wake), name=f"stop-{self.name}")
         watcher = asyncio.create_task(
-            watch(self.name, self.root, self._poll_s, halt, wake), name=f"watch-{self.name}"
+            watch(self.name, self.root, self._poll_s, halt, wake, health),
+            name=f"watch-{self.name}",
         )
         loop = asyncio.get_running_loop()
         batch = Batch()
         try:
-            full, next_full = True, loop.time()
+            full, light, next_full, light_in_a_row = True, False, loop.time(), 0
             while not stop.is_set():
-                batch = Batch(await asyncio.to_thread(self.scan if full else self.recheck_pending))
+                look = functools.partial(self.scan, light=light) if full else self.recheck_pending
+                batch = Batch(await asyncio.to_thread(look))
                 if full:
                     next_full = loop.time() + self._poll_s
+                    light_in_a_row = light_in_a_row + 1 if light else 0
                 for candidate in batch.hand_over(stop):
                     yield candidate
                 await wait_for_next_look(wake, next_full, self._gate)
                 full = wake.is_set() or loop.time() >= next_full
+                # The rescan every poll_interval is light while events arrive (the watch
+                # is armed): the listing finds new and replaced files; every
+                # LIGHT_RESCANS + 1th one stats every file, for an event lost on a rewrite.
+                light = not wake.is_set() and health.armed and light_in_a_row < LIGHT_RESCANS
                 wake.clear()
                 if watcher.done() and not halt.is_set():
                     watcher.result()  # the watch died: raise its error for the daemon to see

@@ -22,14 +22,17 @@ Clock = Callable[[], float]
 class _Entry:
     """What the gate keeps per path: the pair, since when, and whether it was yielded."""
 
-    __slots__ = ("first_seen", "mtime_ns", "size", "swept", "yielded")
+    __slots__ = ("first_seen", "inode", "mtime_ns", "size", "swept", "yielded")
 
-    def __init__(self, size: int, mtime_ns: int, first_seen: float, swept: int) -> None:
+    def __init__(
+        self, size: int, mtime_ns: int, first_seen: float, swept: int, inode: int | None
+    ) -> None:
         self.size = size
         self.mtime_ns = mtime_ns
         self.first_seen = first_seen
         self.yielded = False
         self.swept = swept
+        self.inode = inode
 
 
 class StabilityGate:
@@ -49,18 +52,33 @@ class StabilityGate:
         self._entries: dict[str, _Entry] = {}
         self._sweep = 0
 
-    def observe(self, relative_path: str, size: int, mtime_ns: int) -> bool:
+    def observe(
+        self, relative_path: str, size: int, mtime_ns: int, inode: int | None = None
+    ) -> bool:
         """Record what a scan saw; True when this identity has just become stable."""
         now = self._clock()
         entry = self._entries.get(relative_path)
         if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
-            entry = _Entry(size, mtime_ns, now, self._sweep)
+            entry = _Entry(size, mtime_ns, now, self._sweep, inode)
             self._entries[relative_path] = entry
         else:
             entry.swept = self._sweep
+            entry.inode = inode
         if entry.yielded or now - entry.first_seen < self.min_age_s:
             return False
         entry.yielded = True
+        return True
+
+    def still_taken(self, relative_path: str, inode: int) -> bool:
+        """Whether the path is a file already taken, still the same file (its inode, as
+        a directory listing gives it for free): then a light scan marks it seen without
+        a ``stat``. A file replaced by a rename has a new inode and is looked at again;
+        one rewritten in place is seen by its watch event, or by the next full scan.
+        """
+        entry = self._entries.get(relative_path)
+        if entry is None or not entry.yielded or entry.inode != inode:
+            return False
+        entry.swept = self._sweep
         return True
 
     def forget(self, relative_path: str) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchfiles import awatch
@@ -28,12 +29,26 @@ WATCH_TIMEOUT_MS = 5_000
 WATCH_RETRY_S = 5.0
 
 
+@dataclass
+class WatchHealth:
+    """Whether events are being delivered now: a watch is armed on the root (it has
+    answered once, with events or its timeout). The folder's rescans lean on it."""
+
+    armed: bool = False
+
+
 async def watch(
-    name: str, root: Path, poll_s: float, halt: asyncio.Event, wake: asyncio.Event
+    name: str,
+    root: Path,
+    poll_s: float,
+    halt: asyncio.Event,
+    wake: asyncio.Event,
+    health: WatchHealth,
 ) -> None:
     """Set ``wake`` on every event batch; re-arm when the root is replaced or returns."""
     reported = False
     while not halt.is_set():
+        health.armed = False  # until the (new) watch answers
         armed = _dir_id(root)
         if armed is not None:
             try:
@@ -50,7 +65,7 @@ async def watch(
                     )
                 ) as batches:
                     async for batch in batches:
-                        reported = False
+                        reported, health.armed = False, True
                         if batch:
                             wake.set()
                         if _dir_id(root) != armed:
@@ -60,6 +75,7 @@ async def watch(
                         return  # halted
                 continue  # the root was replaced: watch the new one at once
             except (OSError, RuntimeError) as exc:
+                health.armed = False
                 if not reported:
                     logger.warning(
                         "source %s: cannot watch %s for events (%s); relying on the "

@@ -7,6 +7,7 @@ crash the row alone says which step may have happened and what to look up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -108,6 +109,22 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A file to record as a DISCOVERED job: what ``add_job`` takes, as one value so that
+    a discovery pass can record many in one transaction (``add_jobs``)."""
+
+    source: str
+    relative_path: str
+    identity: str
+    size: int
+    mtime: datetime
+    dataset: str
+    mapping_index: int
+    content_sha256: str | None = None
+    routing: Mapping[str, object] | None = None
 
 
 class JobUpdate(TypedDict, total=False):

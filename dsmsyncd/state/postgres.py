@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import TYPE_CHECKING, Self, TypeVar, Unpack
@@ -47,6 +47,7 @@ from dsmsyncd.state.model import (
     JobEvent,
     JobState,
     JobUpdate,
+    NewJob,
     UploadPlan,
     UploadProgress,
     utc_now,
@@ -193,30 +194,23 @@ class PostgresStateStore(LaneMethods["Conn"]):
         content_sha256: str | None = None,
         routing: Mapping[str, object] | None = None,
     ) -> Job | None:
-        now = checked(self._clock())
-        params = (
-            *(source, relative_path, identity, content_sha256, size, checked(mtime), dataset),
-            *(mapping_index, JobState.DISCOVERED.value, now, now),
-            None if routing is None else to_json(routing),
+        new = NewJob(
+            *(source, relative_path, identity, size, mtime, dataset, mapping_index),
+            *(content_sha256, routing),
         )
+        (job,) = await self.add_jobs([new])
+        return job
 
-        async def work(conn: Conn) -> Job | None:
-            row = await conn.fetchrow(
-                "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
-                " mtime, dataset, mapping_index, state, discovered_at, updated_at, routing)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
-                f" ON CONFLICT (source, identity) DO NOTHING RETURNING {JOB_COLUMNS}",
-                *params,
-            )
-            if row is None:
-                return None
-            job = job_from_row(row)
-            details = {"source": source, "path": relative_path, "dataset": dataset, "size": size}
-            await _append_event(conn, job.id, now, JobState.DISCOVERED, None, details)
-            await lanes_sql.notify_work(conn, dataset)
-            return job
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
+        now = checked(self._clock())
 
-        return await self._write(work)
+        async def work(conn: Conn) -> list[Job | None]:
+            added = [await _insert_job(conn, new, now) for new in jobs]
+            for dataset in dict.fromkeys(job.dataset for job in added if job is not None):
+                await lanes_sql.notify_work(conn, dataset)
+            return added
+
+        return await self._write(work) if jobs else []
 
     async def transition(
         self,
@@ -390,3 +384,22 @@ async def _append_event(
         previous.value if previous else None,
         to_json(details),
     )
+
+
+async def _insert_job(conn: Conn, new: NewJob, now: datetime) -> Job | None:
+    row = await conn.fetchrow(
+        "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
+        " mtime, dataset, mapping_index, state, discovered_at, updated_at, routing)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)"
+        f" ON CONFLICT (source, identity) DO NOTHING RETURNING {JOB_COLUMNS}",
+        *(new.source, new.relative_path, new.identity, new.content_sha256, new.size),
+        *(checked(new.mtime), new.dataset, new.mapping_index),
+        *(JobState.DISCOVERED.value, now, now),
+        None if new.routing is None else to_json(new.routing),
+    )
+    if row is None:
+        return None
+    job = job_from_row(row)
+    details = {"source": new.source, "path": new.relative_path, "dataset": new.dataset}
+    await _append_event(conn, job.id, now, JobState.DISCOVERED, None, {**details, "size": new.size})
+    return job

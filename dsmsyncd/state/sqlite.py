@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from dsmsyncd.state.model import (
     JobEvent,
     JobState,
     JobUpdate,
+    NewJob,
     UploadPlan,
     UploadProgress,
     utc_now,
@@ -216,30 +217,46 @@ class SqliteStateStore(LaneMethods[aiosqlite.Connection]):
         content_sha256: str | None = None,
         routing: Mapping[str, object] | None = None,
     ) -> Job | None:
-        now = codec.to_us(self._clock())
-        params = (
-            *(source, relative_path, identity, content_sha256, size, codec.to_us(mtime), dataset),
-            *(mapping_index, JobState.DISCOVERED.value, now, now),
-            None if routing is None else to_json(routing),
+        new = NewJob(
+            *(source, relative_path, identity, size, mtime, dataset, mapping_index),
+            *(content_sha256, routing),
         )
+        (job,) = await self.add_jobs([new])
+        return job
 
-        async def work(conn: aiosqlite.Connection) -> Job | None:
-            cursor = await conn.execute(
-                "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
-                " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us,"
-                " routing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (source, identity) DO NOTHING",
-                params,
-            )
-            inserted, job_id = cursor.rowcount, cursor.lastrowid
-            await cursor.close()
-            if inserted == 0 or job_id is None:
-                return None
-            details = {"source": source, "path": relative_path, "dataset": dataset, "size": size}
-            await _append_event(conn, job_id, now, JobState.DISCOVERED, None, details)
-            return await self._fetch(conn, job_id)
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
+        now = codec.to_us(self._clock())
 
-        return await self._write(work)
+        async def work(conn: aiosqlite.Connection) -> list[Job | None]:
+            return [await self._insert_job(conn, new, now) for new in jobs]
+
+        return await self._write(work) if jobs else []
+
+    async def _insert_job(self, conn: aiosqlite.Connection, new: NewJob, now: int) -> Job | None:
+        cursor = await conn.execute(
+            "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
+            " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us,"
+            " routing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, identity) DO NOTHING",
+            (
+                *(new.source, new.relative_path, new.identity, new.content_sha256, new.size),
+                *(codec.to_us(new.mtime), new.dataset, new.mapping_index),
+                *(JobState.DISCOVERED.value, now, now),
+                None if new.routing is None else to_json(new.routing),
+            ),
+        )
+        inserted, job_id = cursor.rowcount, cursor.lastrowid
+        await cursor.close()
+        if inserted == 0 or job_id is None:
+            return None
+        details = {
+            "source": new.source,
+            "path": new.relative_path,
+            "dataset": new.dataset,
+            "size": new.size,
+        }
+        await _append_event(conn, job_id, now, JobState.DISCOVERED, None, details)
+        return await self._fetch(conn, job_id)
 
     async def transition(
         self,

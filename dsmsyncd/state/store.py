@@ -15,7 +15,7 @@ after the step is on disk (DESIGN.md invariant 1).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from enum import Enum
@@ -28,6 +28,7 @@ from dsmsyncd.state.model import (
     JobEvent,
     JobState,
     JobUpdate,
+    NewJob,
     UploadPlan,
     UploadProgress,
 )
@@ -128,6 +129,14 @@ class StateStore(Protocol):
 
         Returns None when ``(source, identity)`` is already known: a file seen again by a
         rescan, or by a second replica, must not become a second job.
+        """
+        ...
+
+    async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
+        """``add_job`` for each of ``jobs``, in order, in ONE transaction (one commit, one
+        sync to disk for the lot): a discovery pass over a folder of thousands of files
+        records them at the cost of one write. Same result per job as ``add_job`` (None:
+        known already); all or none are recorded.
         """
         ...
 

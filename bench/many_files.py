@@ -1,0 +1,261 @@
+"""Many small files: 10,000 files of ~1 KB over 100 datasets through ONE daemon.
+
+Everything is real and on loopback: ``dsmsyncd serve`` (a child process), 100 datasets
+published on it with one seed row each, and ONE ``dsmsyncd run`` child process with the
+default limits (``max_concurrent_jobs = 4``) and the default source timings
+(``min_age = 2s``, ``poll_interval = 30s``). The daemon is started on an empty drop
+folder; then the files are written (``NAME.part`` and a rename, as a careful writer
+does) into ``dNNN/`` sub-folders, one per dataset, round robin.
+
+Measured:
+
+- files per second: from the first file written to the last job published (the
+  state store, read-only, every 0.5 s); and when the last file was recorded as a job
+  (discovery and queueing alone; ``min_age`` included);
+- the daemon's peak RSS (``/proc/PID/status`` VmHWM, the kernel's own peak) and its RSS
+  and open file descriptors (``/proc/PID/fd``) before the drop, after the last job, and
+  after an idle minute;
+- the CPU of that daemon idle for ``--idle-seconds`` with the 10,000 jobs in its store
+  (``/proc/PID/stat`` utime + stime);
+- the CPU of a fresh daemon idle for ``--idle-seconds`` watching a tree of
+  ``--idle-files`` files (100 per directory) that no mapping takes, measured once its
+  first scan is over (its periodic rescans every ``poll_interval`` count).
+
+``--py-spy PATH`` records the busy phase with py-spy (collapsed stacks into PATH);
+``bench/profile_top.py PATH`` prints the top of it.
+
+    .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
+        [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dsmsyncd.state.model import TERMINAL_STATES
+from tests.daemon.e2e.processes import DaemonProcess
+from tests.daemon.e2e.site import Site
+from tests.daemon.support.datasets import count_rows, publish_dataset, robot_client
+from tests.reliability.appended import csv
+from tests.server.support.serve_process import serve_process, write_users
+from tests.support.local_server import ROBOT
+
+ROWS_PER_FILE = 70  # ~1 KB with the header
+DEFAULT_SOURCE = {"min_age": "2s", "poll_interval": "30s"}
+DEFAULT_LIMITS = {"max_concurrent_jobs": 4}
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Proc:
+    """What /proc says of one process."""
+
+    pid: int
+    samples: list[tuple[float, int, int]] = field(default_factory=list)  # (t, fds, rss)
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def status_kb(self, key: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    def rss_mb(self) -> float:
+        return self.status_kb("VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        return self.status_kb("VmHWM") / 1024
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+    def sample(self, began: float) -> None:
+        self.samples.append((time.monotonic() - began, self.fds(), self.status_kb("VmRSS")))
+
+    async def idle_cpu(self, seconds: float) -> float:
+        """Share of one core used over ``seconds`` of wall time."""
+        cpu, wall = self.cpu_s(), time.monotonic()
+        await asyncio.sleep(seconds)
+        return (self.cpu_s() - cpu) / (time.monotonic() - wall)
+
+
+def last_discovered_at(site: Site) -> float:
+    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        (at_us,) = db.execute("SELECT max(discovered_at_us) FROM jobs").fetchone()
+    return int(at_us) / 1e6
+
+
+def states(site: Site) -> dict[str, int]:
+    if not site.state_db.exists():
+        return {}
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    return {str(state): int(n) for state, n in rows}
+
+
+async def seed_datasets(url: str, count: int) -> list[str]:
+    async with robot_client(url) as client:
+        fourfours: list[str] = []
+        for start in range(0, count, 10):
+            batch = [publish_dataset(client, csv(0, 1)) for _ in range(min(10, count - start))]
+            fourfours += await asyncio.gather(*batch)
+        return fourfours
+
+
+def drop_files(site: Site, files: int, datasets: int) -> None:
+    for n in range(files):
+        first = 1 + n * ROWS_PER_FILE
+        site.drop_file(f"d{n % datasets:03}/f{n:05}.csv", csv(first, ROWS_PER_FILE))
+
+
+async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str, object]:
+    fourfours = await seed_datasets(url, args.datasets)
+    site = Site(root / "busy", url)
+    for index, fourfour in enumerate(fourfours):
+        site.map(fourfour, match=f"d{index:03}/*.csv", skip_duplicates=False)
+    site.source = {"url": f"file://{site.drop}", **DEFAULT_SOURCE}
+    site.limits.update(DEFAULT_LIMITS)
+    site.write_config()
+    daemon = DaemonProcess(site, root / "busy-daemon.log")
+    await daemon.start()
+    assert daemon.process is not None
+    proc = Proc(daemon.process.pid)
+    await asyncio.sleep(2)  # let start-up settle (first scan of the empty folder)
+    before = (proc.fds(), proc.rss_mb())
+    spy = start_py_spy(args.py_spy, proc.pid)
+    began, began_wall = time.monotonic(), time.time()
+    await asyncio.to_thread(drop_files, site, args.files, args.datasets)
+    dropped_s = time.monotonic() - began
+    while True:
+        proc.sample(began)
+        counts = states(site)
+        if sum(n for s, n in counts.items() if s in TERMINAL_STATES) >= args.files:
+            break
+        await asyncio.sleep(0.5)
+    elapsed = time.monotonic() - began
+    stop_py_spy(spy)
+    after = (proc.fds(), proc.rss_mb())
+    idle = await proc.idle_cpu(args.idle_seconds)
+    after_idle = (proc.fds(), proc.rss_mb())
+    peak = proc.peak_rss_mb()
+    async with robot_client(url) as client:
+        rows = sum([await count_rows(client, ff) for ff in fourfours])
+    await daemon.stop()
+    return {
+        "files": args.files,
+        "datasets": args.datasets,
+        "write_s": dropped_s,
+        "all_discovered_s": last_discovered_at(site) - began_wall,
+        "elapsed_s": elapsed,
+        "files_per_s": args.files / elapsed,
+        "states": counts,
+        "rows": rows,
+        "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
+        "fds": (before[0], after[0], after_idle[0]),
+        "rss_mb": (before[1], after[1], after_idle[1]),
+        "peak_rss_mb": peak,
+        "max_fds": max(s[1] for s in proc.samples),
+        "idle_cpu_with_jobs": idle,
+    }
+
+
+def make_tree(drop: Path, files: int) -> None:
+    for n in range(files):
+        folder = drop / f"t{n // 100:04}"
+        if n % 100 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{n:06}.csv").write_bytes(b"id,name\n1,x\n")
+
+
+async def idle_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str, object]:
+    site = Site(root / "idle", url)
+    site.map("none-none", match="no-such-folder/*.csv")
+    site.source = {"url": f"file://{site.drop}", **DEFAULT_SOURCE}
+    site.limits.update(DEFAULT_LIMITS)
+    site.write_config()
+    await asyncio.to_thread(make_tree, site.drop, args.idle_files)
+    daemon = DaemonProcess(site, root / "idle-daemon.log")
+    await daemon.start()
+    assert daemon.process is not None
+    proc = Proc(daemon.process.pid)
+    # The first scan is over once the daemon's CPU stops climbing for 2 s
+    # (min_age after the scan, every file is routed once: unmatched, said once).
+    settled_at = time.monotonic()
+    last = proc.cpu_s()
+    while time.monotonic() - settled_at < 2 + float(DEFAULT_SOURCE["min_age"][:-1]):
+        await asyncio.sleep(0.5)
+        now = proc.cpu_s()
+        if now - last > 0.05:
+            settled_at = time.monotonic()
+        last = now
+    fds = proc.fds()
+    idle = await proc.idle_cpu(args.idle_seconds)
+    result = {
+        "idle_files": args.idle_files,
+        "idle_cpu_tree": idle,
+        "idle_rss_mb": proc.rss_mb(),
+        "idle_fds": (fds, proc.fds()),
+    }
+    await daemon.stop()
+    return result
+
+
+def start_py_spy(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    if not path:
+        return None
+    command = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", path, "-r", "50"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        spy.wait(timeout=60)
+
+
+async def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="dsmsyncd-many-") as tmp:
+        root = Path(tmp)
+        users = write_users(root / "users", ROBOT)
+        async with serve_process(root / "served", "--users-file", str(users)) as served:
+            load = os.getloadavg()
+            busy = await busy_phase(args, root, served.url) if args.files else {}
+            idle = await idle_phase(args, root, served.url) if args.idle_files else {}
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for key, value in {**busy, **idle}.items():
+        print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--datasets", type=int, default=100)
+    parser.add_argument("--idle-files", type=int, default=100_000)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
