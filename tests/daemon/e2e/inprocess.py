@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
+
 from dsmsyncd.config import load_config
 from dsmsyncd.daemon.lifecycle import Daemon
 from dsmsyncd.state import Job
@@ -86,3 +88,14 @@ async def run_files(site: Site, *files: tuple[str, bytes]) -> list[Job]:
             site.drop_file(name, content)
             jobs += await daemon.finished_jobs(1)
     return jobs
+
+
+async def admin_get(daemon: RunningDaemon, path: str) -> str:
+    """The body of ``path`` on the daemon's admin endpoint (``/status``, ``/metrics`` …)."""
+    assert daemon.daemon.admin_url is not None
+    async with (
+        aiohttp.ClientSession(daemon.daemon.admin_url) as admin,
+        admin.get(path) as response,
+    ):
+        assert response.status == 200
+        return await response.text()

@@ -14,7 +14,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from dsmsyncd.config import load_config
@@ -22,7 +21,7 @@ from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.notify.progress import Progress
 from dsmsyncd.server.main import RunningServer
 from dsmsyncd.state import Job, JobState
-from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
+from tests.daemon.e2e.inprocess import RunningDaemon, admin_get, running_daemon
 from tests.daemon.e2e.processes import run_cli
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import publish_dataset
@@ -48,16 +47,6 @@ async def notifier_progress(daemon: RunningDaemon) -> Progress:
     notifier = daemon.daemon.notifications.notifier
     assert notifier is not None
     return notifier.progress
-
-
-async def admin_get(daemon: RunningDaemon, path: str) -> str:
-    assert daemon.daemon.admin_url is not None
-    async with (
-        aiohttp.ClientSession(daemon.daemon.admin_url) as admin,
-        admin.get(path) as response,
-    ):
-        assert response.status == 200
-        return await response.text()
 
 
 async def test_webhook_and_mail_receive_exactly_their_events_without_secrets(

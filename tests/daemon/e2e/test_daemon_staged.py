@@ -17,11 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from dsmsyncd.dsmapi import DsmapiClient
 from dsmsyncd.state import Job, JobState, SqliteStateStore, utc_now
-from tests.daemon.e2e.inprocess import RunningDaemon, running_daemon
+from tests.daemon.e2e.inprocess import RunningDaemon, admin_get, running_daemon
 from tests.daemon.e2e.plain_http import Http
 from tests.daemon.e2e.processes import run_cli, wait_until
 from tests.daemon.e2e.site import Site, job_state
@@ -84,16 +82,6 @@ async def a_staged_file(site: Site, client: DsmapiClient, **options: Any) -> Asy
     async with running_daemon(site) as daemon:
         site.drop_file("a.csv", FIRST, mtime=1_700_000_000)
         yield Staged(dataset, daemon, await staged_job(daemon, "a.csv"))
-
-
-async def admin_get(daemon: RunningDaemon, path: str) -> str:
-    assert daemon.daemon.admin_url is not None
-    async with (
-        aiohttp.ClientSession(daemon.daemon.admin_url) as admin,
-        admin.get(path) as response,
-    ):
-        assert response.status == 200
-        return await response.text()
 
 
 async def test_staged_revision_stays_open_until_apply_publishes_it_while_the_daemon_runs(
