@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from dsmsyncd import __version__
 from dsmsyncd.state.lanes import (
@@ -67,8 +67,9 @@ class LaneMethods(Generic[CT]):
     _clock: Callable[[], datetime]
     _lane_sql: LaneSql[CT]
 
-    async def _write(self, work: Callable[[CT], Awaitable[T]]) -> T:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the store this is mixed into
+
+        async def _write(self, work: Callable[[CT], Awaitable[T]]) -> T: ...
 
     @property
     def replica(self) -> ReplicaIdentity | None:
