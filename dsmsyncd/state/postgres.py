@@ -36,6 +36,7 @@ from dsmsyncd.config.redact import redact_text
 from dsmsyncd.config.state_url import url_has_password
 from dsmsyncd.state import postgres_lanes as lanes_sql
 from dsmsyncd.state import postgres_uploads as uploads
+from dsmsyncd.state.add_job import AddOneJob
 from dsmsyncd.state.lane_methods import LaneMethods
 from dsmsyncd.state.lanes import ReplicaIdentity, datasets_whose_head_may_run, head_may_run
 from dsmsyncd.state.migrations import ACTIVE_SQL, LANE_SQL
@@ -70,7 +71,7 @@ _POOL_SIZE = 4
 _UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
-class PostgresStateStore(LaneMethods["Conn"]):
+class PostgresStateStore(AddOneJob, LaneMethods["Conn"]):
     """StateStore on a PostgreSQL database named by a libpq-style URL.
 
     ``password`` is used when the URL carries none (``[state] password`` or
@@ -180,26 +181,6 @@ class PostgresStateStore(LaneMethods["Conn"]):
         return [job_from_row(row) for row in rows]
 
     # -- writes ----------------------------------------------------------------------
-
-    async def add_job(
-        self,
-        *,
-        source: str,
-        relative_path: str,
-        identity: str,
-        size: int,
-        mtime: datetime,
-        dataset: str,
-        mapping_index: int,
-        content_sha256: str | None = None,
-        routing: Mapping[str, object] | None = None,
-    ) -> Job | None:
-        new = NewJob(
-            *(source, relative_path, identity, size, mtime, dataset, mapping_index),
-            *(content_sha256, routing),
-        )
-        (job,) = await self.add_jobs([new])
-        return job
 
     async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
         now = checked(self._clock())

@@ -35,6 +35,7 @@ from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state import sqlite_lanes
 from dsmsyncd.state import sqlite_uploads as uploads
+from dsmsyncd.state.add_job import AddOneJob
 from dsmsyncd.state.lane_methods import LaneMethods
 from dsmsyncd.state.lanes import ReplicaIdentity, datasets_whose_head_may_run, head_may_run
 from dsmsyncd.state.lock import StateFileLock
@@ -66,7 +67,7 @@ Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
 
 
-class SqliteStateStore(LaneMethods[aiosqlite.Connection]):
+class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
     """StateStore on one SQLite file (or ``:memory:`` for tests).
 
     ``clock`` stamps discovered/updated/event times; ``trace`` receives every SQL
@@ -203,26 +204,6 @@ class SqliteStateStore(LaneMethods[aiosqlite.Connection]):
         return [codec.job(row) for row in rows]
 
     # -- writes ----------------------------------------------------------------------
-
-    async def add_job(
-        self,
-        *,
-        source: str,
-        relative_path: str,
-        identity: str,
-        size: int,
-        mtime: datetime,
-        dataset: str,
-        mapping_index: int,
-        content_sha256: str | None = None,
-        routing: Mapping[str, object] | None = None,
-    ) -> Job | None:
-        new = NewJob(
-            *(source, relative_path, identity, size, mtime, dataset, mapping_index),
-            *(content_sha256, routing),
-        )
-        (job,) = await self.add_jobs([new])
-        return job
 
     async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
         now = codec.to_us(self._clock())

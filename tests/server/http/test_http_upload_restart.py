@@ -64,16 +64,7 @@ async def test_acknowledged_chunks_survive_a_server_kill_and_the_upload_finishes
         await chunk_sent(api, source, seq, offset, piece)
         committed = await commit(api, source, seq, len(DATA))
         assert committed.status == 200
-
-        async def transformed() -> bool | None:
-            shown = await _get(api, source["links"]["show"])
-            done = shown["resource"]["schemas"] and latest_output_schema(shown)["completed_at"]
-            return True if done else None
-
-        await _until(transformed, "output schema")
-        assert (await _finished(api, await _apply(api, revision)))["status"] == "successful"
-        fourfour = revision["resource"]["fourfour"]
-        rows = await _get(api, f"/resource/{fourfour}.json?$order=n&$limit=1000")
+        rows = await _published_rows(api, source, revision, revision["resource"]["fourfour"])
     assert [(int(r["n"]), r["label"]) for r in rows] == [(i, f"row-{i:05d}") for i in range(ROWS)]
 
 
