@@ -1,6 +1,6 @@
 """Connections to the target reset at random bytes, seeded: every row still lands once.
 
-The fault proxy cuts up to ``RESETS`` connections, each at a random byte offset of
+The fault proxy cuts the first ``RESETS`` connections, each at a random byte offset of
 what the daemon sends (inside a request line, headers, a chunk's body, an apply),
 chosen by a seeded generator. The seed is printed, and named in every assertion, so
 a failure is replayed with ``DSMSYNCD_RELIABILITY_SEED=N``. The files go to an append
@@ -52,7 +52,9 @@ async def test_connections_reset_at_random_bytes_publish_every_row_once(
     site.server_url = proxy.url
     site.map(ff, skip_duplicates=False)
     site.limits.update(retry_delay="10ms", retry_max_delay="50ms")
-    proxy.random_resets(random.Random(seed + run), RESETS, probability=0.5, span=3000)
+    # Every connection is cut (up to RESETS): the client keeps one connection alive for
+    # a whole job, so a coin per connection could leave a run with no reset at all.
+    proxy.random_resets(random.Random(seed + run), RESETS, probability=1.0, span=3000)
     names = [f"part-{i:02d}.csv" for i in range(FILES)]
     async with running_daemon(site, FastRetryDaemon) as daemon:
         for i, name in enumerate(names):
