@@ -60,15 +60,15 @@ async def test_daemon_ready_then_sighup_reload_keeps_old_config_when_new_is_bad(
             status = json.loads(await response.text())
             assert status["target"]["url"] == server.url
 
-        with watching("dsmsyncd.daemon.lifecycle", "reload refused") as refused:
+        reload = "dsmsyncd.daemon.reload"
+        with watching(reload, "reload refused") as refused:
             path.write_text("[target]\nurl = 'not a url'\n", encoding="utf-8")
             os.kill(os.getpid(), signal.SIGHUP)
             await asyncio.wait_for(refused.seen.wait(), 10)
         assert "target.url" in refused.text
         assert daemon.config.limits.max_concurrent_jobs == 2
 
-        lifecycle = "dsmsyncd.daemon.lifecycle"
-        with watching(lifecycle, "configuration reloaded", logging.INFO) as reloaded:
+        with watching(reload, "configuration reloaded", logging.INFO) as reloaded:
             _write(path, server, tmp_path, jobs=7)
             os.kill(os.getpid(), signal.SIGHUP)
             await asyncio.wait_for(reloaded.seen.wait(), 10)

@@ -30,7 +30,7 @@ def _write(path: Path, server: RunningServer, root: Path, rate: str) -> None:
 
 
 async def _reload(daemon: Daemon, path: Path, server: RunningServer, rate: str) -> None:
-    with watching("dsmsyncd.daemon.lifecycle", "configuration reloaded", logging.INFO) as seen:
+    with watching("dsmsyncd.daemon.reload", "configuration reloaded", logging.INFO) as seen:
         _write(path, server, path.parent, rate)
         os.kill(os.getpid(), signal.SIGHUP)
         await asyncio.wait_for(seen.seen.wait(), 10)
