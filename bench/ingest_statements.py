@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,14 @@ async def one_run(
         plans = [OutputColumnPlan(f, compile_expression(e, inputs)) for f, e in CONFIG_COLUMNS]
         _Timed.phase = "transforms"
         stats = await store.materialize("in_1", "out_1", plans)
-        error_rows = None if test_errors else stats.error_rows
         applied: Sequence[AppliedColumn] = [
             AppliedColumn(p.field_name, p.compiled.output_type, i) for i, p in enumerate(plans)
         ]
         for revision, phase in ((1, "apply (new dataset)"), (2, "apply (replace 1M rows)")):
             _Timed.phase = phase
-            target = ApplyTarget("ds_bench", "out_1", revision, revision, error_rows)
+            target = ApplyTarget("ds_bench", "out_1", revision, revision)
+            if not test_errors:
+                target = replace(target, error_rows=stats.error_rows)
             await store.apply(target, applied, "replace", None)
     finally:
         store.close()
