@@ -255,6 +255,7 @@ class _Job:
             output_schema["_table"],
             revision_id=int(revision["id"]),
             task_set_id=self._task_set_id,
+            error_rows=output_schema.get("error_count"),
         )
         return await state.rows.apply(target, applied, action, row_identifier)
 

@@ -2,7 +2,8 @@
 
 Readiness is the server's own "listening on" line (printed once the socket is bound);
 later stdout lines (a test pause point's "paused at …") are read with
-:meth:`ServeProcess.line`. No step waits on time: a timeout only guards a hang.
+:meth:`ServeProcess.line`, which first returns any "paused at" line that work resumed
+at start printed before the readiness line. No step waits on time: a timeout only guards a hang.
 Credentials go in a users file, never on the command line.
 """
 
@@ -14,7 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GUARD_S = 60.0
@@ -25,9 +26,16 @@ class ServeProcess:
     proc: asyncio.subprocess.Process
     url: str
     log: Path
+    # "paused at" lines printed before the readiness line, for ``line`` to return first.
+    early: list[str] = field(default_factory=list)
 
     async def line(self) -> str:
         """The next stdout line (the readiness line has been read already)."""
+        if self.early:
+            return self.early.pop(0)
+        return await self._read()
+
+    async def _read(self) -> str:
         assert self.proc.stdout is not None
         raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout=GUARD_S)
         assert raw, f"server stdout ended; its stderr:\n{self.stderr()}"
@@ -72,6 +80,11 @@ async def serve_process(
     served = ServeProcess(proc, "", log)
     try:
         line = await served.line()
+        while line.startswith("dsmsyncd serve: paused at "):
+            # Work resumed at start (a cut apply or parse) runs while the server starts,
+            # so its pause point may print before the readiness line does.
+            served.early.append(line)
+            line = await served._read()
         assert line.startswith("dsmsyncd serve: listening on "), line + served.stderr()
         served.url = line.rsplit(" ", 1)[1]
         yield served

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.checks import LinesAlongside, physical_lines, quoted_records
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,18 @@ def test_physical_lines_utf16(tmp_path: Path) -> None:
     path = tmp_path / "f.csv"
     path.write_bytes("a,b\n1,\u0a0a\n2,x".encode("utf-16"))
     assert physical_lines(path, "utf-16", "utf-16") == 3
+
+
+def test_lines_counted_alongside_answer_for_their_reading_only(tmp_path: Path) -> None:
+    """The count made in the background is the count of the reading it was started for;
+    another reading of the file (another encoding) is counted anew."""
+    path = tmp_path / "f.csv"
+    path.write_bytes("a,b\n1,\u0a0a\n2,x".encode("utf-16"))
+    with LinesAlongside(path, "utf-16", "utf-16") as lines:
+        assert lines.lines(path, "utf-16", "utf-16") == 3
+        # As bytes, U+0A0A's UTF-16 encoding holds two newline bytes: a different count.
+        assert lines.lines(path, "latin-1", "latin-1") == physical_lines(path, "latin-1", "latin-1")
+        assert lines.lines(path, "latin-1", "latin-1") != 3
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,25 @@ async def test_apply_replace_makes_dataset_the_new_rows(store: RowStore, tmp_pat
     stats = await store.apply(target("out2"), ID_NAME, "replace", None)
     assert (stats.created, stats.deleted, stats.total_rows_after) == (1, 2, 1)
     assert await all_rows(store) == [{"id": "9", "name": "z"}]
+
+
+async def test_apply_of_an_output_counted_clean_tests_no_row(
+    store: RowStore, tmp_path: Path
+) -> None:
+    """``error_rows=0`` (the output schema counted no error rows) writes what the
+    tested apply writes, with and without a row identifier."""
+    await prepared(store, tmp_path, b"id,name\n1,a\n2,b\n", "1")
+    clean = replace(target("out1"), error_rows=0)
+    stats = await store.apply(clean, ID_NAME, "replace", None)
+    assert (stats.created, stats.errors, stats.total_rows_after) == (2, 0, 2)
+    await prepared(store, tmp_path, b"id,name\n2,new\n3,c\n", "2")
+    stats = await store.apply(replace(target("out2"), error_rows=0), ID_NAME, "update", "id")
+    assert (stats.created, stats.updated, stats.errors, stats.total_rows_after) == (1, 1, 0, 3)
+    assert await all_rows(store) == [
+        {"id": "1", "name": "a"},
+        {"id": "2", "name": "new"},
+        {"id": "3", "name": "c"},
+    ]
 
 
 async def test_apply_delete_by_row_identifier(store: RowStore, tmp_path: Path) -> None:

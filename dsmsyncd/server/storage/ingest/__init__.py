@@ -16,10 +16,10 @@ drop hundreds of thousands of rows behind one misplaced reject. So its result is
 accounted for before it is used:
 
 1. Cheap checks (``checks.py``), when DuckDB rejected nothing: as many rows as the
-   file has lines after the header (a byte count of newlines, about 40 ms per 100 MB:
-   the path of a clean file), or, when there are fewer rows, as many as a count of
-   records framed by quote parity (quoted newlines, blank lines). Then the result
-   stands.
+   file has lines after the header (a byte count of newlines, about 40 ms per 100 MB,
+   made in a thread while DuckDB loads the file: the path of a clean file), or, when
+   there are fewer rows, as many as a count of records framed by quote parity (quoted
+   newlines, blank lines). Then the result stands.
 2. Otherwise (rejects, stray quotes, or lost rows) the census (``census.py``) reads
    the file once more, sequentially, and decides which records are rows and which are
    row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
@@ -57,7 +57,7 @@ from dsmsyncd.server.storage.ingest.census import (
     is_blank_record,
     take_census,
 )
-from dsmsyncd.server.storage.ingest.checks import physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.checks import LinesAlongside, quoted_records
 from dsmsyncd.server.storage.ingest.errors import (
     ERRORS_DIALECT,
     create_errors_table,
@@ -145,20 +145,21 @@ def ingest_file(
         header.lines,
         header.records,
     )
-    duck.load(cur, r)
-    if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
-        # The bounded sniff saw valid UTF-8 but a later part of the file is not.
-        r = r.in_latin1()
+    with LinesAlongside(source_path, duck_encoding, py_codec) as lines:
         duck.load(cur, r)
-    try:
-        _account(cur, r, checking=False)
-    except InvalidEncoding:
-        if guessed and r.encoding == "utf-8":
+        if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
+            # The bounded sniff saw valid UTF-8 but a later part of the file is not.
             r = r.in_latin1()
             duck.load(cur, r)
-            _account(cur, r, checking=False)
-        else:  # the encoding was asked for: its undecodable rows become row errors
-            _account(cur, r, checking=True)
+        try:
+            _account(cur, r, lines, checking=False)
+        except InvalidEncoding:
+            if guessed and r.encoding == "utf-8":
+                r = r.in_latin1()
+                duck.load(cur, r)
+                _account(cur, r, lines, checking=False)
+            else:  # the encoding was asked for: its undecodable rows become row errors
+                _account(cur, r, lines, checking=True)
     duck.finish_tables(cur, r)
     guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
     names = field_names(headers) if options.header_count else _numbered(width)
@@ -171,12 +172,14 @@ def ingest_file(
     return ParsedInput(columns=columns, total_rows=total, row_error_count=errors, table=table)
 
 
-def _account(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, checking: bool) -> None:
+def _account(
+    cur: duckdb.DuckDBPyConnection, r: CsvReading, lines_of: LinesAlongside, *, checking: bool
+) -> None:
     """Make every record of the file a row of ``r.table`` or a row error (see above)."""
     create_errors_table(cur, r.table, r.separator, r.options.quote_char)
     rows = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
     if duck.rejected_records(cur, r) == 0:
-        lines = physical_lines(r.path, r.encoding, r.py_codec) - r.header_lines
+        lines = lines_of.lines(r.path, r.encoding, r.py_codec) - r.header_lines
         if rows == lines:
             return
         quote = r.options.quote_char
