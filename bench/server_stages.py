@@ -57,8 +57,6 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
     from dsmsyncd.server.transforms import compile_expression
     from dsmsyncd.server.transforms.compiler import ColumnInput
 
-    found = vars(ingest)  # before issue 9's guess.py, the guess was ingest._guess_types
-    guess_types = found["guess"].guess_types if "guess" in found else found["_guess_types"]
     cur = duckdb.connect(str(database)).cursor()
     results: dict[str, list[float]] = {}
     parsed = _timed(
@@ -69,7 +67,7 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
             guess_types=False,
         ),
     )  # fmt: skip
-    kinds = _timed(results, "guess", lambda: guess_types(cur, "in1", len(parsed.columns)))
+    kinds = _timed(results, "guess", lambda: ingest._guess_types(cur, "in1", len(parsed.columns)))
     inputs = {
         c.field_name: ColumnInput(f"NULLIF({c.sql_name}, '')", SoqlType.TEXT)
         for c in parsed.columns

@@ -47,7 +47,6 @@ from typing import Any
 import duckdb
 
 from dsmsyncd.server.soql_types import SoqlType
-from dsmsyncd.server.storage.ingest import guess
 from dsmsyncd.server.storage.ingest import load as duck
 from dsmsyncd.server.storage.ingest.census import (
     Census,
@@ -63,6 +62,7 @@ from dsmsyncd.server.storage.ingest.errors import (
     load_errors,
     read_row_errors,
 )
+from dsmsyncd.server.storage.ingest.guess import guess_types as _guess_types
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
 from dsmsyncd.server.storage.sql import check_table
@@ -154,7 +154,8 @@ def ingest_file(
         else:  # the encoding was asked for: its undecodable rows become row errors
             _account(cur, r, checking=True)
     duck.finish_tables(cur, r)
-    guessed_types = guess.guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
+    # guess_types (the flag) shadows the function's own name, hence _guess_types.
+    guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
     names = field_names(headers) if options.header_count else _numbered(width)
     displays = headers if options.header_count else names
     columns = [
