@@ -57,6 +57,7 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
     from dsmsyncd.server.transforms import compile_expression
     from dsmsyncd.server.transforms.compiler import ColumnInput
 
+    guess_types = vars(ingest)["_guess_types"]  # the name on main and since guess.py
     cur = duckdb.connect(str(database)).cursor()
     results: dict[str, list[float]] = {}
     parsed = _timed(
@@ -67,7 +68,7 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
             guess_types=False,
         ),
     )  # fmt: skip
-    kinds = _timed(results, "guess", lambda: ingest._guess_types(cur, "in1", len(parsed.columns)))
+    kinds = _timed(results, "guess", lambda: guess_types(cur, "in1", len(parsed.columns)))
     inputs = {
         c.field_name: ColumnInput(f"NULLIF({c.sql_name}, '')", SoqlType.TEXT)
         for c in parsed.columns
