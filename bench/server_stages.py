@@ -51,11 +51,9 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
     """One run of the four stages with whichever ``dsmsyncd`` is first on the path."""
     import duckdb
 
-    from dsmsyncd.server.jobs.output_schema import guessed_expression
-    from dsmsyncd.server.soql_types import SoqlType
+    from dsmsyncd.server.jobs.output_schema import column_inputs, guessed_expression
     from dsmsyncd.server.storage import apply, ingest, output
     from dsmsyncd.server.transforms import compile_expression
-    from dsmsyncd.server.transforms.compiler import ColumnInput
 
     guess_types = vars(ingest)["_guess_types"]  # the name on main and since guess.py
     cur = duckdb.connect(str(database)).cursor()
@@ -69,10 +67,12 @@ def worker(csv: Path, database: Path) -> dict[str, list[float]]:
         ),
     )  # fmt: skip
     kinds = _timed(results, "guess", lambda: guess_types(cur, "in1", len(parsed.columns)))
-    inputs = {
-        c.field_name: ColumnInput(f"NULLIF({c.sql_name}, '')", SoqlType.TEXT)
-        for c in parsed.columns
-    }
+    inputs = column_inputs(  # the input schema document's part that the server reads
+        {
+            "input_columns": [{"field_name": c.field_name} for c in parsed.columns],
+            "_sql_names": {c.field_name: c.sql_name for c in parsed.columns},
+        }
+    )
     plans = [
         output.OutputColumnPlan(
             c.field_name, compile_expression(guessed_expression(c.field_name, kind), inputs)
