@@ -22,8 +22,9 @@ The server's work comes from its own timestamps (issue 9): source ``created_at``
 ``completed_at`` (transforms and error counts), job ``created_at`` → ``finished_at``
 (apply). "server work" is source created → output schema completed, plus the job; the
 client's waits between them are left out. Reports medians of ``--repeat`` runs, the
-ratios to DuckDB (goal: server work <= 1.5x ``read_csv`` into a table) and the server's
-peak RSS (VmHWM over its whole life).
+ratios to DuckDB (goal: server work <= 1.5x ``read_csv`` into a table), the server
+process's CPU seconds per run (steadier than its wall clock on a shared machine) and
+its peak RSS (VmHWM over its whole life).
 
 ``--server-path DIR`` runs the server from another checkout (before/after numbers).
 
@@ -53,7 +54,7 @@ from dsmsyncd.dsmapi import Credentials, DsmapiClient
 from dsmsyncd.pipeline.upload import upload_blob
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chunk_path import serve_command  # bench/ is not a package
+from chunk_path import cpu_s, serve_command  # bench/ is not a package
 
 USER, PASSWORD = "bench", "bench-password"
 HEADER = "id,name,city,amount,quantity,ratio,flag,created,code,note"
@@ -220,22 +221,28 @@ class FileResult:
     floors: list[float]
     file_floors: list[float]
     servers: list[ServerSample]
+    server_cpus: list[float]  # the server process's CPU seconds over each run
 
 
-def bench_file(url: str, name: str, path: Path, root: Path, repeat: int) -> FileResult:
+def bench_file(
+    url: str, name: str, path: Path, root: Path, repeat: int, server_pid: int
+) -> FileResult:
     config, fourfour = asyncio.run(prepare(url, with_config=name == "1m"))
-    result = FileResult(name, path.stat().st_size / 1e6, [], [], [])
+    result = FileResult(name, path.stat().st_size / 1e6, [], [], [], [])
     for i in range(repeat):
         result.floors.append(floor_run(path))
         result.file_floors.append(floor_run(path, str(root / f"floor-{name}-{i}.duckdb")))
+        cpu = cpu_s(server_pid)
         result.servers.append(asyncio.run(server_run(url, path, config, fourfour)))
+        result.server_cpus.append(cpu_s(server_pid) - cpu)
         (root / f"floor-{name}-{i}.duckdb").unlink()
         sample = result.servers[-1]
         print(
             f"{name} run {i + 1}: floor {result.floors[-1]:.2f}s, file floor "
             f"{result.file_floors[-1]:.2f}s, server work {sample.work_s:.2f}s (upload "
             f"{sample.upload_s:.2f}, parse {sample.parse_s:.2f}, transforms "
-            f"{sample.transform_s:.2f}, apply {sample.apply_s:.2f}), client {sample.client_s:.2f}s",
+            f"{sample.transform_s:.2f}, apply {sample.apply_s:.2f}), client "
+            f"{sample.client_s:.2f}s, server CPU {result.server_cpus[-1]:.2f}s",
             flush=True,
         )
     return result
@@ -268,6 +275,7 @@ def report(result: FileResult) -> None:
     ]
     for label, seconds in rows:
         print(f"| {label} | {seconds:.2f} | {result.size_mb / seconds:.0f} |")
+    print(f"server CPU seconds per run (its whole process): {med(result.server_cpus):.2f}")
     for label, seconds in (("server work", work), ("server work after the upload", after)):
         print(
             f"{label} / read_csv into memory: {seconds / floor:.2f}x; "
@@ -303,7 +311,9 @@ def main() -> int:
         try:
             assert server.stdout is not None
             url = server.stdout.readline().rsplit(" ", 1)[-1].strip()
-            results = [bench_file(url, n, p, root, args.repeat) for n, p in paths.items()]
+            results = [
+                bench_file(url, n, p, root, args.repeat, server.pid) for n, p in paths.items()
+            ]
             rss = peak_rss_mb(server.pid)
         finally:
             server.terminate()

@@ -29,6 +29,7 @@ from dsmsyncd.server.transforms import (
     limits,
 )
 from dsmsyncd.server.transforms.limits import ExpressionLimitError
+from dsmsyncd.server.transforms.sqlgen import null_if_blank
 
 # The transform a parsed column gets by default, per guessed type (digest §5.2).
 _GUESSED_FUNCTION: dict[str, str] = {
@@ -94,7 +95,7 @@ def column_inputs(input_schema: Doc) -> dict[str, ColumnInput]:
     sql_names: dict[str, str] = input_schema.get("_sql_names", {})
     return {
         col["field_name"]: ColumnInput(
-            f"NULLIF({ident(sql_names.get(col['field_name'], col['field_name']))}, '')",
+            null_if_blank(ident(sql_names.get(col["field_name"], col["field_name"]))),
             SoqlType(col.get("soql_type") or "text"),
         )
         for col in input_schema["input_columns"]

@@ -13,6 +13,7 @@ from dsmsyncd.server.transforms.parser import FunCall, Lit, Node
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,
+    blank_cell,
     conversion_failed,
     error_object,
     fail_when,
@@ -215,6 +216,7 @@ _FALSE = "('false', '0', 'f', 'no', 'n')"
 
 
 def _bool_from_text(x: str) -> tuple[str, str]:
+    x = blank_cell(x) or x  # '' is neither word and no error, as null is
     word = f"lower(trim({x}))"
     value = f"(CASE WHEN {word} IN {_TRUE} THEN TRUE WHEN {word} IN {_FALSE} THEN FALSE END)"
     bad = f"{word} NOT IN {_TRUE[:-1]}, {_FALSE[1:-1]}, '')"

@@ -13,6 +13,7 @@ from dsmsyncd.server.transforms import numbers
 from dsmsyncd.server.transforms.registry import define
 from dsmsyncd.server.transforms.sqlgen import (
     NULL,
+    blank_cell,
     conversion_failed,
     fail_when,
     plain_error,
@@ -61,6 +62,7 @@ def _parse(c: Call, target: SoqlType) -> tuple[str, str]:
     fmt = _strptime_format(c) if len(c.args) > 1 else None
     storage = "TIMESTAMP" if target is FT else "TIMESTAMPTZ"
     if fmt is None:
+        x = blank_cell(x) or x  # '' casts to null and is no error, as null is
         value = f"TRY_CAST({x} AS {storage})"
     elif fmt.strip() == "%s":
         value = f"to_timestamp(TRY_CAST({x} AS DOUBLE))"

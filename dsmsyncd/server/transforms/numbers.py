@@ -29,6 +29,7 @@ from dsmsyncd.server.soql_types import (
     format_number,
 )
 from dsmsyncd.server.transforms.sqlgen import (
+    blank_cell,
     conversion_failed,
     error_object,
     fail_when,
@@ -91,7 +92,12 @@ def _decimals_sql(x: str) -> str:
 
 
 def from_text(x: str) -> tuple[str, str]:
-    """``to_number`` of text: the exact value, or why not (blank text is null)."""
+    """``to_number`` of text: the exact value, or why not (blank text is null).
+
+    Blank text gives null and no error whether it is ``''`` or null, so a bare input
+    column is read as its raw cell, without the ``NULLIF`` (see ``blank_cell``).
+    """
+    x = blank_cell(x) or x
     value = f"(CASE WHEN {text_fits_sql(x)} THEN TRY_CAST({x} AS {NUM}) END)"
     english = f"'Unable to convert \"' || {x} || '\" to number: ' || {sql_text(RANGE_TEXT)}"
     error = (

@@ -9,6 +9,7 @@ a runtime failure of the import query.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import duckdb
@@ -26,6 +27,26 @@ def sql_text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "")
     return "'" + value.replace("'", "''") + "'"
+
+
+def null_if_blank(cell_sql: str) -> str:
+    """An input cell as expressions read it: an empty cell is null (``column_inputs``)."""
+    return f"NULLIF({cell_sql}, '')"
+
+
+_NULL_IF_BLANK_COLUMN = re.compile(r"""NULLIF\(("(?:[^"]|"")+"), ''\)""")
+
+
+def blank_cell(value_sql: str) -> str | None:
+    """The bare input column under :func:`null_if_blank`, if ``value_sql`` is exactly that.
+
+    For builders whose answer for ``''`` is their answer for null: DuckDB evaluates a
+    function of a bare dictionary-compressed column once per distinct value, and the
+    ``NULLIF`` in front of it turns that off (issue 9: two to three times the cost of
+    ``to_number`` on a flights-sized file).
+    """
+    found = _NULL_IF_BLANK_COLUMN.fullmatch(value_sql)
+    return found.group(1) if found else None
 
 
 def first_error(errors: list[str]) -> str:

@@ -300,7 +300,7 @@ async def test_ingest_guesses_from_first_rows_only(
     store: RowStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A later cell that does not fit the guess becomes a cell error downstream."""
-    monkeypatch.setattr("dsmsyncd.server.storage.ingest.GUESS_SAMPLE_ROWS", 2)
+    monkeypatch.setattr("dsmsyncd.server.storage.ingest.guess.GUESS_SAMPLE_ROWS", 2)
     parsed = await ingest_bytes(store, tmp_path, b"n\n1\n2\nnot a number\n")
     assert parsed.columns[0].guessed_type == SoqlType.NUMBER
     assert parsed.total_rows == 3

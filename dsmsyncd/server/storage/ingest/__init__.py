@@ -29,11 +29,9 @@ accounted for before it is used:
    the row count is checked once more; a mismatch is an internal error, never a quiet
    success.
 
-Type guesses only shape the first output schema, so they look at the first
-``GUESS_SAMPLE_ROWS`` rows, in one aggregate scan. A column whose later rows do not fit
-the guess shows those cells as errors in the output, which is how the hosted service
-behaves too. Callers that already know the columns (an import config) pass
-``guess_types=False`` and every column is reported as ``text``.
+Type guesses (``guess.py``) look at the first rows only. Callers that already know the
+columns (an import config) pass ``guess_types=False`` and every column is reported as
+``text``.
 """
 
 from __future__ import annotations
@@ -64,11 +62,11 @@ from dsmsyncd.server.storage.ingest.errors import (
     load_errors,
     read_row_errors,
 )
+from dsmsyncd.server.storage.ingest.guess import guess_types as _guess_types
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
-from dsmsyncd.server.storage.sql import check_table, literal
+from dsmsyncd.server.storage.sql import check_table
 from dsmsyncd.server.storage.sql import table as qtable
-from dsmsyncd.server.transforms import numbers
 
 __all__ = [
     "InputColumnInfo",
@@ -82,10 +80,6 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
-# Rows that type guessing looks at; see the module docstring.
-GUESS_SAMPLE_ROWS = 50_000
-# Columns counted per statement when guessing types (see _guess_types).
-GUESS_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -161,6 +155,7 @@ def ingest_file(
             else:  # the encoding was asked for: its undecodable rows become row errors
                 _account(cur, r, lines, checking=True)
     duck.finish_tables(cur, r)
+    # guess_types (the flag) shadows the function's own name, hence _guess_types.
     guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
     names = field_names(headers) if options.header_count else _numbered(width)
     displays = headers if options.header_count else names
@@ -322,66 +317,3 @@ def _header_cells(path: Path, py_codec: str, separator: str, options: ParseOptio
 
 def _numbered(width: int) -> list[str]:
     return [f"column_{i + 1}" for i in range(width)]
-
-
-def _guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
-    """A type fits a column when every non-empty cell of the first rows fits it.
-
-    Bounded by ``GUESS_SAMPLE_ROWS`` (see the module docstring): the regular expressions
-    and casts cost more than the parse itself when run over every row of a large file.
-    """
-    date_re = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
-    number_start = r"^\s*[-+]?\.?[0-9]"
-    point_re = r"(?i)^\s*point\s*\(\s*[-+]?[0-9.]+\s+[-+]?[0-9.]+\s*\)\s*$"
-    aggregates = []
-    for i in range(width):
-        c = f"c{i}"
-        aggregates += [
-            f"count(*) FILTER (WHERE {c} <> '')",
-            f"count(*) FILTER (WHERE lower({c}) IN ('true', 'false'))",
-            # A failing TRY_CAST is slow (several times a regexp test), and AND does not
-            # short-circuit in a vectorised filter; CASE only casts the likely cells.
-            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(number_start)}) "
-            f"THEN {numbers.text_fits_sql(c)} ELSE false END)",
-            f"count(*) FILTER (WHERE CASE WHEN regexp_matches({c}, {literal(date_re)}) "
-            f"THEN TRY_CAST({c} AS TIMESTAMP) IS NOT NULL ELSE false END)",
-            f"count(*) FILTER (WHERE regexp_matches({c}, {literal(point_re)}))",
-        ]
-    # Counted GUESS_BATCH columns per statement: DuckDB's planning time grows faster
-    # than linearly with the aggregates of one statement (1,000 columns took minutes in
-    # one). A wide file's sample is read once into a temporary table for its batches.
-    step = GUESS_BATCH * 5
-    if len(aggregates) <= step:
-        return _fitting_types(
-            cur, aggregates, f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
-        )
-    sample = qtable(f"{table}_guess_sample")
-    cur.execute(
-        f"CREATE OR REPLACE TEMP TABLE {sample} AS "
-        f"SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS}"
-    )
-    try:
-        return [
-            kind
-            for start in range(0, len(aggregates), step)
-            for kind in _fitting_types(cur, aggregates[start : start + step], sample)
-        ]
-    finally:
-        cur.execute(f"DROP TABLE IF EXISTS {sample}")
-
-
-def _fitting_types(
-    cur: duckdb.DuckDBPyConnection, aggregates: list[str], rows: str
-) -> list[SoqlType]:
-    """Each column's type from its five counts (filled, then one per candidate type)."""
-    counts = cur.execute(f"SELECT {', '.join(aggregates)} FROM {rows}").fetchone()
-    assert counts is not None
-    order = (SoqlType.CHECKBOX, SoqlType.NUMBER, SoqlType.CALENDAR_DATE, SoqlType.POINT)
-    guessed = []
-    for i in range(len(aggregates) // 5):
-        filled, *fits = counts[i * 5 : i * 5 + 5]
-        kind = SoqlType.TEXT
-        if filled:
-            kind = next((t for t, n in zip(order, fits, strict=True) if n == filled), kind)
-        guessed.append(kind)
-    return guessed
