@@ -68,7 +68,12 @@ from dsmsyncd.pipeline.row_errors import (
     wait_for_processing,
 )
 from dsmsyncd.pipeline.schema_drift import check_schema_drift
-from dsmsyncd.pipeline.upload import ResumePoint, content_type_for, upload_blob
+from dsmsyncd.pipeline.upload import (
+    ResumePoint,
+    connections_to_warm,
+    content_type_for,
+    upload_blob,
+)
 from dsmsyncd.pipeline.upload_resume import StoreJournal
 from dsmsyncd.state import Job, JobState, JobUpdate
 
@@ -226,7 +231,12 @@ class JobRun:
             await check_schema_drift(
                 self.client, self.blob(), self.mapping.import_config, self.job.dataset
             )
-        await self._open()
+        # The chunks' connections open while the revision and source are created.
+        warming = asyncio.create_task(self.client.warm(connections_to_warm(self.blob().size)))
+        try:
+            await self._open()
+        finally:
+            await warming  # done by now: its handshakes took less than open's requests
         await self.upload()
         return await self.process_and_apply()
 

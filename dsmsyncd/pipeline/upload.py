@@ -79,6 +79,21 @@ def chunk_digest(data: bytes | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+# What a server asks for in ``initiate`` is known only after the revision and source
+# are created; the connections warmed meanwhile (``connections_to_warm``) guess it as
+# the local server's and DSMAPI's usual answer. A wrong guess costs a spare connection
+# (idle, closed after the keep-alive) or a handshake paid later, as without warming.
+GUESSED_CHUNK_SIZE = 4 * 1024 * 1024
+GUESSED_PARALLELISM = 4
+
+
+def connections_to_warm(size: int) -> int:
+    """Connections the chunks of an upload of ``size`` bytes take at once; 0 for one
+    chunk (it goes on the connection of the requests before it, as they all do)."""
+    chunks = -(-size // GUESSED_CHUNK_SIZE)
+    return min(GUESSED_PARALLELISM, chunks) if chunks > 1 else 0
+
+
 def plan_chunks(size: int, chunk_size: int) -> list[tuple[int, int, int]]:
     """(seq_num, byte_offset, length) for every chunk; an empty file has none."""
     if chunk_size <= 0:
