@@ -26,7 +26,7 @@ with a report, after the job's open revision is discarded so that no draft linge
 identity and runs as its own job.
 
 Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` and
-``revision`` (``observe.logging.bind_job``).
+``revision`` (``observe.job_keys.bind_job``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from dsmsyncd.dsmapi import (
     TaskSet,
 )
 from dsmsyncd.finalize.report import QuarantineReason
-from dsmsyncd.observe.logging import bind_job, bind_revision
+from dsmsyncd.observe.job_keys import bind_job, bind_revision
 from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,

@@ -3,8 +3,10 @@
 Every command pays its interpreter's start and imports before its first request
 (issue 9: ``push`` of one file is a short process). asyncpg is for a PostgreSQL state
 store, aiobotocore and botocore are for ``s3://`` sources, DuckDB and the local server
-are ``serve``'s: a push, or a daemon watching folders with a SQLite store, imports none
-of them. Each check runs in a fresh interpreter (``sys.modules`` of this one holds
+are ``serve``'s, structlog is for the daemon's log set-up (``run`` configures logging;
+push never does, and the job keys it binds need no structlog): a push, or a daemon
+watching folders with a SQLite store before its logging is set up, imports none of
+them. Each check runs in a fresh interpreter (``sys.modules`` of this one holds
 whatever other tests imported), doing what the command does up to its first request;
 the same script given a PostgreSQL URL and a bucket proves the check sees an import.
 """
@@ -16,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("asyncpg", "aiobotocore", "botocore", "duckdb", "dsmsyncd.server")
+HEAVY = ("asyncpg", "aiobotocore", "botocore", "duckdb", "dsmsyncd.server", "structlog")
 
 # What ``dsmsyncd push`` and ``dsmsyncd run`` import and build before their first request:
 # the command line, the push module and the pipeline, the daemon, a state store for the
