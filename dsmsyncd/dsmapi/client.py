@@ -98,7 +98,6 @@ class DsmapiClient(Transport):
             lambda t: t.is_terminal,
             timeout_s=timeout_s,
             what=f"apply job {task_set.id} of {revision.fourfour}",
-            first=task_set,  # the apply's answer is the job as it started: the first poll
         )
 
     # -- sources and upload --------------------------------------------------------------
