@@ -70,7 +70,7 @@ from dsmsyncd.pipeline.row_errors import (
 from dsmsyncd.pipeline.schema_drift import check_schema_drift
 from dsmsyncd.pipeline.upload import (
     ResumePoint,
-    connections_to_warm,
+    connections_warmed,
     content_type_for,
     upload_blob,
 )
@@ -232,11 +232,8 @@ class JobRun:
                 self.client, self.blob(), self.mapping.import_config, self.job.dataset
             )
         # The chunks' connections open while the revision and source are created.
-        warming = asyncio.create_task(self.client.warm(connections_to_warm(self.blob().size)))
-        try:
+        async with connections_warmed(self.client, self.blob().size):
             await self._open()
-        finally:
-            await warming  # done by now: its handshakes took less than open's requests
         await self.upload()
         return await self.process_and_apply()
 
