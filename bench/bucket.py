@@ -162,7 +162,7 @@ def patch_moto_ranges() -> None:
 class Moto:
     def __init__(self, root: Path, ranges: str) -> None:
         sys.path.insert(0, str(ROOT))
-        from tests.moto_server import free_port
+        from tests.support.ports import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

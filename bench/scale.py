@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import statistics
 import sys
 import tempfile
@@ -223,6 +224,12 @@ async def finished(state: ClusterState, jobs: list[int]) -> bool:
 
 
 async def run(args: argparse.Namespace) -> None:
+    # SIGTERM (a timeout, a CI job cancelled) cancels the run like Ctrl-C does: each
+    # context unwinds, so the replicas, the server and the run's database are stopped
+    # and dropped. The default action would end this process alone and leave them running.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     work = Workload(datasets=args.datasets, files=args.files)
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-scale-") as tmp:
         bench = Bench(Path(tmp), work, args.lease_timeout)
@@ -302,7 +309,11 @@ def main() -> int:
     parser.add_argument("--lease-timeout", type=float, default=5.0)
     parser.add_argument("--no-throughput", dest="throughput", action="store_false")
     parser.add_argument("--no-failover", dest="failover", action="store_false")
-    asyncio.run(run(parser.parse_args()))
+    try:
+        asyncio.run(run(parser.parse_args()))
+    except asyncio.CancelledError:
+        print("stopped by SIGTERM: replicas, server and database stopped", file=sys.stderr)
+        return 128 + signal.SIGTERM
     return 0
 
 

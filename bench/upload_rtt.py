@@ -4,9 +4,11 @@ Issue 9: users are not on loopback. The same local server (HTTPS, trustme CA) is
 reached through a latency-injecting TCP proxy on loopback: ``LinkProxy`` of the tests
 (``tests/daemon/support/link_proxy.py``) with ``delay_s`` = half the round trip,
 run in a process of its own so that its relaying competes with no client for a GIL.
-Each read is forwarded that much later, in order, each way; bandwidth is not
-limited and TLS passes through untouched (the proxy sees ciphertext). Round trip 0
-is the server itself, no proxy.
+Each read is forwarded that much later, in order, each way, and a new connection's
+first bytes one round trip later still (the TCP handshake the proxy's local accept
+skips); bandwidth is not limited, TCP slow start is not modelled, and TLS passes
+through untouched (the proxy sees ciphertext). Round trip 0 is the server itself, no
+proxy. ``bench/push_timeline.py`` shows one push's requests on a timeline.
 
 At every round trip, side by side, on one generated CSV (``--size-mb``, 100 MiB):
 

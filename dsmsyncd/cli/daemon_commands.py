@@ -11,21 +11,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dsmsyncd.cli.check_config import (
-    Finding,
-    check_buckets,
-    check_folders,
-    check_notify,
-    check_target,
-    shown,
-)
 from dsmsyncd.cli.exit_codes import ExitCode
 from dsmsyncd.config.load import load_config
-from dsmsyncd.config.schema import Config
 from dsmsyncd.config.secrets import ConfigError
-from dsmsyncd.observe.logging import configure_logging
+
+if TYPE_CHECKING:
+    from dsmsyncd.cli.check_config import Finding
+    from dsmsyncd.config.schema import Config
 
 logger = logging.getLogger("dsmsyncd.cli.daemon_commands")
 
@@ -42,6 +36,8 @@ def run_command(config_path: Path, log_level: str) -> int:
     config = load_or_report(config_path)
     if config is None:
         return ExitCode.USAGE
+    from dsmsyncd.observe.logging import configure_logging
+
     configure_logging(level=log_level)
     from dsmsyncd.daemon.lifecycle import Daemon, StartupFailed
 
@@ -60,6 +56,8 @@ def check_config_command(config_path: Path, *, offline: bool) -> int:
     config = load_or_report(config_path)
     if config is None:
         return ExitCode.USAGE
+    from dsmsyncd.cli.check_config import check_folders, shown
+
     findings: list[Finding] = []
     if not offline:
         findings = check_folders(config) + asyncio.run(_online(config))
@@ -82,6 +80,7 @@ def check_config_command(config_path: Path, *, offline: bool) -> int:
 
 
 async def _online(config: Config) -> list[Finding]:
+    from dsmsyncd.cli.check_config import check_buckets, check_notify, check_target
     from dsmsyncd.daemon.target import client_for
 
     async with client_for(config) as client:

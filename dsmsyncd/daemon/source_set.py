@@ -28,10 +28,8 @@ from dsmsyncd.blob import Blob, BlobUnreadable, LocalFileBlob
 from dsmsyncd.config.schema import Config, SourceConfig
 from dsmsyncd.daemon.lease import Lease
 from dsmsyncd.finalize.base import Finalizer, SourceGoneFinalizer
-from dsmsyncd.finalize.bucket import BucketFinalizer
 from dsmsyncd.finalize.folder import FolderFinalizer
 from dsmsyncd.sources.base import Source, SourceError, SourceVanished, file_identity
-from dsmsyncd.sources.bucket import BucketSource
 from dsmsyncd.sources.folder import FolderSource
 from dsmsyncd.state import Job
 
@@ -73,6 +71,11 @@ class _Built:
 def build_source(spec: SourceSpec) -> tuple[Source, Finalizer]:
     """The source ``spec`` names, by URL scheme, and its finalizer."""
     if spec.config.url.startswith("s3://"):
+        # Imported here: aiobotocore and botocore take a daemon without buckets longer
+        # to start than the rest of it together.
+        from dsmsyncd.finalize.bucket import BucketFinalizer
+        from dsmsyncd.sources.bucket import BucketSource
+
         bucket = BucketSource(spec.config, exclude_dirs=spec.exclude_dirs)
         return bucket, BucketFinalizer(bucket)
     folder = FolderSource(spec.config, exclude_dirs=spec.exclude_dirs)

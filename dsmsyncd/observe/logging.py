@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
-from structlog.contextvars import (
-    bind_contextvars,
-    get_contextvars,
-    merge_contextvars,
-    unbind_contextvars,
-)
+from structlog.contextvars import merge_contextvars
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.types import EventDict, Processor, WrappedLogger
 
 from dsmsyncd.config.redact import REDACTED, redact_text, redact_value
+from dsmsyncd.observe.job_keys import JobBinding, bind_job, bind_revision, job_keys
 
 __all__ = [
     "REDACTED",
@@ -45,9 +39,6 @@ __all__ = [
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
-# The keys bind_job puts on every line of a job.
-JOB_KEYS = ("job", "file", "dataset", "revision")
-
 _HANDLER_MARK = "_dsmsyncd_handler"
 
 
@@ -55,56 +46,11 @@ def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return {k: redact_value(v, k) for k, v in event_dict.items()}
 
 
-class JobBinding:
-    """Job keys bound by ``bind_job``; leaving its ``with`` block restores the keys before it.
-
-    Restores all four keys, not only those it bound, so that a ``bind_job(revision=…)``
-    made inside the block does not outlive it.
-    """
-
-    def __init__(self, previous: Mapping[str, Any]) -> None:
-        self._previous = dict(previous)
-
-    def __enter__(self) -> JobBinding:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        unbind_contextvars(*JOB_KEYS)
-        bind_contextvars(**self._previous)
-
-
-def bind_job(
-    *,
-    job: int | None = None,
-    file: str | None = None,
-    dataset: str | None = None,
-    revision: int | None = None,
-) -> JobBinding:
-    """Put the job's keys on every line logged from this context (task) on.
-
-    Binds at once; ``None`` keys are left as they are, so a job binds its id, file and
-    dataset when it starts and ``bind_revision`` follows its revision. Used as ``with
-    bind_job(...):`` it restores the previous keys on exit. Each asyncio task has its
-    own copy of the context (and a task it starts, a copy of that), so parallel jobs
-    never mix keys.
-    """
-    previous = {k: v for k, v in get_contextvars().items() if k in JOB_KEYS}
-    given = {"job": job, "file": file, "dataset": dataset, "revision": revision}
-    bind_contextvars(**{k: v for k, v in given.items() if v is not None})
-    return JobBinding(previous)
-
-
-def bind_revision(seq: int | None) -> None:
-    """The job's revision is now ``seq``: opened, or forgotten (None) when it starts over."""
-    if seq is None:
-        unbind_contextvars("revision")
-    else:
-        bind_contextvars(revision=seq)
+def merge_job_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The job's keys (``job_keys.bind_job``) on the line, unless it has its own."""
+    for key, value in job_keys().items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 # Attributes every LogRecord has, plus those that formatters add ("message", "asctime"):
@@ -129,6 +75,7 @@ def _shared_processors() -> list[Processor]:
     # Run on every line, structlog's or stdlib's, before the formatter renders it.
     return [
         merge_contextvars,
+        merge_job_keys,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -26,7 +26,7 @@ with a report, after the job's open revision is discarded so that no draft linge
 identity and runs as its own job.
 
 Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` and
-``revision`` (``observe.logging.bind_job``).
+``revision`` (``observe.job_keys.bind_job``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from dsmsyncd.dsmapi import (
     TaskSet,
 )
 from dsmsyncd.finalize.report import QuarantineReason
-from dsmsyncd.observe.logging import bind_job, bind_revision
+from dsmsyncd.observe.job_keys import bind_job, bind_revision
 from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
@@ -68,7 +68,12 @@ from dsmsyncd.pipeline.row_errors import (
     wait_for_processing,
 )
 from dsmsyncd.pipeline.schema_drift import check_schema_drift
-from dsmsyncd.pipeline.upload import ResumePoint, content_type_for, upload_blob
+from dsmsyncd.pipeline.upload import (
+    ResumePoint,
+    connections_warmed,
+    content_type_for,
+    upload_blob,
+)
 from dsmsyncd.pipeline.upload_resume import StoreJournal
 from dsmsyncd.state import Job, JobState, JobUpdate
 
@@ -226,7 +231,9 @@ class JobRun:
             await check_schema_drift(
                 self.client, self.blob(), self.mapping.import_config, self.job.dataset
             )
-        await self._open()
+        # The chunks' connections open while the revision and source are created.
+        async with connections_warmed(self.client, self.blob().size):
+            await self._open()
         await self.upload()
         return await self.process_and_apply()
 

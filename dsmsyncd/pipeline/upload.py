@@ -14,8 +14,9 @@ how a restarted job resumes (``upload_resume.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -77,6 +78,38 @@ class UploadJournal(Protocol):
 def chunk_digest(data: bytes | memoryview) -> str:
     """BLAKE2b-128 of a chunk's bytes, hex: fast, and ample to tell two versions apart."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+# What a server asks for in ``initiate`` is known only after the revision and source
+# are created; the connections warmed meanwhile (``connections_to_warm``) guess it as
+# the local server's and DSMAPI's usual answer. A wrong guess costs a spare connection
+# (idle, closed after the keep-alive) or a handshake paid later, as without warming.
+GUESSED_CHUNK_SIZE = 4 * 1024 * 1024
+GUESSED_PARALLELISM = 4
+
+
+def connections_to_warm(size: int) -> int:
+    """Connections the chunks of an upload of ``size`` bytes take at once; 0 for one
+    chunk (it goes on the connection of the requests before it, as they all do)."""
+    chunks = -(-size // GUESSED_CHUNK_SIZE)
+    return min(GUESSED_PARALLELISM, chunks) if chunks > 1 else 0
+
+
+@contextlib.asynccontextmanager
+async def connections_warmed(client: DsmapiClient, size: int) -> AsyncIterator[None]:
+    """The block (opening the revision and its source) runs while the connections an
+    upload of ``size`` bytes will take are opened (``DsmapiClient.warm``); on leaving,
+    they are ready. If the block fails, the warming is cancelled, not waited for (a
+    server that does not answer would hold the job up to the connect timeout)."""
+    warming = asyncio.create_task(client.warm(connections_to_warm(size)))
+    try:
+        yield
+    except BaseException:
+        warming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warming
+        raise
+    await warming  # done by now: its handshakes take less than the block's requests
 
 
 def plan_chunks(size: int, chunk_size: int) -> list[tuple[int, int, int]]:

@@ -11,6 +11,7 @@ in which order, and that nothing is asked again that an answer already said.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import re
@@ -21,9 +22,10 @@ from dsmsyncd.cli.push import PushRequest, mapping_for, push
 from dsmsyncd.config import load_config
 from dsmsyncd.config.schema import Action
 from dsmsyncd.dsmapi import DsmapiClient
+from dsmsyncd.pipeline.upload import GUESSED_CHUNK_SIZE, GUESSED_PARALLELISM
 from dsmsyncd.server.main import RunningServer
 from tests.daemon.support.config_text import target_state_admin
-from tests.daemon.support.datasets import publish_dataset
+from tests.daemon.support.datasets import publish_dataset, robot_client
 from tests.daemon.support.link_proxy import LinkProxy, link_proxy
 
 SEED = b"id,name\n1,ann\n2,bob\n"
@@ -61,13 +63,13 @@ def shapes(proxy: LinkProxy, ff: str) -> list[str]:
 
 
 async def pushed(
-    tmp_path: Path, server: RunningServer, client: DsmapiClient, action: Action
+    tmp_path: Path, server: RunningServer, client: DsmapiClient, action: Action, data: bytes = FILE
 ) -> tuple[LinkProxy, str]:
-    """``dsmsyncd push`` of FILE to a new dataset through a counting proxy: the proxy and
-    the dataset, once push exited 0."""
+    """``dsmsyncd push`` of ``data`` to a new dataset through a counting proxy: the proxy
+    and the dataset, once push exited 0."""
     ff = await publish_dataset(client, SEED)
     file = tmp_path / "file.csv"
-    file.write_bytes(FILE)
+    file.write_bytes(data)
     async with link_proxy(server.url) as proxy:
         config_path = tmp_path / "push.toml"
         config_path.write_text(target_state_admin(proxy.url, tmp_path))
@@ -113,3 +115,38 @@ async def test_chunks_reuse_one_connection_per_parallel_upload(
     # The chunk workers start together: one reuses the connection of initiate, the
     # others open one each, and every later request reuses one of those.
     assert proxy.connections == parallel
+
+
+async def test_warmed_connections_are_the_ones_requests_take(
+    server: RunningServer, client: DsmapiClient
+) -> None:
+    ff = await publish_dataset(client, SEED)
+    async with link_proxy(server.url) as proxy, robot_client(proxy.url) as through:
+        await through.warm(3)
+        assert proxy.connections == 3
+        assert proxy.requests == []  # opened, nothing sent
+        await through.warm(2)
+        assert proxy.connections == 3  # two in the pool already: none opened
+
+        await asyncio.gather(*(through.list_revisions(ff) for _ in range(4)))
+
+    assert len(proxy.requests) == 4
+    assert proxy.connections == 4  # three warmed ones taken, one opened for the fourth
+
+
+async def test_a_big_push_opens_its_chunk_connections_while_the_revision_opens(
+    tmp_path: Path, server: RunningServer, client: DsmapiClient
+) -> None:
+    assert server.state.preferred_chunk_size == GUESSED_CHUNK_SIZE
+    assert server.state.preferred_upload_parallelism == GUESSED_PARALLELISM
+    row = b"3,cid\n"
+    data = FILE + row * (3 * GUESSED_CHUNK_SIZE // len(row))  # four chunks of 4 MiB
+    proxy, ff = await pushed(tmp_path, server, client, "update", data)
+
+    assert proxy.chunk_requests == Counter(range(GUESSED_PARALLELISM))
+    assert shapes(proxy, ff) == UPDATE
+    # Every connection the chunks take was open before ``initiate`` went out (without
+    # warming, the chunk workers open them after its answer), and none more after.
+    initiate = next(i for i, line in enumerate(proxy.requests) if line.endswith("/initiate"))
+    assert proxy.connections_at[initiate] == GUESSED_PARALLELISM
+    assert proxy.connections == GUESSED_PARALLELISM

@@ -17,8 +17,10 @@ side (what the server receives):
 
 With ``delay_s`` each way of the link is that much longer (``DelayedReader``): what
 a wide-area link costs a client, measured by ``bench/upload_rtt.py`` over TLS, which
-passes through untouched. Tests use no delay: no timing is involved, every step
-waits on bytes actually read from a socket.
+passes through untouched. A new connection's first bytes reach the server a round
+trip later still, as after a real TCP handshake. Not modelled: TCP's congestion
+window (slow start on a new or idle connection) and any bandwidth limit. Tests use
+no delay: no timing is involved, every step waits on bytes actually read from a socket.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class LinkProxy:
     resets: int = 0
     requests: list[str] = field(default_factory=list)
     connections: int = 0
+    # ``connections`` as each of ``requests`` was seen: which were open before it.
+    connections_at: list[int] = field(default_factory=list)
     delay_s: float = 0.0
     read_size: int = 65536
     _resets_left: dict[int, int] = field(default_factory=dict)
@@ -87,7 +91,10 @@ class LinkProxy:
             server_side: Reader = up_reader
             delayed: list[Coroutine[Any, Any, None]] = []
             if self.delay_s:
-                client_side = DelayedReader(reader, self.delay_s, self.read_size)
+                # The client's connect() returned at once (the accept is local); on the
+                # link its SYN and SYN-ACK take a round trip before a byte can follow.
+                handshake = asyncio.get_running_loop().time() + 3 * self.delay_s
+                client_side = DelayedReader(reader, self.delay_s, self.read_size, handshake)
                 server_side = DelayedReader(up_reader, self.delay_s, self.read_size)
                 delayed = [client_side.pump(), server_side.pump()]
             return [
@@ -110,6 +117,7 @@ class LinkProxy:
             seqs = [int(m.group(1)) for m in CHUNK.finditer(data)]
             if line := REQUEST_LINE.match(data):  # a request starts a read (see above)
                 self.requests.append(f"{line[1].decode()} {line[2].decode()}")
+                self.connections_at.append(self.connections)
             self.chunk_requests.update(seqs)
             if any(self._resets_left.get(seq, 0) > 0 for seq in seqs):
                 for seq in seqs:

@@ -48,12 +48,19 @@ class DelayedReader:
     out in order, each once its time has come. So one way of a link takes ``delay_s``
     whatever the traffic, as on a long cable: a round trip through a proxy that delays
     both ways by ``d`` costs ``2 d``, and bytes in flight are never throttled.
+    ``not_before`` (loop time): no read comes out earlier. The client's side of a new
+    connection gets ``3 d`` from the accept: the TCP handshake's round trip, which the
+    proxy's local accept does not pay, before the client's first bytes arrive ``d``
+    after it.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, delay_s: float, size: int) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, delay_s: float, size: int, not_before: float = 0.0
+    ) -> None:
         self._reader = reader
         self._delay_s = delay_s
         self._size = size
+        self._not_before = not_before
         self._reads: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def pump(self) -> None:
@@ -61,7 +68,8 @@ class DelayedReader:
         data = b"-"
         while data:
             data = await self._reader.read(self._size)
-            self._reads.put_nowait((loop.time() + self._delay_s, data))
+            due = max(loop.time() + self._delay_s, self._not_before)
+            self._reads.put_nowait((due, data))
 
     async def read(self, _size: int = -1) -> bytes:
         due, data = await self._reads.get()
