@@ -47,10 +47,13 @@ async def take_replica_name(conn: asyncpg.Connection[Record], name: str, locatio
     if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
         return
     # A bigint key shows in pg_locks as its high and low 32 bits (as unsigned oids).
+    # Advisory locks belong to a database: the same name's lock taken in another
+    # database of the server (another deployment, a parallel test) is not the holder.
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     holder = await conn.fetchval(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
         " WHERE l.locktype = 'advisory' AND l.granted"
+        " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1 LIMIT 1",
         unsigned >> 32,
         unsigned & 0xFFFFFFFF,
