@@ -21,11 +21,14 @@ Measured:
   ``--idle-files`` files (100 per directory) that no mapping takes, measured once its
   first scan is over (its periodic rescans every ``poll_interval`` count).
 
-``--py-spy PATH`` records the busy phase with py-spy (collapsed stacks into PATH);
-``bench/profile_top.py PATH`` prints the top of it.
+``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
+PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
+top of one. The CPU seconds per file of the daemon and of the server over the busy
+phase are printed too (``/proc``), steadier than the rate on a shared machine.
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
+        [--server-py-spy /tmp/many-server.txt]
 """
 
 from __future__ import annotations
@@ -128,7 +131,9 @@ def drop_files(site: Site, files: int, datasets: int) -> None:
         site.drop_file(f"d{n % datasets:03}/f{n:05}.csv", csv(first, ROWS_PER_FILE))
 
 
-async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str, object]:
+async def busy_phase(
+    args: argparse.Namespace, root: Path, url: str, server_pid: int
+) -> dict[str, object]:
     fourfours = await seed_datasets(url, args.datasets)
     site = Site(root / "busy", url)
     for index, fourfour in enumerate(fourfours):
@@ -143,6 +148,9 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
     await asyncio.sleep(2)  # let start-up settle (first scan of the empty folder)
     before = (proc.fds(), proc.rss_mb())
     spy = start_py_spy(args.py_spy, proc.pid)
+    server = Proc(server_pid)
+    server_spy = start_py_spy(args.server_py_spy, server_pid)
+    cpu_before = (proc.cpu_s(), server.cpu_s())
     began, began_wall = time.monotonic(), time.time()
     await asyncio.to_thread(drop_files, site, args.files, args.datasets)
     dropped_s = time.monotonic() - began
@@ -153,7 +161,9 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
             break
         await asyncio.sleep(0.5)
     elapsed = time.monotonic() - began
+    cpu = (proc.cpu_s() - cpu_before[0], server.cpu_s() - cpu_before[1])
     stop_py_spy(spy)
+    stop_py_spy(server_spy)
     after = (proc.fds(), proc.rss_mb())
     idle = await proc.idle_cpu(args.idle_seconds)
     after_idle = (proc.fds(), proc.rss_mb())
@@ -168,6 +178,7 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
         "all_discovered_s": last_discovered_at(site) - began_wall,
         "elapsed_s": elapsed,
         "files_per_s": args.files / elapsed,
+        "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
         "rows": rows,
         "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
@@ -239,7 +250,7 @@ async def run(args: argparse.Namespace) -> int:
         users = write_users(root / "users", ROBOT)
         async with serve_process(root / "served", "--users-file", str(users)) as served:
             load = os.getloadavg()
-            busy = await busy_phase(args, root, served.url) if args.files else {}
+            busy = await busy_phase(args, root, served.url, served.proc.pid) if args.files else {}
             idle = await idle_phase(args, root, served.url) if args.idle_files else {}
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for key, value in {**busy, **idle}.items():
@@ -254,6 +265,9 @@ def main() -> int:
     parser.add_argument("--idle-files", type=int, default=100_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
+    parser.add_argument(
+        "--server-py-spy", default=None, help="record the server's busy phase into this file"
+    )
     return asyncio.run(run(parser.parse_args()))
 
 
