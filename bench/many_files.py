@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,22 @@ def states(site: Site) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+def step_medians_ms(site: Site) -> dict[str, float]:
+    """Median milliseconds a job spent in each state it passed (its history's events)."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        rows = db.execute(
+            "SELECT state, at_us, lead(at_us) OVER (PARTITION BY job_id ORDER BY id) "
+            "FROM job_events"
+        ).fetchall()
+    spans: dict[str, list[float]] = {}
+    for state, at_us, next_us in rows:
+        if next_us is not None:
+            spans.setdefault(str(state), []).append((int(next_us) - int(at_us)) / 1000)
+    return {state: round(statistics.median(ms), 1) for state, ms in spans.items()}
+
+
 async def seed_datasets(url: str, count: int) -> list[str]:
     async with robot_client(url) as client:
         fourfours: list[str] = []
@@ -180,6 +197,7 @@ async def busy_phase(
         "files_per_s": args.files / elapsed,
         "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
+        "median_ms_in_state": step_medians_ms(site),
         "rows": rows,
         "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
         "fds": (before[0], after[0], after_idle[0]),
