@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import sqlite3
 import statistics
@@ -127,10 +128,36 @@ def step_medians_ms(site: Site) -> dict[str, float]:
             "FROM job_events"
         ).fetchall()
     spans: dict[str, list[float]] = {}
+    first_last = db_first_last(site)
+    spans["(whole job)"] = [(last - first) / 1000 for first, last in first_last]
     for state, at_us, next_us in rows:
         if next_us is not None:
             spans.setdefault(str(state), []).append((int(next_us) - int(at_us)) / 1000)
     return {state: round(statistics.median(ms), 1) for state, ms in spans.items()}
+
+
+def db_first_last(site: Site) -> list[tuple[int, int]]:
+    """Each job's first step after discovery and its last event, in µs."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        rows = db.execute(
+            "SELECT min(at_us) FILTER (WHERE state <> 'discovered'), max(at_us) "
+            "FROM job_events GROUP BY job_id"
+        ).fetchall()
+    return [(int(a), int(b)) for a, b in rows if a is not None]
+
+
+def rate_by_tenth(site: Site, began_wall: float) -> list[float]:
+    """Files per second in each tenth of the run (by the jobs' finish times): whether
+    the rate holds as the server's catalogs grow."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
+        ends = [int(r[0]) / 1e6 for r in db.execute("SELECT finished_at_us FROM jobs ORDER BY 1")]
+    tenth = max(len(ends) // 10, 1)
+    marks = [began_wall, *ends[tenth - 1 :: tenth]]
+    return [round(tenth / (b - a), 1) for a, b in itertools.pairwise(marks)]
 
 
 async def seed_datasets(url: str, count: int) -> list[str]:
@@ -195,9 +222,15 @@ async def busy_phase(
         "all_discovered_s": last_discovered_at(site) - began_wall,
         "elapsed_s": elapsed,
         "files_per_s": args.files / elapsed,
+        "files_per_s_by_tenth": rate_by_tenth(site, began_wall),
         "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
         "median_ms_in_state": step_medians_ms(site),
+        # Share of the time the lanes (max_concurrent_jobs) had a job between its first
+        # step and its last event; the rest is the daemon between jobs.
+        "lane_busy_share": sum(b - a for a, b in db_first_last(site))
+        / 1e6
+        / (DEFAULT_LIMITS["max_concurrent_jobs"] * elapsed),
         "rows": rows,
         "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
         "fds": (before[0], after[0], after_idle[0]),
