@@ -46,6 +46,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -99,62 +100,55 @@ class Proc:
         return (self.cpu_s() - cpu) / (time.monotonic() - wall)
 
 
-def last_discovered_at(site: Site) -> float:
-    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+def query(site: Site, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of one read of the daemon's state store (read-only, beside the live daemon)."""
     with contextlib.closing(
         sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
     ) as db:
-        (at_us,) = db.execute("SELECT max(discovered_at_us) FROM jobs").fetchone()
+        return db.execute(sql).fetchall()
+
+
+def last_discovered_at(site: Site) -> float:
+    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+    ((at_us,),) = query(site, "SELECT max(discovered_at_us) FROM jobs")
     return int(at_us) / 1e6
 
 
 def states(site: Site) -> dict[str, int]:
     if not site.state_db.exists():
         return {}
-    with contextlib.closing(
-        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
-    ) as db:
-        rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    rows = query(site, "SELECT state, count(*) FROM jobs GROUP BY state")
     return {str(state): int(n) for state, n in rows}
 
 
 def step_medians_ms(site: Site) -> dict[str, float]:
-    """Median milliseconds a job spent in each state it passed (its history's events)."""
-    with contextlib.closing(
-        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
-    ) as db:
-        rows = db.execute(
-            "SELECT state, at_us, lead(at_us) OVER (PARTITION BY job_id ORDER BY id) "
-            "FROM job_events"
-        ).fetchall()
-    spans: dict[str, list[float]] = {}
-    first_last = db_first_last(site)
-    spans["(whole job)"] = [(last - first) / 1000 for first, last in first_last]
+    """Median milliseconds a job spent in each state it passed (its history's events),
+    and from its first step to its last event (``(whole job)``)."""
+    rows = query(
+        site,
+        "SELECT state, at_us, lead(at_us) OVER (PARTITION BY job_id ORDER BY id) FROM job_events",
+    )
+    spans = {"(whole job)": [(last - first) / 1000 for first, last in first_last(site)]}
     for state, at_us, next_us in rows:
         if next_us is not None:
             spans.setdefault(str(state), []).append((int(next_us) - int(at_us)) / 1000)
     return {state: round(statistics.median(ms), 1) for state, ms in spans.items()}
 
 
-def db_first_last(site: Site) -> list[tuple[int, int]]:
+def first_last(site: Site) -> list[tuple[int, int]]:
     """Each job's first step after discovery and its last event, in µs."""
-    with contextlib.closing(
-        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
-    ) as db:
-        rows = db.execute(
-            "SELECT min(at_us) FILTER (WHERE state <> 'discovered'), max(at_us) "
-            "FROM job_events GROUP BY job_id"
-        ).fetchall()
+    rows = query(
+        site,
+        "SELECT min(at_us) FILTER (WHERE state <> 'discovered'), max(at_us) "
+        "FROM job_events GROUP BY job_id",
+    )
     return [(int(a), int(b)) for a, b in rows if a is not None]
 
 
 def rate_by_tenth(site: Site, began_wall: float) -> list[float]:
     """Files per second in each tenth of the run (by the jobs' finish times): whether
     the rate holds as the server's catalogs grow."""
-    with contextlib.closing(
-        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
-    ) as db:
-        ends = [int(r[0]) / 1e6 for r in db.execute("SELECT finished_at_us FROM jobs ORDER BY 1")]
+    ends = [int(r[0]) / 1e6 for r in query(site, "SELECT finished_at_us FROM jobs ORDER BY 1")]
     tenth = max(len(ends) // 10, 1)
     marks = [began_wall, *ends[tenth - 1 :: tenth]]
     return [round(tenth / (b - a), 1) for a, b in itertools.pairwise(marks)]
@@ -228,7 +222,7 @@ async def busy_phase(
         "median_ms_in_state": step_medians_ms(site),
         # Share of the time the lanes (max_concurrent_jobs) had a job between its first
         # step and its last event; the rest is the daemon between jobs.
-        "lane_busy_share": sum(b - a for a, b in db_first_last(site))
+        "lane_busy_share": sum(b - a for a, b in first_last(site))
         / 1e6
         / (DEFAULT_LIMITS["max_concurrent_jobs"] * elapsed),
         "rows": rows,
