@@ -5,7 +5,7 @@ protocol answers at once, with the resource in progress, and the client polls un
 it is done. For a small file that work takes tens of milliseconds, so a client paid a
 poll (its first interval and one more request) per step, which for thousands of small
 files was much of the time per file (issue 9). The handlers therefore wait a short,
-bounded time (:data:`ANSWER_WAIT_S`) for the work before answering: quick work is
+bounded time (``ServerState.answer_wait_s``, 0.2 s) for the work before answering: quick work is
 answered done, and a client that reads the answer (``poll(first=...)`` in the daemon)
 needs no poll; longer work is answered in progress, as before, only that much later.
 
@@ -23,11 +23,6 @@ from typing import Any
 
 from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.state import ServerState
-
-# Longest wait before answering. Well under the client's own first poll plus a
-# request's round trip at the intervals it grows to; short enough that an answer for
-# large work is not noticeably later.
-ANSWER_WAIT_S = 0.2
 
 
 def work_on_source(state: ServerState, source_id: int) -> list[asyncio.Task[Any]]:
@@ -54,9 +49,9 @@ async def settle(work: Callable[[], list[asyncio.Task[Any]]], within: float) -> 
 
 async def source_settled(state: ServerState, source_id: int) -> bool:
     """After a commit: wait briefly for the source's parse and transforms."""
-    return await settle(lambda: work_on_source(state, source_id), ANSWER_WAIT_S)
+    return await settle(lambda: work_on_source(state, source_id), state.answer_wait_s)
 
 
-async def task_settled(task: asyncio.Task[Any]) -> bool:
+async def task_settled(state: ServerState, task: asyncio.Task[Any]) -> bool:
     """After an apply starts: wait briefly for its job."""
-    return await settle(lambda: [] if task.done() else [task], ANSWER_WAIT_S)
+    return await settle(lambda: [] if task.done() else [task], state.answer_wait_s)

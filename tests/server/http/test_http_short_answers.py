@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import aiohttp
-import pytest
 
-from dsmsyncd.server.jobs import short_wait
 from dsmsyncd.server.main import RunningServer
 from tests.server.http.flows import (
     ADDRESSES_CSV,
@@ -21,10 +19,10 @@ from tests.server.http.seams import HeldParse
 
 
 async def test_small_file_commit_and_apply_answer_done(
-    server: RunningServer, api: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
     # A wait no run reaches: the answers must then say done, whatever the machine's pace.
-    monkeypatch.setattr(short_wait, "ANSWER_WAIT_S", 600.0)
+    server.state.answer_wait_s = 600.0
     revision = await new_dataset(api)
     source = await new_source(api, revision)
     committed = await upload(api, source, ADDRESSES_CSV, [40])

@@ -182,8 +182,9 @@ async def apply_revision(request: web.Request) -> web.Response:
         revisions.save(meta, revision)
     osid = revision.get("output_schema_id")
     task_set = apply.new_task_set(meta, revision, osid, user, request_id(request))
-    job = apply.start(request.app[STATE], revision, int(task_set["id"]))
-    if await short_wait.task_settled(job):  # a small apply: answer it finished
+    state = request.app[STATE]
+    job = apply.start(state, revision, int(task_set["id"]))
+    if await short_wait.task_settled(state, job):  # a small apply: answer it finished
         task_set = meta.get(Kind.TASK_SET, task_set["id"]) or task_set
     return json_reply(task_set_envelope(revision, task_set))
 
