@@ -5,9 +5,10 @@ protocol answers at once, with the resource in progress, and the client polls un
 it is done. For a small file that work takes tens of milliseconds, so a client paid a
 poll (its first interval and one more request) per step, which for thousands of small
 files was much of the time per file (issue 9). The handlers therefore wait a short,
-bounded time (``ServerState.answer_wait_s``, 0.2 s) for the work before answering: quick work is
-answered done, and a client that reads the answer (``poll(first=...)`` in the daemon)
-needs no poll; longer work is answered in progress, as before, only that much later.
+bounded time (``ServerState.answer_wait_s``, 0.2 s) for the work before answering:
+quick work is answered done, and a client that reads the answer (``poll(first=...)``
+in the daemon) needs no poll; longer work is answered in progress, as before, only
+that much later.
 
 The answer is the resource as a poll would show it a moment later, so it is a state
 every client already handles (the SDK polls regardless). Only waiting: the work is
