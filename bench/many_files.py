@@ -21,11 +21,14 @@ Measured:
   ``--idle-files`` files (100 per directory) that no mapping takes, measured once its
   first scan is over (its periodic rescans every ``poll_interval`` count).
 
-``--py-spy PATH`` records the busy phase with py-spy (collapsed stacks into PATH);
-``bench/profile_top.py PATH`` prints the top of it.
+``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
+PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
+top of one. The CPU seconds per file of the daemon and of the server over the busy
+phase are printed too (``/proc``), steadier than the rate on a shared machine.
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
+        [--server-py-spy /tmp/many-server.txt]
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -94,23 +100,58 @@ class Proc:
         return (self.cpu_s() - cpu) / (time.monotonic() - wall)
 
 
-def last_discovered_at(site: Site) -> float:
-    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+def query(site: Site, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of one read of the daemon's state store (read-only, beside the live daemon)."""
     with contextlib.closing(
         sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
     ) as db:
-        (at_us,) = db.execute("SELECT max(discovered_at_us) FROM jobs").fetchone()
+        return db.execute(sql).fetchall()
+
+
+def last_discovered_at(site: Site) -> float:
+    """Wall-clock seconds at which the last job was recorded (the store's own clock)."""
+    ((at_us,),) = query(site, "SELECT max(discovered_at_us) FROM jobs")
     return int(at_us) / 1e6
 
 
 def states(site: Site) -> dict[str, int]:
     if not site.state_db.exists():
         return {}
-    with contextlib.closing(
-        sqlite3.connect(f"file:{site.state_db}?mode=ro", uri=True, timeout=10)
-    ) as db:
-        rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    rows = query(site, "SELECT state, count(*) FROM jobs GROUP BY state")
     return {str(state): int(n) for state, n in rows}
+
+
+def step_medians_ms(site: Site) -> dict[str, float]:
+    """Median milliseconds a job spent in each state it passed (its history's events),
+    and from its first step to its last event (``(whole job)``)."""
+    rows = query(
+        site,
+        "SELECT state, at_us, lead(at_us) OVER (PARTITION BY job_id ORDER BY id) FROM job_events",
+    )
+    spans = {"(whole job)": [(last - first) / 1000 for first, last in first_last(site)]}
+    for state, at_us, next_us in rows:
+        if next_us is not None:
+            spans.setdefault(str(state), []).append((int(next_us) - int(at_us)) / 1000)
+    return {state: round(statistics.median(ms), 1) for state, ms in spans.items()}
+
+
+def first_last(site: Site) -> list[tuple[int, int]]:
+    """Each job's first step after discovery and its last event, in µs."""
+    rows = query(
+        site,
+        "SELECT min(at_us) FILTER (WHERE state <> 'discovered'), max(at_us) "
+        "FROM job_events GROUP BY job_id",
+    )
+    return [(int(a), int(b)) for a, b in rows if a is not None]
+
+
+def rate_by_tenth(site: Site, began_wall: float) -> list[float]:
+    """Files per second in each tenth of the run (by the jobs' finish times): whether
+    the rate holds as the server's catalogs grow."""
+    ends = [int(r[0]) / 1e6 for r in query(site, "SELECT finished_at_us FROM jobs ORDER BY 1")]
+    tenth = max(len(ends) // 10, 1)
+    marks = [began_wall, *ends[tenth - 1 :: tenth]]
+    return [round(tenth / (b - a), 1) for a, b in itertools.pairwise(marks)]
 
 
 async def seed_datasets(url: str, count: int) -> list[str]:
@@ -128,7 +169,9 @@ def drop_files(site: Site, files: int, datasets: int) -> None:
         site.drop_file(f"d{n % datasets:03}/f{n:05}.csv", csv(first, ROWS_PER_FILE))
 
 
-async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str, object]:
+async def busy_phase(
+    args: argparse.Namespace, root: Path, url: str, server_pid: int
+) -> dict[str, object]:
     fourfours = await seed_datasets(url, args.datasets)
     site = Site(root / "busy", url)
     for index, fourfour in enumerate(fourfours):
@@ -143,6 +186,9 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
     await asyncio.sleep(2)  # let start-up settle (first scan of the empty folder)
     before = (proc.fds(), proc.rss_mb())
     spy = start_py_spy(args.py_spy, proc.pid)
+    server = Proc(server_pid)
+    server_spy = start_py_spy(args.server_py_spy, server_pid)
+    cpu_before = (proc.cpu_s(), server.cpu_s())
     began, began_wall = time.monotonic(), time.time()
     await asyncio.to_thread(drop_files, site, args.files, args.datasets)
     dropped_s = time.monotonic() - began
@@ -153,7 +199,9 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
             break
         await asyncio.sleep(0.5)
     elapsed = time.monotonic() - began
+    cpu = (proc.cpu_s() - cpu_before[0], server.cpu_s() - cpu_before[1])
     stop_py_spy(spy)
+    stop_py_spy(server_spy)
     after = (proc.fds(), proc.rss_mb())
     idle = await proc.idle_cpu(args.idle_seconds)
     after_idle = (proc.fds(), proc.rss_mb())
@@ -168,7 +216,15 @@ async def busy_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
         "all_discovered_s": last_discovered_at(site) - began_wall,
         "elapsed_s": elapsed,
         "files_per_s": args.files / elapsed,
+        "files_per_s_by_tenth": rate_by_tenth(site, began_wall),
+        "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
+        "median_ms_in_state": step_medians_ms(site),
+        # Share of the time the lanes (max_concurrent_jobs) had a job between its first
+        # step and its last event; the rest is the daemon between jobs.
+        "lane_busy_share": sum(b - a for a, b in first_last(site))
+        / 1e6
+        / (DEFAULT_LIMITS["max_concurrent_jobs"] * elapsed),
         "rows": rows,
         "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
         "fds": (before[0], after[0], after_idle[0]),
@@ -239,7 +295,7 @@ async def run(args: argparse.Namespace) -> int:
         users = write_users(root / "users", ROBOT)
         async with serve_process(root / "served", "--users-file", str(users)) as served:
             load = os.getloadavg()
-            busy = await busy_phase(args, root, served.url) if args.files else {}
+            busy = await busy_phase(args, root, served.url, served.proc.pid) if args.files else {}
             idle = await idle_phase(args, root, served.url) if args.idle_files else {}
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for key, value in {**busy, **idle}.items():
@@ -254,6 +310,9 @@ def main() -> int:
     parser.add_argument("--idle-files", type=int, default=100_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
+    parser.add_argument(
+        "--server-py-spy", default=None, help="record the server's busy phase into this file"
+    )
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -35,6 +35,9 @@ DEFAULT_URL_FETCH_TIMEOUT = 600.0
 # How long a discarded revision's files are kept so that it can be restored (7 days).
 DEFAULT_KEEP_DISCARDED_SECONDS = 7 * 24 * 3600.0
 
+# A commit or an apply answers its work done if it ends within this (``jobs/short_wait``).
+DEFAULT_ANSWER_WAIT_S = 0.2
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -107,6 +110,9 @@ class ServerState:
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
     # 0: a discarded revision's files go at once and it cannot be restored.
     keep_discarded_seconds: float = DEFAULT_KEEP_DISCARDED_SECONDS
+    # How long a commit or an apply waits for its work before answering (0: at once, as
+    # the hosted service does; ``jobs/short_wait.py``).
+    answer_wait_s: float = DEFAULT_ANSWER_WAIT_S
     # Fetching or parsing a source (key: source id): it writes its bytes and ``in_{id}``.
     parses: KeyedTasks[int] = field(init=False)
     # Computing an output schema's rows (key: output schema id): ``out_{id}``.

@@ -30,6 +30,7 @@ READ_SOURCE = r"^GET /api/publishing/v1/source/\d+ "
 
 @pytest.fixture
 async def proxy(server: RunningServer) -> AsyncIterator[FaultProxy]:
+    server.state.answer_wait_s = 0.0  # answers in progress, so the source is polled
     async with fault_proxy(server.url) as running:
         yield running
 

@@ -43,6 +43,7 @@ STEPS = {
 @pytest.fixture
 async def proxy(server: RunningServer) -> AsyncIterator[FaultProxy]:
     server.state.preferred_chunk_size = 1024
+    server.state.answer_wait_s = 0.0  # answers in progress, so the task set is polled
     async with fault_proxy(server.url) as running:
         yield running
 

@@ -53,7 +53,14 @@ CREATE TABLE IF NOT EXISTS docs (
 );
 CREATE INDEX IF NOT EXISTS docs_parent ON docs (kind, parent);
 CREATE TABLE IF NOT EXISTS counters (kind TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS docs_revision_seq
+    ON docs (parent, json_extract(doc, '$.revision_seq')) WHERE kind = 'revision';
 """
+
+# Fields a child is found by (:meth:`MetaStore.child_where`), each with an expression
+# index above: a dataset gains a revision per file dropped, and finding one by decoding
+# every sibling was a fifth of the server's time per file after a hundred (issue 9).
+_INDEXED_FIELDS = {Kind.REVISION: "revision_seq"}
 
 
 def utcnow_iso() -> str:
@@ -143,6 +150,22 @@ class MetaStore:
         ).fetchall()
         return [_load(r[0]) for r in rows]
 
+    def child_where(self, kind: Kind, parent: str | int, field: str, value: int) -> Doc | None:
+        """The oldest child of ``kind`` under ``parent`` whose ``field`` is ``value``."""
+        where, expr = _indexed(kind, field)
+        row = self._db.execute(
+            f"SELECT doc FROM docs WHERE {where} AND {expr} = ? ORDER BY rowid LIMIT 1",
+            (str(parent), value),
+        ).fetchone()
+        return None if row is None else _load(row[0])
+
+    def max_child_field(self, kind: Kind, parent: str | int, field: str) -> int | None:
+        """The largest ``field`` among the children of ``kind`` under ``parent``."""
+        where, expr = _indexed(kind, field)
+        row = self._db.execute(f"SELECT max({expr}) FROM docs WHERE {where}", (str(parent),))
+        value = row.fetchone()[0]
+        return None if value is None else int(value)
+
     def all(self, kind: Kind) -> list[Doc]:
         rows = self._db.execute(
             "SELECT doc FROM docs WHERE kind = ? ORDER BY rowid", (kind.value,)
@@ -153,6 +176,14 @@ class MetaStore:
         self.writes += 1
         cur = self._db.execute("DELETE FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key)))
         return cur.rowcount > 0
+
+
+def _indexed(kind: Kind, field: str) -> tuple[str, str]:
+    """The WHERE terms (kind as a literal, parent as ``?``) and the field's expression,
+    spelled as the index on that field is, so that SQLite uses it."""
+    if _INDEXED_FIELDS.get(kind) != field:
+        raise ValueError(f"{kind.value} documents are not indexed by {field!r}")
+    return f"kind = '{kind.value}' AND parent = ?", f"json_extract(doc, '$.{field}')"
 
 
 def public(doc: Doc) -> Doc:

@@ -29,10 +29,7 @@ TERMINAL_STATUSES = frozenset({"successful", "failure"})
 
 
 def find(meta: MetaStore, fourfour: str, seq: int) -> Doc | None:
-    for rev in meta.children(Kind.REVISION, fourfour):
-        if rev.get("revision_seq") == seq:
-            return rev
-    return None
+    return meta.child_where(Kind.REVISION, fourfour, "revision_seq", seq)
 
 
 def get(meta: MetaStore, fourfour: str, seq: int) -> Doc:
@@ -110,8 +107,8 @@ def create(
     href: Any = None,
 ) -> Doc:
     """A new open revision on ``fourfour`` with the next sequence number."""
-    existing = meta.children(Kind.REVISION, fourfour)
-    seq = max((int(r["revision_seq"]) for r in existing), default=-1) + 1
+    last = meta.max_child_field(Kind.REVISION, fourfour, "revision_seq")
+    seq = (-1 if last is None else last) + 1
     now = utcnow_iso()
     revision_id = meta.next_id(Kind.REVISION)
     revision: Doc = {

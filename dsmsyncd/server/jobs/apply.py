@@ -67,9 +67,9 @@ def new_task_set(
     return meta.put(Kind.TASK_SET, task_set_id, doc, parent=revision["id"], owner=user["id"])
 
 
-def start(state: ServerState, revision: Doc, task_set_id: int) -> None:
+def start(state: ServerState, revision: Doc, task_set_id: int) -> asyncio.Task[None]:
     """Run the apply in the background, filed under its dataset (cleanup waits for it)."""
-    state.applies.start(
+    return state.applies.start(
         revision["fourfour"],
         run_apply(state, int(revision["id"]), task_set_id),
         label=f"{revisions.ref(revision)}-{task_set_id}",

@@ -31,10 +31,10 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from dsmsyncd.server.catalog import revisions, sources, views
 from dsmsyncd.server.catalog.metastore import Doc, Kind, MetaStore, utcnow_iso
+from dsmsyncd.server.jobs.short_wait import work_on_source
 from dsmsyncd.server.state import ServerState
 from dsmsyncd.server.storage import uploads
 
@@ -101,15 +101,6 @@ def source_tables(meta: MetaStore, source_id: int) -> list[str]:
     return list(dict.fromkeys(tables))
 
 
-def _work_on(state: ServerState, source_id: int) -> list[asyncio.Task[Any]]:
-    """The parse and transforms still running on a source's tables."""
-    tasks = state.parses.running(source_id)
-    for input_schema in state.meta.children(Kind.INPUT_SCHEMA, source_id):
-        for output_schema in state.meta.children(Kind.OUTPUT_SCHEMA, input_schema["id"]):
-            tasks += state.materializations.running(int(output_schema["id"]))
-    return tasks
-
-
 async def remove_sources(
     state: ServerState, source_ids: list[int], *, keep_files_until: str | None = None
 ) -> None:
@@ -122,7 +113,7 @@ async def remove_sources(
     for source_id in source_ids:
         # A parse creates the output schema whose materialize then runs: repeat until
         # quiet. Only waiting: the tasks record their own outcome, and spawn logs a crash.
-        while work := _work_on(state, source_id):
+        while work := work_on_source(state, source_id):
             await asyncio.wait(work)
     tables = [t for sid in source_ids for t in source_tables(state.meta, sid)]
     if tables:

@@ -59,7 +59,7 @@ from dsmsyncd.server.soql_types import (
     number_text_sql,
 )
 from dsmsyncd.server.storage.output import any_error, error_column_count
-from dsmsyncd.server.storage.sql import count, ident
+from dsmsyncd.server.storage.sql import column_types, count, ident
 from dsmsyncd.server.storage.sql import table as qtable
 from dsmsyncd.server.storage.system_columns import CREATED, SID, STORED, UPDATED, create_table_sql
 
@@ -233,14 +233,9 @@ def _reshape(
 ) -> None:
     """Make the dataset's columns exactly ``columns``, keeping data of surviving names."""
     ds = qtable(dataset_table)
-    existing = dict(
-        cur.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE table_name = ? AND database_name = current_database() "
-            "AND schema_name = 'main' AND NOT list_contains(?, column_name)",
-            [dataset_table, list(STORED)],
-        ).fetchall()
-    )
+    existing = {
+        name: kind for name, kind in column_types(cur, dataset_table).items() if name not in STORED
+    }
     wanted = {c.field_name for c in columns}
     for name in existing:
         if name not in wanted:

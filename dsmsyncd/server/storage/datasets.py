@@ -19,7 +19,7 @@ import duckdb
 
 from dsmsyncd.server.soql_types import SoqlType, duckdb_type
 from dsmsyncd.server.storage.soql import TranslatedQuery
-from dsmsyncd.server.storage.sql import count, ident, table_exists
+from dsmsyncd.server.storage.sql import column_types, count, ident, table_exists
 from dsmsyncd.server.storage.sql import table as qtable
 from dsmsyncd.server.storage.system_columns import CREATED, SID, UPDATED
 
@@ -108,14 +108,7 @@ def snapshot(
         defs = "".join(f", {ident(f)} {duckdb_type(t)}" for f, t in columns)
         cur.execute(f"CREATE OR REPLACE TABLE {out} (__offset BIGINT{defs})")
         return 0
-    present = {
-        str(r[0])
-        for r in cur.execute(
-            "SELECT column_name FROM duckdb_columns() "
-            "WHERE table_name = ? AND schema_name = 'main'",
-            [dataset_table],
-        ).fetchall()
-    }
+    present = set(column_types(cur, dataset_table))
     cells = "".join(
         f", {ident(f)}" if f in present else f", CAST(NULL AS {duckdb_type(t)}) AS {ident(f)}"
         for f, t in columns

@@ -16,6 +16,7 @@ import csv
 import decimal
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,7 +30,7 @@ from dsmsyncd.server.soql_types import (
     to_csv_text,
     to_wire,
 )
-from dsmsyncd.server.storage.sql import drop_relation_sql, ident
+from dsmsyncd.server.storage.sql import column_types, drop_relation_sql, ident
 from dsmsyncd.server.storage.sql import table as qtable
 
 ERRORS_CSV_COLUMN = "errors"
@@ -52,6 +53,9 @@ class CompiledLike(Protocol):
 
     @property
     def parsed_expr(self) -> dict[str, Any]: ...
+
+
+_ERROR_COLUMN = re.compile(r"e[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -125,13 +129,7 @@ def any_error(count: int, prefix: str = "") -> str:
 
 
 def error_column_count(cur: duckdb.DuckDBPyConnection, output_table: str) -> int:
-    row = cur.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? "
-        "AND database_name = current_database() AND schema_name = 'main' "
-        "AND regexp_matches(column_name, '^e[0-9]+$')",
-        [output_table],
-    ).fetchone()
-    return int(row[0]) if row else 0
+    return sum(1 for name in column_types(cur, output_table) if _ERROR_COLUMN.fullmatch(name))
 
 
 def page_query(

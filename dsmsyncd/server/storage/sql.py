@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import duckdb
+
 _TABLE_NAME = re.compile(r"[a-z0-9_]+")
 
 
@@ -37,32 +39,57 @@ def literal(text: str) -> str:
 
 
 def drop_relation_sql(cur: Any, name: str) -> None:
-    """Drop ``name`` whether it is a table or a view (output schemas may be either)."""
-    row = cur.execute(
-        "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND NOT internal "
-        "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ?",
-        [check_table(name), name],
-    ).fetchone()
-    if row is not None:
-        cur.execute(f"DROP {row[0]} IF EXISTS {table(name)}")
+    """Drop ``name`` whether it is a table or a view (output schemas may be either).
+
+    Two DROP ... IF EXISTS, not a look in ``duckdb_tables()``/``duckdb_views()``: those
+    list the whole catalog, which grows by a few relations per source, and the look
+    grew with it (issue 9: 33 ms at 6,000 relations, a quarter of the server's time
+    per small file). Outside a transaction only: a view under that name makes the
+    first DROP fail, which would abort an open transaction.
+    """
+    try:
+        cur.execute(f"DROP TABLE IF EXISTS {table(name)}")
+    except duckdb.CatalogException as exc:
+        if "is of type View" not in str(exc):
+            raise
+        cur.execute(f"DROP VIEW IF EXISTS {table(name)}")
+
+
+def relation_kind(cur: Any, name: str) -> str | None:
+    """``"TABLE"`` or ``"VIEW"`` if a relation of that name exists, else None.
+
+    A lookup by name (the relation API binds it), not a scan of the catalog (see
+    :func:`drop_relation_sql`); a missing name fails in the bind only, which leaves an
+    open transaction usable. Our names (``in_``, ``out_``, ``ds_``…) never collide with
+    DuckDB's internal views or with the apply's temporary tables.
+    """
+    try:
+        relation = cur.table(check_table(name))
+    except duckdb.CatalogException:
+        return None
+    return "TABLE" if relation.type == "TABLE_RELATION" else "VIEW"
 
 
 def relation_exists(cur: Any, name: str) -> bool:
     """A table or a view of that name exists."""
-    row = cur.execute(
-        "SELECT (SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal)"
-        " + (SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary)",
-        [name, name],
-    ).fetchone()
-    return bool(row and row[0])
+    return relation_kind(cur, name) is not None
 
 
 def table_exists(cur: Any, name: str) -> bool:
-    """A (non-temporary) table of that name exists."""
-    row = cur.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
-    ).fetchone()
-    return bool(row and row[0])
+    """A table of that name exists."""
+    return relation_kind(cur, name) == "TABLE"
+
+
+def column_types(cur: Any, name: str) -> dict[str, str]:
+    """Column name → DuckDB type of an existing table or view, in order.
+
+    ``pragma_table_info`` looks the relation up by name; ``duckdb_columns()`` lists
+    every column of every relation (issue 9: 19 ms at 6,000 relations, twice per apply).
+    """
+    rows = cur.execute(
+        "SELECT name, type FROM pragma_table_info(?)", [check_table(name)]
+    ).fetchall()
+    return {str(n): str(t) for n, t in rows}
 
 
 def count(cur: Any, source: str, expr: str = "count(*)") -> int:

@@ -63,10 +63,18 @@ def shapes(proxy: LinkProxy, ff: str) -> list[str]:
 
 
 async def pushed(
-    tmp_path: Path, server: RunningServer, client: DsmapiClient, action: Action, data: bytes = FILE
+    tmp_path: Path,
+    server: RunningServer,
+    client: DsmapiClient,
+    action: Action,
+    data: bytes = FILE,
+    *,
+    answer_wait_s: float = 0.0,
 ) -> tuple[LinkProxy, str]:
     """``dsmsyncd push`` of ``data`` to a new dataset through a counting proxy: the proxy
-    and the dataset, once push exited 0."""
+    and the dataset, once push exited 0. By default the server answers a commit and an
+    apply at once, in progress, as the hosted service does, so both are polled."""
+    server.state.answer_wait_s = answer_wait_s
     ff = await publish_dataset(client, SEED)
     file = tmp_path / "file.csv"
     file.write_bytes(data)
@@ -84,6 +92,18 @@ async def test_push_of_a_small_file_sends_eight_requests_on_one_connection(
     proxy, ff = await pushed(tmp_path, server, client, "update")
 
     assert shapes(proxy, ff) == UPDATE
+    assert proxy.connections == 1
+
+
+async def test_small_file_is_six_requests_when_the_server_answers_its_work_done(
+    tmp_path: Path, server: RunningServer, client: DsmapiClient
+) -> None:
+    # The local server waits briefly for a commit's parse and an apply's job
+    # (server/jobs/short_wait.py); given all the time it needs, neither is polled.
+    proxy, ff = await pushed(tmp_path, server, client, "update", answer_wait_s=600.0)
+
+    polls = [UPDATE[5], UPDATE[7]]
+    assert shapes(proxy, ff) == [line for line in UPDATE if line not in polls]
     assert proxy.connections == 1
 
 

@@ -9,10 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from dsmsyncd.server.soql_types import SoqlType
-from dsmsyncd.server.storage import soda_format
+from dsmsyncd.server.storage import soda_format, sql
 from dsmsyncd.server.storage.datasets import DatasetRef
 from dsmsyncd.server.storage.ingest import ParsedInput, ParseOptions
 from dsmsyncd.server.storage.rowstore import (
@@ -408,3 +409,25 @@ async def test_apply_upsert_updates_every_row_sharing_the_identifier(
         {"id": "2", "name": "b"},
         {"id": "1", "name": "z"},
     ]
+
+
+def test_relations_are_looked_up_by_name_inside_a_transaction(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "lookups.duckdb"))
+    con.execute("CREATE TABLE in_1 (__offset BIGINT, c0 VARCHAR)")
+    con.execute("CREATE VIEW out_1 AS SELECT __offset, c0 AS v0, c0 AS e0 FROM in_1")
+    con.execute("BEGIN TRANSACTION")
+    assert sql.relation_kind(con, "in_1") == "TABLE"
+    assert sql.relation_kind(con, "out_1") == "VIEW"
+    assert sql.relation_kind(con, "in_2") is None
+    assert not sql.table_exists(con, "out_1")
+    assert sql.column_types(con, "out_1") == {
+        "__offset": "BIGINT",
+        "v0": "VARCHAR",
+        "e0": "VARCHAR",
+    }
+    con.execute("COMMIT")  # the failed look-up of in_2 left the transaction usable
+    sql.drop_relation_sql(con, "out_1")  # a view
+    sql.drop_relation_sql(con, "in_1")  # a table
+    sql.drop_relation_sql(con, "in_1")  # gone already: nothing to do
+    assert sql.relation_kind(con, "out_1") is None
+    assert sql.relation_kind(con, "in_1") is None

@@ -22,7 +22,7 @@ from dsmsyncd.server.http.represent.revisions import (
     task_set_envelope,
 )
 from dsmsyncd.server.ids import unique_fourfour
-from dsmsyncd.server.jobs import apply, cleanup, restore
+from dsmsyncd.server.jobs import apply, cleanup, restore, short_wait
 from dsmsyncd.server.state import STATE, ServerState
 
 
@@ -162,7 +162,8 @@ async def _clean_after_discard(state: ServerState, claimed: list[int], keep: str
 
 
 async def apply_revision(request: web.Request) -> web.Response:
-    """R7: start the apply job; 200 with the task set."""
+    """R7: start the apply job; 200 with the task set (finished, if it was quick:
+    ``jobs/short_wait.py``)."""
     revision, user = _revision_for_write(request)
     body = await read_json_object(request)
     meta = _meta(request)
@@ -181,7 +182,10 @@ async def apply_revision(request: web.Request) -> web.Response:
         revisions.save(meta, revision)
     osid = revision.get("output_schema_id")
     task_set = apply.new_task_set(meta, revision, osid, user, request_id(request))
-    apply.start(request.app[STATE], revision, int(task_set["id"]))
+    state = request.app[STATE]
+    job = apply.start(state, revision, int(task_set["id"]))
+    if await short_wait.task_settled(state, job):  # a small apply: answer it finished
+        task_set = meta.get(Kind.TASK_SET, task_set["id"]) or task_set
     return json_reply(task_set_envelope(revision, task_set))
 
 

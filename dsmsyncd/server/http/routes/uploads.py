@@ -21,7 +21,7 @@ from dsmsyncd.server.http import access
 from dsmsyncd.server.http.bodies import json_reply, read_json_object
 from dsmsyncd.server.http.paths import source_path
 from dsmsyncd.server.http.routes.sources import source_reply, update_options, url_source_id
-from dsmsyncd.server.jobs import parse
+from dsmsyncd.server.jobs import parse, short_wait
 from dsmsyncd.server.state import STATE, ServerState
 from dsmsyncd.server.storage import chunks, uploads
 
@@ -207,7 +207,8 @@ async def chunk(request: web.Request) -> web.Response:
 
 async def commit(request: web.Request) -> web.Response:
     """S9: check the chunks cover the file and rename it into place; a repeated commit of
-    the same file is answered again."""
+    the same file is answered again. A small file is answered parsed
+    (``jobs/short_wait.py``)."""
     state = request.app[STATE]
     sid = url_source_id(request)
     access.source_for(request, sid, write=True)
@@ -226,6 +227,8 @@ async def commit(request: web.Request) -> web.Response:
         # Re-read: a cancel may have marked the source while the commit waited.
         doc = state.meta.get(Kind.SOURCE, sid) or doc
         parse.bytes_complete(state, doc, size)
+    if await short_wait.source_settled(state, sid):  # a small file: answer it parsed
+        doc = state.meta.get(Kind.SOURCE, sid) or doc
     return source_reply(state, doc)
 
 

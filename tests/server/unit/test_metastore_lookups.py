@@ -1,0 +1,44 @@
+"""Revisions found by (dataset, seq) through the metastore's index, not by decoding them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsmsyncd.server.catalog import revisions
+from dsmsyncd.server.catalog.metastore import Kind, MetaStore
+
+
+def _revision(meta: MetaStore, revision_id: int, fourfour: str, seq: int) -> None:
+    doc = {"id": revision_id, "fourfour": fourfour, "revision_seq": seq}
+    meta.put(Kind.REVISION, revision_id, doc, parent=fourfour)
+
+
+def test_revision_found_by_dataset_and_seq(tmp_path: Path) -> None:
+    meta = MetaStore(tmp_path / "meta.sqlite")
+    assert meta.max_child_field(Kind.REVISION, "aaaa-1111", "revision_seq") is None
+    for seq in range(5):
+        _revision(meta, 10 + seq, "aaaa-1111", seq)
+    _revision(meta, 99, "bbbb-2222", 0)
+    found = revisions.find(meta, "aaaa-1111", 3)
+    assert found is not None
+    assert found["id"] == 13
+    assert revisions.find(meta, "aaaa-1111", 5) is None
+    assert revisions.find(meta, "cccc-3333", 0) is None
+    assert meta.max_child_field(Kind.REVISION, "aaaa-1111", "revision_seq") == 4
+    assert meta.max_child_field(Kind.REVISION, "bbbb-2222", "revision_seq") == 0
+    plan = meta._db.execute(
+        "EXPLAIN QUERY PLAN SELECT doc FROM docs WHERE kind = 'revision' AND parent = ? "
+        "AND json_extract(doc, '$.revision_seq') = ?",
+        ("aaaa-1111", 3),
+    ).fetchall()
+    assert "USING INDEX docs_revision_seq" in str(plan)
+    meta.close()
+
+
+def test_only_indexed_fields_can_be_looked_up(tmp_path: Path) -> None:
+    meta = MetaStore(tmp_path / "meta.sqlite")
+    with pytest.raises(ValueError, match="source documents are not indexed by 'revision_seq'"):
+        meta.child_where(Kind.SOURCE, "aaaa-1111", "revision_seq", 0)
+    meta.close()
