@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long a discarded revision's files are kept so it can be restored "
         "(default 604800, 7 days; 0 removes them at once)",
     )
+    serve.add_argument(
+        "--answer-wait",
+        type=_finite_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long a commit or an apply waits for its work before answering it in "
+        "progress (default 0.2; 0 answers at once, as a hosted site does)",
+    )
     _log_level_arg(serve)
 
     run = commands.add_parser(
@@ -366,6 +374,8 @@ def _serve(args: argparse.Namespace) -> int:
         url_fetch_timeout=args.url_fetch_timeout,
         keep_discarded_seconds=args.keep_discarded,
     )
+    if args.answer_wait is not None:
+        options.answer_wait_s = args.answer_wait
     # The server's log lines take the daemon's format: JSON off a terminal, console on one.
     configure_logging(level=args.log_level)
     return run_server(options)

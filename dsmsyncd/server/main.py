@@ -43,6 +43,7 @@ from dsmsyncd.server.http.protocol_errors import (
     JsonErrorRunner,
 )
 from dsmsyncd.server.state import (
+    DEFAULT_ANSWER_WAIT_S,
     DEFAULT_KEEP_DISCARDED_SECONDS,
     DEFAULT_URL_FETCH_MAX_BYTES,
     DEFAULT_URL_FETCH_TIMEOUT,
@@ -85,6 +86,8 @@ class ServeOptions:
     url_fetch_timeout: float = DEFAULT_URL_FETCH_TIMEOUT
     # Seconds a discarded revision stays restorable (its files kept); 0 = not at all.
     keep_discarded_seconds: float = DEFAULT_KEEP_DISCARDED_SECONDS
+    # Seconds a commit or an apply waits for its background work before answering.
+    answer_wait_s: float = DEFAULT_ANSWER_WAIT_S
 
 
 def _provision_users(meta: MetaStore, options: ServeOptions) -> None:
@@ -144,6 +147,7 @@ def _open_state(options: ServeOptions) -> ServerState:
         url_fetch_max_bytes=options.url_fetch_max_bytes,
         url_fetch_timeout=options.url_fetch_timeout,
         keep_discarded_seconds=options.keep_discarded_seconds,
+        answer_wait_s=options.answer_wait_s,
     )
 
 

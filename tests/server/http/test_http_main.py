@@ -17,6 +17,7 @@ from dsmsyncd.cli import main as cli
 from dsmsyncd.server.catalog.metastore import Kind
 from dsmsyncd.server.credentials import USERS_ENV
 from dsmsyncd.server.main import ServeOptions, start_server
+from dsmsyncd.server.state import DEFAULT_ANSWER_WAIT_S
 from tests.server.http.flows import new_dataset, new_source, upload
 
 # Subprocess servers take their user from the environment, never from the command line.
@@ -213,16 +214,27 @@ async def test_stop_cancels_background_work_after_shutdown_timeout(tmp_path: Pat
 
 def test_serve_flags_reach_serve_options(serve_options: list[ServeOptions]) -> None:
     argv = ["serve", "--data-dir", "d", "--shutdown-timeout", "2.5", "--max-upload-bytes", "9"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--answer-wait", "0"]) == 0
     assert serve_options[0].shutdown_timeout == 2.5
     assert serve_options[0].max_upload_bytes == 9
+    assert serve_options[0].answer_wait_s == 0.0
     assert cli.main(["serve", "--data-dir", "d"]) == 0
     assert serve_options[1].shutdown_timeout == 30.0
     assert serve_options[1].max_upload_bytes is None
+    assert serve_options[1].answer_wait_s == DEFAULT_ANSWER_WAIT_S
+
+
+async def test_answer_wait_reaches_the_running_server(tmp_path: Path) -> None:
+    server = await start_server(ServeOptions(data_dir=tmp_path, answer_wait_s=0.0))
+    try:
+        assert server.state.answer_wait_s == 0.0
+    finally:
+        await server.stop()
 
 
 def test_serve_flags_refuse_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
-    for flag, value in (("--shutdown-timeout", "-1"), ("--max-upload-bytes", "0")):
+    bad = (("--shutdown-timeout", "-1"), ("--max-upload-bytes", "0"), ("--answer-wait", "-1"))
+    for flag, value in bad:
         with pytest.raises(SystemExit) as exited:
             cli.build_parser().parse_args(["serve", "--data-dir", "d", flag, value])
         assert exited.value.code == 2
