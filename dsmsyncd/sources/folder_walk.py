@@ -36,8 +36,8 @@ class Tree:
     ignore: tuple[str, ...]
     problems: dict[str, str] = field(default_factory=dict)
     # Per look: the real path of each directory met, and whether a walk skips it.
-    _real_dirs: dict[str, str] = field(default_factory=dict)
-    _skipped_dirs: dict[str, bool] = field(default_factory=dict)
+    _real_dirs: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _skipped_dirs: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     def walk(
         self, still_taken: Callable[[str, int], bool] | None, top: str = ""

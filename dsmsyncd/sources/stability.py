@@ -8,7 +8,8 @@ the past (``cp -p``, ``rsync -t``) and says nothing about whether writing has en
 
 It is pure (no I/O, no threads) so that tests drive time explicitly, and bounded:
 one small record per file present in the folder, dropped by ``sweep`` once a full
-scan no longer sees the file (invariant 3).
+scan no longer sees the file, or by ``forget`` when a look after an event finds it gone
+(invariant 3).
 """
 
 from __future__ import annotations
