@@ -37,7 +37,8 @@ WATCH_TIMEOUT_MS = 5_000
 WATCH_RETRY_S = 5.0
 # Changes in one batch past which the folder is scanned whole rather than path by path:
 # a flood this size (half of inotify's default queue of 16,384 events) is when the
-# kernel drops events, and watchfiles does not pass its overflow notice on.
+# kernel drops events, and watchfiles passes on only events that name a path (its
+# src/lib.rs): the kernel's overflow notice names none.
 FLOOD_CHANGES = 8_192
 
 
