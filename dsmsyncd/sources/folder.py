@@ -1,17 +1,18 @@
 """A local drop folder: files present at start, filesystem events, and a periodic rescan.
 
-Events (watchfiles, ``watch.py``) only say *when* to look: every batch triggers a full
-scan, so a lost event (network mounts, an overflowing inotify queue) costs latency,
-never a file, and the ``poll_interval`` rescan is the safety net. Files still settling are
-re-checked on their own when they are due, so a file becomes a candidate ``min_age``
-after it stops changing even if no further event arrives.
+Events (watchfiles, ``watch.py``) say when to look and where: a look after events
+examines only the paths they name (a new directory: its subtree; a path gone: it is
+forgotten), so that each archived file costs a few ``stat`` calls, not a scan of every
+file waiting. The full scan stays at start, on every ``poll_interval`` tick, and
+whenever the watch cannot be trusted to have named every change (re-armed after a
+failure, a flood of events; ``WatchNews.rescan``): a lost event costs latency, never a
+file. Files still settling are re-checked on their own when they are due, so a file
+becomes a candidate ``min_age`` after it stops changing even if no further event arrives.
 
-A scan refuses what must never be uploaded: names matching an ``ignore`` pattern
-(in-progress ``*.part`` files, dotfiles), anything under an excluded directory (the
-archive and quarantine folders may live inside the root), symlinks whose target lies
-outside the root (a drop folder must not become a way to publish ``/etc/shadow``),
-and anything that is not a regular file. Each refusal that deserves an operator's
-attention is logged once, for as long as it lasts.
+What a look refuses (ignored names, excluded directories, symlinks leaving the root,
+non-regular files) is decided in ``folder_walk.py``, the same way for a scan and for a
+path named by an event. Each refusal that deserves an operator's attention is logged
+once, for as long as it lasts.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import logging
 import os
 import stat
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from pathlib import Path
 
 from dsmsyncd.blob import BlobChanged, LocalFileBlob
-from dsmsyncd.config import ignore
 from dsmsyncd.config.schema import SourceConfig
 from dsmsyncd.sources.base import (
     Batch,
@@ -37,8 +37,9 @@ from dsmsyncd.sources.base import (
     parse_file_identity,
     wait_for_next_look,
 )
+from dsmsyncd.sources.folder_walk import Tree, inside
 from dsmsyncd.sources.stability import Clock, StabilityGate
-from dsmsyncd.sources.watch import WatchHealth, watch
+from dsmsyncd.sources.watch import WatchNews, watch
 
 logger = logging.getLogger("dsmsyncd.sources.folder")
 
@@ -88,34 +89,59 @@ class FolderSource:
         ``light``: a file already taken whose inode is unchanged is not ``stat``-ed (see
         ``StabilityGate.still_taken``); new, settling and replaced files are, as always.
         """
-        root_real = self._root_real()
-        if root_real is None:
+        tree = self._tree()
+        if tree is None:
             return []
-        excluded = self._excluded_real()
-        problems: dict[str, str] = {}
-        ready: list[Candidate] = []
-        for rel, size, mtime_ns, inode in self._walk(root_real, excluded, problems, light):
-            if self._gate.observe(rel, size, mtime_ns, inode):
-                ready.append(self._candidate(rel, size, mtime_ns))
+        ready = self._observe(tree.walk(self._gate.still_taken if light else None))
         self._gate.sweep()
-        self._report(problems)
+        self._report(tree.problems, complete=True)
+        return _in_arrival_order(ready)
+
+    def look_at(self, relative_paths: Iterable[str]) -> list[Candidate]:
+        """Look at the paths watch events named (relative to the root) and nothing else:
+        a file is observed, a directory's subtree walked, a path gone forgotten (with
+        whatever was known under it). Returns the files that just became stable."""
+        tree = self._tree()
+        if tree is None:
+            return []
+        ready: list[Candidate] = []
+        gone_dirs: list[str] = []  # a directory removed or moved away takes its files along
+        for rel in sorted(set(relative_paths)):
+            found = tree.look_at(rel)
+            if isinstance(found, str):
+                ready += self._observe(tree.walk(None, top=found))
+            elif found is not None:
+                ready += self._observe([found])
+            elif rel in self._gate:
+                self._gate.forget(rel)  # gone, or no longer acceptable: as a sweep would
+            elif not tree.ignored(rel) and not os.path.lexists(os.path.join(tree.root_real, rel)):
+                gone_dirs.append(rel)
+        if gone_dirs:
+            self._gate.forget_under(gone_dirs)
+        self._report(tree.problems, complete=False)
         return _in_arrival_order(ready)
 
     def recheck_pending(self) -> list[Candidate]:
         """Look again at the files still settling only (cheaper than a full scan)."""
-        root_real = self._root_real()
-        if root_real is None:
+        tree = self._tree()
+        if tree is None:
             return []
-        excluded = self._excluded_real()
         ready: list[Candidate] = []
-        real_dirs: dict[str, str] = {}
         for rel in self._gate.pending():
-            found = self._stat_one(root_real, excluded, rel, real_dirs)
+            found = tree.stat_one(rel)
             if found is None:
                 self._gate.forget(rel)
             elif self._gate.observe(rel, *found):
                 ready.append(self._candidate(rel, found[0], found[1]))
         return _in_arrival_order(ready)
+
+    def _observe(self, found: Iterable[tuple[str, int, int, int | None]]) -> list[Candidate]:
+        """The gate told what a look saw; the candidates that just became stable."""
+        return [
+            self._candidate(rel, size, mtime_ns)
+            for rel, size, mtime_ns, inode in found
+            if self._gate.observe(rel, size, mtime_ns, inode)
+        ]
 
     @property
     def pending_count(self) -> int:
@@ -142,130 +168,61 @@ class FolderSource:
             self._root_missing = True
         return None
 
-    def _excluded_real(self) -> tuple[str, ...]:
-        return tuple(os.path.realpath(path) for path in self.exclude_dirs)
-
-    def _ignored(self, name: str, rel: str) -> bool:
-        return ignore.matches(self._ignore, name, rel)
-
-    def _walk(
-        self, root_real: str, excluded: tuple[str, ...], problems: dict[str, str], light: bool
-    ) -> Iterator[tuple[str, int, int, int | None]]:
-        """(relative path, size, mtime_ns, inode) of every acceptable regular file under
-        the root, but those a ``light`` walk finds still taken (inode None: a symlink's).
-
-        Symlinked directories are never descended into: one outside the root is refused,
-        one inside leads to files the walk reaches by their real path anyway, and
-        following it would offer each of them twice, under two names (and risk loops).
-        """
-        stack: list[tuple[str, str]] = [(root_real, "")]
-        while stack:
-            dir_path, rel_dir = stack.pop()
-            try:
-                with os.scandir(dir_path) as it:
-                    entries = list(it)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                problems[rel_dir or "."] = f"cannot list the directory: {exc.strerror}"
-                continue
-            for entry in entries:
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if self._ignored(entry.name, rel):
-                    continue
-                inode = None
-                try:
-                    if entry.is_symlink():
-                        real = os.path.realpath(entry.path)
-                        if not _inside(real, root_real):
-                            problems[rel] = f"symlink to {real}, outside the source root: refused"
-                            continue
-                        if entry.is_dir() or any(_inside(real, ex) for ex in excluded):
-                            continue
-                    elif entry.is_dir(follow_symlinks=False):
-                        if not any(_inside(entry.path, ex) for ex in excluded):
-                            stack.append((entry.path, rel))
-                        continue
-                    if not entry.is_file():
-                        problems[rel] = f"not a regular file ({_kind(entry)}): not published"
-                        continue
-                    if not entry.is_symlink():
-                        inode = entry.inode()
-                        if light and self._gate.still_taken(rel, inode):
-                            continue
-                    st = entry.stat()
-                except FileNotFoundError:  # vanished between listing and stat
-                    continue
-                except OSError as exc:
-                    problems[rel] = f"cannot stat: {exc.strerror}"
-                    continue
-                yield rel, st.st_size, st.st_mtime_ns, inode
-
-    def _stat_one(
-        self, root_real: str, excluded: tuple[str, ...], rel: str, real_dirs: dict[str, str]
-    ) -> tuple[int, int, int | None] | None:
-        """(size, mtime_ns, inode: None for a symlink's) of the regular file at ``rel``.
-
-        ``real_dirs`` caches the real path of each directory for one recheck: resolving
-        every component of every settling file's path again costs more than the stat.
-        """
-        path = os.path.join(root_real, rel)
-        try:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                real = os.path.realpath(path)
-                st = os.stat(path)
-            else:
-                folder, name = os.path.split(path)
-                if folder not in real_dirs:
-                    real_dirs[folder] = os.path.realpath(folder)
-                real = os.path.join(real_dirs[folder], name)
-        except OSError:
+    def _tree(self) -> Tree | None:
+        """The root as one look sees it (None while the root is missing)."""
+        root_real = self._root_real()
+        if root_real is None:
             return None
-        if not _inside(real, root_real) or any(_inside(real, ex) for ex in excluded):
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return st.st_size, st.st_mtime_ns, st.st_ino if real == path else None
+        excluded = tuple(os.path.realpath(path) for path in self.exclude_dirs)
+        return Tree(root_real, excluded, self._ignore)
 
-    def _report(self, problems: dict[str, str]) -> None:
-        """Log each problem the first scan it appears; forget those that went away."""
+    def _report(self, problems: dict[str, str], *, complete: bool) -> None:
+        """Log each problem the first look it appears; a ``complete`` look (a full scan)
+        also forgets those that went away."""
         for rel, message in problems.items():
             if rel not in self._warned:
                 logger.warning("source %s: %s: %s", self.name, rel, message)
-        self._warned = set(problems)
+        self._warned = set(problems) if complete else self._warned | set(problems)
 
     # -- async discovery -----------------------------------------------------------------
 
     async def candidates(self, stop: asyncio.Event) -> AsyncGenerator[Candidate, None]:
-        """Initial scan, then rescan on each event batch or poll tick until ``stop``."""
+        """Initial scan, then a look at each event batch's paths, a recheck of the files
+        settling when they are due, and a full scan every poll tick, until ``stop``."""
         wake = asyncio.Event()
         halt = asyncio.Event()  # ours alone: watchfiles sets it if its task is cancelled
-        health = WatchHealth()
+        news = WatchNews()
         relay = asyncio.create_task(_relay(stop, halt, wake), name=f"stop-{self.name}")
         watcher = asyncio.create_task(
-            watch(self.name, self.root, self._poll_s, halt, wake, health),
+            watch(self.name, self.root, self._poll_s, halt, wake, news),
             name=f"watch-{self.name}",
         )
         loop = asyncio.get_running_loop()
         batch = Batch()
         try:
-            full, light, next_full, light_in_a_row = True, False, loop.time(), 0
+            look: Callable[[], list[Candidate]] = self.scan
+            next_full, light_in_a_row = loop.time() + self._poll_s, 0
             while not stop.is_set():
-                look = functools.partial(self.scan, light=light) if full else self.recheck_pending
                 batch = Batch(await asyncio.to_thread(look))
-                if full:
-                    next_full = loop.time() + self._poll_s
-                    light_in_a_row = light_in_a_row + 1 if light else 0
                 for candidate in batch.hand_over(stop):
                     yield candidate
                 await wait_for_next_look(wake, next_full, self._gate)
-                full = wake.is_set() or loop.time() >= next_full
-                # The rescan every poll_interval is light while events arrive (the watch
-                # is armed): the listing finds new and replaced files; every
-                # LIGHT_RESCANS + 1th one stats every file, for an event lost on a rewrite.
-                light = not wake.is_set() and health.armed and light_in_a_row < LIGHT_RESCANS
                 wake.clear()
+                paths, rescan = news.take()
+                if rescan or loop.time() >= next_full:
+                    # The rescan every poll_interval is light while events arrive (the
+                    # watch is armed) and none is waiting: the listing finds new and
+                    # replaced files; every LIGHT_RESCANS + 1th one stats every file, for
+                    # an event lost on a rewrite in place.
+                    light = not (rescan or paths) and news.armed
+                    light = light and loop.time() >= next_full and light_in_a_row < LIGHT_RESCANS
+                    look = functools.partial(self.scan, light=light)
+                    next_full = loop.time() + self._poll_s
+                    light_in_a_row = light_in_a_row + 1 if light else 0
+                elif paths:
+                    look = functools.partial(self.look_at, paths)
+                else:
+                    look = self.recheck_pending
                 if watcher.done() and not halt.is_set():
                     watcher.result()  # the watch died: raise its error for the daemon to see
         finally:
@@ -297,7 +254,7 @@ class FolderSource:
         root_real = os.path.realpath(self.root)
         path = self.root / relative_path
         real = os.path.realpath(path)
-        if Path(relative_path).is_absolute() or not _inside(real, root_real) or real == root_real:
+        if Path(relative_path).is_absolute() or not inside(real, root_real) or real == root_real:
             raise SourceError(
                 f"resolves to {real}, outside the source root {self.root}",
                 where=where,
@@ -363,23 +320,6 @@ def _check_identity(path: Path, identity: str, st: os.stat_result, where: str) -
             f"changed since it was found (size {size} -> {st.st_size}, "
             f"mtime_ns {mtime_ns} -> {st.st_mtime_ns})",
         )
-
-
-def _kind(entry: os.DirEntry[str]) -> str:
-    """What a non-regular entry is, for the warning that names it."""
-    try:
-        mode = entry.stat().st_mode
-    except OSError:
-        return "a symlink to nothing"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _in_arrival_order(candidates: list[Candidate]) -> list[Candidate]:

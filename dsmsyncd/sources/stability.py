@@ -8,13 +8,14 @@ the past (``cp -p``, ``rsync -t``) and says nothing about whether writing has en
 
 It is pure (no I/O, no threads) so that tests drive time explicitly, and bounded:
 one small record per file present in the folder, dropped by ``sweep`` once a full
-scan no longer sees the file (invariant 3).
+scan no longer sees the file, or by ``forget`` when a look after an event finds it gone
+(invariant 3).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 Clock = Callable[[], float]
 
@@ -84,6 +85,12 @@ class StabilityGate:
     def forget(self, relative_path: str) -> None:
         """The file disappeared (or was handed back): drop what was known of it."""
         self._entries.pop(relative_path, None)
+
+    def forget_under(self, folders: Collection[str]) -> None:
+        """Directories disappeared: drop what was known of every file under them."""
+        prefixes = tuple(folder + "/" for folder in folders)
+        for path in [path for path in self._entries if path.startswith(prefixes)]:
+            del self._entries[path]
 
     def sweep(self) -> int:
         """End a full scan: drop every path it did not observe; returns how many went.

@@ -1,9 +1,15 @@
-"""When to look at a drop folder again: watchfiles events, re-armed when the root is
-replaced or comes back.
+"""When to look at a drop folder again, and where: watchfiles events, re-armed when the
+root is replaced or comes back.
 
-The events only wake the folder's scan (``folder.py``); a lost one costs latency,
-never a file. A root that cannot be watched (missing, a file system without inotify)
-is said once and retried every ``WATCH_RETRY_S``; the periodic rescan covers it.
+The events name the paths that changed; the folder looks at those alone
+(``folder.py``). A lost event costs latency, never a file: the full scan every
+``poll_interval`` is the safety net. What cannot be trusted to name every change asks
+for a full scan instead (``WatchNews.rescan``): a watch re-armed after it failed or the
+root was replaced (events were not delivered meanwhile), a flood of events (the kind
+that overflows the kernel's event queue, which watchfiles does not report), a path
+outside the root or the root itself. A root that cannot be watched (missing, a file
+system without inotify) is said once and retried every ``WATCH_RETRY_S``; the periodic
+rescan covers it.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 # The folder source's lines, whichever of its modules writes them.
 logger = logging.getLogger("dsmsyncd.sources.folder")
@@ -27,14 +35,43 @@ WATCH_STEP_MS = 50
 WATCH_TIMEOUT_MS = 5_000
 # Between attempts to (re)start watching a missing or unwatchable root.
 WATCH_RETRY_S = 5.0
+# Changes in one batch past which the folder is scanned whole rather than path by path:
+# a flood this size (half of inotify's default queue of 16,384 events) is when the
+# kernel drops events, and watchfiles passes on only events that name a path (its
+# src/lib.rs): the kernel's overflow notice names none.
+FLOOD_CHANGES = 8_192
 
 
 @dataclass
-class WatchHealth:
-    """Whether events are being delivered now: a watch is armed on the root (it has
-    answered once, with events or its timeout). The folder's rescans lean on it."""
+class WatchNews:
+    """What the watch has seen since the folder last looked, and whether events are
+    being delivered now (``armed``: a watch on the root has answered once).
+
+    ``paths``: relative paths named by events; ``rescan``: events may have been lost or
+    name something a path look cannot judge, so the next look must be a full scan.
+    """
 
     armed: bool = False
+    rescan: bool = False
+    paths: set[str] = field(default_factory=set)
+
+    def take(self) -> tuple[set[str], bool]:
+        """The paths and the rescan flag gathered so far; both start afresh."""
+        paths, rescan = self.paths, self.rescan
+        self.paths, self.rescan = set(), False
+        return paths, rescan
+
+    def add(self, root: str, changed: Collection[tuple[Change, str]]) -> None:
+        """Record one batch of (change, absolute path) from watchfiles."""
+        if len(changed) > FLOOD_CHANGES:
+            self.rescan = True
+            return
+        prefix = root.rstrip(os.sep) + os.sep
+        for _, path in changed:
+            if path.startswith(prefix):
+                self.paths.add(path[len(prefix) :])
+            else:  # the root itself, or a path the watch should not name
+                self.rescan = True
 
 
 async def watch(
@@ -43,12 +80,14 @@ async def watch(
     poll_s: float,
     halt: asyncio.Event,
     wake: asyncio.Event,
-    health: WatchHealth,
+    news: WatchNews,
 ) -> None:
-    """Set ``wake`` on every event batch; re-arm when the root is replaced or returns."""
+    """Record every event batch in ``news`` and set ``wake``; re-arm when the root is
+    replaced or returns (asking for a full scan then: events were not delivered)."""
     reported = False
+    first = True
     while not halt.is_set():
-        health.armed = False  # until the (new) watch answers
+        news.armed = False  # until the (new) watch answers
         armed = _dir_id(root)
         if armed is not None:
             try:
@@ -65,17 +104,22 @@ async def watch(
                     )
                 ) as batches:
                     async for batch in batches:
-                        reported, health.armed = False, True
+                        if not news.armed and not first:
+                            news.rescan = True  # re-armed: what happened meanwhile is unknown
+                            wake.set()
+                        reported, news.armed, first = False, True, False
                         if batch:
+                            news.add(str(root), batch)
                             wake.set()
                         if _dir_id(root) != armed:
+                            news.rescan = True
                             wake.set()
                             break
                     else:
                         return  # halted
                 continue  # the root was replaced: watch the new one at once
             except (OSError, RuntimeError) as exc:
-                health.armed = False
+                news.armed, first = False, False
                 if not reported:
                     logger.warning(
                         "source %s: cannot watch %s for events (%s); relying on the "
@@ -86,6 +130,8 @@ async def watch(
                         poll_s,
                     )
                     reported = True
+        else:
+            first = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(WATCH_RETRY_S):
                 await halt.wait()
