@@ -4,7 +4,7 @@
 script says where it goes. It runs the server's own row store (``RowStore``, same
 settings, a database file) in one process and, per file, the row-store calls the
 server's jobs make for a small file of ``bench/many_files.py`` (70 rows, ``id,name``):
-the parse's clean start (``drop_tables``), ``ingest_upload`` with type guessing, the
+``ingest_upload`` with type guessing (which drops the table first), the
 first output schema (``materialize``, one guessed transform per column), and an
 ``update`` apply without a row identifier into one of ``--datasets`` datasets, told the
 output schema's error count as the apply job is. Every ``execute`` is timed (wall, and
@@ -96,7 +96,6 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
     path.write_bytes(small_csv(n * 100, 70, row_error=row_error))
     table = f"in_{n}"
     _Timed.phase = "parse"
-    await store.drop_tables(table)
     (parsed,) = await store.ingest_upload(
         path, table, ParseOptions.from_json({}), content_type="text/csv",
         filename=path.name, guess_types=True,

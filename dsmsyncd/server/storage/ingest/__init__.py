@@ -70,6 +70,7 @@ from dsmsyncd.server.storage.ingest.checks import LinesAlongside, quoted_records
 from dsmsyncd.server.storage.ingest.errors import (
     ERRORS_DIALECT,
     create_errors_table,
+    errors_table,
     load_errors,
     read_row_errors,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "ParseOptions",
     "ParsedInput",
     "UnparsableFile",
+    "errors_table",
     "field_names",
     "ingest_file",
     "read_row_errors",
