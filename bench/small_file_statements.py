@@ -29,9 +29,6 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-import duckdb
 
 from dsmsyncd.server.jobs.output_schema import guessed_expression
 from dsmsyncd.server.storage.apply import AppliedColumn, ApplyTarget
@@ -39,38 +36,10 @@ from dsmsyncd.server.storage.ingest import ParseOptions
 from dsmsyncd.server.storage.rowstore import OutputColumnPlan, RowStore
 from dsmsyncd.server.transforms import ColumnInput, compile_expression
 
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest_statements import TimedCursor, TimedStore  # bench/ is not a package
+
 Log = list[tuple[str, str, float, float]]
-
-
-class _Timed:
-    """A cursor whose ``execute`` calls are logged as (phase, sql, wall s, CPU s)."""
-
-    phase = ""
-
-    def __init__(self, cur: duckdb.DuckDBPyConnection, log: Log) -> None:
-        self._cur = cur
-        self._log = log
-
-    def execute(self, sql: str, *args: Any) -> _Timed:
-        wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            self._cur.execute(sql, *args)
-        finally:
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            self._log.append((_Timed.phase, sql, wall, cpu))
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cur, name)
-
-
-class _TimedStore(RowStore):
-    def __init__(self, path: Path, log: Log) -> None:
-        super().__init__(path)
-        self._log = log
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        return _Timed(super()._cursor(), self._log)  # type: ignore[return-value]
 
 
 def small_csv(first: int, rows: int, *, row_error: bool) -> bytes:
@@ -95,7 +64,7 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
     path = root / f"f{n}.csv"
     path.write_bytes(small_csv(n * 100, 70, row_error=row_error))
     table = f"in_{n}"
-    _Timed.phase = "parse"
+    TimedCursor.phase = "parse"
     (parsed,) = await store.ingest_upload(
         path, table, ParseOptions.from_json({}), content_type="text/csv",
         filename=path.name, guess_types=True,
@@ -110,9 +79,9 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
         )
         for c in parsed.columns
     ]
-    _Timed.phase = "output schema"
+    TimedCursor.phase = "output schema"
     stats = await store.materialize(table, f"out_{n}", plans)
-    _Timed.phase = "apply"
+    TimedCursor.phase = "apply"
     applied = [AppliedColumn(p.field_name, p.compiled.output_type, i) for i, p in enumerate(plans)]
     target = ApplyTarget(
         f"ds_{n % datasets}", f"out_{n}", n, n, error_rows=stats.error_rows, rows=stats.total_rows
@@ -123,7 +92,7 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
 
 async def run(args: argparse.Namespace, root: Path) -> tuple[Log, float, float]:
     log: Log = []
-    store = _TimedStore(root / "rows.duckdb", log)
+    store = TimedStore(root / "rows.duckdb", log)
     try:
         for n in range(1, args.warm + 1):
             await one_file(store, root, n, args.datasets, args.rows_error)

@@ -150,25 +150,18 @@ class RowStore:
 
         Pass ``guess_types=False`` when the columns' types come from elsewhere (an import
         config): it skips the guessing scan and reports every column as ``text``.
-
-        ``table`` and its row errors are dropped first (a parse resumed after a restart
-        starts clean), in the same call: one cursor per parse, not two (issue 9).
+        ``table`` and its row errors are replaced (a parse resumed after a restart starts
+        clean).
         """
-
-        def ingest(cur: duckdb.DuckDBPyConnection) -> list[ParsedInput]:
-            drop_relation_sql(cur, table)
-            drop_relation_sql(cur, _ingest.errors_table(table))
-            return _formats.ingest_upload(
-                cur,
-                source_path,
-                table,
-                options,
-                content_type=content_type,
-                filename=filename,
-                guess_types=guess_types,
-            )
-
-        return await self._run(ingest)
+        return await self._run(
+            _formats.ingest_upload,
+            source_path,
+            table,
+            options,
+            content_type=content_type,
+            filename=filename,
+            guess_types=guess_types,
+        )
 
     async def row_errors(self, table: str, offset: int, limit: int) -> list[dict[str, Any]]:
         """A page of the parse errors of input table ``table`` (digest §3(f))."""
