@@ -17,6 +17,9 @@ cell too many (a row error), to see the row-error path.
 
     .venv/bin/python bench/small_file_statements.py [--files 300] [--warm 100]
         [--datasets 10] [--rows-error]
+
+Before/after: run it from a copy of this ``bench/`` with ``PYTHONPATH`` pointing at a
+``git archive`` of the older code (the server's modules then come from there).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from dsmsyncd.server.jobs.output_schema import guessed_expression
@@ -83,9 +87,9 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
     stats = await store.materialize(table, f"out_{n}", plans)
     TimedCursor.phase = "apply"
     applied = [AppliedColumn(p.field_name, p.compiled.output_type, i) for i, p in enumerate(plans)]
-    target = ApplyTarget(
-        f"ds_{n % datasets}", f"out_{n}", n, n, error_rows=stats.error_rows, rows=stats.total_rows
-    )
+    target = ApplyTarget(f"ds_{n % datasets}", f"out_{n}", n, n, error_rows=stats.error_rows)
+    if "rows" in ApplyTarget.__dataclass_fields__:  # absent before issue 9's i9c: "before" runs
+        target = replace(target, rows=stats.total_rows)
     await store.apply(target, applied, "update", None)
     path.unlink()
 
