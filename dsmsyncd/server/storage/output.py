@@ -30,13 +30,10 @@ from dsmsyncd.server.soql_types import (
     to_csv_text,
     to_wire,
 )
-from dsmsyncd.server.storage.sql import column_types, count, drop_relation_sql, ident
+from dsmsyncd.server.storage.sql import column_types, drop_relation_sql, ident
 from dsmsyncd.server.storage.sql import table as qtable
 
 ERRORS_CSV_COLUMN = "errors"
-# Output schemas over inputs of at most this many rows are tables, not views (see
-# ``materialize``; measured at 70 rows, chosen small so the write stays small).
-WRITTEN_MAX_ROWS = 1_000
 
 
 class CompiledLike(Protocol):
@@ -94,16 +91,9 @@ def materialize(
     it again where it is read (a page, an export, the apply) costs less than writing
     1M rows twice (measured in bench/RESULTS.md). Expressions that are not
     deterministic (``random_*``) are written out once, so that every read agrees.
-
-    An input of at most ``WRITTEN_MAX_ROWS`` rows is written out too: for a small
-    file, binding the transforms' SQL is the cost, not evaluating it, and a view binds
-    it again in the error counts below and in the apply (issue 9: 1.5-2 ms of CPU per
-    70-row file, bench/RESULTS.md). The input table never changes, so both read alike.
     """
     out = qtable(output_table)
-    volatile = any(_volatile(c.compiled.parsed_expr) for c in columns)
-    small = count(cur, qtable(input_table)) <= WRITTEN_MAX_ROWS
-    kind = "TABLE" if volatile or small else "VIEW"
+    kind = "TABLE" if any(_volatile(c.compiled.parsed_expr) for c in columns) else "VIEW"
     drop_relation_sql(cur, output_table)
     cells = "".join(
         f", CAST(({c.compiled.value_sql}) AS {duckdb_type(c.compiled.output_type)}) AS v{i}"
