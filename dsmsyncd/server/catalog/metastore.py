@@ -166,6 +166,20 @@ class MetaStore:
         value = row.fetchone()[0]
         return None if value is None else int(value)
 
+    def first_where(self, kind: Kind, field: str, value: str) -> Doc | None:
+        """The oldest document of ``kind`` whose top-level ``field`` is ``value``.
+
+        SQLite compares the field, so only the match is decoded: a user is found this
+        way on every request, and decoding every user each time cost about 1 ms of the
+        server's CPU per small file (six requests; cProfile, issue 9).
+        """
+        row = self._db.execute(
+            "SELECT doc FROM docs WHERE kind = ? AND json_extract(doc, ?) = ? "
+            "ORDER BY rowid LIMIT 1",
+            (kind.value, f'$."{field}"', value),
+        ).fetchone()
+        return None if row is None else _load(row[0])
+
     def all(self, kind: Kind) -> list[Doc]:
         rows = self._db.execute(
             "SELECT doc FROM docs WHERE kind = ? ORDER BY rowid", (kind.value,)

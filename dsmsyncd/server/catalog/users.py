@@ -33,11 +33,8 @@ def token_hash(token: str) -> str:
 
 
 def find_user(meta: MetaStore, name: str) -> Doc | None:
-    """A user by sign-in name (there are few users; a scan is fine)."""
-    for user in meta.all(Kind.USER):
-        if user.get("screenName") == name:
-            return user
-    return None
+    """A user by sign-in name (the oldest, should two share it)."""
+    return meta.first_where(Kind.USER, "screenName", name)
 
 
 def user_with_token(meta: MetaStore, token: str) -> Doc | None:

@@ -256,6 +256,7 @@ class _Job:
             revision_id=int(revision["id"]),
             task_set_id=self._task_set_id,
             error_rows=output_schema.get("error_count"),
+            rows=output_schema.get("total_rows"),
         )
         return await state.rows.apply(target, applied, action, row_identifier)
 

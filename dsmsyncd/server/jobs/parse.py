@@ -146,7 +146,7 @@ async def _ingest(state: ServerState, source: Doc) -> list[ParsedInput] | None:
     guess_types = not template_columns(meta, source)
     options = ParseOptions.from_json(source["parse_options"])
     try:
-        await state.rows.drop_tables(table)  # a parse resumed after a restart starts clean
+        # A parse resumed after a restart starts clean: ingest_upload drops the table.
         parsed = await state.rows.ingest_upload(
             Path(source["_path"]),
             table,

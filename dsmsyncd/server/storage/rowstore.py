@@ -150,6 +150,8 @@ class RowStore:
 
         Pass ``guess_types=False`` when the columns' types come from elsewhere (an import
         config): it skips the guessing scan and reports every column as ``text``.
+        ``table`` and its row errors are replaced (a parse resumed after a restart starts
+        clean).
         """
         return await self._run(
             _formats.ingest_upload,
@@ -177,7 +179,7 @@ class RowStore:
         def drop(cur: duckdb.DuckDBPyConnection) -> None:
             for name in names:
                 drop_relation_sql(cur, name)
-                drop_relation_sql(cur, name + "__row_errors")
+                drop_relation_sql(cur, _ingest.errors_table(name))
 
         await self._run(drop)
 

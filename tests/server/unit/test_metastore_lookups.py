@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.catalog import revisions
+from dsmsyncd.server.catalog import revisions, users
 from dsmsyncd.server.catalog.metastore import Kind, MetaStore
 
 
@@ -41,4 +41,21 @@ def test_only_indexed_fields_can_be_looked_up(tmp_path: Path) -> None:
     meta = MetaStore(tmp_path / "meta.sqlite")
     with pytest.raises(ValueError, match="source documents are not indexed by 'revision_seq'"):
         meta.child_where(Kind.SOURCE, "aaaa-1111", "revision_seq", 0)
+    meta.close()
+
+
+def test_a_user_is_found_by_name_without_decoding_the_others(tmp_path: Path) -> None:
+    meta = MetaStore(tmp_path / "meta.sqlite")
+    meta.put(Kind.USER, "aaaa-0001", {"id": "aaaa-0001", "screenName": "alice"})
+    meta.put(Kind.USER, "aaaa-0002", {"id": "aaaa-0002", "screenName": 'bob "the" builder'})
+    meta.put(Kind.USER, "aaaa-0003", {"id": "aaaa-0003", "screenName": "alice"})
+    meta.put(Kind.VIEW, "aaaa-0004", {"id": "aaaa-0004", "screenName": "carol"})
+    alice = users.find_user(meta, "alice")
+    assert alice is not None
+    assert alice["id"] == "aaaa-0001"  # the oldest of two with one name, as the scan did
+    bob = users.find_user(meta, 'bob "the" builder')
+    assert bob is not None
+    assert bob["id"] == "aaaa-0002"
+    assert users.find_user(meta, "carol") is None  # another kind's document
+    assert users.find_user(meta, "Alice") is None
     meta.close()

@@ -8,7 +8,8 @@ A parsed file becomes two tables:
 
 * ``{table}``: columns ``c0 .. cN-1`` (VARCHAR, the raw cells after trimming) and
   ``__offset`` (the row's 0-based data-row ordinal in the file, stable across schemas);
-* ``{table}__row_errors``: every record that is not a row (``errors.py``).
+* ``{table}__row_errors``: every record that is not a row (``errors.py``), made only
+  when the census runs (below): its readers take a missing table as an empty one.
 
 Nothing is lost silently. DuckDB's parallel reader is fast and right on well-formed
 files, but on malformed ones (an unterminated quote, a cell over its line limit) it can
@@ -28,6 +29,16 @@ accounted for before it is used:
 3. If not, DuckDB's table is rebuilt from a clean file of the census's good rows, and
    the row count is checked once more; a mismatch is an internal error, never a quiet
    success.
+
+A file up to ``NUMBERED_LOAD_BYTES`` (drop folders send thousands of ~1 KB files; issue
+9) is parsed as ONE DuckDB transaction, and its load numbers the rows itself
+(``row_number()`` in the ``CREATE TABLE … AS``) instead of adding and filling
+``__offset`` afterwards: a third fewer statements and one commit instead of several. A
+larger file keeps the earlier statements (numbered by ``rowid`` after the load, each
+its own commit): what a window costs DuckDB's parallel reader over millions of rows
+was not measured, and inside a transaction a new table's ``rowid`` is not yet its
+row's position. Both paths give the same table (tests/server/unit/
+test_ingest_small_files.py).
 
 Type guesses (``guess.py``) look at the first rows only. Callers that already know the
 columns (an import config) pass ``guess_types=False`` and every column is reported as
@@ -59,6 +70,7 @@ from dsmsyncd.server.storage.ingest.checks import LinesAlongside, quoted_records
 from dsmsyncd.server.storage.ingest.errors import (
     ERRORS_DIALECT,
     create_errors_table,
+    errors_table,
     load_errors,
     read_row_errors,
 )
@@ -66,13 +78,13 @@ from dsmsyncd.server.storage.ingest.guess import guess_types as _guess_types
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
 from dsmsyncd.server.storage.sql import check_table
-from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
     "InputColumnInfo",
     "ParseOptions",
     "ParsedInput",
     "UnparsableFile",
+    "errors_table",
     "field_names",
     "ingest_file",
     "read_row_errors",
@@ -80,6 +92,9 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
+# Files up to this size are parsed as one DuckDB transaction, their rows numbered by the
+# load itself (see the module docstring).
+NUMBERED_LOAD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,14 +127,15 @@ def ingest_file(
     filename: str | None,
     guess_types: bool = True,
 ) -> ParsedInput:
-    """Parse ``source_path`` into ``table`` and ``{table}__row_errors`` (blocking).
+    """Parse ``source_path`` into ``table`` and, if it has any, ``{table}__row_errors``
+    (blocking).
 
     ``guess_types=False`` skips the type-guessing scan and reports every column as
     ``text``; the server passes it when an import config already names the columns.
     """
     check_table(table)
     options = options.resolved(content_type=content_type, filename=filename)
-    # Offsets come from rowid, so this cursor's writes must keep file order even when
+    # Offsets come from file order, so this cursor's writes must keep it even when
     # the database default (see RowStore) lets other statements reorder rows.
     cur.execute("SET SESSION preserve_insertion_order = true")
     head = _sniff(source_path)
@@ -138,67 +154,100 @@ def ingest_file(
         py_codec,
         header.lines,
         header.records,
+        numbered=source_path.stat().st_size <= NUMBERED_LOAD_BYTES,
     )
-    with LinesAlongside(source_path, duck_encoding, py_codec) as lines:
-        duck.load(cur, r)
-        if guessed and r.encoding == "utf-8" and duck.has_invalid_encoding(cur, r):
-            # The bounded sniff saw valid UTF-8 but a later part of the file is not.
-            r = r.in_latin1()
-            duck.load(cur, r)
-        try:
-            _account(cur, r, lines, checking=False)
-        except InvalidEncoding:
-            if guessed and r.encoding == "utf-8":
-                r = r.in_latin1()
-                duck.load(cur, r)
-                _account(cur, r, lines, checking=False)
-            else:  # the encoding was asked for: its undecodable rows become row errors
-                _account(cur, r, lines, checking=True)
-    duck.finish_tables(cur, r)
-    # guess_types (the flag) shadows the function's own name, hence _guess_types.
-    guessed_types = _guess_types(cur, table, width) if guess_types else [SoqlType.TEXT] * width
+    if r.numbered:
+        cur.execute("BEGIN TRANSACTION")
+    try:
+        total, errors = _load_accounted(cur, r, guessed)
+        # guess_types (the flag) shadows the function's own name, hence _guess_types.
+        guessed_types = (
+            _guess_types(cur, table, width, rows=total) if guess_types else [SoqlType.TEXT] * width
+        )
+        if r.numbered:
+            cur.execute("COMMIT")
+    except BaseException:
+        if r.numbered:
+            with contextlib.suppress(duckdb.Error):  # an interrupted cursor may refuse
+                cur.execute("ROLLBACK")
+        raise
     names = field_names(headers) if options.header_count else _numbered(width)
     displays = headers if options.header_count else names
     columns = [
         InputColumnInfo(names[i], displays[i], i, guessed_types[i], f"c{i}") for i in range(width)
     ]
-    total = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table)}")
-    errors = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(table + '__row_errors')}")
     return ParsedInput(columns=columns, total_rows=total, row_error_count=errors, table=table)
 
 
+def _load_accounted(
+    cur: duckdb.DuckDBPyConnection, r: CsvReading, guessed: bool
+) -> tuple[int, int]:
+    """Load the file and account for every record; (rows kept, row errors)."""
+    with LinesAlongside(r.path, r.encoding, r.py_codec) as lines:
+        got = _load(cur, r)
+        if guessed and r.encoding == "utf-8" and got.invalid_encoding:
+            # The bounded sniff saw valid UTF-8 but a later part of the file is not.
+            r = r.in_latin1()
+            got = _load(cur, r)
+        try:
+            rows, errors = _account(cur, r, got, lines, checking=False)
+        except InvalidEncoding:
+            if guessed and r.encoding == "utf-8":
+                r = r.in_latin1()
+                rows, errors = _account(cur, r, _load(cur, r), lines, checking=False)
+            else:  # the encoding was asked for: its undecodable rows become row errors
+                rows, errors = _account(cur, r, got, lines, checking=True)
+    return duck.finish_tables(cur, r, rows, errors), errors
+
+
+def _load(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> duck.Loaded:
+    duck.load(cur, r)
+    return duck.loaded(cur, r)
+
+
 def _account(
-    cur: duckdb.DuckDBPyConnection, r: CsvReading, lines_of: LinesAlongside, *, checking: bool
-) -> None:
-    """Make every record of the file a row of ``r.table`` or a row error (see above)."""
-    create_errors_table(cur, r.table, r.separator, r.options.quote_char)
-    rows = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
-    if duck.rejected_records(cur, r) == 0:
+    cur: duckdb.DuckDBPyConnection,
+    r: CsvReading,
+    got: duck.Loaded,
+    lines_of: LinesAlongside,
+    *,
+    checking: bool,
+) -> tuple[int, int]:
+    """Make every record of the file a row of ``r.table`` or a row error (see above);
+    (rows in ``r.table``, row errors). ``got`` is what loading ``r`` left.
+
+    The row errors table is made only when the census runs: a file whose cheap checks
+    hold has no row errors, and its readers take a missing table as an empty one.
+    """
+    rows = got.rows
+    if got.rejected == 0:
         lines = lines_of.lines(r.path, r.encoding, r.py_codec) - r.header_lines
         if rows == lines:
-            return
+            return rows, 0
         quote = r.options.quote_char
         if rows < lines and rows == quoted_records(
             r.path, r.encoding, r.py_codec, quote, r.header_lines
         ):
-            return
+            return rows, 0
+    create_errors_table(cur, r.table, r.separator, r.options.quote_char)
     with scratch_file(r.path, "census-errors") as errors_path:
         with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             census = _census(r, csv.writer(fh, **ERRORS_DIALECT), None, checking)
         if census.errors:
             load_errors(cur, r.table, errors_path)
     if census.good == rows and duck.same_rejects(cur, r):
-        return
+        return rows, census.errors
     with scratch_file(r.path, "census-rows") as clean:
         with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
         duck.load(cur, r, clean=clean)
-    loaded = duck.count_rows(cur, f"SELECT count(*) FROM {qtable(r.table)}")
-    if loaded != census.good or duck.rejected_records(cur, r):
+    reloaded = duck.loaded(cur, r)
+    if reloaded.rows != census.good or reloaded.rejected:
         raise RuntimeError(
-            f"ingest kept {loaded} of the {census.good} good rows read from the file; "
+            f"ingest kept {reloaded.rows} of the {census.good} good rows read from the file; "
             "refusing to go on with rows missing"
         )
+    return reloaded.rows, census.errors
 
 
 def _census(

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from dsmsyncd.server.storage.ingest import ParsedInput, ingest_file, scratch_file
+from dsmsyncd.server.storage.ingest import ParsedInput, errors_table, ingest_file, scratch_file
 from dsmsyncd.server.storage.parse_options import ParseOptions
 
 if TYPE_CHECKING:
     from dsmsyncd.server.storage.ingest.geodata import GeoLayer
+from dsmsyncd.server.storage.sql import drop_relation_sql
 from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = ["UploadFormat", "detect_format", "ingest_upload"]
@@ -129,7 +130,14 @@ def ingest_upload(
     guess_types: bool = True,
 ) -> list[ParsedInput]:
     """Parse an upload of any format into input tables (blocking): ``table`` for the
-    first (or only) one, ``{table}_{n}`` for a geo file's further layers."""
+    first (or only) one, ``{table}_{n}`` for a geo file's further layers.
+
+    ``table`` and its row errors are dropped first (a parse resumed after a restart
+    starts clean), on this cursor: the parse job's own drop was a second cursor per
+    file (issue 9).
+    """
+    drop_relation_sql(cur, table)
+    drop_relation_sql(cur, errors_table(table))
     kind = detect_format(source_path, content_type=content_type, filename=filename)
     if kind is UploadFormat.DELIMITED:
         parsed = ingest_file(

@@ -60,10 +60,23 @@ _TESTS: dict[SoqlType, Callable[[str], str]] = {
 Candidates = Sequence[SoqlType]
 
 
-def guess_types(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
-    """The guessed type of each of the ``width`` columns ``c0 ..`` of ``table``."""
+def guess_types(
+    cur: duckdb.DuckDBPyConnection, table: str, width: int, *, rows: int | None = None
+) -> list[SoqlType]:
+    """The guessed type of each of the ``width`` columns ``c0 ..`` of ``table``.
+
+    ``rows``, the table's row count if known: a table no longer than the probe (and the
+    sample) is its own probe and sample, so one scan counts everything (a small file's
+    second scan would repeat the first).
+    """
     every: list[Candidates] = [list(_TESTS)] * width
     sample = f"(SELECT * FROM {qtable(table)} LIMIT {GUESS_SAMPLE_ROWS})"
+    if (
+        rows is not None
+        and rows <= min(GUESS_PROBE_ROWS, GUESS_SAMPLE_ROWS)
+        and width <= GUESS_BATCH
+    ):
+        return _chosen(_fitting(cur, qtable(table), every))
     if width <= GUESS_BATCH:
         return _guess(cur, sample, every)
     # A wide file's sample is read once into a temporary table for its batches.
@@ -83,10 +96,12 @@ def _guess(cur: duckdb.DuckDBPyConnection, sample: str, every: list[Candidates])
     """
     probe = f"(SELECT * FROM {sample} LIMIT {GUESS_PROBE_ROWS})"
     standing = [kinds for _, kinds in _fitting(cur, probe, every)]
-    return [
-        kinds[0] if filled and kinds else SoqlType.TEXT
-        for filled, kinds in _fitting(cur, sample, standing)
-    ]
+    return _chosen(_fitting(cur, sample, standing))
+
+
+def _chosen(fitting: list[tuple[int, Candidates]]) -> list[SoqlType]:
+    """The first type still fitting each column; text for an empty column or none."""
+    return [kinds[0] if filled and kinds else SoqlType.TEXT for filled, kinds in fitting]
 
 
 def _fitting(

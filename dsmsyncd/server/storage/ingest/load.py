@@ -18,18 +18,18 @@ import duckdb
 
 from dsmsyncd.server.storage.ingest.errors import errors_table
 from dsmsyncd.server.storage.parse_options import ParseOptions
-from dsmsyncd.server.storage.sql import literal
+from dsmsyncd.server.storage.sql import literal, relation_exists
 from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
     "CsvReading",
+    "Loaded",
     "UnparsableFile",
     "count_rows",
     "drop_rejects",
     "finish_tables",
-    "has_invalid_encoding",
     "load",
-    "rejected_records",
+    "loaded",
     "same_rejects",
 ]
 
@@ -82,6 +82,9 @@ class CsvReading:
     py_codec: str  # Python's, for the header and the census
     header_lines: int  # physical lines up to the end of the header rows
     header_records: int  # records up to there, blank lines included (DuckDB's ``skip``)
+    # A small file: the load numbers the rows itself, and the whole parse is one
+    # transaction (see ``ingest``'s docstring).
+    numbered: bool = False
 
     def in_latin1(self) -> CsvReading:
         return replace(self, encoding="latin-1", py_codec="latin-1")
@@ -95,21 +98,27 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
     """Read the data rows, trimmed, into ``r.table`` in file order; rejects to ``r.rejects``.
 
     With ``clean``, the rows come from that file instead: the census's good rows, written
-    with ``,`` and ``"`` in UTF-8, no header. ``r.table`` has no ``__offset`` yet and is
-    replaced if it exists.
+    with ``,`` and ``"`` in UTF-8, no header. ``r.table`` is replaced if it exists; it
+    has no ``__offset`` yet, unless ``r.numbered``: then each row's ``__offset`` is its
+    position among the good rows (``row_number() OVER ()``, which keeps file order: a
+    window without a partition or an order streams in one thread, which a small file
+    is read in anyway).
     """
     cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(r.width))
     cells = ", ".join(
         f"{_trimmed(f'c{i}')} AS c{i}" if r.options.trim_whitespace else f"c{i}"
         for i in range(r.width)
     )
+    if r.numbered:
+        cells += ", CAST(row_number() OVER () - 1 AS BIGINT) AS __offset"
     if clean is None:
         path, skip, delim, quote = r.path, r.header_records, r.separator, r.options.quote_char
         encoding, limit = r.encoding, ""
     else:
         path, skip, delim, quote = clean, 0, ",", '"'
         encoding, limit = "utf-8", f"max_line_size={_CLEAN_MAX_LINE_BYTES}, "
-    drop_rejects(cur, r)
+    if relation_exists(cur, r.rejects):  # a reload: the cursor's first load made them
+        drop_rejects(cur, r)
     try:
         cur.execute(
             f"CREATE OR REPLACE TABLE {qtable(r.table)} AS SELECT {cells} FROM read_csv("
@@ -120,8 +129,9 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
             f"{limit}nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
         )
     except duckdb.Error as exc:
-        cur.execute(f"DROP TABLE IF EXISTS {qtable(r.table)}")
-        drop_rejects(cur, r)
+        if not r.numbered:  # else the failed statement aborted the parse's transaction
+            cur.execute(f"DROP TABLE IF EXISTS {qtable(r.table)}")
+            drop_rejects(cur, r)
         first_line = str(exc).strip().splitlines()[0]
         raise UnparsableFile(
             f"The file cannot be parsed as delimited text ({first_line}). Check "
@@ -146,16 +156,24 @@ def _trimmed(column: str) -> str:
     )
 
 
-def has_invalid_encoding(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
-    found = cur.execute(
-        f"SELECT count(*) FROM {qtable(r.rejects)} WHERE error_type = 'INVALID ENCODING'"
+@dataclass(frozen=True)
+class Loaded:
+    """What a load left: its rows, the records DuckDB rejected (it may report one record
+    several times; these are distinct), and whether any was for an invalid encoding."""
+
+    rows: int
+    rejected: int
+    invalid_encoding: bool
+
+
+def loaded(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> Loaded:
+    """Count what the last ``load`` left, in one statement."""
+    row = cur.execute(
+        f"SELECT (SELECT count(*) FROM {qtable(r.table)}), count(DISTINCT line), "
+        f"count(*) FILTER (WHERE error_type = 'INVALID ENCODING') FROM {qtable(r.rejects)}"
     ).fetchone()
-    return bool(found and found[0])
-
-
-def rejected_records(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> int:
-    """How many records DuckDB rejected (it may report one record several times)."""
-    return count_rows(cur, f"SELECT count(DISTINCT line) FROM {qtable(r.rejects)}")
+    assert row is not None
+    return Loaded(int(row[0]), int(row[1]), bool(row[2]))
 
 
 def same_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
@@ -181,23 +199,30 @@ def drop_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
     cur.execute(f"DROP TABLE IF EXISTS {qtable(r.rejects + '_scan')}")
 
 
-def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
-    """Number the good rows around the row errors, then drop empty rows.
+def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading, rows: int, row_errors: int) -> int:
+    """Number the ``rows`` good rows around the ``row_errors`` row errors, then drop
+    empty rows; returns the rows left.
 
     Good row k (0-based, file order) takes the k-th ordinal not used by a row error:
-    without errors that is the ``rowid``; with them, an ASOF join of the row ids alone
-    (not the cells) against the errors adds the shift. Blank lines keep no row, so the
-    good rows after one move down by one; offsets stay unique, ordered and stable for a
-    given file and options. Empty rows are deleted last, so they keep their ordinals
-    free.
+    without errors that is k itself (the ``rowid``, or the ``__offset`` a numbered
+    load gave); with them, an ASOF join of the k alone (not the cells) against the
+    errors adds the shift. Blank lines keep no row, so the good rows after one move
+    down by one; offsets stay unique, ordered and stable for a given file and options.
+    Empty rows are deleted last, so they keep their ordinals free.
+
+    A numbered load's table is numbered inside the parse's transaction, where a new
+    table's ``rowid`` is not yet its row's position: k is its ``__offset`` there. Its
+    rejects tables (temporary) go with the cursor.
     """
-    drop_rejects(cur, r)
-    errors = qtable(errors_table(r.table))
     data = qtable(r.table)
-    cur.execute(f"ALTER TABLE {data} ADD COLUMN __offset BIGINT")
-    if count_rows(cur, f"SELECT count(*) FROM {errors}") == 0:
-        cur.execute(f"UPDATE {data} SET __offset = rowid")
-    else:
+    key = "__offset" if r.numbered else "rowid"
+    if not r.numbered:
+        drop_rejects(cur, r)
+        cur.execute(f"ALTER TABLE {data} ADD COLUMN __offset BIGINT")
+        if row_errors == 0:
+            cur.execute(f"UPDATE {data} SET __offset = rowid")
+    if row_errors:
+        errors = qtable(errors_table(r.table))
         cur.execute(
             f"UPDATE {data} SET __offset = m.__offset FROM ("
             "WITH numbered AS (SELECT ordinal, __offset - (ordinal - 1) AS threshold "
@@ -206,12 +231,13 @@ def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
             "thresholds AS (SELECT threshold, max(ordinal) AS shift FROM numbered "
             "  GROUP BY threshold) "
             "SELECT s.k, CAST(s.k + coalesce(t.shift, 0) AS BIGINT) AS __offset "
-            f"FROM (SELECT rowid AS k FROM {data}) s "
-            f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.rowid = m.k"
+            f"FROM (SELECT {key} AS k FROM {data}) s "
+            f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.{key} = m.k"
         )
     if r.options.remove_empty_rows and r.width:
         empty = " AND ".join(f"c{i} = ''" for i in range(r.width))
-        cur.execute(f"DELETE FROM {data} WHERE {empty}")
+        rows -= count_rows(cur, f"DELETE FROM {data} WHERE {empty}")
+    return rows
 
 
 def count_rows(cur: duckdb.DuckDBPyConnection, sql: str) -> int:
