@@ -90,16 +90,19 @@ def column_inputs(input_schema: Doc) -> dict[str, ColumnInput]:
 
     An empty cell reads as null, as on a hosted site, where a blank cell is the absence
     of a value in every column type (so ``to_text`` of it is null, and SODA rows omit
-    it); the input table itself keeps ``""`` so that its rows stay checkable.
+    it); the input table itself keeps ``""`` so that its rows stay checkable. Only a
+    text column can hold ``""``: a typed one (a view source's numbers, say) is read as
+    it is, since comparing it with ``''`` would cast ``''`` to its type, which fails.
     """
     sql_names: dict[str, str] = input_schema.get("_sql_names", {})
-    return {
-        col["field_name"]: ColumnInput(
-            null_if_blank(ident(sql_names.get(col["field_name"], col["field_name"]))),
-            SoqlType(col.get("soql_type") or "text"),
+    inputs = {}
+    for col in input_schema["input_columns"]:
+        kind = SoqlType(col.get("soql_type") or "text")
+        cell = ident(sql_names.get(col["field_name"], col["field_name"]))
+        inputs[col["field_name"]] = ColumnInput(
+            null_if_blank(cell) if kind is SoqlType.TEXT else cell, kind
         )
-        for col in input_schema["input_columns"]
-    }
+    return inputs
 
 
 def specs_from_request(raw: Any) -> list[ColumnSpec]:

@@ -64,6 +64,31 @@ async def test_view_source_has_schemas_at_once(
     assert out["error_count"] == 0
 
 
+async def test_view_source_with_typed_columns_applies_its_rows(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    """A view source's input columns are typed (numbers here): read as they are, not
+    compared with '' (which would cast '' to a number and fail every read of them)."""
+    fourfour = await _published(server, api)
+    rev = await _new_revision(api, fourfour, {"action": {"type": "replace"}, "metadata": {}})
+    source = await new_source(api, rev, source_type={"type": "view", "fourfour": fourfour})
+    shown = await settled(server, api, source["links"]["show"])
+    out = latest_output_schema(shown)
+    async with api.put(rev["links"]["apply"], json={"output_schema_id": out["id"]}) as resp:
+        assert resp.status in (200, 202), await resp.text()
+    await server.state.drain()
+    async with api.get(f"{API}/revision/{fourfour}/{rev['resource']['revision_seq']}") as resp:
+        revision = (await resp.json())["resource"]
+    assert revision["closed_at"] is not None, revision
+    async with api.get(f"/resource/{fourfour}.json?$order=id") as resp:
+        assert resp.status == 200, await resp.text()
+        rows = await resp.json()
+    assert rows == [
+        {"id": "1", "name": "a", "amount": "10"},
+        {"id": "2", "name": "b", "amount": "20"},
+    ]
+
+
 async def test_blob_source_is_stored_not_parsed(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
