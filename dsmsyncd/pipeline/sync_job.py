@@ -47,6 +47,7 @@ from dsmsyncd.dsmapi import (
     Source,
     TaskSet,
 )
+from dsmsyncd.dsmapi.client import processing_done
 from dsmsyncd.finalize.report import QuarantineReason
 from dsmsyncd.observe.job_keys import bind_job, bind_revision
 from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
@@ -133,6 +134,9 @@ class JobRun:
         self._on_progress = on_progress
         self._blob: Blob | None = None
         self.sidecar: PairedSidecar | None = None
+        # The upload's PROCESSING step, when its commit answered with processing done:
+        # written with the schemas, in one commit (``record_processed``).
+        self._uploaded: dict[str, object] = {}
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -311,8 +315,14 @@ class JobRun:
         details: dict[str, object] = {"chunks": result.chunks, "bytes": result.bytes_sent}
         if resume is not None:
             details["chunks_already_acknowledged"] = result.skipped_chunks
-        await self.to(JobState.PROCESSING, details)
-        await self.ctx.store.forget_upload(self.job.id)
+        if processing_done(result.source):
+            # Only reads come before the schemas are recorded: a crash before then
+            # leaves the job UPLOADING, which resumes by reading the committed source.
+            self._uploaded = details
+        else:
+            await self.to(JobState.PROCESSING, details)
+        if result.journaled or resume is not None:
+            await self.ctx.store.forget_upload(self.job.id)
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
     async def upload_committed(self, source: Source) -> None:
@@ -355,9 +365,11 @@ class JobRun:
 
     async def record_processed(self, processed: Processed) -> None:
         """Write the output schema and the rows in error (parse and data errors, summed)."""
+        uploaded, self._uploaded = self._uploaded, {}
         await self.to(
             JobState.PROCESSING,
             {
+                **uploaded,
                 "total_rows": processed.schema.total_rows,
                 "parse_error_count": processed.parse_error_count,
                 "data_error_count": processed.schema.error_count,
@@ -395,7 +407,9 @@ class JobRun:
             task_set = await self.client.apply(self.revision, schema.id)
         except OutcomeUnknown as unknown:
             task_set = await resume.apply_outcome(self, unknown)
-        if task_set.id is not None:
+        if task_set.id is not None and not task_set.is_terminal:
+            # An apply answered done is recorded with its outcome (``follow``): a crash
+            # before then leaves APPLYING, which follows the revision's apply job.
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
 
@@ -421,12 +435,15 @@ class JobRun:
         final = await self.client.wait_for_task_set(self.revision, task_set)
         self.ctx.metrics.phase("apply", time.monotonic() - began)
         counts = outcomes.applied_row_counts(final.log)
+        fields: JobUpdate = {} if final.id is None else {"task_set_id": int(final.id)}
         if final.status == "successful":
             details = {"task_set_status": final.status, **counts}
-            await self.to(JobState.PUBLISHED, details, error=None)
+            fields["error"] = None
+            await self.to(JobState.PUBLISHED, details, **fields)
             return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
-            await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
+            details = {"task_set_status": final.status}
+            await self.to(JobState.AWAITING_APPROVAL, details, **fields)
             return await outcomes.succeeded(self, "awaiting_approval")
         message = next(
             (
