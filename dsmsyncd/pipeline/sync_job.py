@@ -137,6 +137,8 @@ class JobRun:
         # The upload's PROCESSING step, when its commit answered with processing done:
         # written with the schemas, in one commit (``record_processed``).
         self._uploaded: dict[str, object] = {}
+        # The file's hash, taken for ``skip_duplicates``: recorded with the first step.
+        self._hashed: str | None = None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -246,7 +248,9 @@ class JobRun:
         duplicate = await self.ctx.store.find_published_hash(self.job.dataset, sha)
         if duplicate is None:
             if self.job.content_sha256 is None:
-                await self.to(self.job.state, content_sha256=sha)
+                # Recorded with the job's first step (``_open``), one commit fewer: a
+                # crash before it costs a second reading of the file, nothing else.
+                self._hashed = sha
             return None
         logger.info("same content as job %s: skipped", duplicate.id)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
@@ -254,6 +258,8 @@ class JobRun:
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
+        if self._hashed is not None:
+            fields["content_sha256"] = self._hashed
         await self.to(JobState.OPENING, **fields)
         began = time.monotonic()
         try:
