@@ -31,7 +31,6 @@ Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -48,9 +47,8 @@ from dsmsyncd.dsmapi import (
     TaskSet,
 )
 from dsmsyncd.dsmapi.client import processing_done
-from dsmsyncd.finalize.report import QuarantineReason
 from dsmsyncd.observe.job_keys import bind_job, bind_revision
-from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
+from dsmsyncd.pipeline import outcomes, replace_check, resume, sidecar, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     JOB_LOGGER_NAME,
@@ -58,7 +56,7 @@ from dsmsyncd.pipeline.context import (
     PipelineContext,
     TargetAccount,
 )
-from dsmsyncd.pipeline.guards import empty_file_message, replace_guard
+from dsmsyncd.pipeline.guards import empty_file_message
 from dsmsyncd.pipeline.job_routing import job_mapping
 from dsmsyncd.pipeline.refusals import Quarantine, as_quarantine
 from dsmsyncd.pipeline.row_errors import (
@@ -337,29 +335,14 @@ class JobRun:
         await self.ctx.store.forget_upload(self.job.id)
 
     async def process_and_apply(self) -> Job:
-        """Wait for processing, then ``check_and_apply``. A replace's guard needs the
-        dataset's row count, which the upload does not change: it is asked while the
-        server processes the file, so it costs no round trip of its own (issue 9).
-        Jobs of one dataset run one at a time, so no job of ours changes that count
-        in between."""
-        counting = self._count_rows_early()
+        """Wait for processing, then ``check_and_apply``; a replace's row count is asked
+        meanwhile (``replace_check``)."""
+        counting = replace_check.count_rows_early(self)
         try:
             return await self.check_and_apply(await self._process(), counting)
         finally:
             if counting is not None:
                 counting.cancel()  # a no-op once awaited; a refusal may come first
-
-    def _count_rows_early(self) -> asyncio.Task[int] | None:
-        if self.revision is None or self.revision.action != "replace":
-            return None
-        counting = asyncio.create_task(self._current_rows())
-        # Read its failure if nothing awaits it (processing or a threshold failed first).
-        counting.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return counting
-
-    async def _current_rows(self) -> int:
-        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
-        return int(float(next(iter(found[0].values())))) if found and found[0] else 0
 
     async def _process(self) -> Processed:
         assert self.source is not None
@@ -402,7 +385,7 @@ class JobRun:
                 parse_errors=await parse_error_rows(self.client, processed, self.source),
                 parse_error_count=processed.parse_error_count,
             )
-        await self._replace_guard(processed, current_rows)
+        await replace_check.check_replace(self, processed, current_rows)
         if self.dry_run:
             return await outcomes.would_apply(self, processed)
         if self.mapping.publish == "stage" and self.job.state is not JobState.APPLYING:
@@ -418,21 +401,6 @@ class JobRun:
             # before then leaves APPLYING, which follows the revision's apply job.
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
-
-    async def _replace_guard(
-        self, processed: Processed, current_rows: Awaitable[int] | None
-    ) -> None:
-        assert self.revision is not None
-        if self.revision.action != "replace":
-            return
-        current = await (current_rows or self._current_rows())
-        new_rows = processed.usable_rows
-        refusal = replace_guard(
-            current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
-        )
-        if refusal is not None:
-            reason: QuarantineReason = "empty_replace" if new_rows == 0 else "row_drop_guard"
-            raise Quarantine(reason, f"{refusal} (dataset {self.job.dataset})")
 
     async def follow(self, task_set: TaskSet) -> Job:
         """Wait for the apply job; its outcome is the job's outcome."""
