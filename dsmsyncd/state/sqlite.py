@@ -120,7 +120,7 @@ class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
         try:
             if self.path != MEMORY:
                 # A file that cannot be opened at all fails here, before the connection's
-                # thread is started, with the same message as at any later open.
+                # thread is started.
                 await asyncio.to_thread(_open_and_close, self.path)
             conn = await ThreadConnection.connect(self.path)
             if self._trace is not None:
