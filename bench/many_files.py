@@ -21,6 +21,10 @@ Measured:
   ``--idle-files`` files (100 per directory) that no mapping takes, measured once its
   first scan is over (its periodic rescans every ``poll_interval`` count).
 
+``--max-concurrent-jobs N`` runs the busy daemon with another limit (to weigh the
+default). The lanes' gaps (a dataset's next job waiting while its lane claims it) and
+the state changes recorded per job come from the state store too.
+
 ``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
 PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
 top of one. The CPU seconds per file of the daemon and of the server over the busy
@@ -145,6 +149,35 @@ def first_last(site: Site) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in rows if a is not None]
 
 
+def lane_gaps_ms(site: Site) -> dict[str, float]:
+    """Milliseconds a dataset's lane spent between one job's last event and the next
+    job's first step, where the next job was waiting already (claim, scheduler and
+    state writes between jobs): median and 90th percentile."""
+    rows = query(
+        site,
+        "SELECT j.dataset, j.discovered_at_us,"
+        " min(e.at_us) FILTER (WHERE e.state <> 'discovered'), max(e.at_us)"
+        " FROM jobs j JOIN job_events e ON e.job_id = j.id GROUP BY j.id ORDER BY j.id",
+    )
+    gaps: list[float] = []
+    last_end: dict[str, int] = {}
+    for dataset, discovered, first, end in rows:
+        before = last_end.get(dataset)
+        if before is not None and first is not None and int(discovered) <= before:
+            gaps.append((int(first) - before) / 1000)
+        last_end[dataset] = int(end)
+    if not gaps:
+        return {}
+    deciles = statistics.quantiles(gaps, n=10)
+    return {"median": round(statistics.median(gaps), 1), "p90": round(deciles[-1], 1)}
+
+
+def events_per_job(site: Site) -> float:
+    """State changes recorded per job (each one a transaction of the state store)."""
+    ((events, jobs),) = query(site, "SELECT count(*), count(DISTINCT job_id) FROM job_events")
+    return round(int(events) / max(int(jobs), 1), 2)
+
+
 def rate_by_tenth(site: Site, began_wall: float) -> list[float]:
     """Files per second in each tenth of the run (by the jobs' finish times): whether
     the rate holds as the server's catalogs grow."""
@@ -177,7 +210,7 @@ async def busy_phase(
     for index, fourfour in enumerate(fourfours):
         site.map(fourfour, match=f"d{index:03}/*.csv", skip_duplicates=False)
     site.source = {"url": f"file://{site.drop}", **DEFAULT_SOURCE}
-    site.limits.update(DEFAULT_LIMITS)
+    site.limits.update(DEFAULT_LIMITS, max_concurrent_jobs=args.max_concurrent_jobs)
     site.write_config()
     daemon = DaemonProcess(site, root / "busy-daemon.log")
     await daemon.start()
@@ -220,11 +253,13 @@ async def busy_phase(
         "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
         "median_ms_in_state": step_medians_ms(site),
+        "lane_gap_ms": lane_gaps_ms(site),
+        "events_per_job": events_per_job(site),
         # Share of the time the lanes (max_concurrent_jobs) had a job between its first
         # step and its last event; the rest is the daemon between jobs.
         "lane_busy_share": sum(b - a for a, b in first_last(site))
         / 1e6
-        / (DEFAULT_LIMITS["max_concurrent_jobs"] * elapsed),
+        / (args.max_concurrent_jobs * elapsed),
         "rows": rows,
         "rows_expected": args.datasets + args.files * ROWS_PER_FILE,
         "fds": (before[0], after[0], after_idle[0]),
@@ -309,6 +344,12 @@ def main() -> int:
     parser.add_argument("--datasets", type=int, default=100)
     parser.add_argument("--idle-files", type=int, default=100_000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--max-concurrent-jobs",
+        type=int,
+        default=DEFAULT_LIMITS["max_concurrent_jobs"],
+        help="the busy daemon's [limits] max_concurrent_jobs (default: the default, 4)",
+    )
     parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
     parser.add_argument(
         "--server-py-spy", default=None, help="record the server's busy phase into this file"

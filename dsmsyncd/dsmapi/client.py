@@ -171,7 +171,7 @@ class DsmapiClient(Transport):
         parsed = await poll(
             lambda: self.call("GET", f"{API}/source/{source.id}"),
             Source.from_envelope,
-            _processed,
+            processing_done,
             timeout_s=timeout_s,
             what=f"processing of source {source.id}",
             first=source,
@@ -287,10 +287,11 @@ def _embeds(resource: Json, *keys: str) -> bool:
     return all(key in resource for key in keys)
 
 
-def _processed(source: Source) -> bool:
+def processing_done(source: Source) -> bool:
     """Parsing failed, or the newest output schema is done with (completed or a transform
     failed) and its input schema loaded; or the source embeds too little to tell, and
-    the schemas are asked for themselves."""
+    the schemas are asked for themselves. True of a commit's answer: ``wait_for_schemas``
+    sends no poll (at most reads of the schemas a server did not embed)."""
     if source.failed_at is not None:
         return True
     latest = source.latest_output_schema()

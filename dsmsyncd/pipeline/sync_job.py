@@ -31,7 +31,6 @@ Every line logged while a job runs carries its ``job``, ``file``, ``dataset`` an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -47,9 +46,9 @@ from dsmsyncd.dsmapi import (
     Source,
     TaskSet,
 )
-from dsmsyncd.finalize.report import QuarantineReason
+from dsmsyncd.dsmapi.client import processing_done
 from dsmsyncd.observe.job_keys import bind_job, bind_revision
-from dsmsyncd.pipeline import outcomes, resume, sidecar, staging
+from dsmsyncd.pipeline import outcomes, replace_check, resume, sidecar, staging
 from dsmsyncd.pipeline.context import (
     CLEARED_IDS,
     JOB_LOGGER_NAME,
@@ -57,7 +56,7 @@ from dsmsyncd.pipeline.context import (
     PipelineContext,
     TargetAccount,
 )
-from dsmsyncd.pipeline.guards import empty_file_message, replace_guard
+from dsmsyncd.pipeline.guards import empty_file_message
 from dsmsyncd.pipeline.job_routing import job_mapping
 from dsmsyncd.pipeline.refusals import Quarantine, as_quarantine
 from dsmsyncd.pipeline.row_errors import (
@@ -133,6 +132,11 @@ class JobRun:
         self._on_progress = on_progress
         self._blob: Blob | None = None
         self.sidecar: PairedSidecar | None = None
+        # The upload's PROCESSING step, when its commit answered with processing done:
+        # written with the schemas, in one commit (``record_processed``).
+        self._uploaded: dict[str, object] = {}
+        # The file's hash, taken for ``skip_duplicates``: recorded with the first step.
+        self._hashed: str | None = None
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -242,7 +246,9 @@ class JobRun:
         duplicate = await self.ctx.store.find_published_hash(self.job.dataset, sha)
         if duplicate is None:
             if self.job.content_sha256 is None:
-                await self.to(self.job.state, content_sha256=sha)
+                # Recorded with the job's first step (``_open``), one commit fewer: a
+                # crash before it costs a second reading of the file, nothing else.
+                self._hashed = sha
             return None
         logger.info("same content as job %s: skipped", duplicate.id)
         await self.to(JobState.SKIPPED, {"duplicate_of": duplicate.id}, content_sha256=sha)
@@ -250,6 +256,8 @@ class JobRun:
 
     async def _open(self) -> None:
         fields: JobUpdate = {} if self.job.started_at else {"started_at": self.ctx.clock()}
+        if self._hashed is not None:
+            fields["content_sha256"] = self._hashed
         await self.to(JobState.OPENING, **fields)
         began = time.monotonic()
         try:
@@ -311,8 +319,14 @@ class JobRun:
         details: dict[str, object] = {"chunks": result.chunks, "bytes": result.bytes_sent}
         if resume is not None:
             details["chunks_already_acknowledged"] = result.skipped_chunks
-        await self.to(JobState.PROCESSING, details)
-        await self.ctx.store.forget_upload(self.job.id)
+        if processing_done(result.source):
+            # Only reads come before the schemas are recorded: a crash before then
+            # leaves the job UPLOADING, which resumes by reading the committed source.
+            self._uploaded = details
+        else:
+            await self.to(JobState.PROCESSING, details)
+        if result.journaled or resume is not None:
+            await self.ctx.store.forget_upload(self.job.id)
         self.ctx.metrics.phase("upload", time.monotonic() - began)
 
     async def upload_committed(self, source: Source) -> None:
@@ -321,29 +335,14 @@ class JobRun:
         await self.ctx.store.forget_upload(self.job.id)
 
     async def process_and_apply(self) -> Job:
-        """Wait for processing, then ``check_and_apply``. A replace's guard needs the
-        dataset's row count, which the upload does not change: it is asked while the
-        server processes the file, so it costs no round trip of its own (issue 9).
-        Jobs of one dataset run one at a time, so no job of ours changes that count
-        in between."""
-        counting = self._count_rows_early()
+        """Wait for processing, then ``check_and_apply``; a replace's row count is asked
+        meanwhile (``replace_check``)."""
+        counting = replace_check.count_rows_early(self)
         try:
             return await self.check_and_apply(await self._process(), counting)
         finally:
             if counting is not None:
                 counting.cancel()  # a no-op once awaited; a refusal may come first
-
-    def _count_rows_early(self) -> asyncio.Task[int] | None:
-        if self.revision is None or self.revision.action != "replace":
-            return None
-        counting = asyncio.create_task(self._current_rows())
-        # Read its failure if nothing awaits it (processing or a threshold failed first).
-        counting.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return counting
-
-    async def _current_rows(self) -> int:
-        found = await self.client.read_rows(self.job.dataset, {"$select": "count(*)"})
-        return int(float(next(iter(found[0].values())))) if found and found[0] else 0
 
     async def _process(self) -> Processed:
         assert self.source is not None
@@ -355,9 +354,11 @@ class JobRun:
 
     async def record_processed(self, processed: Processed) -> None:
         """Write the output schema and the rows in error (parse and data errors, summed)."""
+        uploaded, self._uploaded = self._uploaded, {}
         await self.to(
             JobState.PROCESSING,
             {
+                **uploaded,
                 "total_rows": processed.schema.total_rows,
                 "parse_error_count": processed.parse_error_count,
                 "data_error_count": processed.schema.error_count,
@@ -384,7 +385,7 @@ class JobRun:
                 parse_errors=await parse_error_rows(self.client, processed, self.source),
                 parse_error_count=processed.parse_error_count,
             )
-        await self._replace_guard(processed, current_rows)
+        await replace_check.check_replace(self, processed, current_rows)
         if self.dry_run:
             return await outcomes.would_apply(self, processed)
         if self.mapping.publish == "stage" and self.job.state is not JobState.APPLYING:
@@ -395,24 +396,11 @@ class JobRun:
             task_set = await self.client.apply(self.revision, schema.id)
         except OutcomeUnknown as unknown:
             task_set = await resume.apply_outcome(self, unknown)
-        if task_set.id is not None:
+        if task_set.id is not None and not task_set.is_terminal:
+            # An apply answered done is recorded with its outcome (``follow``): a crash
+            # before then leaves APPLYING, which follows the revision's apply job.
             await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
         return await self.follow(task_set)
-
-    async def _replace_guard(
-        self, processed: Processed, current_rows: Awaitable[int] | None
-    ) -> None:
-        assert self.revision is not None
-        if self.revision.action != "replace":
-            return
-        current = await (current_rows or self._current_rows())
-        new_rows = processed.usable_rows
-        refusal = replace_guard(
-            current, new_rows, self.mapping.max_row_drop, self.mapping.allow_empty_replace
-        )
-        if refusal is not None:
-            reason: QuarantineReason = "empty_replace" if new_rows == 0 else "row_drop_guard"
-            raise Quarantine(reason, f"{refusal} (dataset {self.job.dataset})")
 
     async def follow(self, task_set: TaskSet) -> Job:
         """Wait for the apply job; its outcome is the job's outcome."""
@@ -421,12 +409,15 @@ class JobRun:
         final = await self.client.wait_for_task_set(self.revision, task_set)
         self.ctx.metrics.phase("apply", time.monotonic() - began)
         counts = outcomes.applied_row_counts(final.log)
+        fields: JobUpdate = {} if final.id is None else {"task_set_id": int(final.id)}
         if final.status == "successful":
             details = {"task_set_status": final.status, **counts}
-            await self.to(JobState.PUBLISHED, details, error=None)
+            fields["error"] = None
+            await self.to(JobState.PUBLISHED, details, **fields)
             return await outcomes.succeeded(self, "published")
         if final.status == "submitted_for_approval":
-            await self.to(JobState.AWAITING_APPROVAL, {"task_set_status": final.status})
+            details = {"task_set_status": final.status}
+            await self.to(JobState.AWAITING_APPROVAL, details, **fields)
             return await outcomes.succeeded(self, "awaiting_approval")
         message = next(
             (

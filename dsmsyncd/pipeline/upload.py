@@ -52,6 +52,8 @@ class UploadResult:
     source: Source
     # Chunks a resumed upload did not send again (the server had acknowledged them).
     skipped_chunks: int = 0
+    # The journal was told of this upload (``journal_for``): it has a record to forget.
+    journaled: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,17 @@ async def connections_warmed(client: DsmapiClient, size: int) -> AsyncIterator[N
     await warming  # done by now: its handshakes take less than the block's requests
 
 
+def journal_for(
+    journal: UploadJournal | None, chunks: int, resume: ResumePoint | None
+) -> UploadJournal | None:
+    """The journal an upload of ``chunks`` chunks reports to: none for a fresh upload
+    of one chunk. Its record would cost two commits of the state store (the plan, the
+    chunk), each synced to disk, to save resending one chunk after a crash, which a
+    resumed upload without a record does (``upload_resume.examine``); a small file is
+    one chunk, and two of a small file's thirteen commits were these (issue 9)."""
+    return journal if chunks > 1 or resume is not None else None
+
+
 def plan_chunks(size: int, chunk_size: int) -> list[tuple[int, int, int]]:
     """(seq_num, byte_offset, length) for every chunk; an empty file has none."""
     if chunk_size <= 0:
@@ -140,10 +153,11 @@ async def upload_blob(
         chunk_size = resume.chunk_size  # the recorded chunks were cut so: cut alike
     else:
         chunk_size = min(prefs.chunk_size, max_chunk_size or prefs.chunk_size)
-        if journal is not None:
-            await journal.planned(chunk_size)
-    parallelism = max(1, min(prefs.parallelism, max_parallelism or prefs.parallelism))
     chunks = plan_chunks(blob.size, chunk_size)
+    journal = journal_for(journal, len(chunks), resume)
+    if journal is not None and (resume is None or resume.chunk_size is None):
+        await journal.planned(chunk_size)
+    parallelism = max(1, min(prefs.parallelism, max_parallelism or prefs.parallelism))
     done = resume.done if resume is not None else frozenset()
     to_send = [chunk for chunk in chunks if chunk[0] not in done]
     pending = iter(to_send)
@@ -186,6 +200,7 @@ async def upload_blob(
         bytes_sent=sent,
         source=committed,
         skipped_chunks=len(chunks) - len(to_send),
+        journaled=journal is not None,
     )
 
 

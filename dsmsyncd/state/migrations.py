@@ -7,9 +7,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-import aiosqlite
-
 from dsmsyncd.state import sqlite_codec as codec
+from dsmsyncd.state.sqlite_thread import InThread
 from dsmsyncd.state.store import SchemaTooNew
 
 logger = logging.getLogger("dsmsyncd.state.migrations")
@@ -117,7 +116,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-async def migrate(conn: aiosqlite.Connection, path: str, clock: Callable[[], datetime]) -> None:
+async def migrate(conn: InThread, path: str, clock: Callable[[], datetime]) -> None:
     """Bring the database at ``path`` to ``SCHEMA_VERSION`` in one transaction;
     ``SchemaTooNew`` if a newer dsmsyncd wrote it (nothing is changed then)."""
     await conn.execute("BEGIN IMMEDIATE")

@@ -12,10 +12,10 @@ the transaction still commits (or rolls back) whole, and ``close()`` waits for i
 A caller cancelled during a write therefore cannot know which it was; it re-reads
 the job before acting, which is what restart recovery does anyway.
 
-One connection serves all coroutines, behind one lock: transactions on a shared
-connection would otherwise interleave, and a reader could see another coroutine's
-uncommitted step. How values map to columns (times as microseconds, JSON details)
-is ``sqlite_codec``'s job.
+One connection serves all coroutines, on a thread of its own (``sqlite_thread.py``),
+and each transaction runs there whole in one trip: transactions cannot interleave,
+and a reader never sees another coroutine's uncommitted step. How values map to
+columns (times as microseconds, JSON details) is ``sqlite_codec``'s job.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 from typing import Self, TypeVar, Unpack
-
-import aiosqlite
 
 from dsmsyncd.config.state_url import MEMORY
 from dsmsyncd.state import sqlite_codec as codec
@@ -54,6 +52,7 @@ from dsmsyncd.state.model import (
     utc_now,
 )
 from dsmsyncd.state.shielded import ShieldedWrites
+from dsmsyncd.state.sqlite_thread import InThread, ThreadConnection
 from dsmsyncd.state.store import (
     StaleTransition,
     StateStoreError,
@@ -67,7 +66,7 @@ Clock = Callable[[], datetime]
 Trace = Callable[[str], None]
 
 
-class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
+class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
     """StateStore on one SQLite file (or ``:memory:`` for tests).
 
     ``clock`` stamps discovered/updated/event times; ``trace`` receives every SQL
@@ -93,8 +92,7 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
         self._clock = clock
         self._trace = trace
         self._status = StoreStatus.UNOPENED
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._conn: ThreadConnection | None = None
         self._writes = ShieldedWrites()
 
     def __repr__(self) -> str:
@@ -118,23 +116,20 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if self._file_lock is not None:
             self._file_lock.acquire()  # before the first byte is read: a second daemon stops here
-        conn: aiosqlite.Connection | None = None
+        conn: ThreadConnection | None = None
         try:
             if self.path != MEMORY:
-                # A file that cannot be opened at all fails here, in a thread that is waited
-                # for. Failing in aiosqlite's connect instead leaves its worker thread to
-                # stop on its own, and that thread then reports to an event loop that
-                # ``run`` may have closed already: a traceback after a clean exit 3.
+                # A file that cannot be opened at all fails here, before the connection's
+                # thread is started.
                 await asyncio.to_thread(_open_and_close, self.path)
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
-            conn.row_factory = aiosqlite.Row
+            conn = await ThreadConnection.connect(self.path)
             if self._trace is not None:
                 await conn.set_trace_callback(self._trace)
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=10000")
-            await migrate(conn, self.path, self._clock)
+            await conn.run(lambda c: migrate(c, self.path, self._clock))
         except BaseException as exc:
             if conn is not None:
                 await conn.close()
@@ -162,34 +157,19 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
 
     # -- plumbing --------------------------------------------------------------------
 
-    def _require_open(self) -> aiosqlite.Connection:
+    def _require_open(self) -> ThreadConnection:
         if self._status is not StoreStatus.OPENED or self._conn is None:
             raise StateStoreError(f"{self!r} is not open: use it as `async with store:`")
         return self._conn
 
     async def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        return await self._require_open().execute_fetchall(sql, params)
+
+    async def _write(self, work: Callable[[InThread], Awaitable[T]]) -> T:
         conn = self._require_open()
-        async with self._lock:
-            return list(await conn.execute_fetchall(sql, tuple(params)))
+        return await self._writes.run(conn.run(lambda c: _transaction(c, work)))
 
-    async def _write(self, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        return await self._writes.run(self._transaction(self._require_open(), work))
-
-    async def _transaction(
-        self, conn: aiosqlite.Connection, work: Callable[[aiosqlite.Connection], Awaitable[T]]
-    ) -> T:
-        async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = await work(conn)
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
-            return result
-
-    async def _fetch(self, conn: aiosqlite.Connection, job_id: int) -> Job:
+    async def _fetch(self, conn: InThread, job_id: int) -> Job:
         rows = await conn.execute_fetchall(
             f"SELECT {codec.JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
         )
@@ -208,12 +188,12 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
     async def add_jobs(self, jobs: Sequence[NewJob]) -> list[Job | None]:
         now = codec.to_us(self._clock())
 
-        async def work(conn: aiosqlite.Connection) -> list[Job | None]:
+        async def work(conn: InThread) -> list[Job | None]:
             return [await self._insert_job(conn, new, now) for new in jobs]
 
         return await self._write(work) if jobs else []
 
-    async def _insert_job(self, conn: aiosqlite.Connection, new: NewJob, now: int) -> Job | None:
+    async def _insert_job(self, conn: InThread, new: NewJob, now: int) -> Job | None:
         cursor = await conn.execute(
             "INSERT INTO jobs (source, relative_path, identity, content_sha256, size,"
             " mtime_us, dataset, mapping_index, state, discovered_at_us, updated_at_us,"
@@ -227,7 +207,6 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
             ),
         )
         inserted, job_id = cursor.rowcount, cursor.lastrowid
-        await cursor.close()
         if inserted == 0 or job_id is None:
             return None
         details = {
@@ -261,7 +240,7 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
         }
         event_details = {**values, **(details or {})}
 
-        async def work(conn: aiosqlite.Connection) -> Job:
+        async def work(conn: InThread) -> Job:
             rows = await conn.execute_fetchall("SELECT state FROM jobs WHERE id = ?", (job_id,))
             actual = next((JobState(row[0]) for row in rows), None)
             if actual is None:
@@ -291,11 +270,12 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
     # -- reads -----------------------------------------------------------------------
 
     async def upload_progress(self, job_id: int) -> UploadProgress | None:
-        conn = self._require_open()
-        async with self._lock:  # one read of both tables: no write lands in between
-            plans = await conn.execute_fetchall(uploads.PLAN_SQL, (job_id,))
-            chunks = await conn.execute_fetchall(uploads.CHUNKS_SQL, (job_id,))
-        return uploads.progress(plans, chunks)
+        def read(raw: sqlite3.Connection) -> UploadProgress | None:
+            # One trip, so one read of both tables: no write lands in between.
+            plans = raw.execute(uploads.PLAN_SQL, (job_id,)).fetchall()
+            return uploads.progress(plans, raw.execute(uploads.CHUNKS_SQL, (job_id,)).fetchall())
+
+        return await self._require_open().call(read)
 
     async def get_job(self, job_id: int) -> Job:
         jobs = await self._jobs("id = ?", (job_id,))
@@ -382,8 +362,21 @@ class SqliteStateStore(AddOneJob, LaneMethods[aiosqlite.Connection]):
         await self._read("SELECT 1")
 
 
+async def _transaction(conn: InThread, work: Callable[[InThread], Awaitable[T]]) -> T:
+    """``work`` in one ``BEGIN IMMEDIATE`` … ``COMMIT``, on the connection's thread."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = await work(conn)
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    return result
+
+
 async def _append_event(
-    conn: aiosqlite.Connection,
+    conn: InThread,
     job_id: int,
     at_us: int,
     state: JobState,

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from dsmsyncd.state import sqlite_codec as codec
 from dsmsyncd.state.lanes import ClusterView, LaneClaim, LaneLease, ReplicaRecord, claim_step
 from dsmsyncd.state.migrations import LANE_ORDER, LANE_SQL
 from dsmsyncd.state.model import Job
 from dsmsyncd.state.sqlite_codec import from_us, to_us
+from dsmsyncd.state.sqlite_thread import InThread
 from dsmsyncd.state.store import LaneLost
 
 
-async def join(
-    conn: aiosqlite.Connection, me: str, host: str, pid: int, version: str, now: datetime
-) -> None:
+async def join(conn: InThread, me: str, host: str, pid: int, version: str, now: datetime) -> None:
     """Record the daemon; every lease in the file ends now, since the file's lock says no
     other daemon lives: the lanes they held are finished first."""
     at = to_us(now)
@@ -38,7 +35,7 @@ async def join(
     await conn.execute("UPDATE lane_leases SET expires_at_us = ? WHERE expires_at_us > ?", (at, at))
 
 
-async def leave(conn: aiosqlite.Connection, me: str, now: datetime, forget_after: datetime) -> None:
+async def leave(conn: InThread, me: str, now: datetime, forget_after: datetime) -> None:
     at = to_us(now)
     await conn.execute(
         "UPDATE lane_leases SET expires_at_us = ? WHERE replica = ? AND expires_at_us > ?",
@@ -50,7 +47,7 @@ async def leave(conn: aiosqlite.Connection, me: str, now: datetime, forget_after
 
 
 async def claim(
-    conn: aiosqlite.Connection, dataset: str, me: str, held: bool, now: datetime, until: datetime
+    conn: InThread, dataset: str, me: str, held: bool, now: datetime, until: datetime
 ) -> LaneClaim | None:
     rows = list(
         await conn.execute_fetchall(
@@ -83,7 +80,7 @@ async def claim(
     return LaneClaim(dataset, taken_from=holder)
 
 
-async def check_held(conn: aiosqlite.Connection, dataset: str, me: str, now: datetime) -> None:
+async def check_held(conn: InThread, dataset: str, me: str, now: datetime) -> None:
     rows = list(
         await conn.execute_fetchall(
             "SELECT replica, expires_at_us FROM lane_leases WHERE dataset = ?", (dataset,)
@@ -94,7 +91,7 @@ async def check_held(conn: aiosqlite.Connection, dataset: str, me: str, now: dat
         raise LaneLost(dataset, None if holder == me else holder)
 
 
-async def heads(conn: aiosqlite.Connection, dataset: str) -> list[Job]:
+async def heads(conn: InThread, dataset: str) -> list[Job]:
     rows = await conn.execute_fetchall(
         f"SELECT {codec.JOB_COLUMNS} FROM jobs WHERE dataset = ? AND {LANE_SQL}"
         f" ORDER BY {LANE_ORDER} LIMIT 2",
@@ -103,16 +100,16 @@ async def heads(conn: aiosqlite.Connection, dataset: str) -> list[Job]:
     return [codec.job(row) for row in rows]
 
 
-async def lock_head(conn: aiosqlite.Connection, job_id: int) -> bool:
+async def lock_head(conn: InThread, job_id: int) -> bool:
     """Nothing to skip: ``BEGIN IMMEDIATE`` already excludes every other writer."""
     return True
 
 
-async def name_job(conn: aiosqlite.Connection, dataset: str, job_id: int | None) -> None:
+async def name_job(conn: InThread, dataset: str, job_id: int | None) -> None:
     await conn.execute("UPDATE lane_leases SET job_id = ? WHERE dataset = ?", (job_id, dataset))
 
 
-async def fence(conn: aiosqlite.Connection, job_id: int, me: str, now: datetime) -> None:
+async def fence(conn: InThread, job_id: int, me: str, now: datetime) -> None:
     rows = list(
         await conn.execute_fetchall(
             "SELECT dataset, replica FROM lane_leases"
@@ -124,9 +121,7 @@ async def fence(conn: aiosqlite.Connection, job_id: int, me: str, now: datetime)
         raise LaneLost(str(rows[0][0]), str(rows[0][1]), job_id)
 
 
-async def release(
-    conn: aiosqlite.Connection, dataset: str, me: str, finished: bool, now: datetime
-) -> None:
+async def release(conn: InThread, dataset: str, me: str, finished: bool, now: datetime) -> None:
     if finished:
         await conn.execute(
             "DELETE FROM lane_leases WHERE dataset = ? AND replica = ?", (dataset, me)
@@ -138,7 +133,7 @@ async def release(
         )
 
 
-async def renew(conn: aiosqlite.Connection, me: str, now: datetime, until: datetime) -> set[str]:
+async def renew(conn: InThread, me: str, now: datetime, until: datetime) -> set[str]:
     at = to_us(now)
     await conn.execute("UPDATE replicas SET seen_at_us = ? WHERE name = ?", (at, me))
     rows = await conn.execute_fetchall(
@@ -149,7 +144,7 @@ async def renew(conn: aiosqlite.Connection, me: str, now: datetime, until: datet
     return {str(row[0]) for row in rows}
 
 
-async def orphans(conn: aiosqlite.Connection, now: datetime) -> list[str]:
+async def orphans(conn: InThread, now: datetime) -> list[str]:
     rows = await conn.execute_fetchall(
         "SELECT dataset FROM lane_leases WHERE expires_at_us <= ? ORDER BY expires_at_us",
         (to_us(now),),
@@ -157,7 +152,7 @@ async def orphans(conn: aiosqlite.Connection, now: datetime) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-async def cluster(conn: aiosqlite.Connection) -> ClusterView:
+async def cluster(conn: InThread) -> ClusterView:
     replicas = await conn.execute_fetchall(
         "SELECT name, host, pid, version, started_at_us, seen_at_us FROM replicas ORDER BY name"
     )

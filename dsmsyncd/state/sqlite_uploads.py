@@ -11,12 +11,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-import aiosqlite
-
 from dsmsyncd.state.model import ChunkRecord, UploadPlan, UploadProgress
+from dsmsyncd.state.sqlite_thread import InThread
 
 
-async def begin(conn: aiosqlite.Connection, job_id: int, plan: UploadPlan) -> None:
+async def begin(conn: InThread, job_id: int, plan: UploadPlan) -> None:
     await forget(conn, job_id)
     await conn.execute(
         "INSERT INTO job_uploads (job_id, source_id, identity, size, chunk_size)"
@@ -25,9 +24,7 @@ async def begin(conn: aiosqlite.Connection, job_id: int, plan: UploadPlan) -> No
     )
 
 
-async def record(
-    conn: aiosqlite.Connection, job_id: int, source_id: int, chunk: ChunkRecord
-) -> None:
+async def record(conn: InThread, job_id: int, source_id: int, chunk: ChunkRecord) -> None:
     # The WHERE EXISTS is the guard of StateStore.record_chunk: a chunk of an upload
     # that was started over (another source) is not written.
     await conn.execute(
@@ -38,7 +35,7 @@ async def record(
     )
 
 
-async def forget(conn: aiosqlite.Connection, job_id: int) -> None:
+async def forget(conn: InThread, job_id: int) -> None:
     await conn.execute("DELETE FROM job_uploads WHERE job_id = ?", (job_id,))
 
 

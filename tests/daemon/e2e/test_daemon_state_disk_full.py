@@ -13,6 +13,7 @@ published, exactly once, with no restart.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 import aiohttp
@@ -32,12 +33,14 @@ async def cap_pages(store: SqliteStateStore, pages: int | None) -> int:
     """Cap the database at ``pages`` (None: its current size); the cap in force."""
     conn = store._conn  # the seam: the daemon's own connection
     assert conn is not None
-    async with store._lock:  # between the store's transactions
-        if pages is None:
-            rows = await conn.execute_fetchall("PRAGMA page_count")
-            pages = int(next(iter(rows))[0])
-        rows = await conn.execute_fetchall(f"PRAGMA max_page_count = {int(pages)}")
-        return int(next(iter(rows))[0])
+
+    def cap(raw: sqlite3.Connection) -> int:  # one trip: between the store's transactions
+        cap = pages
+        if cap is None:
+            cap = int(raw.execute("PRAGMA page_count").fetchone()[0])
+        return int(raw.execute(f"PRAGMA max_page_count = {int(cap)}").fetchone()[0])
+
+    return await conn.call(cap)
 
 
 async def readiness(admin: str, http: aiohttp.ClientSession) -> tuple[int, dict[str, Any]]:

@@ -166,7 +166,9 @@ async def test_a_big_push_opens_its_chunk_connections_while_the_revision_opens(
     assert proxy.chunk_requests == Counter(range(GUESSED_PARALLELISM))
     assert shapes(proxy, ff) == UPDATE
     # Every connection the chunks take was open before ``initiate`` went out (without
-    # warming, the chunk workers open them after its answer), and none more after.
+    # warming, the chunk workers open them after its answer), and none more after. The
+    # revision's requests race the warming for a pooled connection: when they go first
+    # they open one of their own, a spare at most (one handshake, off the job's path).
     initiate = next(i for i, line in enumerate(proxy.requests) if line.endswith("/initiate"))
-    assert proxy.connections_at[initiate] == GUESSED_PARALLELISM
-    assert proxy.connections == GUESSED_PARALLELISM
+    assert proxy.connections_at[initiate] in (GUESSED_PARALLELISM, GUESSED_PARALLELISM + 1)
+    assert proxy.connections == proxy.connections_at[initiate]
