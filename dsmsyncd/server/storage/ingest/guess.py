@@ -14,6 +14,10 @@ for each column every type that a cell there already refuses. That cell is in th
 whole sample too, so the type could not have won: the second scan counts over the whole
 sample only the tests still standing, and the guesses are the ones counting everything
 would give.
+
+A table no longer than the probe (a small file) is read once into Python instead, and
+each test is answered there where Python is sure to answer as the SQL does (see
+``_VERDICTS``); only what stays unsure is counted in SQL, the same way.
 """
 
 from __future__ import annotations
