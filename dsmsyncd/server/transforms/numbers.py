@@ -45,6 +45,7 @@ _LIMIT = decimal.Decimal(10) ** NUMBER_INTEGER_DIGITS
 _QUANTUM = decimal.Decimal(1).scaleb(-NUMBER_SCALE)
 # A text this short without an exponent cannot have more than NUMBER_SCALE decimals.
 _SHORT_TEXT = NUMBER_SCALE + 1
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
 _DECIMAL_LITERAL = re.compile(r"[0-9]*\.?[0-9]*(?:[eE][-+]?[0-9]+)?")
 
 
@@ -81,6 +82,19 @@ def text_fits_sql(x: str) -> str:
         f"(CASE WHEN {value} IS NULL THEN FALSE "
         f"WHEN length({x}) <= {_SHORT_TEXT} AND NOT ({x} ILIKE '%e%') THEN TRUE "
         f"ELSE {_decimals_sql(x)} <= {NUMBER_SCALE} END)"
+    )
+
+
+def text_surely_fits(text: str) -> bool:
+    """Whether ``text_fits_sql`` is sure to be true for ``text``, without asking DuckDB.
+
+    True only for plain decimals (``-12``, ``3.25``) no longer than ``_SHORT_TEXT``:
+    their integer part has fewer digits than the range allows, their fraction fewer
+    than the scale, so the cast succeeds and the length test answers. False means
+    "not sure", never "does not fit".
+    """
+    return len(text) <= min(_SHORT_TEXT, NUMBER_INTEGER_DIGITS) and bool(
+        _PLAIN_DECIMAL.fullmatch(text)
     )
 
 

@@ -14,10 +14,16 @@ for each column every type that a cell there already refuses. That cell is in th
 whole sample too, so the type could not have won: the second scan counts over the whole
 sample only the tests still standing, and the guesses are the ones counting everything
 would give.
+
+A table no longer than the probe (a small file) is read once into Python instead, and
+each test is answered there where Python is sure to answer as the SQL does (see
+``_VERDICTS``); only what stays unsure is counted in SQL, the same way.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Callable, Sequence
 
 import duckdb
@@ -60,6 +66,42 @@ _TESTS: dict[SoqlType, Callable[[str], str]] = {
 Candidates = Sequence[SoqlType]
 
 
+class _Verdict(enum.Enum):
+    FITS = "fits"
+    REFUSED = "refused"
+    UNSURE = "unsure"
+
+
+# The same tests in Python, for a cell where they are sure to answer as the SQL does.
+# On ASCII text without line breaks, Python's ``\s`` and ``$`` match everything RE2's
+# do and more (``\v``; before a final newline), so a pattern Python does not match
+# RE2 does not either: a refusal is sure, a match is not. A cell with a line break
+# or beyond ASCII (case folding, Unicode classes, multi-line anchors) is left unsure.
+_NUMBER_START_PY = re.compile(_NUMBER_START)
+_DATE_PY = re.compile(_DATE_RE)
+_POINT_PY = re.compile(_POINT_RE)
+
+
+def _refused_unless(pattern: re.Pattern[str]) -> Callable[[str], _Verdict]:
+    return lambda cell: _Verdict.UNSURE if pattern.search(cell) else _Verdict.REFUSED
+
+
+def _number_verdict(cell: str) -> _Verdict:
+    if not _NUMBER_START_PY.search(cell):
+        return _Verdict.REFUSED
+    return _Verdict.FITS if numbers.text_surely_fits(cell) else _Verdict.UNSURE
+
+
+_VERDICTS: dict[SoqlType, Callable[[str], _Verdict]] = {
+    SoqlType.CHECKBOX: lambda c: (
+        _Verdict.FITS if c.lower() in ("true", "false") else _Verdict.REFUSED
+    ),
+    SoqlType.NUMBER: _number_verdict,
+    SoqlType.CALENDAR_DATE: _refused_unless(_DATE_PY),
+    SoqlType.POINT: _refused_unless(_POINT_PY),
+}
+
+
 def guess_types(
     cur: duckdb.DuckDBPyConnection, table: str, width: int, *, rows: int | None = None
 ) -> list[SoqlType]:
@@ -76,7 +118,7 @@ def guess_types(
         and rows <= min(GUESS_PROBE_ROWS, GUESS_SAMPLE_ROWS)
         and width <= GUESS_BATCH
     ):
-        return _chosen(_fitting(cur, qtable(table), every))
+        return _guess_small(cur, qtable(table), width)
     if width <= GUESS_BATCH:
         return _guess(cur, sample, every)
     # A wide file's sample is read once into a temporary table for its batches.
@@ -86,6 +128,53 @@ def guess_types(
         return _guess(cur, copy, every)
     finally:
         cur.execute(f"DROP TABLE IF EXISTS {copy}")
+
+
+def _guess_small(cur: duckdb.DuckDBPyConnection, table: str, width: int) -> list[SoqlType]:
+    """A table no longer than the probe: its cells read once, judged in Python where
+    the answer is sure, and only the columns left unsure counted in SQL.
+
+    A small file's guess was one DuckDB scan of every test's regexes and casts (2.2 ms
+    for 70 rows of two columns, issue 9); its columns of names or plain numbers are
+    decided here without one. A type a cell refuses is dropped before the count, as
+    the probe drops it; the first type still standing wins when every cell fits it.
+    """
+    names = ", ".join(f"c{i}" for i in range(width))
+    rows = cur.execute(f"SELECT {names} FROM {table}").fetchall()
+    decided: list[SoqlType | None] = []
+    standing: list[Candidates] = []
+    for column in zip(*rows, strict=True) if rows else [()] * width:
+        kinds = _judged(column)
+        decided.append(kinds if isinstance(kinds, SoqlType) else None)
+        standing.append(kinds if not isinstance(kinds, SoqlType) else [])
+    if not any(standing):
+        return [kind or SoqlType.TEXT for kind in decided]
+    counted = _chosen(_fitting(cur, table, standing))
+    return [kind or counted[i] for i, kind in enumerate(decided)]
+
+
+def _judged(column: Sequence[object]) -> SoqlType | list[SoqlType]:
+    """A column's type if Python is sure of it, else the types still standing."""
+    filled = [cell for cell in column if cell != "" and cell is not None]
+    if not filled:
+        return SoqlType.TEXT
+    if not all(
+        isinstance(c, str) and c.isascii() and "\n" not in c and "\r" not in c for c in filled
+    ):
+        return list(_TESTS)
+    cells = [str(c) for c in filled]
+    standing: list[SoqlType] = []
+    for kind, verdict in _VERDICTS.items():
+        verdicts = {verdict(cell) for cell in cells}
+        if _Verdict.REFUSED in verdicts:
+            continue
+        if verdicts == {_Verdict.FITS}:
+            if not standing:
+                return kind  # every type before it refused
+            standing.append(kind)  # it wins unless one before it fits: no later one can
+            break
+        standing.append(kind)
+    return standing or SoqlType.TEXT
 
 
 def _guess(cur: duckdb.DuckDBPyConnection, sample: str, every: list[Candidates]) -> list[SoqlType]:
