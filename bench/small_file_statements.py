@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import re
 import sys
 import tempfile
@@ -85,10 +84,7 @@ async def one_file(store: RowStore, root: Path, n: int, datasets: int, row_error
         for c in parsed.columns
     ]
     TimedCursor.phase = "output schema"
-    sized = {"input_rows": parsed.total_rows}  # a small output is a table since i9d
-    if "input_rows" not in inspect.signature(store.materialize).parameters:
-        sized = {}
-    stats = await store.materialize(table, f"out_{n}", plans, **sized)
+    stats = await store.materialize(table, f"out_{n}", plans)
     TimedCursor.phase = "apply"
     applied = [AppliedColumn(p.field_name, p.compiled.output_type, i) for i, p in enumerate(plans)]
     target = ApplyTarget(f"ds_{n % datasets}", f"out_{n}", n, n, error_rows=stats.error_rows)

@@ -59,9 +59,7 @@ async def materialize(state: ServerState, doc: Doc, planned: list[PlannedColumn]
     osid = int(doc["id"])
     plans = [OutputColumnPlan(p.spec.field_name, p.compiled) for p in planned]
     try:
-        stats = await state.rows.materialize(
-            doc["_input_table"], doc["_table"], plans, doc.get("_input_rows")
-        )
+        stats = await state.rows.materialize(doc["_input_table"], doc["_table"], plans)
     except Exception as exc:
         logger.exception("materialising output schema %s failed", osid)
         _finish_output_schema(meta, osid, None, f"internal error while transforming: {exc}")

@@ -232,7 +232,6 @@ def new_output_schema(
         "_table": f"out_{osid}",
         "_source_id": input_schema["_source_id"],
         "_input_table": input_schema["_table"],
-        "_input_rows": input_schema.get("total_rows"),
     }
     meta.put(Kind.OUTPUT_SCHEMA, osid, doc, parent=input_schema["id"])
     for col in columns:

@@ -79,74 +79,31 @@ class InputRef:
     columns: Mapping[str, str]  # input field name → physical column (e.g. "c0")
 
 
-# An output of at most this many cells (input rows times output columns) is written out as a
-# table; a larger one stays a view (see ``materialize``).
-TABLE_MAX_CELLS = 100_000
-
-
 def materialize(
     cur: duckdb.DuckDBPyConnection,
     input_table: str,
     output_table: str,
     columns: Sequence[OutputColumnPlan],
-    input_rows: int | None = None,
 ) -> OutputStats:
     """Define the output schema's cells over its input table, and count its errors.
 
-    A large output is a VIEW, not a copy: every transform is vectorised SQL, so
-    evaluating it again where it is read (a page, an export, the apply) costs less than
-    writing 1M rows twice (measured in bench/RESULTS.md). A small one (``input_rows``
-    known, at most ``TABLE_MAX_CELLS`` cells) is a TABLE: DuckDB then binds the
-    transforms' SQL once instead of at every read (the counts here, the apply), which
-    is most of a small file's output cost. Expressions that are not deterministic
-    (``random_*``) are written out once whatever the size, so that every read agrees.
+    The output is a VIEW, not a copy: every transform is vectorised SQL, so evaluating
+    it again where it is read (a page, an export, the apply) costs less than writing
+    1M rows twice (measured in bench/RESULTS.md). Expressions that are not
+    deterministic (``random_*``) are written out once, so that every read agrees.
     """
-    volatile = any(_volatile(c.compiled.parsed_expr) for c in columns)
-    small = input_rows is not None and input_rows * max(len(columns), 1) <= TABLE_MAX_CELLS
+    out = qtable(output_table)
+    kind = "TABLE" if any(_volatile(c.compiled.parsed_expr) for c in columns) else "VIEW"
     drop_relation_sql(cur, output_table)
-    select = _cells_select(input_table, columns)
-    if volatile:
-        _create(cur, "TABLE", output_table, select)
-    elif not small or not _created_table(cur, output_table, select):
-        _create(cur, "VIEW", output_table, select)
-    return _stats(cur, output_table, len(columns))
-
-
-def _cells_select(input_table: str, columns: Sequence[OutputColumnPlan]) -> str:
     cells = "".join(
         f", CAST(({c.compiled.value_sql}) AS {duckdb_type(c.compiled.output_type)}) AS v{i}"
         f", CAST(({c.compiled.error_sql}) AS VARCHAR) AS e{i}"
         for i, c in enumerate(columns)
     )
-    return f"SELECT __offset{cells} FROM {qtable(input_table)}"
-
-
-def _create(cur: duckdb.DuckDBPyConnection, kind: str, output_table: str, select: str) -> None:
-    cur.execute(f"CREATE {kind} {qtable(output_table)} AS {select}")
-
-
-def _created_table(cur: duckdb.DuckDBPyConnection, output_table: str, select: str) -> bool:
-    """Write a small output out as a table; False when a value raises on the way.
-
-    A table computes every value, a view only what is read, so a value that raises
-    (a transform's SQL is meant never to, but a cell may find a way) would fail the
-    table where the view reports its error cells and fails only the reads of that
-    value. The caller then makes the view, so such an output behaves as it always did.
-    A cancelled statement is not such a failure: it goes up.
-    """
-    try:
-        _create(cur, "TABLE", output_table, select)
-    except duckdb.InterruptException:
-        raise
-    except duckdb.Error:
-        return False
-    return True
-
-
-def _stats(cur: duckdb.DuckDBPyConnection, output_table: str, width: int) -> OutputStats:
-    counts = [f"count(e{i})" for i in range(width)]
-    select = ", ".join(["count(*)", f"count(*) FILTER (WHERE {any_error(width)})", *counts])
-    row = cur.execute(f"SELECT {select} FROM {qtable(output_table)}").fetchone()
+    cur.execute(f"CREATE {kind} {out} AS SELECT __offset{cells} FROM {qtable(input_table)}")
+    counts = [f"count(e{i})" for i in range(len(columns))]
+    select = ", ".join(["count(*)", f"count(*) FILTER (WHERE {any_error(len(columns))})", *counts])
+    row = cur.execute(f"SELECT {select} FROM {out}").fetchone()
     assert row is not None
     return OutputStats(
         total_rows=int(row[0]), error_rows=int(row[1]), column_error_counts=list(row[2:])

@@ -168,15 +168,10 @@ class RowStore:
         return await self._read(_ingest.read_row_errors, table, offset, limit)
 
     async def materialize(
-        self,
-        input_table: str,
-        output_table: str,
-        columns: Sequence[OutputColumnPlan],
-        input_rows: int | None = None,
+        self, input_table: str, output_table: str, columns: Sequence[OutputColumnPlan]
     ) -> OutputStats:
-        """Evaluate an output schema over an input table (of ``input_rows`` rows if
-        known) into ``output_table``."""
-        return await self._run(_output.materialize, input_table, output_table, columns, input_rows)
+        """Evaluate an output schema over an input table into ``output_table``."""
+        return await self._run(_output.materialize, input_table, output_table, columns)
 
     async def drop_tables(self, *names: str) -> None:
         """Drop tables or views if they exist (an input table takes its row errors with it)."""
