@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.storage.ingest.checks import LinesAlongside, physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.checks import (
+    INLINE_BYTES,
+    LinesAlongside,
+    physical_lines,
+    quoted_records,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,16 +36,21 @@ def test_physical_lines_utf16(tmp_path: Path) -> None:
     assert physical_lines(path, "utf-16", "utf-16") == 3
 
 
-def test_lines_counted_alongside_answer_for_their_reading_only(tmp_path: Path) -> None:
-    """The count made in the background is the count of the reading it was started for;
-    another reading of the file (another encoding) is counted anew."""
+@pytest.mark.parametrize("more_lines", [0, INLINE_BYTES // 8], ids=["inline", "alongside"])
+def test_lines_counted_alongside_answer_for_their_reading_only(
+    tmp_path: Path, more_lines: int
+) -> None:
+    """The count made in the background (or, for a small file, when asked for) is the
+    count of the reading it was started for; another reading of the file (another
+    encoding) is counted anew."""
     path = tmp_path / "f.csv"
-    path.write_bytes("a,b\n1,\u0a0a\n2,x".encode("utf-16"))
+    path.write_bytes(("a,b\n1,\u0a0a\n" + "2,x\n" * more_lines + "2,x").encode("utf-16"))
+    assert (path.stat().st_size > INLINE_BYTES) == (more_lines > 0)
     with LinesAlongside(path, "utf-16", "utf-16") as lines:
-        assert lines.lines(path, "utf-16", "utf-16") == 3
+        assert lines.lines(path, "utf-16", "utf-16") == 3 + more_lines
         # As bytes, U+0A0A's UTF-16 encoding holds two newline bytes: a different count.
         assert lines.lines(path, "latin-1", "latin-1") == physical_lines(path, "latin-1", "latin-1")
-        assert lines.lines(path, "latin-1", "latin-1") != 3
+        assert lines.lines(path, "latin-1", "latin-1") != 3 + more_lines
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ accounted for before it is used:
 
 1. Cheap checks (``checks.py``), when DuckDB rejected nothing: as many rows as the
    file has lines after the header (a byte count of newlines, about 40 ms per 100 MB,
-   made in a thread while DuckDB loads the file: the path of a clean file), or, when
-   there are fewer rows, as many as a count of records framed by quote parity (quoted
-   newlines, blank lines). Then the result stands.
+   made in a thread while DuckDB loads a file over 64 KiB: the path of a clean file),
+   or, when there are fewer rows, as many as a count of records framed by quote parity
+   (quoted newlines, blank lines). Then the result stands.
 2. Otherwise (rejects, stray quotes, or lost rows) the census (``census.py``) reads
    the file once more, sequentially, and decides which records are rows and which are
    row errors, with their line numbers, raw text and messages. If DuckDB kept exactly

@@ -23,9 +23,11 @@ from itertools import islice
 from pathlib import Path
 from typing import AnyStr
 
-__all__ = ["LinesAlongside", "physical_lines", "quoted_records"]
+__all__ = ["INLINE_BYTES", "LinesAlongside", "physical_lines", "quoted_records"]
 
 _COUNT_CHUNK = 1 << 20
+# A file up to this size is counted in the parse's own thread (see ``LinesAlongside``).
+INLINE_BYTES = 64 * 1024
 _LINE_PIECE = 1 << 20
 # DuckDB encodings in which a byte 0x0A or a quote byte only ever stands for itself.
 _ASCII_COMPATIBLE = ("utf-8", "latin-1")
@@ -65,16 +67,23 @@ class LinesAlongside:
     of the machine idle; counting alongside takes the count's read of the file off the
     parse's wall time (issue 9). Used as a context manager: leaving it waits for the
     count (tens of milliseconds) so no thread outlives the parse.
+
+    A file up to ``INLINE_BYTES`` is counted when the count is asked for, in the
+    parse's thread: its count takes microseconds, and a thread started and joined per
+    file cost more than that (drop folders send thousands of ~1 KB files; issue 9).
     """
 
     def __init__(self, path: Path, encoding: str, py_codec: str) -> None:
         self._reading = (path, encoding, py_codec)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dsmsyncd-lines")
-        self._count: Future[int] = self._pool.submit(physical_lines, *self._reading)
+        self._pool: ThreadPoolExecutor | None = None
+        self._count: Future[int] | None = None
+        if path.stat().st_size > INLINE_BYTES:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dsmsyncd-lines")
+            self._count = self._pool.submit(physical_lines, *self._reading)
 
     def lines(self, path: Path, encoding: str, py_codec: str) -> int:
         """The count for this reading: the one running alongside, if it is the same."""
-        if (path, encoding, py_codec) == self._reading:
+        if self._count is not None and (path, encoding, py_codec) == self._reading:
             return self._count.result()
         return physical_lines(path, encoding, py_codec)
 
@@ -82,7 +91,8 @@ class LinesAlongside:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def quoted_records(path: Path, encoding: str, py_codec: str, quote: str, header_lines: int) -> int:
