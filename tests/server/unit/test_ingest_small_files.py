@@ -106,3 +106,20 @@ async def test_a_failed_small_parse_leaves_no_table_and_the_store_usable(
     assert not await store._run(relation_exists, "in1")
     parsed = await ingest_bytes(store, tmp_path, FILES["clean"])
     assert parsed.total_rows == 3
+
+
+async def test_a_small_parse_replaces_an_earlier_parse_and_its_row_errors(
+    store: RowStore, tmp_path: Path
+) -> None:
+    # A parse resumed after a restart finds the tables of the first try: the small
+    # path replaces the input table in its load and drops the row errors in its
+    # transaction.
+    first = await _parsed(store, tmp_path, FILES["row errors"])
+    assert first["errors"]
+
+    again = await _parsed(store, tmp_path, FILES["clean"])
+
+    assert again["counts"] == (3, 0)
+    assert again["cells"] == [(0, "1", "a"), (1, "2", "b"), (2, "3", "c")]
+    assert again["errors"] == []
+    assert not await store._run(relation_exists, "in1__row_errors")

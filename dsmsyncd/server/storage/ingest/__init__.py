@@ -77,7 +77,8 @@ from dsmsyncd.server.storage.ingest.errors import (
 from dsmsyncd.server.storage.ingest.guess import guess_types as _guess_types
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
-from dsmsyncd.server.storage.sql import check_table
+from dsmsyncd.server.storage.sql import check_table, drop_relation_sql
+from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
     "InputColumnInfo",
@@ -128,10 +129,15 @@ def ingest_file(
     guess_types: bool = True,
 ) -> ParsedInput:
     """Parse ``source_path`` into ``table`` and, if it has any, ``{table}__row_errors``
-    (blocking).
+    (blocking), replacing both.
 
     ``guess_types=False`` skips the type-guessing scan and reports every column as
     ``text``; the server passes it when an import config already names the columns.
+
+    A small file's parse drops a stale row errors table inside its transaction, where
+    a ``DROP`` costs no commit of its own, and its load replaces ``table`` (``CREATE
+    OR REPLACE``; an input table is never a view); a larger file's parse drops both
+    first (issue 9: two statements and a commit less per small file).
     """
     check_table(table)
     options = options.resolved(content_type=content_type, filename=filename)
@@ -158,7 +164,12 @@ def ingest_file(
     )
     if r.numbered:
         cur.execute("BEGIN TRANSACTION")
+    else:
+        drop_relation_sql(cur, table)
+        drop_relation_sql(cur, errors_table(table))
     try:
+        if r.numbered:
+            cur.execute(f"DROP TABLE IF EXISTS {qtable(errors_table(table))}")
         total, errors = _load_accounted(cur, r, guessed)
         # guess_types (the flag) shadows the function's own name, hence _guess_types.
         guessed_types = (
@@ -184,24 +195,24 @@ def _load_accounted(
 ) -> tuple[int, int]:
     """Load the file and account for every record; (rows kept, row errors)."""
     with LinesAlongside(r.path, r.encoding, r.py_codec) as lines:
-        got = _load(cur, r)
+        got = _load(cur, r, first=True)
         if guessed and r.encoding == "utf-8" and got.invalid_encoding:
             # The bounded sniff saw valid UTF-8 but a later part of the file is not.
             r = r.in_latin1()
             got = _load(cur, r)
         try:
-            rows, errors = _account(cur, r, got, lines, checking=False)
+            rows, errors, empty = _account(cur, r, got, lines, checking=False)
         except InvalidEncoding:
             if guessed and r.encoding == "utf-8":
                 r = r.in_latin1()
-                rows, errors = _account(cur, r, _load(cur, r), lines, checking=False)
+                rows, errors, empty = _account(cur, r, _load(cur, r), lines, checking=False)
             else:  # the encoding was asked for: its undecodable rows become row errors
-                rows, errors = _account(cur, r, got, lines, checking=True)
-    return duck.finish_tables(cur, r, rows, errors), errors
+                rows, errors, empty = _account(cur, r, got, lines, checking=True)
+    return duck.finish_tables(cur, r, rows, errors, empty), errors
 
 
-def _load(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> duck.Loaded:
-    duck.load(cur, r)
+def _load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, first: bool = False) -> duck.Loaded:
+    duck.load(cur, r, first=first)
     return duck.loaded(cur, r)
 
 
@@ -212,9 +223,10 @@ def _account(
     lines_of: LinesAlongside,
     *,
     checking: bool,
-) -> tuple[int, int]:
+) -> tuple[int, int, int | None]:
     """Make every record of the file a row of ``r.table`` or a row error (see above);
-    (rows in ``r.table``, row errors). ``got`` is what loading ``r`` left.
+    (rows in ``r.table``, row errors, its empty rows if counted). ``got`` is what
+    loading ``r`` left.
 
     The row errors table is made only when the census runs: a file whose cheap checks
     hold has no row errors, and its readers take a missing table as an empty one.
@@ -223,12 +235,12 @@ def _account(
     if got.rejected == 0:
         lines = lines_of.lines(r.path, r.encoding, r.py_codec) - r.header_lines
         if rows == lines:
-            return rows, 0
+            return rows, 0, got.empty
         quote = r.options.quote_char
         if rows < lines and rows == quoted_records(
             r.path, r.encoding, r.py_codec, quote, r.header_lines
         ):
-            return rows, 0
+            return rows, 0, got.empty
     create_errors_table(cur, r.table, r.separator, r.options.quote_char)
     with scratch_file(r.path, "census-errors") as errors_path:
         with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
@@ -236,7 +248,7 @@ def _account(
         if census.errors:
             load_errors(cur, r.table, errors_path)
     if census.good == rows and duck.same_rejects(cur, r):
-        return rows, census.errors
+        return rows, census.errors, got.empty
     with scratch_file(r.path, "census-rows") as clean:
         with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
@@ -247,7 +259,7 @@ def _account(
             f"ingest kept {reloaded.rows} of the {census.good} good rows read from the file; "
             "refusing to go on with rows missing"
         )
-    return reloaded.rows, census.errors
+    return reloaded.rows, census.errors, reloaded.empty
 
 
 def _census(
