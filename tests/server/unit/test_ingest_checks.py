@@ -9,6 +9,8 @@ import pytest
 from dsmsyncd.server.storage.ingest.checks import (
     INLINE_BYTES,
     LinesAlongside,
+    LineShapes,
+    line_shapes,
     physical_lines,
     quoted_records,
 )
@@ -78,3 +80,30 @@ def test_quoted_records_quote_outside_the_encoding_matches_nothing(tmp_path: Pat
     path = tmp_path / "f.csv"
     path.write_bytes(b"h\n1\n")
     assert quoted_records(path, "latin-1", "latin-1", "\u201c", 1) == -1
+
+
+@pytest.mark.parametrize(
+    ("data", "shapes"),
+    [
+        (b"id,name\n1,a\n2,b\n", LineShapes(lone_cr=False, maybe_empty=False)),
+        (b"id,name\r\n1,a\r\n2,b\r\n\r\n", LineShapes(lone_cr=False, maybe_empty=False)),
+        (b"id,name\n1,a\n,\n", LineShapes(lone_cr=False, maybe_empty=True)),
+        (b'id,name\n1,a\n "" ,\t" "\n2,b', LineShapes(lone_cr=False, maybe_empty=True)),
+        (b"id,name\n1,a\r2,b\n", LineShapes(lone_cr=True, maybe_empty=False)),
+        (b",\n1,a\n", LineShapes(lone_cr=False, maybe_empty=False)),  # the header's
+    ],
+)
+def test_line_shapes_tell_lone_carriage_returns_and_lines_of_empty_cells(
+    tmp_path: Path, data: bytes, shapes: LineShapes
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert line_shapes(path, "utf-8", ",", '"', header_lines=1) == shapes
+
+
+def test_line_shapes_only_for_small_files_in_ascii_encodings(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"id\n" + b"1\n" * INLINE_BYTES)
+    assert line_shapes(path, "utf-8", ",", '"', header_lines=1) is None
+    path.write_bytes("id\n1\n".encode("utf-16"))
+    assert line_shapes(path, "utf-16", ",", '"', header_lines=1) is None

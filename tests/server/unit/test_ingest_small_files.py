@@ -25,6 +25,11 @@ FILES = {
     "quoted newlines": b'id,name\n1,"a\nb"\n\n2,"c"\n3,d\n',
     "stray quote": b"id,name\n1,5'11\"\n2,b\n",
     "text after a closing quote": b'id,name\n1,"a"b\n2,c\n',
+    # As many rows as lines: the rejects go unread, and empty rows are told by the bytes.
+    "an empty row on a line of its own": b"id,name\n1,a\n,\n2,b\n",
+    "quoted empty cells and blanks": b'id,name\n1,a\n"" , " "\n2,b\n',
+    "crlf and a row error": b"id,name\r\n1,a\r\n2,b,extra\r\n3,c\r\n",
+    "old Mac line ends": b"id,name\r1,a\r2,b\r",
     "latin-1 late": b"id,name\n"
     + b"".join(b"%d,n%d\n" % (i, i) for i in range(5000))
     + b"9,\xe9\n",

@@ -18,12 +18,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import AnyStr
 
-__all__ = ["INLINE_BYTES", "LinesAlongside", "physical_lines", "quoted_records"]
+__all__ = [
+    "INLINE_BYTES",
+    "LineShapes",
+    "LinesAlongside",
+    "line_shapes",
+    "physical_lines",
+    "quoted_records",
+]
 
 _COUNT_CHUNK = 1 << 20
 # A file up to this size is counted in the parse's own thread (see ``LinesAlongside``).
@@ -93,6 +101,39 @@ class LinesAlongside:
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class LineShapes:
+    """What a small file's bytes say about its lines, beyond their count.
+
+    ``lone_cr``: a carriage return without a line feed after it. DuckDB ends a record
+    there too, so the file may hold more records than ``physical_lines`` counts.
+    ``maybe_empty``: a data line holds nothing but separators, quotes and blanks. When
+    every line is one record, those are the only lines a row of empty cells can come
+    from; without any, there is no empty row to remove.
+    """
+
+    lone_cr: bool
+    maybe_empty: bool
+
+
+def line_shapes(
+    path: Path, encoding: str, separator: str, quote: str, header_lines: int
+) -> LineShapes | None:
+    """``LineShapes`` of a file up to ``INLINE_BYTES`` in an ASCII-compatible encoding,
+    its data lines being those after the first ``header_lines``; else None."""
+    if encoding not in _ASCII_COMPATIBLE or path.stat().st_size > INLINE_BYTES:
+        return None
+    try:
+        marks = separator.encode(encoding) + quote.encode(encoding)
+    except UnicodeEncodeError:
+        return None
+    data = path.read_bytes()
+    lone_cr = data.count(b"\r") != data.count(b"\r\n")
+    lines = data.rstrip(b"\r\n").split(b"\n")[header_lines:]
+    blank = b" \t\r\n\x0b\x0c" + marks  # every blank that trimming removes, too
+    return LineShapes(lone_cr, any(not line.strip(blank) for line in lines))
 
 
 def quoted_records(path: Path, encoding: str, py_codec: str, quote: str, header_lines: int) -> int:

@@ -96,7 +96,7 @@ class CsvReading:
 
 def load(
     cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = None, first: bool = False
-) -> None:
+) -> int:
     """Read the data rows, trimmed, into ``r.table`` in file order; rejects to ``r.rejects``.
 
     With ``clean``, the rows come from that file instead: the census's good rows, written
@@ -106,6 +106,7 @@ def load(
     window without a partition or an order streams in one thread, which a small file
     is read in anyway). ``first``: the first load of ``r.table`` on this cursor, so no
     rejects tables (temporary, the cursor's) are there to drop, and none is looked for.
+    Returns the rows the load kept (DuckDB's count of the ``CREATE TABLE … AS``).
     """
     cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(r.width))
     cells = ", ".join(
@@ -123,14 +124,14 @@ def load(
     if not first and relation_exists(cur, r.rejects):  # a reload: the first load made them
         drop_rejects(cur, r)
     try:
-        cur.execute(
+        created = cur.execute(
             f"CREATE OR REPLACE TABLE {qtable(r.table)} AS SELECT {cells} FROM read_csv("
             f"{literal(str(path))}, columns={{{cols}}}, header=false, skip={skip}, "
             f"delim={literal(delim)}, quote={literal(quote)}, escape={literal(quote)}, "
             f"auto_detect=false, strict_mode=true, ignore_errors=true, store_rejects=true, "
             f"rejects_table={literal(r.rejects)}, rejects_scan={literal(r.rejects + '_scan')}, "
             f"{limit}nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
-        )
+        ).fetchone()
     except duckdb.Error as exc:
         if not r.numbered:  # else the failed statement aborted the parse's transaction
             cur.execute(f"DROP TABLE IF EXISTS {qtable(r.table)}")
@@ -140,6 +141,7 @@ def load(
             f"The file cannot be parsed as delimited text ({first_line}). Check "
             "column_separator, quote_char and encoding in the parse options."
         ) from exc
+    return int(created[0]) if created else 0
 
 
 def _trimmed(column: str) -> str:
