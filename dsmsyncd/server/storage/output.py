@@ -91,16 +91,27 @@ def materialize(
     it again where it is read (a page, an export, the apply) costs less than writing
     1M rows twice (measured in bench/RESULTS.md). Expressions that are not
     deterministic (``random_*``) are written out once, so that every read agrees.
+
+    An earlier relation of that name (a materialisation resumed after a restart) is
+    replaced: ``CREATE OR REPLACE`` replaces one of the same kind without a ``DROP``
+    of its own (issue 9: a statement per small file); one of the other kind is dropped
+    first.
     """
     out = qtable(output_table)
     kind = "TABLE" if any(_volatile(c.compiled.parsed_expr) for c in columns) else "VIEW"
-    drop_relation_sql(cur, output_table)
     cells = "".join(
         f", CAST(({c.compiled.value_sql}) AS {duckdb_type(c.compiled.output_type)}) AS v{i}"
         f", CAST(({c.compiled.error_sql}) AS VARCHAR) AS e{i}"
         for i, c in enumerate(columns)
     )
-    cur.execute(f"CREATE {kind} {out} AS SELECT __offset{cells} FROM {qtable(input_table)}")
+    create = f"CREATE OR REPLACE {kind} {out} AS SELECT __offset{cells} FROM {qtable(input_table)}"
+    try:
+        cur.execute(create)
+    except duckdb.CatalogException as exc:
+        if "trying to replace with type" not in str(exc):
+            raise
+        drop_relation_sql(cur, output_table)
+        cur.execute(create)
     counts = [f"count(e{i})" for i in range(len(columns))]
     select = ", ".join(["count(*)", f"count(*) FILTER (WHERE {any_error(len(columns))})", *counts])
     row = cur.execute(f"SELECT {select} FROM {out}").fetchone()

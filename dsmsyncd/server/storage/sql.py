@@ -70,6 +70,23 @@ def relation_kind(cur: Any, name: str) -> str | None:
     return "TABLE" if relation.type == "TABLE_RELATION" else "VIEW"
 
 
+def table_columns(cur: Any, name: str) -> dict[str, str] | None:
+    """Column name → DuckDB type of table ``name``, in order; None if there is no table.
+
+    The look-up of :func:`relation_kind`, whose relation also carries the columns:
+    one look-up instead of ``table_exists`` and then ``column_types`` (issue 9: a
+    ``pragma_table_info`` statement per apply). Types are spelt as ``column_types``
+    spells them.
+    """
+    try:
+        relation = cur.table(check_table(name))
+    except duckdb.CatalogException:
+        return None
+    if relation.type != "TABLE_RELATION":
+        return None
+    return {str(n): str(t) for n, t in zip(relation.columns, relation.types, strict=True)}
+
+
 def relation_exists(cur: Any, name: str) -> bool:
     """A table or a view of that name exists."""
     return relation_kind(cur, name) is not None

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from dsmsyncd.server.storage.ingest.checks import LinesAlongside, physical_lines, quoted_records
+from dsmsyncd.server.storage.ingest.checks import (
+    INLINE_BYTES,
+    LinesAlongside,
+    LineShapes,
+    line_shapes,
+    physical_lines,
+    quoted_records,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,16 +38,21 @@ def test_physical_lines_utf16(tmp_path: Path) -> None:
     assert physical_lines(path, "utf-16", "utf-16") == 3
 
 
-def test_lines_counted_alongside_answer_for_their_reading_only(tmp_path: Path) -> None:
-    """The count made in the background is the count of the reading it was started for;
-    another reading of the file (another encoding) is counted anew."""
+@pytest.mark.parametrize("more_lines", [0, INLINE_BYTES // 8], ids=["inline", "alongside"])
+def test_lines_counted_alongside_answer_for_their_reading_only(
+    tmp_path: Path, more_lines: int
+) -> None:
+    """The count made in the background (or, for a small file, when asked for) is the
+    count of the reading it was started for; another reading of the file (another
+    encoding) is counted anew."""
     path = tmp_path / "f.csv"
-    path.write_bytes("a,b\n1,\u0a0a\n2,x".encode("utf-16"))
+    path.write_bytes(("a,b\n1,\u0a0a\n" + "2,x\n" * more_lines + "2,x").encode("utf-16"))
+    assert (path.stat().st_size > INLINE_BYTES) == (more_lines > 0)
     with LinesAlongside(path, "utf-16", "utf-16") as lines:
-        assert lines.lines(path, "utf-16", "utf-16") == 3
+        assert lines.lines(path, "utf-16", "utf-16") == 3 + more_lines
         # As bytes, U+0A0A's UTF-16 encoding holds two newline bytes: a different count.
         assert lines.lines(path, "latin-1", "latin-1") == physical_lines(path, "latin-1", "latin-1")
-        assert lines.lines(path, "latin-1", "latin-1") != 3
+        assert lines.lines(path, "latin-1", "latin-1") != 3 + more_lines
 
 
 @pytest.mark.parametrize(
@@ -68,3 +80,30 @@ def test_quoted_records_quote_outside_the_encoding_matches_nothing(tmp_path: Pat
     path = tmp_path / "f.csv"
     path.write_bytes(b"h\n1\n")
     assert quoted_records(path, "latin-1", "latin-1", "\u201c", 1) == -1
+
+
+@pytest.mark.parametrize(
+    ("data", "shapes"),
+    [
+        (b"id,name\n1,a\n2,b\n", LineShapes(lone_cr=False, maybe_empty=False)),
+        (b"id,name\r\n1,a\r\n2,b\r\n\r\n", LineShapes(lone_cr=False, maybe_empty=False)),
+        (b"id,name\n1,a\n,\n", LineShapes(lone_cr=False, maybe_empty=True)),
+        (b'id,name\n1,a\n "" ,\t" "\n2,b', LineShapes(lone_cr=False, maybe_empty=True)),
+        (b"id,name\n1,a\r2,b\n", LineShapes(lone_cr=True, maybe_empty=False)),
+        (b",\n1,a\n", LineShapes(lone_cr=False, maybe_empty=False)),  # the header's
+    ],
+)
+def test_line_shapes_tell_lone_carriage_returns_and_lines_of_empty_cells(
+    tmp_path: Path, data: bytes, shapes: LineShapes
+) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert line_shapes(path, "utf-8", ",", '"', header_lines=1) == shapes
+
+
+def test_line_shapes_only_for_small_files_in_ascii_encodings(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"id\n" + b"1\n" * INLINE_BYTES)
+    assert line_shapes(path, "utf-8", ",", '"', header_lines=1) is None
+    path.write_bytes("id\n1\n".encode("utf-16"))
+    assert line_shapes(path, "utf-16", ",", '"', header_lines=1) is None

@@ -25,6 +25,11 @@ FILES = {
     "quoted newlines": b'id,name\n1,"a\nb"\n\n2,"c"\n3,d\n',
     "stray quote": b"id,name\n1,5'11\"\n2,b\n",
     "text after a closing quote": b'id,name\n1,"a"b\n2,c\n',
+    # As many rows as lines: the rejects go unread, and empty rows are told by the bytes.
+    "an empty row on a line of its own": b"id,name\n1,a\n,\n2,b\n",
+    "quoted empty cells and blanks": b'id,name\n1,a\n"" , " "\n2,b\n',
+    "crlf and a row error": b"id,name\r\n1,a\r\n2,b,extra\r\n3,c\r\n",
+    "old Mac line ends": b"id,name\r1,a\r2,b\r",
     "latin-1 late": b"id,name\n"
     + b"".join(b"%d,n%d\n" % (i, i) for i in range(5000))
     + b"9,\xe9\n",
@@ -106,3 +111,20 @@ async def test_a_failed_small_parse_leaves_no_table_and_the_store_usable(
     assert not await store._run(relation_exists, "in1")
     parsed = await ingest_bytes(store, tmp_path, FILES["clean"])
     assert parsed.total_rows == 3
+
+
+async def test_a_small_parse_replaces_an_earlier_parse_and_its_row_errors(
+    store: RowStore, tmp_path: Path
+) -> None:
+    # A parse resumed after a restart finds the tables of the first try: the small
+    # path replaces the input table in its load and drops the row errors in its
+    # transaction.
+    first = await _parsed(store, tmp_path, FILES["row errors"])
+    assert first["errors"]
+
+    again = await _parsed(store, tmp_path, FILES["clean"])
+
+    assert again["counts"] == (3, 0)
+    assert again["cells"] == [(0, "1", "a"), (1, "2", "b"), (2, "3", "c")]
+    assert again["errors"] == []
+    assert not await store._run(relation_exists, "in1__row_errors")

@@ -367,6 +367,50 @@ async def test_apply_of_a_revision_already_written_writes_nothing(
     assert len(await all_rows(store)) == 2
 
 
+async def test_apply_of_a_revision_already_written_leaves_a_dropped_dataset_dropped(
+    store: RowStore, tmp_path: Path
+) -> None:
+    # The apply makes a missing dataset table before it reads the apply log (one
+    # statement for the log and the dataset's row ids); finding the revision written,
+    # it rolls the table back with the rest.
+    await prepared(store, tmp_path, b"id,name\n1,a\n")
+    once = target("out1")
+    first = await store.apply(once, ID_NAME, "update", None)
+    await store.drop_tables("ds")
+
+    assert await store.apply(once, ID_NAME, "update", None) == first
+    assert not await store._run(sql.relation_exists, "ds")
+
+
+async def test_materialize_replaces_an_earlier_output_of_either_kind(
+    store: RowStore, tmp_path: Path
+) -> None:
+    # A materialisation resumed after a restart finds its earlier relation: a view is
+    # replaced by a view, a table (random_* transforms) by a table, and each by the
+    # other kind.
+    await load(store, tmp_path, b"id,name\n1,a\n2,b\n")
+    random = CompiledExpression(
+        "CAST(random() AS VARCHAR)", "NULL", SoqlType.TEXT, {"function_name": "random_x"}, ()
+    )
+    kinds = []
+    for plan in (
+        [text("name", "c1")],
+        [text("name", "upper(c1)")],
+        [OutputColumnPlan("name", random)],
+        [OutputColumnPlan("name", random)],
+        [text("name", "c1")],
+    ):
+        stats = await store.materialize("in1", "out1", plan)
+        assert stats.total_rows == 2
+        kinds.append(await store._run(sql.relation_kind, "out1"))
+
+    assert kinds == ["VIEW", "VIEW", "TABLE", "TABLE", "VIEW"]
+    page = await store.rows_page(
+        "out1", [text("name", "c1")], 0, 10, inputs=InputRef("in1", {}), errors_only=False
+    )
+    assert [item["row"] for item in page] == [[{"ok": "a"}], [{"ok": "b"}]]
+
+
 async def test_rowstore_parallel_ingests(store: RowStore, tmp_path: Path) -> None:
     data = [b"id,name\n" + b"".join(b"%d,x\n" % i for i in range(n)) for n in (100, 200, 300)]
     parsed = await asyncio.gather(*(load(store, tmp_path, d, f"in{i}") for i, d in enumerate(data)))

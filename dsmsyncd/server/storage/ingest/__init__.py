@@ -18,9 +18,9 @@ accounted for before it is used:
 
 1. Cheap checks (``checks.py``), when DuckDB rejected nothing: as many rows as the
    file has lines after the header (a byte count of newlines, about 40 ms per 100 MB,
-   made in a thread while DuckDB loads the file: the path of a clean file), or, when
-   there are fewer rows, as many as a count of records framed by quote parity (quoted
-   newlines, blank lines). Then the result stands.
+   made in a thread while DuckDB loads a file over 64 KiB: the path of a clean file),
+   or, when there are fewer rows, as many as a count of records framed by quote parity
+   (quoted newlines, blank lines). Then the result stands.
 2. Otherwise (rejects, stray quotes, or lost rows) the census (``census.py``) reads
    the file once more, sequentially, and decides which records are rows and which are
    row errors, with their line numbers, raw text and messages. If DuckDB kept exactly
@@ -66,7 +66,7 @@ from dsmsyncd.server.storage.ingest.census import (
     is_blank_record,
     take_census,
 )
-from dsmsyncd.server.storage.ingest.checks import LinesAlongside, quoted_records
+from dsmsyncd.server.storage.ingest.checks import LinesAlongside, line_shapes, quoted_records
 from dsmsyncd.server.storage.ingest.errors import (
     ERRORS_DIALECT,
     create_errors_table,
@@ -77,7 +77,8 @@ from dsmsyncd.server.storage.ingest.errors import (
 from dsmsyncd.server.storage.ingest.guess import guess_types as _guess_types
 from dsmsyncd.server.storage.ingest.load import CsvReading, UnparsableFile
 from dsmsyncd.server.storage.parse_options import ENCODINGS, ParseOptions, field_names
-from dsmsyncd.server.storage.sql import check_table
+from dsmsyncd.server.storage.sql import check_table, drop_relation_sql
+from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
     "InputColumnInfo",
@@ -128,10 +129,15 @@ def ingest_file(
     guess_types: bool = True,
 ) -> ParsedInput:
     """Parse ``source_path`` into ``table`` and, if it has any, ``{table}__row_errors``
-    (blocking).
+    (blocking), replacing both.
 
     ``guess_types=False`` skips the type-guessing scan and reports every column as
     ``text``; the server passes it when an import config already names the columns.
+
+    A small file's parse drops a stale row errors table inside its transaction, where
+    a ``DROP`` costs no commit of its own, and its load replaces ``table`` (``CREATE
+    OR REPLACE``; an input table is never a view); a larger file's parse drops both
+    first (issue 9: two statements and a commit less per small file).
     """
     check_table(table)
     options = options.resolved(content_type=content_type, filename=filename)
@@ -158,7 +164,12 @@ def ingest_file(
     )
     if r.numbered:
         cur.execute("BEGIN TRANSACTION")
+    else:
+        drop_relation_sql(cur, table)
+        drop_relation_sql(cur, errors_table(table))
     try:
+        if r.numbered:
+            cur.execute(f"DROP TABLE IF EXISTS {qtable(errors_table(table))}")
         total, errors = _load_accounted(cur, r, guessed)
         # guess_types (the flag) shadows the function's own name, hence _guess_types.
         guessed_types = (
@@ -184,24 +195,44 @@ def _load_accounted(
 ) -> tuple[int, int]:
     """Load the file and account for every record; (rows kept, row errors)."""
     with LinesAlongside(r.path, r.encoding, r.py_codec) as lines:
-        got = _load(cur, r)
+        got = _load(cur, r, first=True, lines_of=lines)
         if guessed and r.encoding == "utf-8" and got.invalid_encoding:
             # The bounded sniff saw valid UTF-8 but a later part of the file is not.
             r = r.in_latin1()
             got = _load(cur, r)
         try:
-            rows, errors = _account(cur, r, got, lines, checking=False)
+            rows, errors, empty = _account(cur, r, got, lines, checking=False)
         except InvalidEncoding:
             if guessed and r.encoding == "utf-8":
                 r = r.in_latin1()
-                rows, errors = _account(cur, r, _load(cur, r), lines, checking=False)
+                rows, errors, empty = _account(cur, r, _load(cur, r), lines, checking=False)
             else:  # the encoding was asked for: its undecodable rows become row errors
-                rows, errors = _account(cur, r, got, lines, checking=True)
-    return duck.finish_tables(cur, r, rows, errors), errors
+                rows, errors, empty = _account(cur, r, got, lines, checking=True)
+    return duck.finish_tables(cur, r, rows, errors, empty), errors
 
 
-def _load(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> duck.Loaded:
-    duck.load(cur, r)
+def _load(
+    cur: duckdb.DuckDBPyConnection,
+    r: CsvReading,
+    *,
+    first: bool = False,
+    lines_of: LinesAlongside | None = None,
+) -> duck.Loaded:
+    """Load ``r`` and count what the load left.
+
+    A small file whose every line became a row needs no look at DuckDB's rejects: each
+    row, each rejected record and each skipped blank line takes at least one line of
+    its own, so with as many rows as data lines DuckDB rejected nothing. That holds
+    where records end only at line feeds (no lone carriage return); its empty rows are
+    then known from the bytes too, or left to the ``DELETE``. Issue 9: the counts were
+    a statement per small file, the rejects' ``count(DISTINCT line)`` most of it.
+    """
+    rows = duck.load(cur, r, first=first)
+    if r.numbered and lines_of is not None:
+        shapes = line_shapes(r.path, r.encoding, r.separator, r.options.quote_char, r.header_lines)
+        data_lines = lines_of.lines(r.path, r.encoding, r.py_codec) - r.header_lines
+        if shapes is not None and not shapes.lone_cr and rows == data_lines:
+            return duck.Loaded(rows, 0, False, None if shapes.maybe_empty else 0)
     return duck.loaded(cur, r)
 
 
@@ -212,9 +243,10 @@ def _account(
     lines_of: LinesAlongside,
     *,
     checking: bool,
-) -> tuple[int, int]:
+) -> tuple[int, int, int | None]:
     """Make every record of the file a row of ``r.table`` or a row error (see above);
-    (rows in ``r.table``, row errors). ``got`` is what loading ``r`` left.
+    (rows in ``r.table``, row errors, its empty rows if counted). ``got`` is what
+    loading ``r`` left.
 
     The row errors table is made only when the census runs: a file whose cheap checks
     hold has no row errors, and its readers take a missing table as an empty one.
@@ -223,12 +255,12 @@ def _account(
     if got.rejected == 0:
         lines = lines_of.lines(r.path, r.encoding, r.py_codec) - r.header_lines
         if rows == lines:
-            return rows, 0
+            return rows, 0, got.empty
         quote = r.options.quote_char
         if rows < lines and rows == quoted_records(
             r.path, r.encoding, r.py_codec, quote, r.header_lines
         ):
-            return rows, 0
+            return rows, 0, got.empty
     create_errors_table(cur, r.table, r.separator, r.options.quote_char)
     with scratch_file(r.path, "census-errors") as errors_path:
         with errors_path.open("w", encoding="utf-8", errors="replace", newline="") as fh:
@@ -236,7 +268,7 @@ def _account(
         if census.errors:
             load_errors(cur, r.table, errors_path)
     if census.good == rows and duck.same_rejects(cur, r):
-        return rows, census.errors
+        return rows, census.errors, got.empty
     with scratch_file(r.path, "census-rows") as clean:
         with clean.open("w", encoding="utf-8", errors="replace", newline="") as fh:
             _census(r, _Discard(), csv.writer(fh, lineterminator="\n"), checking)
@@ -247,7 +279,7 @@ def _account(
             f"ingest kept {reloaded.rows} of the {census.good} good rows read from the file; "
             "refusing to go on with rows missing"
         )
-    return reloaded.rows, census.errors
+    return reloaded.rows, census.errors, reloaded.empty
 
 
 def _census(

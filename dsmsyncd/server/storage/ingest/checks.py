@@ -18,14 +18,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import AnyStr
 
-__all__ = ["LinesAlongside", "physical_lines", "quoted_records"]
+__all__ = [
+    "INLINE_BYTES",
+    "LineShapes",
+    "LinesAlongside",
+    "line_shapes",
+    "physical_lines",
+    "quoted_records",
+]
 
 _COUNT_CHUNK = 1 << 20
+# A file up to this size is counted in the parse's own thread (see ``LinesAlongside``).
+INLINE_BYTES = 64 * 1024
 _LINE_PIECE = 1 << 20
 # DuckDB encodings in which a byte 0x0A or a quote byte only ever stands for itself.
 _ASCII_COMPATIBLE = ("utf-8", "latin-1")
@@ -65,16 +75,23 @@ class LinesAlongside:
     of the machine idle; counting alongside takes the count's read of the file off the
     parse's wall time (issue 9). Used as a context manager: leaving it waits for the
     count (tens of milliseconds) so no thread outlives the parse.
+
+    A file up to ``INLINE_BYTES`` is counted when the count is asked for, in the
+    parse's thread: its count takes microseconds, and a thread started and joined per
+    file cost more than that (drop folders send thousands of ~1 KB files; issue 9).
     """
 
     def __init__(self, path: Path, encoding: str, py_codec: str) -> None:
         self._reading = (path, encoding, py_codec)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dsmsyncd-lines")
-        self._count: Future[int] = self._pool.submit(physical_lines, *self._reading)
+        self._pool: ThreadPoolExecutor | None = None
+        self._count: Future[int] | None = None
+        if path.stat().st_size > INLINE_BYTES:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="dsmsyncd-lines")
+            self._count = self._pool.submit(physical_lines, *self._reading)
 
     def lines(self, path: Path, encoding: str, py_codec: str) -> int:
         """The count for this reading: the one running alongside, if it is the same."""
-        if (path, encoding, py_codec) == self._reading:
+        if self._count is not None and (path, encoding, py_codec) == self._reading:
             return self._count.result()
         return physical_lines(path, encoding, py_codec)
 
@@ -82,7 +99,41 @@ class LinesAlongside:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class LineShapes:
+    """What a small file's bytes say about its lines, beyond their count.
+
+    ``lone_cr``: a carriage return without a line feed after it. DuckDB ends a record
+    there too, so the file may hold more records than ``physical_lines`` counts.
+    ``maybe_empty``: a data line holds nothing but separators, quotes and blanks. When
+    every line is one record, those are the only lines a row of empty cells can come
+    from; without any, there is no empty row to remove.
+    """
+
+    lone_cr: bool
+    maybe_empty: bool
+
+
+def line_shapes(
+    path: Path, encoding: str, separator: str, quote: str, header_lines: int
+) -> LineShapes | None:
+    """``LineShapes`` of a file up to ``INLINE_BYTES`` in an ASCII-compatible encoding,
+    its data lines being those after the first ``header_lines``; else None."""
+    if encoding not in _ASCII_COMPATIBLE or path.stat().st_size > INLINE_BYTES:
+        return None
+    try:
+        marks = separator.encode(encoding) + quote.encode(encoding)
+    except UnicodeEncodeError:
+        return None
+    data = path.read_bytes()
+    lone_cr = data.count(b"\r") != data.count(b"\r\n")
+    lines = data.rstrip(b"\r\n").split(b"\n")[header_lines:]
+    blank = b" \t\r\n\x0b\x0c" + marks  # every blank that trimming removes, too
+    return LineShapes(lone_cr, any(not line.strip(blank) for line in lines))
 
 
 def quoted_records(path: Path, encoding: str, py_codec: str, quote: str, header_lines: int) -> int:

@@ -132,13 +132,15 @@ def ingest_upload(
     """Parse an upload of any format into input tables (blocking): ``table`` for the
     first (or only) one, ``{table}_{n}`` for a geo file's further layers.
 
-    ``table`` and its row errors are dropped first (a parse resumed after a restart
-    starts clean), on this cursor: the parse job's own drop was a second cursor per
-    file (issue 9).
+    ``table`` and its row errors are replaced (a parse resumed after a restart starts
+    clean), on this cursor: the parse job's own drop was a second cursor per file
+    (issue 9). ``ingest_file`` replaces them; a spreadsheet or geo file's are dropped
+    before its reader runs, too, so that a reader that fails leaves nothing stale.
     """
-    drop_relation_sql(cur, table)
-    drop_relation_sql(cur, errors_table(table))
     kind = detect_format(source_path, content_type=content_type, filename=filename)
+    if kind is not UploadFormat.DELIMITED:
+        drop_relation_sql(cur, table)
+        drop_relation_sql(cur, errors_table(table))
     if kind is UploadFormat.DELIMITED:
         parsed = ingest_file(
             cur,

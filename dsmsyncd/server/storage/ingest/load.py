@@ -94,7 +94,9 @@ class CsvReading:
         return f"{self.table}__rejects"
 
 
-def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = None) -> None:
+def load(
+    cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = None, first: bool = False
+) -> int:
     """Read the data rows, trimmed, into ``r.table`` in file order; rejects to ``r.rejects``.
 
     With ``clean``, the rows come from that file instead: the census's good rows, written
@@ -102,7 +104,9 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
     has no ``__offset`` yet, unless ``r.numbered``: then each row's ``__offset`` is its
     position among the good rows (``row_number() OVER ()``, which keeps file order: a
     window without a partition or an order streams in one thread, which a small file
-    is read in anyway).
+    is read in anyway). ``first``: the first load of ``r.table`` on this cursor, so no
+    rejects tables (temporary, the cursor's) are there to drop, and none is looked for.
+    Returns the rows the load kept (DuckDB's count of the ``CREATE TABLE … AS``).
     """
     cols = ", ".join(f"{literal(f'c{i}')}: 'VARCHAR'" for i in range(r.width))
     cells = ", ".join(
@@ -117,17 +121,17 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
     else:
         path, skip, delim, quote = clean, 0, ",", '"'
         encoding, limit = "utf-8", f"max_line_size={_CLEAN_MAX_LINE_BYTES}, "
-    if relation_exists(cur, r.rejects):  # a reload: the cursor's first load made them
+    if not first and relation_exists(cur, r.rejects):  # a reload: the first load made them
         drop_rejects(cur, r)
     try:
-        cur.execute(
+        created = cur.execute(
             f"CREATE OR REPLACE TABLE {qtable(r.table)} AS SELECT {cells} FROM read_csv("
             f"{literal(str(path))}, columns={{{cols}}}, header=false, skip={skip}, "
             f"delim={literal(delim)}, quote={literal(quote)}, escape={literal(quote)}, "
             f"auto_detect=false, strict_mode=true, ignore_errors=true, store_rejects=true, "
             f"rejects_table={literal(r.rejects)}, rejects_scan={literal(r.rejects + '_scan')}, "
             f"{limit}nullstr={literal(_NULL_SENTINEL)}, encoding={literal(encoding)})"
-        )
+        ).fetchone()
     except duckdb.Error as exc:
         if not r.numbered:  # else the failed statement aborted the parse's transaction
             cur.execute(f"DROP TABLE IF EXISTS {qtable(r.table)}")
@@ -137,6 +141,7 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
             f"The file cannot be parsed as delimited text ({first_line}). Check "
             "column_separator, quote_char and encoding in the parse options."
         ) from exc
+    return int(created[0]) if created else 0
 
 
 def _trimmed(column: str) -> str:
@@ -159,21 +164,39 @@ def _trimmed(column: str) -> str:
 @dataclass(frozen=True)
 class Loaded:
     """What a load left: its rows, the records DuckDB rejected (it may report one record
-    several times; these are distinct), and whether any was for an invalid encoding."""
+    several times; these are distinct), whether any was for an invalid encoding, and,
+    after a numbered load that removes empty rows, how many of its rows are empty (None:
+    not counted)."""
 
     rows: int
     rejected: int
     invalid_encoding: bool
+    empty: int | None = None
 
 
 def loaded(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> Loaded:
-    """Count what the last ``load`` left, in one statement."""
+    """Count what the last ``load`` left, in one statement.
+
+    A numbered load's empty rows are counted in it too: most small files have none,
+    and then ``finish_tables`` needs no ``DELETE`` (issue 9: a statement per file). A
+    larger file is not scanned for them twice (the count, then the ``DELETE``).
+    """
+    empty = _empty_row(r) if r.numbered else None
     row = cur.execute(
-        f"SELECT (SELECT count(*) FROM {qtable(r.table)}), count(DISTINCT line), "
-        f"count(*) FILTER (WHERE error_type = 'INVALID ENCODING') FROM {qtable(r.rejects)}"
+        f"SELECT t.n, j.n, j.i, t.e FROM (SELECT count(*) AS n, "
+        f"{'NULL' if empty is None else f'count(*) FILTER (WHERE {empty})'} AS e "
+        f"FROM {qtable(r.table)}) t, (SELECT count(DISTINCT line) AS n, "
+        f"count(*) FILTER (WHERE error_type = 'INVALID ENCODING') AS i FROM {qtable(r.rejects)}) j"
     ).fetchone()
     assert row is not None
-    return Loaded(int(row[0]), int(row[1]), bool(row[2]))
+    return Loaded(int(row[0]), int(row[1]), bool(row[2]), None if row[3] is None else int(row[3]))
+
+
+def _empty_row(r: CsvReading) -> str | None:
+    """SQL true on a row whose every cell is empty, if such rows are to go; else None."""
+    if not (r.options.remove_empty_rows and r.width):
+        return None
+    return " AND ".join(f"c{i} = ''" for i in range(r.width))
 
 
 def same_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> bool:
@@ -199,9 +222,16 @@ def drop_rejects(cur: duckdb.DuckDBPyConnection, r: CsvReading) -> None:
     cur.execute(f"DROP TABLE IF EXISTS {qtable(r.rejects + '_scan')}")
 
 
-def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading, rows: int, row_errors: int) -> int:
+def finish_tables(
+    cur: duckdb.DuckDBPyConnection,
+    r: CsvReading,
+    rows: int,
+    row_errors: int,
+    empty: int | None = None,
+) -> int:
     """Number the ``rows`` good rows around the ``row_errors`` row errors, then drop
-    empty rows; returns the rows left.
+    empty rows (none to drop when ``empty``, the count ``loaded`` made, is 0); returns
+    the rows left.
 
     Good row k (0-based, file order) takes the k-th ordinal not used by a row error:
     without errors that is k itself (the ``rowid``, or the ``__offset`` a numbered
@@ -234,9 +264,9 @@ def finish_tables(cur: duckdb.DuckDBPyConnection, r: CsvReading, rows: int, row_
             f"FROM (SELECT {key} AS k FROM {data}) s "
             f"ASOF LEFT JOIN thresholds t ON s.k >= t.threshold) m WHERE {data}.{key} = m.k"
         )
-    if r.options.remove_empty_rows and r.width:
-        empty = " AND ".join(f"c{i} = ''" for i in range(r.width))
-        rows -= count_rows(cur, f"DELETE FROM {data} WHERE {empty}")
+    where = _empty_row(r)
+    if where is not None and empty != 0:
+        rows -= count_rows(cur, f"DELETE FROM {data} WHERE {where}")
     return rows
 
 
