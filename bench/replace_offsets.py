@@ -361,6 +361,10 @@ def report(part: str, runs: dict[str, list[dict[str, float]]]) -> None:
         )
 
 
+FILES: dict[str, Callable[[Path], None]] = {
+    "1m": lambda path: generate(path, 1_000_000),
+    "flights": generate_flights,
+}
 RUNNERS: dict[str, Callable[[str, Path, Path], dict[str, float]]] = {
     "apply": lambda v, r, c: asyncio.run(run_apply(v, r, c)),
     "parse": run_parse,
@@ -372,7 +376,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--part", default="apply,parse")
-    parser.add_argument("--file", choices=("1m", "flights"), default="1m")
+    parser.add_argument("--file", choices=tuple(FILES), default="1m")
     parser.add_argument("--child", nargs=4, metavar=("PART", "VARIANT", "DIR", "CSV"))
     args = parser.parse_args()
     if args.child:
@@ -382,10 +386,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-replace-") as tmp:
         root = Path(tmp)
         csv = root / f"{args.file}.csv"
-        if args.file == "flights":
-            generate_flights(csv)
-        else:
-            generate(csv, 1_000_000)
+        FILES[args.file](csv)
         for part in args.part.split(","):
             print(f"uptime: {Path('/proc/loadavg').read_text().split()[:3]}")
             runs: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS[part]}
