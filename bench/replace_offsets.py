@@ -226,6 +226,8 @@ def run_parse(variant: str, root: Path, csv: Path) -> dict[str, float]:
         laps.lap("offset")
         cur.execute("CHECKPOINT")
         laps.lap("checkpoint")
+        laps.written()
+        laps.times["db_mb"] = (root / "rows.duckdb").stat().st_size / 1e6
     finally:
         cur.close()
         store.close()
