@@ -67,6 +67,7 @@ class DaemonProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
+                env=None if self.env is None else {**os.environ, **self.env},
             )
         starts = self.log.read_text(encoding="utf-8").count("--- start ---")
 
