@@ -12,7 +12,7 @@ cache) when it returns, so a kill -9 of the daemon keeps it, but it waits for no
 ``fsync``. A power loss may lose it, and then only it and what followed it up to the
 next synced commit: the WAL is one file written in order, and a synced commit syncs
 every frame before its own. The pipeline asks this only for steps whose loss recovery
-rebuilds from the server (``sync_job.py`` lists them; README, "Reliability"); every
+rebuilds from the server (``sync_job.py`` lists them; README, "Guarantees"); every
 other write, and every step that comes before an apply or a file's move, is synced.
 
 Cancellation (SIGTERM drains by cancelling jobs) must not tear a write either: a

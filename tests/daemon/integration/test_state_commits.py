@@ -1,17 +1,17 @@
 """What a small file's job costs the state store: one commit per step of its history.
 
-Every commit of the SQLite store is synced to disk (``synchronous=FULL``), ~1-3 ms of
-wall time and a few tenths of a millisecond of kernel CPU each, and the store has one
-connection: with thousands of small files its commits were the daemon's largest cost
-(issue 9, bench/RESULTS.md). A one-chunk upload keeps no journal (resending the chunk
-is the recovery), a commit answered with processing done is recorded with the
-schemas, and an apply answered done with its outcome; the steps that are left are
-those that must be on disk before the next thing the job does to the server or the
-file (``sync_job.py``). The server is given time to answer the commit and the apply
-done (``answer_wait_s``), so the count does not depend on its speed.
+A synced commit of the SQLite store (``synchronous=FULL``) costs 0.2-3 ms of wall time
+and ~0.1 ms of kernel CPU, and the store has one connection: with thousands of small
+files its commits were the daemon's largest cost (issue 9, bench/RESULTS.md). A
+one-chunk upload keeps no journal (resending the chunk is the recovery), a commit
+answered with processing done is recorded with the schemas, and an apply answered
+done with its outcome; the steps that are left are those that must be recorded before
+the next thing the job does to the server or the file (``sync_job.py``). The server
+is given time to answer the commit and the apply done (``answer_wait_s``), so the
+count does not depend on its speed.
 
 Of those, the steps that record only what the server answered are committed without an
-``fsync`` (``synchronous=NORMAL`` for that transaction, README "Reliability"); the ones
+``fsync`` (``synchronous=NORMAL`` for that transaction; README, "Guarantees"); the ones
 before a revision is opened, before the apply and before the file is moved stay synced.
 """
 
