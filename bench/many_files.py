@@ -25,10 +25,13 @@ Measured:
 default). The lanes' gaps (a dataset's next job waiting while its lane claims it) and
 the state changes recorded per job come from the state store too.
 
-``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
-PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
-top of one. The CPU seconds per file of the daemon and of the server over the busy
-phase are printed too (``/proc``), steadier than the rate on a shared machine.
+``--daemon-path DIR`` runs the busy daemon from the tree DIR (``PYTHONPATH``; e.g. a
+``git archive`` of main), the server and this bench staying this tree's: a before/after
+of the daemon alone. ``--py-spy PATH`` records the daemon's busy phase with py-spy
+(collapsed stacks into PATH), ``--server-py-spy PATH`` the server's;
+``bench/profile_top.py PATH`` prints the top of one. The CPU seconds per file of the
+daemon and of the server over the busy phase are printed too (``/proc``), steadier
+than the rate on a shared machine.
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
@@ -212,7 +215,8 @@ async def busy_phase(
     site.source = {"url": f"file://{site.drop}", **DEFAULT_SOURCE}
     site.limits.update(DEFAULT_LIMITS, max_concurrent_jobs=args.max_concurrent_jobs)
     site.write_config()
-    daemon = DaemonProcess(site, root / "busy-daemon.log")
+    env = {"PYTHONPATH": args.daemon_path} if args.daemon_path else None
+    daemon = DaemonProcess(site, root / "busy-daemon.log", env=env)
     await daemon.start()
     assert daemon.process is not None
     proc = Proc(daemon.process.pid)
@@ -349,6 +353,9 @@ def main() -> int:
         type=int,
         default=DEFAULT_LIMITS["max_concurrent_jobs"],
         help="the busy daemon's [limits] max_concurrent_jobs (default: the default, 4)",
+    )
+    parser.add_argument(
+        "--daemon-path", default=None, help="run the busy daemon from this tree (PYTHONPATH)"
     )
     parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
     parser.add_argument(

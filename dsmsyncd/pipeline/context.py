@@ -139,9 +139,14 @@ class RunningJob(Protocol):
     def mapping(self) -> MappingConfig: ...
 
     async def to(
-        self, state: JobState, details: dict[str, object] | None = None, **fields: Unpack[JobUpdate]
+        self,
+        state: JobState,
+        details: dict[str, object] | None = None,
+        *,
+        synced: bool = True,
+        **fields: Unpack[JobUpdate],
     ) -> Job:
-        """Record a step, durable on return."""
+        """Record a step, committed on return (on disk too unless ``synced=False``)."""
         ...
 
     async def content_sha(self) -> str | None: ...

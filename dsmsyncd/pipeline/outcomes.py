@@ -47,7 +47,9 @@ async def succeeded(run: RunningJob, outcome: Outcome) -> Job:
     details: dict[str, object] = {"file": where}
     if run.sidecar is not None:
         details["sidecar"] = await _finalize_sidecar(run, None)
-    await run.to(run.job.state, details, finished_at=run.job.finished_at)
+    # Unsynced: the outcome itself was synced before the move; a power loss may lose
+    # only where the file went.
+    await run.to(run.job.state, details, finished_at=run.job.finished_at, synced=False)
     run.ctx.metrics.phase("finalize", time.monotonic() - began)
     run.ctx.metrics.finished(run.job.dataset, outcome)
     logger.info("%s (%s)", outcome, where)

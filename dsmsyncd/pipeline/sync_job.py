@@ -17,6 +17,14 @@ Each state is written *before* its side effect and what the server returned righ
 row says which step may have happened; ``resume.py`` turns that into "follow",
 "continue" or "discard and start over" — never a second apply (invariant 1).
 
+Steps that only record what the server answered (revision, source, schemas, task set,
+where the file went) are not synced to disk (``synced=False``): a kill -9 keeps them,
+a power loss may lose them back to the job's last synced step, from where recovery
+takes the path a crash between a request and its record takes. Synced are the steps
+before what recovery could not find or undo: OPENING with ``started_at`` before a
+revision is opened (the orphan search's window), APPLYING before the apply (never
+twice), a terminal state before the file is moved; each carries the unsynced before it.
+
 Failures branch on how they heal (``outcomes.py``): transport faults and 5xx/429
 leave the job FAILED_RETRYABLE with its ids kept and a jittered, capped backoff;
 everything the file or the server refuses (``refusals.Quarantine``) goes to quarantine
@@ -162,11 +170,14 @@ class JobRun:
         self,
         state: JobState,
         details: dict[str, object] | None = None,
+        *,
+        synced: bool = True,
         **fields: Unpack[JobUpdate],
     ) -> Job:
-        """Record a step (compare-and-set from the state last seen), durable on return."""
+        """Record a step (compare-and-set from the state last seen), committed on return;
+        on disk too unless ``synced=False`` (module docstring)."""
         self.job = await self.ctx.store.transition(
-            self.job.id, state, expect=self.job.state, details=details, **fields
+            self.job.id, state, expect=self.job.state, details=details, synced=synced, **fields
         )
         bind_revision(self.job.revision_seq)
         return self.job
@@ -281,13 +292,15 @@ class JobRun:
             ) from exc
         self.revision = revision
         self.account.accepted()
-        await self.to(JobState.OPENING, revision_seq=revision.seq, revision_id=revision.id)
+        ids: JobUpdate = {"revision_seq": revision.seq, "revision_id": revision.id}
+        await self.to(JobState.OPENING, synced=False, **ids)  # lost: ``discard_orphans``
         if self.mapping.import_config is not None and self.sidecar is not None:
             await self.client.set_revision_metadata(revision, self.sidecar.metadata)
         self.source = await self.client.create_upload_source(
             revision, resume.upload_filename(self.job)
         )
-        await self.to(JobState.UPLOADING, source_id=self.source.id)
+        # Unsynced: lost, the revision has no source recorded: discarded, started over.
+        await self.to(JobState.UPLOADING, source_id=self.source.id, synced=False)
         self.ctx.metrics.phase("open", time.monotonic() - began)
 
     def _sidecar_metadata(self) -> dict[str, object] | None:
@@ -324,7 +337,7 @@ class JobRun:
             # leaves the job UPLOADING, which resumes by reading the committed source.
             self._uploaded = details
         else:
-            await self.to(JobState.PROCESSING, details)
+            await self.to(JobState.PROCESSING, details, synced=False)
         if result.journaled or resume is not None:
             await self.ctx.store.forget_upload(self.job.id)
         self.ctx.metrics.phase("upload", time.monotonic() - began)
@@ -355,6 +368,7 @@ class JobRun:
     async def record_processed(self, processed: Processed) -> None:
         """Write the output schema and the rows in error (parse and data errors, summed)."""
         uploaded, self._uploaded = self._uploaded, {}
+        # Unsynced: lost, the job is UPLOADING, which reads the committed source again.
         await self.to(
             JobState.PROCESSING,
             {
@@ -365,6 +379,7 @@ class JobRun:
             },
             output_schema_id=processed.schema.id,
             error_count=processed.error_count,
+            synced=False,
         )
 
     async def check_and_apply(
@@ -398,8 +413,9 @@ class JobRun:
             task_set = await resume.apply_outcome(self, unknown)
         if task_set.id is not None and not task_set.is_terminal:
             # An apply answered done is recorded with its outcome (``follow``): a crash
-            # before then leaves APPLYING, which follows the revision's apply job.
-            await self.to(JobState.APPLYING, task_set_id=int(task_set.id))
+            # before then (or a power loss: unsynced) leaves APPLYING, which follows the
+            # revision's apply job.
+            await self.to(JobState.APPLYING, task_set_id=int(task_set.id), synced=False)
         return await self.follow(task_set)
 
     async def follow(self, task_set: TaskSet) -> Job:

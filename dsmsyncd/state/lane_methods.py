@@ -69,7 +69,7 @@ class LaneMethods(Generic[CT]):
 
     if TYPE_CHECKING:  # provided by the store this is mixed into
 
-        async def _write(self, work: Callable[[CT], Awaitable[T]]) -> T: ...
+        async def _write(self, work: Callable[[CT], Awaitable[T]], *, synced: bool = True) -> T: ...
 
     @property
     def replica(self) -> ReplicaIdentity | None:
@@ -117,7 +117,9 @@ class LaneMethods(Generic[CT]):
             await sql.name_job(conn, dataset, lane[0].id)
             return lane[0]
 
-        return await self._write(work)
+        # Unsynced: a lease naming its job is rebuilt, not trusted, after a restart (the
+        # replica's earlier leases end at ``_join``), and the job's first step is synced.
+        return await self._write(work, synced=False)
 
     async def release_lane(self, dataset: str, *, finished: bool) -> None:
         me, sql, now = self._me().name, self._lane_sql, checked(self._clock())

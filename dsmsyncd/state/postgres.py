@@ -166,7 +166,9 @@ class PostgresStateStore(AddOneJob, LaneMethods["Conn"]):
             raise StateStoreError(f"{self!r} is not open: use it as `async with store:`")
         return self._pool
 
-    async def _write(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _write(self, work: Callable[[Conn], Awaitable[T]], *, synced: bool = True) -> T:
+        """Every commit waits for the server's flush, ``synced`` or not: a store may
+        always sync (``StateStore.transition``), and this one was not measured without."""
         return await self._writes.run(self._transaction(self._require_open(), work))
 
     @staticmethod
@@ -200,6 +202,7 @@ class PostgresStateStore(AddOneJob, LaneMethods["Conn"]):
         *,
         expect: JobState | AbstractSet[JobState],
         details: Mapping[str, object] | None = None,
+        synced: bool = True,
         **fields: Unpack[JobUpdate],
     ) -> Job:
         expected = frozenset({expect}) if isinstance(expect, JobState) else frozenset(expect)

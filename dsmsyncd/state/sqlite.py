@@ -1,10 +1,19 @@
 """The default state store: one SQLite file, for a single daemon on one machine.
 
 Durability is the point of this module. The file is in WAL mode with
-``synchronous=FULL``, so a transition that has returned is on disk even if the
-machine loses power right after (WAL with ``NORMAL`` may lose the last commits);
-the pipeline acts on the dataset only after that. Every write is one
-``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so a kill -9 leaves it whole or absent.
+``synchronous=FULL``, so a write that has returned is on disk even if the machine
+loses power right after; the pipeline acts on the dataset only after that. Every
+write is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction, so a kill -9 leaves it
+whole or absent.
+
+A write asked with ``synced=False`` (``transition``; a lane's claim) is committed with
+``synchronous=NORMAL`` for that one transaction: it is in the WAL file (the OS page
+cache) when it returns, so a kill -9 of the daemon keeps it, but it waits for no
+``fsync``. A power loss may lose it, and then only it and what followed it up to the
+next synced commit: the WAL is one file written in order, and a synced commit syncs
+every frame before its own. The pipeline asks this only for steps whose loss recovery
+rebuilds from the server (``sync_job.py`` lists them; README, "Guarantees"); every
+other write, and every step that comes before an apply or a file's move, is synced.
 
 Cancellation (SIGTERM drains by cancelling jobs) must not tear a write either: a
 write runs as its own task (``shielded.py``, shared with the PostgreSQL store), so
@@ -165,9 +174,9 @@ class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
     async def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
         return await self._require_open().execute_fetchall(sql, params)
 
-    async def _write(self, work: Callable[[InThread], Awaitable[T]]) -> T:
+    async def _write(self, work: Callable[[InThread], Awaitable[T]], *, synced: bool = True) -> T:
         conn = self._require_open()
-        return await self._writes.run(conn.run(lambda c: _transaction(c, work)))
+        return await self._writes.run(conn.run(lambda c: _transaction(c, work, synced)))
 
     async def _fetch(self, conn: InThread, job_id: int) -> Job:
         rows = await conn.execute_fetchall(
@@ -225,6 +234,7 @@ class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
         *,
         expect: JobState | AbstractSet[JobState],
         details: Mapping[str, object] | None = None,
+        synced: bool = True,
         **fields: Unpack[JobUpdate],
     ) -> Job:
         expected = frozenset({expect}) if isinstance(expect, JobState) else frozenset(expect)
@@ -256,7 +266,7 @@ class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
             await _append_event(conn, job_id, codec.to_us(now), new_state, actual, event_details)
             return await self._fetch(conn, job_id)
 
-        return await self._write(work)
+        return await self._write(work, synced=synced)
 
     async def begin_upload(self, job_id: int, plan: UploadPlan) -> None:
         await self._write(lambda conn: uploads.begin(conn, job_id, plan))
@@ -362,16 +372,23 @@ class SqliteStateStore(AddOneJob, LaneMethods[InThread]):
         await self._read("SELECT 1")
 
 
-async def _transaction(conn: InThread, work: Callable[[InThread], Awaitable[T]]) -> T:
-    """``work`` in one ``BEGIN IMMEDIATE`` … ``COMMIT``, on the connection's thread."""
-    await conn.execute("BEGIN IMMEDIATE")
+async def _transaction(conn: InThread, work: Callable[[InThread], Awaitable[T]], synced: bool) -> T:
+    """``work`` in one ``BEGIN IMMEDIATE`` … ``COMMIT``, on the connection's thread;
+    unless ``synced``, committed without an ``fsync`` (the connection is FULL again after)."""
+    if not synced:
+        await conn.execute("PRAGMA synchronous=NORMAL")
     try:
-        result = await work(conn)
-        await conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            await conn.execute("ROLLBACK")
-        raise
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = await work(conn)
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+    finally:
+        if not synced:
+            await conn.execute("PRAGMA synchronous=FULL")
     return result
 
 

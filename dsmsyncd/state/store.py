@@ -151,11 +151,16 @@ class StateStore(Protocol):
         *,
         expect: JobState | AbstractSet[JobState],
         details: Mapping[str, object] | None = None,
+        synced: bool = True,
         **fields: Unpack[JobUpdate],
     ) -> Job:
         """Move a job to ``new_state`` if it is in ``expect``, write ``fields``, log an event.
 
-        Committed before it returns. Raises StaleTransition when the job is elsewhere,
+        Committed before it returns: a kill -9 after it keeps it. ``synced`` (the
+        default) also has it on disk, so that a power loss keeps it; ``synced=False``
+        lets the store skip waiting for the disk, for a step whose loss recovery
+        rebuilds from the server (SQLite does, PostgreSQL syncs anyway). A later synced
+        commit makes it durable too. Raises StaleTransition when the job is elsewhere,
         UnknownJob when there is no such job.
         """
         ...

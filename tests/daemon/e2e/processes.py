@@ -48,12 +48,20 @@ async def wait_until(
 class DaemonProcess:
     """``dsmsyncd run -c FILE`` as a child process; its logs go to a file.
 
-    ``FILE`` is the site's config unless told (replicas of one site have one each)."""
+    ``FILE`` is the site's config unless told (replicas of one site have one each);
+    ``env`` is added to ours (a bench runs another tree's daemon with ``PYTHONPATH``)."""
 
-    def __init__(self, site: Site, log: Path, config: Path | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        log: Path,
+        config: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.site = site
         self.log = log
         self.config = config or site.config_path
+        self.env = env
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -67,6 +75,7 @@ class DaemonProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
+                env=None if self.env is None else {**os.environ, **self.env},
             )
         starts = self.log.read_text(encoding="utf-8").count("--- start ---")
 

@@ -375,6 +375,32 @@ async def test_sqlite_journal_is_wal(db_path: Path) -> None:
     assert journal == "wal"
 
 
+async def test_unsynced_transition_commits_with_normal_and_restores_full(db_path: Path) -> None:
+    statements: list[str] = []
+    async with SqliteStateStore(db_path, trace=statements.append) as store:
+        job = await _add(store)
+        statements.clear()
+        await store.transition(job.id, JobState.OPENING, expect=JobState.DISCOVERED, synced=False)
+        unsynced, statements[:] = list(statements), []
+        with pytest.raises(StaleTransition):  # refused: rolled back, and FULL again all the same
+            await store.transition(
+                job.id, JobState.APPLYING, expect=JobState.DISCOVERED, synced=False
+            )
+        refused, statements[:] = list(statements), []
+        await store.transition(job.id, JobState.UPLOADING, expect=JobState.OPENING)
+        synced = list(statements)
+        await store.ping()
+
+    assert unsynced[0] == "PRAGMA synchronous=NORMAL"
+    assert unsynced[-2:] == ["COMMIT", "PRAGMA synchronous=FULL"]
+    assert refused[0] == "PRAGMA synchronous=NORMAL"
+    assert refused[-2:] == ["ROLLBACK", "PRAGMA synchronous=FULL"]
+    assert not any(s.startswith("PRAGMA") for s in synced)
+    assert synced[-1] == "COMMIT"
+    async with SqliteStateStore(db_path) as again:  # the unsynced commit is in the file
+        assert (await again.get_job(job.id)).state is JobState.UPLOADING
+
+
 async def test_open_refuses_database_from_newer_release(state_backend: StoreFactory) -> None:
     async with state_backend.new() as store:
         await store.ping()
