@@ -18,7 +18,7 @@ import duckdb
 
 from dsmsyncd.server.storage.ingest.errors import errors_table
 from dsmsyncd.server.storage.parse_options import ParseOptions
-from dsmsyncd.server.storage.sql import literal, relation_exists
+from dsmsyncd.server.storage.sql import literal
 from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
@@ -117,8 +117,10 @@ def load(cur: duckdb.DuckDBPyConnection, r: CsvReading, *, clean: Path | None = 
     else:
         path, skip, delim, quote = clean, 0, ",", '"'
         encoding, limit = "utf-8", f"max_line_size={_CLEAN_MAX_LINE_BYTES}, "
-    if relation_exists(cur, r.rejects):  # a reload: the cursor's first load made them
-        drop_rejects(cur, r)
+    # A reload finds the rejects tables of the cursor's first load. Dropped whether or
+    # not they exist: asking first costs a scan of the whole catalog when they do not
+    # (``sql.relation_kind``), which a first load never finds (issue 9).
+    drop_rejects(cur, r)
     try:
         cur.execute(
             f"CREATE OR REPLACE TABLE {qtable(r.table)} AS SELECT {cells} FROM read_csv("
