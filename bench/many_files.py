@@ -25,17 +25,22 @@ Measured:
 default). The lanes' gaps (a dataset's next job waiting while its lane claims it) and
 the state changes recorded per job come from the state store too.
 
-``--daemon-path DIR`` runs the busy daemon from the tree DIR (``PYTHONPATH``; e.g. a
-``git archive`` of main), the server and this bench staying this tree's: a before/after
-of the daemon alone. ``--py-spy PATH`` records the daemon's busy phase with py-spy
-(collapsed stacks into PATH), ``--server-py-spy PATH`` the server's;
-``bench/profile_top.py PATH`` prints the top of one. The CPU seconds per file of the
-daemon and of the server over the busy phase are printed too (``/proc``), steadier
-than the rate on a shared machine.
+``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
+PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
+top of one. The CPU seconds per file of the daemon and of the server over the busy
+phase are printed too (``/proc``), steadier than the rate on a shared machine, and by
+tenth of the run (sampled with the jobs' count): whether a file costs more once many
+are synced. ``--spy-tenths`` records the first and the last tenth only, into
+``PATH.first`` and ``PATH.last``, to compare them.
+
+``--code DIR`` runs the server and the daemon from another checkout (e.g. ``git
+archive main`` unpacked), for before/after numbers from one bench; ``--daemon-path
+DIR`` runs only the busy daemon from DIR (``PYTHONPATH``), the server and this bench
+staying this tree's: a before/after of the daemon alone.
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
-        [--server-py-spy /tmp/many-server.txt]
+        [--server-py-spy /tmp/many-server.txt] [--spy-tenths] [--code DIR]
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ ROWS_PER_FILE = 70  # ~1 KB with the header
 DEFAULT_SOURCE = {"min_age": "2s", "poll_interval": "30s"}
 DEFAULT_LIMITS = {"max_concurrent_jobs": 4}
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+# py-spy beside this Python (pip-installed in the venv) if there, else from PATH.
+PY_SPY = next((str(p) for p in [Path(sys.executable).with_name("py-spy")] if p.exists()), "py-spy")
 
 
 @dataclass
@@ -93,9 +100,15 @@ class Proc:
     def peak_rss_mb(self) -> float:
         return self.status_kb("VmHWM") / 1024
 
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    def cpu_s(self, thread: str = "") -> float:
+        """CPU seconds of the process, or of one of its threads (``/task/TID``)."""
+        stat = Path(f"/proc/{self.pid}{thread}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+    def main_thread_cpu_s(self) -> float:
+        """The main thread's: the server's event loop (DuckDB runs in other threads)."""
+        return self.cpu_s(f"/task/{self.pid}")
 
     def sample(self, began: float) -> None:
         self.samples.append((time.monotonic() - began, self.fds(), self.status_kb("VmRSS")))
@@ -105,6 +118,28 @@ class Proc:
         cpu, wall = self.cpu_s(), time.monotonic()
         await asyncio.sleep(seconds)
         return (self.cpu_s() - cpu) / (time.monotonic() - wall)
+
+
+@dataclass
+class CpuTrace:
+    """The daemon's and the server's CPU seconds each time the finished jobs were
+    counted: CPU per file by tenth of the run."""
+
+    # (done, daemon, server, server's event loop)
+    marks: list[tuple[int, float, float, float]] = field(default_factory=list)
+
+    def by_tenth_ms(self, files: int) -> list[list[float]]:
+        """CPU milliseconds per file in each tenth (daemon, server, server's event
+        loop), from the first count at or past each tenth's end."""
+        tenth = max(files // 10, 1)
+        points = [self.marks[0]]
+        for k in range(1, 11):
+            points.append(next((m for m in self.marks if m[0] >= k * tenth), self.marks[-1]))
+        columns: list[list[float]] = [[], [], []]
+        for (n0, *cpu0), (n1, *cpu1) in itertools.pairwise(points):
+            for column, a, b in zip(columns, cpu0, cpu1, strict=True):
+                column.append(round((b - a) * 1000 / max(n1 - n0, 1), 1))
+        return columns
 
 
 def query(site: Site, sql: str) -> list[tuple[Any, ...]]:
@@ -222,23 +257,30 @@ async def busy_phase(
     proc = Proc(daemon.process.pid)
     await asyncio.sleep(2)  # let start-up settle (first scan of the empty folder)
     before = (proc.fds(), proc.rss_mb())
-    spy = start_py_spy(args.py_spy, proc.pid)
     server = Proc(server_pid)
-    server_spy = start_py_spy(args.server_py_spy, server_pid)
+    spies = Spies(args, proc.pid, server_pid)
+    spies.start(".first" if args.spy_tenths else "")
     cpu_before = (proc.cpu_s(), server.cpu_s())
+    trace = CpuTrace([(0, *cpu_before, server.main_thread_cpu_s())])
     began, began_wall = time.monotonic(), time.time()
     await asyncio.to_thread(drop_files, site, args.files, args.datasets)
     dropped_s = time.monotonic() - began
     while True:
         proc.sample(began)
         counts = states(site)
-        if sum(n for s, n in counts.items() if s in TERMINAL_STATES) >= args.files:
+        done = sum(n for s, n in counts.items() if s in TERMINAL_STATES)
+        trace.marks.append((done, proc.cpu_s(), server.cpu_s(), server.main_thread_cpu_s()))
+        if args.spy_tenths and done >= args.files - args.files // 10:
+            spies.start(".last")
+        elif args.spy_tenths and done >= args.files // 10:
+            spies.stop()
+        if done >= args.files:
             break
         await asyncio.sleep(0.5)
     elapsed = time.monotonic() - began
     cpu = (proc.cpu_s() - cpu_before[0], server.cpu_s() - cpu_before[1])
-    stop_py_spy(spy)
-    stop_py_spy(server_spy)
+    spies.stop()
+    cpu_by_tenth = trace.by_tenth_ms(args.files)
     after = (proc.fds(), proc.rss_mb())
     idle = await proc.idle_cpu(args.idle_seconds)
     after_idle = (proc.fds(), proc.rss_mb())
@@ -255,6 +297,9 @@ async def busy_phase(
         "files_per_s": args.files / elapsed,
         "files_per_s_by_tenth": rate_by_tenth(site, began_wall),
         "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
+        "daemon_cpu_ms_per_file_by_tenth": cpu_by_tenth[0],
+        "server_cpu_ms_per_file_by_tenth": cpu_by_tenth[1],
+        "server_loop_cpu_ms_per_file_by_tenth": cpu_by_tenth[2],
         "states": counts,
         "median_ms_in_state": step_medians_ms(site),
         "lane_gap_ms": lane_gaps_ms(site),
@@ -315,20 +360,49 @@ async def idle_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
     return result
 
 
-def start_py_spy(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
-    if not path:
-        return None
-    command = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", path, "-r", "50"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class Spies:
+    """py-spy on the daemon and/or the server (as asked), started and stopped together;
+    each start (once per suffix: ``.first``, ``.last``) ends the spies before and writes
+    to the asked paths with that suffix."""
+
+    def __init__(self, args: argparse.Namespace, daemon_pid: int, server_pid: int) -> None:
+        self.targets = [(args.py_spy, daemon_pid), (args.server_py_spy, server_pid)]
+        self.running: list[subprocess.Popen[bytes]] = []
+        self.started: set[str] = set()
+
+    def start(self, suffix: str) -> None:
+        if suffix in self.started:
+            return
+        self.started.add(suffix)
+        self.stop()
+        for path, pid in self.targets:
+            if path:
+                command = [PY_SPY, "record", "-p", str(pid), "-f", "raw", "-r", "50"]
+                with Path(path + suffix + ".log").open("wb") as log:  # py-spy's complaints
+                    spy = subprocess.Popen([*command, "-o", path + suffix], stdout=log, stderr=log)
+                self.running.append(spy)
+
+    def stop(self) -> None:
+        for spy in self.running:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            spy.wait(timeout=60)
+        self.running = []
 
 
-def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
-    if spy is not None:
-        spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
-        spy.wait(timeout=60)
+def use_code(path: str) -> str:
+    """Make the child processes (server, daemon) import dsmsyncd from ``path``: first
+    on their ``sys.path``, ahead of the working directory (``PYTHONSAFEPATH``) and of
+    the editable install (appended to ``sys.meta_path``, so after ``sys.path``).
+    Returns where a child imports it from, to print."""
+    os.environ["PYTHONPATH"] = str(Path(path).resolve())
+    os.environ["PYTHONSAFEPATH"] = "1"
+    command = [sys.executable, "-c", "import dsmsyncd; print(dsmsyncd.__file__)"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 async def run(args: argparse.Namespace) -> int:
+    if args.code:
+        print(f"children import {use_code(args.code)}")
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-many-") as tmp:
         root = Path(tmp)
         users = write_users(root / "users", ROBOT)
@@ -361,6 +435,12 @@ def main() -> int:
     parser.add_argument(
         "--server-py-spy", default=None, help="record the server's busy phase into this file"
     )
+    parser.add_argument(
+        "--spy-tenths",
+        action="store_true",
+        help="record the first and the last tenth only, into PATH.first and PATH.last",
+    )
+    parser.add_argument("--code", default=None, help="run the server and daemon from this checkout")
     return asyncio.run(run(parser.parse_args()))
 
 

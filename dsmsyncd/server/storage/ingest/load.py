@@ -18,7 +18,7 @@ import duckdb
 
 from dsmsyncd.server.storage.ingest.errors import errors_table
 from dsmsyncd.server.storage.parse_options import ParseOptions
-from dsmsyncd.server.storage.sql import literal, relation_exists
+from dsmsyncd.server.storage.sql import literal
 from dsmsyncd.server.storage.sql import table as qtable
 
 __all__ = [
@@ -121,7 +121,10 @@ def load(
     else:
         path, skip, delim, quote = clean, 0, ",", '"'
         encoding, limit = "utf-8", f"max_line_size={_CLEAN_MAX_LINE_BYTES}, "
-    if not first and relation_exists(cur, r.rejects):  # a reload: the first load made them
+    if not first:
+        # A reload finds the rejects tables of the cursor's first load. Dropped whether
+        # or not they exist: asking first costs a scan of the whole catalog when they do
+        # not (``sql.relation_kind``), and that grows with every file synced (issue 9).
         drop_rejects(cur, r)
     try:
         created = cur.execute(
