@@ -26,13 +26,17 @@ default). The lanes' gaps (a dataset's next job waiting while its lane claims it
 the state changes recorded per job come from the state store too.
 
 ``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
-PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
+PATH), ``--server-py-spy PATH`` the server's (one stack per thread: its event loop is
+``MainThread``); ``bench/profile_top.py PATH`` prints the
 top of one. The CPU seconds per file of the daemon and of the server over the busy
-phase are printed too (``/proc``), steadier than the rate on a shared machine.
+phase are printed too (``/proc``), steadier than the rate on a shared machine, with
+the server's main thread (its event loop) on its own: ``..._daemon_server_loop``.
+``--server-path DIR`` runs the server from another checkout (``git archive main``
+extracted, for a before/after pair).
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
-        [--server-py-spy /tmp/many-server.txt]
+        [--server-py-spy /tmp/many-server.txt] [--server-path DIR]
 """
 
 from __future__ import annotations
@@ -90,8 +94,10 @@ class Proc:
     def peak_rss_mb(self) -> float:
         return self.status_kb("VmHWM") / 1024
 
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    def cpu_s(self, thread: int | None = None) -> float:
+        """CPU seconds of the process, or of one of its threads (``thread``: its id)."""
+        stat = f"/proc/{self.pid}/task/{thread}/stat" if thread else f"/proc/{self.pid}/stat"
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
     def sample(self, began: float) -> None:
@@ -221,7 +227,8 @@ async def busy_phase(
     spy = start_py_spy(args.py_spy, proc.pid)
     server = Proc(server_pid)
     server_spy = start_py_spy(args.server_py_spy, server_pid)
-    cpu_before = (proc.cpu_s(), server.cpu_s())
+    # The server's main thread is its event loop (DuckDB statements run in workers).
+    cpu_before = (proc.cpu_s(), server.cpu_s(), server.cpu_s(thread=server_pid))
     began, began_wall = time.monotonic(), time.time()
     await asyncio.to_thread(drop_files, site, args.files, args.datasets)
     dropped_s = time.monotonic() - began
@@ -232,7 +239,8 @@ async def busy_phase(
             break
         await asyncio.sleep(0.5)
     elapsed = time.monotonic() - began
-    cpu = (proc.cpu_s() - cpu_before[0], server.cpu_s() - cpu_before[1])
+    cpu_after = (proc.cpu_s(), server.cpu_s(), server.cpu_s(thread=server_pid))
+    cpu = [b - a for a, b in zip(cpu_before, cpu_after, strict=True)]
     stop_py_spy(spy)
     stop_py_spy(server_spy)
     after = (proc.fds(), proc.rss_mb())
@@ -250,7 +258,7 @@ async def busy_phase(
         "elapsed_s": elapsed,
         "files_per_s": args.files / elapsed,
         "files_per_s_by_tenth": rate_by_tenth(site, began_wall),
-        "cpu_s_per_file_daemon_server": tuple(round(c / max(args.files, 1), 4) for c in cpu),
+        "cpu_s_per_file_daemon_server_loop": tuple(round(c / max(args.files, 1), 4) for c in cpu),
         "states": counts,
         "median_ms_in_state": step_medians_ms(site),
         "lane_gap_ms": lane_gaps_ms(site),
@@ -314,7 +322,7 @@ async def idle_phase(args: argparse.Namespace, root: Path, url: str) -> dict[str
 def start_py_spy(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
     if not path:
         return None
-    command = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", path, "-r", "50"]
+    command = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", path, "-r", "50", "--threads"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -328,7 +336,9 @@ async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-many-") as tmp:
         root = Path(tmp)
         users = write_users(root / "users", ROBOT)
-        async with serve_process(root / "served", "--users-file", str(users)) as served:
+        async with serve_process(
+            root / "served", "--users-file", str(users), server_path=args.server_path
+        ) as served:
             load = os.getloadavg()
             busy = await busy_phase(args, root, served.url, served.proc.pid) if args.files else {}
             idle = await idle_phase(args, root, served.url) if args.idle_files else {}
@@ -353,6 +363,11 @@ def main() -> int:
     parser.add_argument("--py-spy", default=None, help="record the busy phase into this file")
     parser.add_argument(
         "--server-py-spy", default=None, help="record the server's busy phase into this file"
+    )
+    parser.add_argument(
+        "--server-path",
+        default=None,
+        help="run dsmsyncd serve from this checkout (e.g. git archive main, for a before)",
     )
     return asyncio.run(run(parser.parse_args()))
 
