@@ -81,6 +81,7 @@ class MetaStore:
         # upload re-reads its document only when something was written since (issue 9:
         # the read per 256 KiB piece was a sixth of the server's chunk time).
         self.writes = 0
+        self._writes_by_kind: dict[Kind, int] = dict.fromkeys(Kind, 0)
 
     def close(self) -> None:
         self._db.close()
@@ -115,6 +116,7 @@ class MetaStore:
     ) -> Doc:
         """Insert or replace a document; a None ``parent``/``owner`` keeps the old value."""
         self.writes += 1
+        self._writes_by_kind[kind] += 1
         self._db.execute(
             "INSERT INTO docs (kind, id, parent, owner, doc) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, "
@@ -186,8 +188,14 @@ class MetaStore:
         ).fetchall()
         return [_load(r[0]) for r in rows]
 
+    def writes_of(self, kind: Kind) -> int:
+        """Puts and deletes of ``kind`` taken so far: what was derived from such documents
+        (the callers ``http/auth.py`` has signed in) holds while this has not moved."""
+        return self._writes_by_kind[kind]
+
     def delete(self, kind: Kind, key: str | int) -> bool:
         self.writes += 1
+        self._writes_by_kind[kind] += 1
         cur = self._db.execute("DELETE FROM docs WHERE kind = ? AND id = ?", (kind.value, str(key)))
         return cur.rowcount > 0
 
