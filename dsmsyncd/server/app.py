@@ -1,19 +1,17 @@
 """The aiohttp application of the local server: middlewares, identity page, every route
 table and every startup hook, registered here and nowhere else.
 
-One middleware does, in order (one layer rather than three: each layer is a coroutine
-and a wrapper on every request, issue 9):
+Middlewares, outermost first:
 
 1. request id: take the client's ``X-Socrata-RequestId`` or mint 32 hex characters;
    every reply echoes it (set in ``on_response_prepare`` so that streamed replies and
    error replies carry it too);
-2. auth: resolves the caller (``http/auth.py``);
-3. errors, around the auth and the handler: :class:`ApiError` and aiohttp's own
-   ``HTTPException`` (404 unknown path, 405, 413 …) become the JSON error body of
-   ``errors.py``; anything else is logged with its traceback and answered as a 500
-   that names the request id, never the traceback; a read stopped by its time or
-   memory budget is a 503 ``query_timeout`` or a 413 ``query_out_of_memory`` that says
-   which budget.
+2. errors: :class:`ApiError` and aiohttp's own ``HTTPException`` (404 unknown path,
+   405, 413 …) become the JSON error body of ``errors.py``; anything else is logged with
+   its traceback and answered as a 500 that names the request id, never the traceback;
+   a read stopped by its time or memory budget is a 503 ``query_timeout`` or a 413
+   ``query_out_of_memory`` that says which budget;
+3. auth: resolves the caller (``http/auth.py``).
 
 At startup, before the first request: half-written whole-body uploads a killed server
 left are removed (``storage/uploads.py``; a chunk cut short needs nothing, since the
@@ -86,19 +84,19 @@ def _server_version() -> str:
         return "0+unknown"
 
 
-def _request_id(request: web.Request) -> str:
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get(REQUEST_ID_HEADER, "").strip()
     # Accept what the client sent if it is a sane token; it is echoed in a header.
     ok = 0 < len(incoming) <= 128 and all(c.isalnum() or c in "-_." for c in incoming)
-    return incoming if ok else new_request_id()
+    request[REQUEST_ID_KEY] = incoming if ok else new_request_id()
+    return await handler(request)
 
 
 @web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The request id, the caller, then the handler, with errors answered as JSON."""
-    rid = request[REQUEST_ID_KEY] = _request_id(request)
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request_id(request)
     try:
-        await auth.sign_in(request)
         return await handler(request)
     except ApiError as exc:
         reply = json_reply(exc.body(rid), status=exc.status)
@@ -219,7 +217,7 @@ async def _sweep_kept_files(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(
-        middlewares=[middleware],
+        middlewares=[request_id_middleware, error_middleware, auth.auth_middleware],
         client_max_size=MAX_JSON_BODY_BYTES,
     )
     app[STATE] = state

@@ -38,6 +38,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -50,6 +51,8 @@ USER_KEY: web.RequestKey[Doc | None] = web.RequestKey("dsmsyncd_user", dict)
 REALM = 'Basic realm="dsmsyncd"'
 REMEMBERED_HEADERS = 1024
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _verify_password(password: str, stored: dict[str, Any]) -> bool:
@@ -152,13 +155,14 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, key="authentication_required")
 
 
-async def sign_in(request: web.Request) -> None:
-    """Resolve the caller once per request (the app's middleware, before the handler);
-    refuse anonymous writes."""
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the caller once per request; refuse anonymous writes."""
     user = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     request[USER_KEY] = user
     if user is None and request.method not in _SAFE_METHODS:
         raise unauthorized("this request changes data and needs credentials")
+    return await handler(request)
 
 
 def caller(request: web.Request) -> Doc | None:
