@@ -63,7 +63,7 @@ from tests.daemon.e2e.processes import DaemonProcess
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import count_rows, publish_dataset, robot_client
 from tests.reliability.appended import csv
-from tests.server.support.serve_process import serve_process, write_users
+from tests.server.support.serve_process import serve_with_users
 from tests.support.local_server import ROBOT
 
 ROWS_PER_FILE = 70  # ~1 KB with the header
@@ -335,10 +335,7 @@ def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
 async def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-many-") as tmp:
         root = Path(tmp)
-        users = write_users(root / "users", ROBOT)
-        async with serve_process(
-            root / "served", "--users-file", str(users), server_path=args.server_path
-        ) as served:
+        async with serve_with_users(root, ROBOT, server_path=args.server_path) as served:
             load = os.getloadavg()
             busy = await busy_phase(args, root, served.url, served.proc.pid) if args.files else {}
             idle = await idle_phase(args, root, served.url) if args.idle_files else {}

@@ -32,7 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.server.support.serve_process import serve_process, write_users
+from tests.server.support.serve_process import serve_with_users
 from tests.support.local_server import ROBOT
 
 API = "/api/publishing/v1"
@@ -75,10 +75,7 @@ async def one_round(session: aiohttp.ClientSession, fourfour: str) -> None:
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-requests-") as tmp:
         root = Path(tmp)
-        users = write_users(root / "users", ROBOT)
-        async with serve_process(
-            root / "served", "--users-file", str(users), server_path=args.server_path
-        ) as served:
+        async with serve_with_users(root, ROBOT, server_path=args.server_path) as served:
             pid = served.proc.pid
             secret = base64.b64encode(":".join(ROBOT).encode()).decode()
             headers = {"Authorization": f"Basic {secret}"}

@@ -111,3 +111,16 @@ async def serve_process(
     finally:
         if proc.returncode is None:
             await served.kill()
+
+
+@asynccontextmanager
+async def serve_with_users(
+    root: Path, *users: tuple[str, str], server_path: str | None = None
+) -> AsyncIterator[ServeProcess]:
+    """:func:`serve_process` on ``root/served`` with ``users`` in a users file beside it
+    (how the benches start a server; ``server_path`` as in :func:`launcher`)."""
+    users_file = write_users(root / "users", *users)
+    async with serve_process(
+        root / "served", "--users-file", str(users_file), server_path=server_path
+    ) as served:
+        yield served
