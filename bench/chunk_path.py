@@ -37,7 +37,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from dsmsyncd.dsmapi import Credentials, DsmapiClient
+from tests.server.support.serve_process import launcher
 
 USER, PASSWORD = "bench", "bench-password"
 API = "/api/publishing/v1"
@@ -149,18 +152,8 @@ def start(argv: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.P
 
 
 def serve_command(args: list[str], server_path: str | None) -> list[str]:
-    """``dsmsyncd ARGS``, from ``server_path`` if given: the editable install's import
-    hook (which would win over ``PYTHONPATH``) is taken out of that process first."""
-    if server_path is None:
-        return [sys.executable, "-m", "dsmsyncd.cli.main", *args]
-    code = (
-        "import runpy, sys; "
-        "sys.meta_path[:] = [f for f in sys.meta_path "
-        "if getattr(f, '__name__', '') != '_EditableFinder']; "
-        f"sys.path.insert(0, {server_path!r}); sys.argv = ['dsmsyncd', *{args!r}]; "
-        "runpy.run_module('dsmsyncd.cli.main', run_name='__main__')"
-    )
-    return [sys.executable, "-c", code]
+    """``dsmsyncd ARGS``, from ``server_path`` if given (``serve_process.launcher``)."""
+    return [*launcher(server_path), *args]
 
 
 def cpu_s(pid: int) -> float:

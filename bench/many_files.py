@@ -26,7 +26,8 @@ default). The lanes' gaps (a dataset's next job waiting while its lane claims it
 the state changes recorded per job come from the state store too.
 
 ``--py-spy PATH`` records the daemon's busy phase with py-spy (collapsed stacks into
-PATH), ``--server-py-spy PATH`` the server's; ``bench/profile_top.py PATH`` prints the
+PATH), ``--server-py-spy PATH`` the server's (one stack per thread: its event loop is
+``MainThread``); ``bench/profile_top.py PATH`` prints the
 top of one. The CPU seconds per file of the daemon and of the server over the busy
 phase are printed too (``/proc``), steadier than the rate on a shared machine, and by
 tenth of the run (sampled with the jobs' count): whether a file costs more once many
@@ -36,11 +37,12 @@ are synced. ``--spy-tenths`` records the first and the last tenth only, into
 ``--code DIR`` runs the server and the daemon from another checkout (e.g. ``git
 archive main`` unpacked), for before/after numbers from one bench; ``--daemon-path
 DIR`` runs only the busy daemon from DIR (``PYTHONPATH``), the server and this bench
-staying this tree's: a before/after of the daemon alone.
+staying this tree's: a before/after of the daemon alone; ``--server-path DIR`` runs
+only the server from DIR.
 
     .venv/bin/python bench/many_files.py [--files 10000] [--datasets 100]
         [--idle-files 100000] [--idle-seconds 60] [--py-spy /tmp/many.txt]
-        [--server-py-spy /tmp/many-server.txt] [--spy-tenths] [--code DIR]
+        [--server-py-spy /tmp/many-server.txt] [--spy-tenths] [--code DIR] [--server-path DIR]
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from tests.daemon.e2e.processes import DaemonProcess
 from tests.daemon.e2e.site import Site
 from tests.daemon.support.datasets import count_rows, publish_dataset, robot_client
 from tests.reliability.appended import csv
-from tests.server.support.serve_process import serve_process, write_users
+from tests.server.support.serve_process import serve_with_users
 from tests.support.local_server import ROBOT
 
 ROWS_PER_FILE = 70  # ~1 KB with the header
@@ -377,7 +379,7 @@ class Spies:
         self.stop()
         for path, pid in self.targets:
             if path:
-                command = [PY_SPY, "record", "-p", str(pid), "-f", "raw", "-r", "50"]
+                command = [PY_SPY, "record", "-p", str(pid), "-f", "raw", "-r", "50", "--threads"]
                 with Path(path + suffix + ".log").open("wb") as log:  # py-spy's complaints
                     spy = subprocess.Popen([*command, "-o", path + suffix], stdout=log, stderr=log)
                 self.running.append(spy)
@@ -405,8 +407,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"children import {use_code(args.code)}")
     with tempfile.TemporaryDirectory(prefix="dsmsyncd-many-") as tmp:
         root = Path(tmp)
-        users = write_users(root / "users", ROBOT)
-        async with serve_process(root / "served", "--users-file", str(users)) as served:
+        async with serve_with_users(root, ROBOT, server_path=args.server_path) as served:
             load = os.getloadavg()
             busy = await busy_phase(args, root, served.url, served.proc.pid) if args.files else {}
             idle = await idle_phase(args, root, served.url) if args.idle_files else {}
@@ -441,6 +442,11 @@ def main() -> int:
         help="record the first and the last tenth only, into PATH.first and PATH.last",
     )
     parser.add_argument("--code", default=None, help="run the server and daemon from this checkout")
+    parser.add_argument(
+        "--server-path",
+        default=None,
+        help="run dsmsyncd serve from this checkout (e.g. git archive main, for a before)",
+    )
     return asyncio.run(run(parser.parse_args()))
 
 

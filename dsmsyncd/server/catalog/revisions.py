@@ -175,12 +175,14 @@ def check_output_schema(meta: MetaStore, output_schema_id: int) -> None:
     """Refuse an ``output_schema_id`` that does not exist or whose rows cleanup removed.
 
     Such an output schema can no longer be applied, so it is refused when named.
+    Only the fields asked are read, not the output schema (kilobytes of columns) nor
+    its source decoded: every apply names one (issue 9).
     """
-    doc = meta.get(Kind.OUTPUT_SCHEMA, output_schema_id)
-    if doc is None:
+    found = meta.values(Kind.OUTPUT_SCHEMA, output_schema_id, "$._source_id")
+    if found is None:
         raise bad_field("output_schema_id", f"output schema {output_schema_id} does not exist")
-    source = meta.get(Kind.SOURCE, doc["_source_id"])
-    if source is not None and sources.is_removed(source):
+    removed = meta.values(Kind.SOURCE, found[0], f"$.{sources.REMOVED_AT}")
+    if removed is not None and removed[0] is not None:
         raise bad_field("output_schema_id", f"output schema {output_schema_id}'s rows were removed")
 
 

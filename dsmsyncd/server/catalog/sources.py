@@ -25,6 +25,7 @@ SOURCE_TYPES = frozenset({"upload", "view", "url", "connection_agent", "gateway"
 AGENT_SOURCE_TYPES = frozenset({"connection_agent", "gateway"})
 FETCHABLE_SCHEMES = ("http", "https")
 REMOVED_KEY = "source_removed"
+REMOVED_AT = "_removed_at"  # set when cleanup removed the bytes and rows
 
 
 def _revision_key(fourfour: str, seq: int) -> str:
@@ -189,7 +190,7 @@ def stop_unsettled(meta: MetaStore, sources: list[Doc], key: str, message: str) 
 
 def is_removed(source: Doc) -> bool:
     """Whether cleanup removed the source's bytes and rows (``jobs/cleanup.py``)."""
-    return source.get("_removed_at") is not None
+    return source.get(REMOVED_AT) is not None
 
 
 def refuse_if_removed(source: Doc) -> None:

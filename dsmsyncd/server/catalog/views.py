@@ -92,7 +92,11 @@ def parse_deleted_at(text: str) -> str:
 
 def is_expired(view: Doc) -> bool:
     """An ephemeral dataset past its ``deleted_at`` is gone for every caller."""
-    deleted_at = view.get("_deleted_at")
+    return is_past_deleted_at(view.get("_deleted_at"))
+
+
+def is_past_deleted_at(deleted_at: Any) -> bool:
+    """Whether a view's ``_deleted_at`` (the stored value, if any) has come."""
     if not isinstance(deleted_at, str):
         return False
     return dt.datetime.fromisoformat(deleted_at) <= dt.datetime.now(dt.UTC)

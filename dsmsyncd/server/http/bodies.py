@@ -21,6 +21,9 @@ REQUEST_ID_HEADER = "X-Socrata-RequestId"
 # columns) is about 30 MiB. File bytes are streamed to disk and are not held to it.
 MAX_JSON_BODY_BYTES = 64 * 1024 * 1024
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("dsmsyncd_request_id", str)
+# One encoder for every reply: ``json.dumps`` with keywords builds a new one per call,
+# which cost twice the encoding of a small reply (issue 9).
+_REPLY_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def request_id(request: web.Request) -> str:
@@ -53,7 +56,7 @@ def envelope(resource: Any, links: dict[str, Any]) -> dict[str, Any]:
 def json_reply(data: Any, status: int = 200) -> web.Response:
     """A JSON reply; success statuses are only ever 200, 201 or 202 (digest §2.8)."""
     return web.Response(
-        text=json.dumps(data, separators=(",", ":"), default=str),
+        text=_REPLY_ENCODER.encode(data),
         status=status,
         content_type="application/json",
     )

@@ -19,9 +19,13 @@ import pytest
 
 from dsmsyncd.cli import main as cli
 from dsmsyncd.cli.exit_codes import ExitCode
+from dsmsyncd.server.catalog import users as user_docs
+from dsmsyncd.server.catalog.metastore import MetaStore
 from dsmsyncd.server.credentials import TOKENS_ENV, USERS_ENV
+from dsmsyncd.server.errors import ApiError
 from dsmsyncd.server.http import auth
 from dsmsyncd.server.main import RunningServer
+from tests.server.http.flows import assert_refused_reply
 from tests.server.support.serve_process import serve_process, write_users
 
 PASSWORD = "pw-Kq8#zL2,x"  # a comma and a '#': both are allowed in a password
@@ -158,3 +162,45 @@ def test_users_file_others_can_read_is_warned_about(
     err = capsys.readouterr().err
     assert f"{users} holds secrets and other users may read it; run: chmod 600 {users}" in err
     assert "no-colon-here" not in err
+
+
+async def test_a_header_that_signed_in_is_checked_again_once_a_user_changes(
+    server: RunningServer,
+) -> None:
+    meta = server.state.meta
+    user_docs.ensure_user(meta, "dave", "first-" + PASSWORD)
+    first = _basic("dave", "first-" + PASSWORD)
+    assert await _whoami(server.url, first) == 200
+    assert await _whoami(server.url, first) == 200  # remembered
+    user_docs.ensure_user(meta, "dave", "second-" + PASSWORD)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/api/users/current.json", headers=first) as resp,
+    ):
+        await assert_refused_reply(
+            resp, 401, "authentication_required", "invalid username or password"
+        )
+    assert await _whoami(server.url, _basic("dave", "second-" + PASSWORD)) == 200
+    user_docs.add_token(meta, "dave", TOKEN)
+    assert await _whoami(server.url, {"Authorization": f"Bearer {TOKEN}"}) == 200
+
+
+async def test_headers_that_signed_in_are_remembered_up_to_a_bound(tmp_path: Path) -> None:
+    meta = MetaStore(tmp_path / "meta.sqlite3")
+    user = user_docs.ensure_user(meta, "erin", PASSWORD)
+    authenticator = auth.Authenticator(meta, remember=2)
+    secret = base64.b64encode(f"erin:{PASSWORD}".encode()).decode()
+    # One credential, four spellings of its header: each is remembered on its own.
+    spellings = [f"Basic {secret}", f"basic {secret}", f"Basic  {secret}", f"BASIC {secret}"]
+    for header in spellings * 2:
+        signed_in = await authenticator.authenticate(header)
+        assert signed_in is not None
+        assert signed_in["id"] == user["id"]
+        assert authenticator.remembered <= 2
+    wrong = base64.b64encode(b"erin:wrong").decode()
+    for _ in range(2):
+        with pytest.raises(ApiError, match="invalid username or password") as refused:
+            await authenticator.authenticate(f"Basic {wrong}")
+        assert refused.value.key == "authentication_required"
+    assert authenticator.remembered <= 2
+    meta.close()

@@ -55,6 +55,22 @@ class ServeProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def launcher(server_path: str | None = None) -> list[str]:
+    """The command that runs ``dsmsyncd`` (its arguments follow), from ``server_path``
+    if given (another checkout, for before/after benches): the editable install's import
+    hook, which would win over ``PYTHONPATH``, is taken out of that process first."""
+    if server_path is None:
+        return [sys.executable, "-m", "dsmsyncd.cli.main"]
+    code = (
+        "import runpy, sys; "
+        "sys.meta_path[:] = [f for f in sys.meta_path "
+        "if getattr(f, '__name__', '') != '_EditableFinder']; "
+        f"sys.path.insert(0, {server_path!r}); sys.argv = ['dsmsyncd', *sys.argv[1:]]; "
+        "runpy.run_module('dsmsyncd.cli.main', run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
+
+
 def write_users(path: Path, *users: tuple[str, str]) -> Path:
     """A users file (mode 600) with one NAME:PASSWORD line per user."""
     path.touch(mode=0o600)
@@ -64,11 +80,15 @@ def write_users(path: Path, *users: tuple[str, str]) -> Path:
 
 @asynccontextmanager
 async def serve_process(
-    data_dir: Path, *args: str, env: Mapping[str, str] | None = None
+    data_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    server_path: str | None = None,
 ) -> AsyncIterator[ServeProcess]:
-    """``python -m dsmsyncd.cli.main serve`` on a free loopback port; killed on exit if alive."""
+    """``python -m dsmsyncd.cli.main serve`` on a free loopback port (from ``server_path``
+    if given, see :func:`launcher`); killed on exit if alive."""
     log = data_dir.parent / f"{data_dir.name}-serve.log"
-    command = [sys.executable, "-m", "dsmsyncd.cli.main", "serve", "--listen", "127.0.0.1:0"]
+    command = [*launcher(server_path), "serve", "--listen", "127.0.0.1:0"]
     command += ["--data-dir", str(data_dir), *args]
     with log.open("ab") as err:
         proc = await asyncio.create_subprocess_exec(
@@ -91,3 +111,16 @@ async def serve_process(
     finally:
         if proc.returncode is None:
             await served.kill()
+
+
+@asynccontextmanager
+async def serve_with_users(
+    root: Path, *users: tuple[str, str], server_path: str | None = None
+) -> AsyncIterator[ServeProcess]:
+    """:func:`serve_process` on ``root/served`` with ``users`` in a users file beside it
+    (how the benches start a server; ``server_path`` as in :func:`launcher`)."""
+    users_file = write_users(root / "users", *users)
+    async with serve_process(
+        root / "served", "--users-file", str(users_file), server_path=server_path
+    ) as served:
+        yield served

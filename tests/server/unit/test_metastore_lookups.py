@@ -59,3 +59,30 @@ def test_a_user_is_found_by_name_without_decoding_the_others(tmp_path: Path) -> 
     assert users.find_user(meta, "carol") is None  # another kind's document
     assert users.find_user(meta, "Alice") is None
     meta.close()
+
+
+def test_values_are_read_out_of_a_document_without_decoding_it_whole(tmp_path: Path) -> None:
+    meta = MetaStore(tmp_path / "meta.sqlite")
+    view = {
+        "id": "aaaa-1111",
+        "owner": {"id": "user-0001", "displayName": "alice"},
+        "permissions": {"scope": "private"},
+        "columns": [{"id": 1}],
+        "_deleted_at": "2030-01-01T00:00:00+00:00",
+    }
+    meta.put(Kind.VIEW, "aaaa-1111", view)
+    paths = ("$.owner.id", "$.permissions.scope", "$._deleted_at", "$.no_such_key")
+    assert meta.values(Kind.VIEW, "aaaa-1111", *paths) == [
+        "user-0001",
+        "private",
+        "2030-01-01T00:00:00+00:00",
+        None,
+    ]
+    # One path, and values that are objects or arrays: as decoding the document gives them.
+    assert meta.values(Kind.VIEW, "aaaa-1111", "$.owner") == [view["owner"]]
+    assert meta.values(Kind.VIEW, "aaaa-1111", "$.columns", "$.id") == [[{"id": 1}], "aaaa-1111"]
+    assert meta.values(Kind.VIEW, "bbbb-2222", "$.owner.id") is None
+    assert meta.values(Kind.SOURCE, "aaaa-1111", "$.owner.id") is None  # another kind
+    with pytest.raises(ValueError, match="values\\(\\) needs at least one path"):
+        meta.values(Kind.VIEW, "aaaa-1111")
+    meta.close()

@@ -66,7 +66,7 @@ def archive_entry(revision: Doc, until: dt.datetime | None) -> dict[str, Any]:
 async def list_changes(request: web.Request) -> web.Response:
     """R16: the dataset's restorable revisions, newest first, a page at a time."""
     fourfour = request.match_info["fourfour"]
-    access.view_for_write(request, fourfour)
+    access.check_write(request, fourfour)
     state = request.app[STATE]
     limit, cursor = _page_size(request), _cursor(request)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -66,7 +66,7 @@ async def create_revision_from_config(request: web.Request) -> web.Response:
     """C6: the same as R3 with ``{"config": name}``."""
     config = _get(request)
     fourfour = request.match_info["fourfour"]
-    _view, user = access.view_for_write(request, fourfour)
+    user = access.check_write(request, fourfour)
     meta = request.app[STATE].meta
     revision = configs.open_revision(meta, fourfour, user, config["name"])
     return json_reply(revision_envelope(meta, revision), status=201)

@@ -58,7 +58,7 @@ async def create_dataset(request: web.Request) -> web.Response:
 async def list_revisions(request: web.Request) -> web.Response:
     """R2: newest first; ``?open=true`` keeps only revisions not yet closed."""
     fourfour = request.match_info["fourfour"]
-    access.view_for_read(request, fourfour)
+    access.check_read(request, fourfour)
     meta = _meta(request)
     found = meta.children(Kind.REVISION, fourfour)
     open_filter = request.query.get("open", "").lower()
@@ -73,7 +73,7 @@ async def list_revisions(request: web.Request) -> web.Response:
 async def create_revision(request: web.Request) -> web.Response:
     """R3: a revision on an existing dataset, with an action or an import config."""
     fourfour = request.match_info["fourfour"]
-    _view, user = access.view_for_write(request, fourfour)
+    user = access.check_write(request, fourfour)
     body = await read_json_object(request)
     meta = _meta(request)
     if "config" in body and body["config"] is not None:
@@ -92,13 +92,13 @@ async def create_revision(request: web.Request) -> web.Response:
 
 def _revision_for_read(request: web.Request) -> Doc:
     fourfour = request.match_info["fourfour"]
-    access.view_for_read(request, fourfour)
+    access.check_read(request, fourfour)
     return revisions.get(_meta(request), fourfour, url_seq(request))
 
 
 def _revision_for_write(request: web.Request) -> tuple[Doc, Doc]:
     fourfour = request.match_info["fourfour"]
-    _view, user = access.view_for_write(request, fourfour)
+    user = access.check_write(request, fourfour)
     return revisions.get(_meta(request), fourfour, url_seq(request)), user
 
 

@@ -45,7 +45,7 @@ async def _create(
         fourfour = optional_str(source_type, "fourfour", where="source_type.")
         if fourfour is None:
             raise bad_field("source_type.fourfour", "a view source names its dataset")
-        access.view_for_read(request, fourfour)
+        access.check_read(request, fourfour)
         source_type["loaded"] = True
     doc = sources.new_source(state.meta, user, source_type, options, revision)
     if source_type["type"] == "url":
@@ -87,7 +87,7 @@ async def list_on_revision(request: web.Request) -> web.Response:
     state = request.app[STATE]
     fourfour = request.match_info["ff"]
     seq = url_seq(request)
-    access.view_for_write(request, fourfour)
+    access.check_write(request, fourfour)
     revisions.get(state.meta, fourfour, seq)
     docs = sources.revision_sources(state.meta, fourfour, seq)
     return json_reply([source_envelope(state.meta, d) for d in docs])
@@ -98,7 +98,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     fourfour = request.match_info["ff"]
     seq = url_seq(request)
-    access.view_for_write(request, fourfour)
+    access.check_write(request, fourfour)
     revision = revisions.get(state.meta, fourfour, seq)
     candidates = sources.revision_sources(state.meta, fourfour, seq)
     wanted = request.match_info.get("sid")

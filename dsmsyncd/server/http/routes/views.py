@@ -32,7 +32,7 @@ async def delete_view(request: web.Request) -> web.Response:
     applies already running on the dataset have ended (``cleanup.remove_dataset``).
     """
     fourfour = request.match_info["fourfour"]
-    access.view_for_write(request, fourfour)
+    access.check_write(request, fourfour)
     state = request.app[STATE]
     meta = state.meta
     with meta.transaction():
