@@ -259,6 +259,21 @@ async def test_parse_row_errors_are_listed(
     assert errors[0]["error"]["type"] == "too_short"
 
 
+async def test_a_clean_parse_lists_no_row_errors(
+    server: RunningServer, api: aiohttp.ClientSession
+) -> None:
+    _rev, source = await parsed_source(server, api, b"a,b\n1,2\n4,5\n")
+    schema = source["resource"]["schemas"][0]
+    assert schema["num_row_errors"] == 0
+    link = schema_link(source, "row_errors", input_schema_id=schema["id"])
+    async with api.get(link) as resp:
+        assert resp.status == 200
+        assert await resp.json() == []
+    async with api.get(link, params={"offset": "5", "limit": "2"}) as resp:
+        assert resp.status == 200
+        assert await resp.json() == []
+
+
 async def test_build_config_copies_columns_and_parse_options(
     server: RunningServer, api: aiohttp.ClientSession
 ) -> None:
